@@ -1,0 +1,257 @@
+//! Parsing site-API bodies at the edge: JSON shape first, then every field's rule.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::domain::code::Code;
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::registration::Registration;
+use crate::domain::status::{Locale, Mode};
+use crate::error::AppError;
+
+/// The registration body. Unknown fields are refused (422), so that a typo
+/// like `phone` for `phone_number` is caught instead of silently ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// E.164 (`+819012345678`) or national format of the default region (`090-1234-5678`).
+    pub phone_number: String,
+    /// `outbound` (default) or `inbound`.
+    pub mode: Option<String>,
+    /// 4–10 digits; absent: generated.
+    pub code: Option<String>,
+    /// 4–10, default 6.
+    pub code_length: Option<i64>,
+    /// ≤ 128 characters, unique per tenant: repeating it with the same body returns the same request.
+    pub external_id: Option<String>,
+    /// ≤ 128 characters, echoed back.
+    pub user_id: Option<String>,
+    /// `ja-JP` (default) or `en-US`.
+    pub locale: Option<String>,
+    /// 60–600, default 300.
+    pub ttl_seconds: Option<i64>,
+    /// 1–10, default 3.
+    pub max_attempts: Option<i64>,
+    /// http(s) URL ≤ 2048 that receives the signed result.
+    pub callback_url: Option<String>,
+}
+
+/// Checks the media type and parses the JSON, naming the field of any type error.
+pub fn parse_json<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, AppError> {
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return AppError::MalformedJson(inner.to_string());
+        }
+        let message = inner.to_string();
+        // Missing and unknown fields are reported at the root, with the name in backticks.
+        let field = if path == "." {
+            message.split('`').nth(1).map_or("body".to_owned(), str::to_owned)
+        } else {
+            path
+        };
+        AppError::invalid(field.clone(), format!("{field}: {message}"))
+    })?;
+    de.end().map_err(|e| AppError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+fn range(field: &str, value: Option<i64>, lo: i64, hi: i64, default: i64) -> Result<i64, AppError> {
+    let v = value.unwrap_or(default);
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(AppError::invalid(field, format!("{field}: must be an integer from {lo} to {hi}")))
+    }
+}
+
+/// Opaque identifiers: 1–128 characters, no control or bidi-override characters.
+fn identifier(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(v) = value else { return Ok(None) };
+    let count = v.chars().count();
+    if count == 0 || count > 128 {
+        return Err(AppError::invalid(field, format!("{field}: must be 1 to 128 characters")));
+    }
+    let bad = |c: char| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
+    if v.chars().any(bad) {
+        return Err(AppError::invalid(field, format!("{field}: must not contain control characters")));
+    }
+    Ok(Some(v))
+}
+
+/// Validates a callback URL: http(s), a host, ≤ 2048 characters, no
+/// credentials, and (unless allowed) no loopback, private or link-local host.
+pub fn callback_url(raw: &str, allow_private: bool) -> Result<String, AppError> {
+    let invalid = |msg: &str| AppError::invalid("callback_url", format!("callback_url: {msg}"));
+    if raw.len() > 2048 {
+        return Err(invalid("must be at most 2048 characters"));
+    }
+    let url = url::Url::parse(raw).map_err(|_| invalid("must be an absolute http(s) URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not contain credentials"));
+    }
+    let host = url.host().ok_or_else(|| invalid("must have a host"))?;
+    if !allow_private {
+        let private = match host {
+            url::Host::Ipv4(ip) => is_private_ip(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => is_private_ip(IpAddr::V6(ip)),
+            url::Host::Domain(d) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                d == "localhost" || [".localhost", ".local", ".internal", ".home.arpa"].iter().any(|s| d.ends_with(s))
+            }
+        };
+        if private {
+            return Err(invalid("loopback, private and link-local hosts are not allowed"));
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// Addresses a public callback must never reach (SSRF): loopback, private,
+/// link-local, shared, unspecified, multicast and unique-local ranges.
+pub fn is_private_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private_ip(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+impl RegisterBody {
+    /// Applies every field rule of the contract, naming the first field that breaks one.
+    pub fn validate(self, region: Region, allow_private: bool) -> Result<Registration, AppError> {
+        let phone_number = PhoneNumber::parse(&self.phone_number, region)
+            .map_err(|e| AppError::invalid("phone_number", format!("phone_number: {e}")))?;
+        let mode = match self.mode.as_deref() {
+            None => Mode::Outbound,
+            Some(m) => Mode::parse(m).ok_or_else(|| AppError::invalid("mode", "mode: must be \"outbound\" or \"inbound\""))?,
+        };
+        let locale = match self.locale.as_deref() {
+            None => Locale::JaJp,
+            Some(l) => Locale::parse(l).ok_or_else(|| AppError::invalid("locale", "locale: must be \"ja-JP\" or \"en-US\""))?,
+        };
+        let code = self
+            .code
+            .as_deref()
+            .map(|c| Code::parse(c).ok_or_else(|| AppError::invalid("code", "code: must be a string of 4 to 10 digits")))
+            .transpose()?;
+        let code_length = match (&code, self.code_length) {
+            (Some(c), Some(n)) if n != c.expose().len() as i64 => {
+                return Err(AppError::invalid("code_length", "code_length: does not match the length of code"));
+            }
+            (Some(c), _) => c.expose().len() as i64,
+            (None, n) => range("code_length", n, 4, 10, 6)?,
+        };
+        Ok(Registration {
+            phone_number,
+            mode,
+            code,
+            code_length: code_length as u8,
+            external_id: identifier("external_id", self.external_id)?,
+            user_id: identifier("user_id", self.user_id)?,
+            locale,
+            ttl_seconds: range("ttl_seconds", self.ttl_seconds, 60, 600, 300)? as u32,
+            max_attempts: range("max_attempts", self.max_attempts, 1, 10, 3)? as u8,
+            callback_url: self.callback_url.as_deref().map(|u| callback_url(u, allow_private)).transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Result<Registration, AppError> {
+        let b: RegisterBody = serde_json::from_str(json).map_err(|e| AppError::MalformedJson(e.to_string()))?;
+        b.validate(Region::default(), false)
+    }
+
+    fn field_of(e: AppError) -> String {
+        match e {
+            AppError::Invalid { field, .. } => field,
+            other => format!("not 422: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let r = body(r#"{"phone_number":"090-1234-5678"}"#).unwrap();
+        assert_eq!(r.phone_number.as_str(), "+819012345678");
+        assert_eq!((r.mode, r.locale, r.code_length, r.ttl_seconds, r.max_attempts), (Mode::Outbound, Locale::JaJp, 6, 300, 3));
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases = [
+            (r#"{"phone_number":"12"}"#, "phone_number"),
+            (r#"{"phone_number":"09012345678","mode":"sms"}"#, "mode"),
+            (r#"{"phone_number":"09012345678","code":"12"}"#, "code"),
+            (r#"{"phone_number":"09012345678","code_length":11}"#, "code_length"),
+            (r#"{"phone_number":"09012345678","code":"1234","code_length":6}"#, "code_length"),
+            (r#"{"phone_number":"09012345678","ttl_seconds":59}"#, "ttl_seconds"),
+            (r#"{"phone_number":"09012345678","ttl_seconds":601}"#, "ttl_seconds"),
+            (r#"{"phone_number":"09012345678","max_attempts":0}"#, "max_attempts"),
+            (r#"{"phone_number":"09012345678","locale":"fr-FR"}"#, "locale"),
+            (r#"{"phone_number":"09012345678","user_id":""}"#, "user_id"),
+            (r#"{"phone_number":"09012345678","external_id":"a\u0000b"}"#, "external_id"),
+            (r#"{"phone_number":"09012345678","callback_url":"ftp://x.example"}"#, "callback_url"),
+            (r#"{"phone_number":"09012345678","callback_url":"http://127.0.0.1/cb"}"#, "callback_url"),
+            (r#"{"phone_number":"09012345678","callback_url":"http://localhost/cb"}"#, "callback_url"),
+            (r#"{"phone_number":"09012345678","callback_url":"http://[::1]/cb"}"#, "callback_url"),
+            (r#"{"phone_number":"09012345678","callback_url":"http://169.254.169.254/"}"#, "callback_url"),
+            (r#"{"phone_number":"09012345678","callback_url":"http://u:p@x.example/"}"#, "callback_url"),
+        ];
+        for (json, field) in cases {
+            assert_eq!(field_of(body(json).unwrap_err()), field, "{json}");
+        }
+        let long = format!(r#"{{"phone_number":"09012345678","user_id":"{}"}}"#, "あ".repeat(129));
+        assert_eq!(field_of(body(&long).unwrap_err()), "user_id");
+        let ok = format!(r#"{{"phone_number":"09012345678","user_id":"{}"}}"#, "あ".repeat(128));
+        assert!(body(&ok).is_ok());
+    }
+
+    #[test]
+    fn private_ranges() {
+        for ip in ["10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1", "fd00::1", "fe80::1"] {
+            assert!(is_private_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "2001:4860:4860::8888"] {
+            assert!(!is_private_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

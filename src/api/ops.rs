@@ -1,0 +1,83 @@
+//! Operations endpoints: health, readiness, metrics, the OpenAPI document, prompt audio.
+
+use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::domain::status::Locale;
+use crate::error::AppError;
+use crate::state::AppState;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        }
+    }
+}
+
+/// The site API, described from the handlers themselves.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ivr-auth site API", description = "Phone authentication by voice call and keypad code."),
+    paths(super::requests::register, super::requests::get, super::requests::cancel),
+    components(schemas(
+        crate::domain::view::RequestView,
+        crate::api::input::RegisterBody,
+        crate::error::ErrorBody,
+        crate::error::ErrorDetail,
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.core.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unreachable" }))
+        }
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Ok(backlog) = state.core.store.job_backlog().await {
+        for kind in crate::store::JobKind::ALL {
+            let n = backlog.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
+            state.metrics.job_backlog.get_or_create(&crate::metrics::KindLabel { kind: kind.as_str() }).set(n);
+        }
+    }
+    let wants_openmetrics = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let content_type = if wants_openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, content_type)).body(state.metrics.render())
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// Serves a recorded prompt named in the prompt table (nothing else on disk is reachable).
+pub async fn prompt_audio(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, AppError> {
+    let (locale, file) = path.into_inner();
+    let locale = Locale::parse(&locale).ok_or(AppError::NotFound("no such prompt"))?;
+    let file_path = state.prompts.audio_path(locale, &file).ok_or(AppError::NotFound("no such prompt"))?;
+    let bytes = tokio::fs::read(&file_path).await.map_err(|_| AppError::NotFound("no such prompt"))?;
+    let mime = if file.ends_with(".mp3") { "audio/mpeg" } else { "audio/wav" };
+    Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, mime)).body(bytes))
+}

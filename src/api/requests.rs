@@ -1,0 +1,102 @@
+//! Site API handlers: register, read, cancel. Thin: parse → service → respond.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use uuid::Uuid;
+
+use super::auth::Authenticated;
+use super::input::{RegisterBody, parse_json};
+use crate::body::read_limited;
+use crate::domain::view::RequestView;
+use crate::error::{AppError, ErrorBody};
+use crate::service::now;
+use crate::state::AppState;
+
+fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+    // A malformed id is just another id that does not exist.
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound("no auth request with this id"))
+}
+
+/// Register an auth request.
+///
+/// Stores the request, answers its id and the code to show the user and,
+/// in outbound mode, calls the number right away. Repeating an
+/// `external_id` with the same body answers the same request with 200.
+#[utoipa::path(
+    post,
+    path = "/v1/auth-requests",
+    tag = "auth requests",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Registered", body = RequestView),
+        (status = 200, description = "Same external_id and body: the existing request", body = RequestView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 409, description = "external_id used with another body", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A field breaks its rule; the message names it", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn register(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body = read_limited(payload).await?;
+    let parsed: RegisterBody = parse_json(&req, &body)?;
+    let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
+    let done = state.core.register(&tenant, registration).await?;
+    let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), now());
+    view.code = Some(done.code.expose().to_owned());
+    let mut resp = if done.created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(resp.insert_header((LOCATION, format!("/v1/auth-requests/{}", view.id))).json(view))
+}
+
+/// Read an auth request's result.
+#[utoipa::path(
+    get,
+    path = "/v1/auth-requests/{id}",
+    tag = "auth requests",
+    params(("id" = String, Path, description = "The id from registration")),
+    responses(
+        (status = 200, description = "The request (never with its code)", body = RequestView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let r = state.core.get(&tenant, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+}
+
+/// Cancel an auth request.
+#[utoipa::path(
+    post,
+    path = "/v1/auth-requests/{id}/cancel",
+    tag = "auth requests",
+    params(("id" = String, Path, description = "The id from registration")),
+    responses(
+        (status = 200, description = "Canceled", body = RequestView),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 409, description = "Already terminal", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let r = state.core.cancel(&tenant, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+}

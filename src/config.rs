@@ -1,0 +1,345 @@
+//! Typed settings: defaults → TOML file → environment → flags, validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::phone::{PhoneNumber, Region};
+
+/// Which telephony provider carries the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The built-in stand-in: calls ring on the dev phone page.
+    Simulator,
+    /// Twilio or a TwiML-compatible provider, over its REST API.
+    Twilio,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// The validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    /// `None`: `http://<bound address>`, known only once the socket is bound.
+    pub public_url: Option<Url>,
+    pub provider: ProviderKind,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<SecretString>,
+    pub twilio_api_base: Url,
+    pub caller_id: Option<PhoneNumber>,
+    pub inbound_number: Option<PhoneNumber>,
+    pub default_region: Region,
+    pub allow_private_callbacks: bool,
+    /// Server secret for code hashes; `None`: generated once and kept in the database.
+    pub secret_key: Option<SecretString>,
+    /// Seconds the Gather waits between digits.
+    pub gather_timeout: u32,
+    /// Seconds an outbound call rings before it counts as unanswered.
+    pub ring_timeout: u32,
+    /// Site-API requests per second per tenant (0 = unlimited).
+    pub rate_limit: u32,
+    /// Registrations per phone number per 10 minutes (0 = unlimited).
+    pub phone_rate_limit: u32,
+    /// Days finished requests are kept before the retention job deletes them.
+    pub retention_days: u32,
+    pub voice_prompts_dir: PathBuf,
+    pub log_json: bool,
+    /// How long after a `completed` status callback a call without a result
+    /// is failed: the caller's last digits may still be on their way.
+    pub call_end_grace: Duration,
+}
+
+/// Flags of `ivr-auth serve`; each also reads its environment variable.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// Listen address
+    #[arg(long, env = "IVR_AUTH_LISTEN")]
+    pub listen: Option<String>,
+    /// sqlite://PATH or postgres://...
+    #[arg(long, env = "IVR_AUTH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Base URL the provider reaches (webhook URLs and signatures use it)
+    #[arg(long, env = "IVR_AUTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// simulator or twilio
+    #[arg(long, env = "IVR_AUTH_PROVIDER")]
+    pub provider: Option<String>,
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "TWILIO_API_BASE")]
+    pub twilio_api_base: Option<String>,
+    /// From number of outbound calls (E.164)
+    #[arg(long, env = "IVR_AUTH_CALLER_ID")]
+    pub caller_id: Option<String>,
+    /// The number users call in inbound mode (E.164); unset disables inbound
+    #[arg(long, env = "IVR_AUTH_INBOUND_NUMBER")]
+    pub inbound_number: Option<String>,
+    /// Region of national-format numbers
+    #[arg(long, env = "IVR_AUTH_DEFAULT_REGION")]
+    pub default_region: Option<String>,
+    /// Allow callback URLs on loopback/private/link-local hosts (development only)
+    #[arg(long, env = "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS")]
+    pub allow_private_callbacks: Option<bool>,
+    /// Server secret for code hashes (≥ 32 characters); default: generated and stored in the database
+    #[arg(long, env = "IVR_AUTH_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Seconds to wait between keypad digits
+    #[arg(long, env = "IVR_AUTH_GATHER_TIMEOUT")]
+    pub gather_timeout: Option<u32>,
+    /// Seconds an outbound call rings
+    #[arg(long, env = "IVR_AUTH_RING_TIMEOUT")]
+    pub ring_timeout: Option<u32>,
+    /// Site-API requests per second per tenant (0 = unlimited)
+    #[arg(long, env = "IVR_AUTH_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Registrations per phone number per 10 minutes (0 = unlimited)
+    #[arg(long, env = "IVR_AUTH_PHONE_RATE_LIMIT")]
+    pub phone_rate_limit: Option<u32>,
+    /// Days finished requests are kept
+    #[arg(long, env = "IVR_AUTH_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Folder with prompt overrides and audio files
+    #[arg(long, env = "IVR_AUTH_VOICE_PROMPTS_DIR")]
+    pub voice_prompts_dir: Option<PathBuf>,
+    /// text or json
+    #[arg(long, env = "IVR_AUTH_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Milliseconds of grace after a call completes before it fails without a result
+    #[arg(long, env = "IVR_AUTH_CALL_END_GRACE_MS")]
+    pub call_end_grace_ms: Option<u64>,
+}
+
+/// A setting that is missing, malformed or contradicts another: one line naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting, problem: problem.into() }
+}
+
+macro_rules! merge {
+    ($cli:ident, $file:ident, $($field:ident),+) => {
+        ServeArgs { $($field: $cli.$field.or($file.$field)),+ }
+    };
+}
+
+impl ServeArgs {
+    /// Fills what flags and environment left open from the TOML file at `path`.
+    pub fn with_file(self, path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(self) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
+        let file: ServeArgs =
+            toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+        let cli = self;
+        Ok(merge!(
+            cli, file, listen, database_url, public_url, provider, twilio_account_sid,
+            twilio_auth_token, twilio_api_base, caller_id, inbound_number, default_region,
+            allow_private_callbacks, secret_key, gather_timeout, ring_timeout, rate_limit,
+            phone_rate_limit, retention_days, voice_prompts_dir, log_format, call_end_grace_ms
+        ))
+    }
+}
+
+/// Parses a database URL: `sqlite://PATH` (relative or `sqlite:///abs`) or `postgres://…`.
+pub fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
+    const NAME: &str = "IVR_AUTH_DATABASE_URL";
+    if let Some(path) = raw.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(bad(NAME, "sqlite:// needs a file path, e.g. sqlite://ivr-auth.db"));
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(raw.to_owned()));
+    }
+    Err(bad(NAME, "must start with sqlite:// or postgres://"))
+}
+
+fn parse_number(setting: &'static str, raw: &str, region: Region) -> Result<PhoneNumber, ConfigError> {
+    PhoneNumber::parse(raw, region).map_err(|e| bad(setting, format!("{e}")))
+}
+
+fn parse_base_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim_end_matches('/')).map_err(|e| bad(setting, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad(setting, "must be an http:// or https:// URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(setting, "must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+fn in_range(setting: &'static str, value: u32, lo: u32, hi: u32) -> Result<u32, ConfigError> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(bad(setting, format!("must be between {lo} and {hi}")))
+    }
+}
+
+impl Settings {
+    /// The embedded defaults, as `ivr-auth serve` runs with no settings at all.
+    pub fn defaults() -> Self {
+        Self::from_args(ServeArgs::default()).unwrap_or_else(|_| unreachable!("defaults are valid"))
+    }
+
+    /// Validates merged arguments into settings, refusing anything half-configured.
+    pub fn from_args(a: ServeArgs) -> Result<Self, ConfigError> {
+        let listen_raw = a.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr = listen_raw
+            .parse()
+            .map_err(|_| bad("IVR_AUTH_LISTEN", "must be host:port, e.g. 127.0.0.1:8080"))?;
+        let database = parse_database_url(a.database_url.as_deref().unwrap_or("sqlite://ivr-auth.db"))?;
+        let public_url = a.public_url.as_deref().map(|u| parse_base_url("IVR_AUTH_PUBLIC_URL", u)).transpose()?;
+        let provider = match a.provider.as_deref().unwrap_or("simulator") {
+            "simulator" => ProviderKind::Simulator,
+            "twilio" => ProviderKind::Twilio,
+            _ => return Err(bad("IVR_AUTH_PROVIDER", "must be simulator or twilio")),
+        };
+        let region_raw = a.default_region.as_deref().unwrap_or("JP");
+        let default_region = Region::parse(region_raw)
+            .ok_or_else(|| bad("IVR_AUTH_DEFAULT_REGION", "must be a two-letter region code like JP"))?;
+        let caller_id = a.caller_id.as_deref().map(|n| parse_number("IVR_AUTH_CALLER_ID", n, default_region)).transpose()?;
+        let inbound_number =
+            a.inbound_number.as_deref().map(|n| parse_number("IVR_AUTH_INBOUND_NUMBER", n, default_region)).transpose()?;
+        let twilio_api_base =
+            parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
+        let secret_key = match a.secret_key {
+            Some(k) if k.len() < 32 => return Err(bad("IVR_AUTH_SECRET_KEY", "must be at least 32 characters")),
+            other => other.map(SecretString::from),
+        };
+        let log_json = match a.log_format.as_deref().unwrap_or("text") {
+            "text" => false,
+            "json" => true,
+            _ => return Err(bad("IVR_AUTH_LOG_FORMAT", "must be text or json")),
+        };
+        let settings = Self {
+            listen,
+            database,
+            public_url,
+            provider,
+            twilio_account_sid: a.twilio_account_sid.filter(|s| !s.is_empty()),
+            twilio_auth_token: a.twilio_auth_token.filter(|s| !s.is_empty()).map(SecretString::from),
+            twilio_api_base,
+            caller_id,
+            inbound_number,
+            default_region,
+            allow_private_callbacks: a.allow_private_callbacks.unwrap_or(false),
+            secret_key,
+            gather_timeout: in_range("IVR_AUTH_GATHER_TIMEOUT", a.gather_timeout.unwrap_or(10), 1, 60)?,
+            ring_timeout: in_range("IVR_AUTH_RING_TIMEOUT", a.ring_timeout.unwrap_or(30), 5, 600)?,
+            rate_limit: a.rate_limit.unwrap_or(50),
+            phone_rate_limit: a.phone_rate_limit.unwrap_or(10),
+            retention_days: in_range("IVR_AUTH_RETENTION_DAYS", a.retention_days.unwrap_or(30), 1, 3650)?,
+            voice_prompts_dir: a.voice_prompts_dir.unwrap_or_else(|| PathBuf::from("voice_prompts")),
+            log_json,
+            call_end_grace: Duration::from_millis(a.call_end_grace_ms.unwrap_or(3000).min(60_000)),
+        };
+        settings.check_provider()?;
+        Ok(settings)
+    }
+
+    fn check_provider(&self) -> Result<(), ConfigError> {
+        if self.provider != ProviderKind::Twilio {
+            return Ok(());
+        }
+        if self.twilio_account_sid.is_none() {
+            return Err(bad("TWILIO_ACCOUNT_SID", "required when IVR_AUTH_PROVIDER=twilio"));
+        }
+        if self.twilio_auth_token.is_none() {
+            return Err(bad("TWILIO_AUTH_TOKEN", "required when IVR_AUTH_PROVIDER=twilio"));
+        }
+        if self.caller_id.is_none() && self.inbound_number.is_none() {
+            return Err(bad(
+                "IVR_AUTH_CALLER_ID",
+                "required when IVR_AUTH_PROVIDER=twilio (or set IVR_AUTH_INBOUND_NUMBER for an inbound-only server)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether outbound calls can be placed with these settings.
+    pub fn outbound_enabled(&self) -> bool {
+        self.provider == ProviderKind::Simulator || self.caller_id.is_some()
+    }
+}
+
+/// Environment variables that look like ours but are not: most likely typos.
+pub fn unknown_env_vars() -> Vec<String> {
+    const KNOWN: [&str; 20] = [
+        "IVR_AUTH_LISTEN", "IVR_AUTH_DATABASE_URL", "IVR_AUTH_PUBLIC_URL", "IVR_AUTH_PROVIDER",
+        "IVR_AUTH_CALLER_ID", "IVR_AUTH_INBOUND_NUMBER", "IVR_AUTH_DEFAULT_REGION",
+        "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS", "IVR_AUTH_SECRET_KEY", "IVR_AUTH_GATHER_TIMEOUT",
+        "IVR_AUTH_RING_TIMEOUT", "IVR_AUTH_RATE_LIMIT", "IVR_AUTH_PHONE_RATE_LIMIT",
+        "IVR_AUTH_RETENTION_DAYS", "IVR_AUTH_VOICE_PROMPTS_DIR", "IVR_AUTH_LOG_FORMAT",
+        "IVR_AUTH_CALL_END_GRACE_MS", "IVR_AUTH_LOG", "IVR_AUTH_CONFIG", "IVR_AUTH_BENCH",
+    ];
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("IVR_AUTH_") && !KNOWN.contains(&k.as_str()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database, DatabaseUrl::Sqlite("ivr-auth.db".into()));
+        assert_eq!(s.provider, ProviderKind::Simulator);
+        assert_eq!(s.twilio_api_base.as_str(), "https://api.twilio.com/");
+        assert!(!s.allow_private_callbacks);
+        assert!(s.public_url.is_none());
+    }
+
+    #[test]
+    fn twilio_without_credentials_names_the_setting() {
+        let args = ServeArgs { provider: Some("twilio".into()), ..Default::default() };
+        let err = Settings::from_args(args).unwrap_err();
+        assert_eq!(err.setting, "TWILIO_ACCOUNT_SID");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases: [(ServeArgs, &str); 4] = [
+            (ServeArgs { listen: Some("nope".into()), ..Default::default() }, "IVR_AUTH_LISTEN"),
+            (ServeArgs { database_url: Some("mysql://x".into()), ..Default::default() }, "IVR_AUTH_DATABASE_URL"),
+            (ServeArgs { public_url: Some("ftp://x".into()), ..Default::default() }, "IVR_AUTH_PUBLIC_URL"),
+            (ServeArgs { inbound_number: Some("12".into()), ..Default::default() }, "IVR_AUTH_INBOUND_NUMBER"),
+        ];
+        for (args, setting) in cases {
+            assert_eq!(Settings::from_args(args).unwrap_err().setting, setting);
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let args = ServeArgs { twilio_auth_token: Some("tok-very-secret".into()), ..Default::default() };
+        let s = Settings::from_args(args).unwrap();
+        assert!(!format!("{s:?}").contains("tok-very-secret"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Pure types and rules of phone authentication: no I/O here.
+
+pub mod code;
+pub mod phone;
+pub mod registration;
+pub mod request;
+pub mod status;
+pub mod tenant;
+pub mod view;

@@ -1,0 +1,59 @@
+//! A validated registration: what a site asked for, before it becomes a stored request.
+
+use serde::Serialize;
+
+use super::code::Code;
+use super::phone::PhoneNumber;
+use super::status::{Locale, Mode};
+
+/// A registration that passed every field rule of the contract.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub phone_number: PhoneNumber,
+    pub mode: Mode,
+    pub code: Option<Code>,
+    pub code_length: u8,
+    pub external_id: Option<String>,
+    pub user_id: Option<String>,
+    pub locale: Locale,
+    pub ttl_seconds: u32,
+    pub max_attempts: u8,
+    pub callback_url: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    v: u8,
+    phone_number: &'a str,
+    mode: &'a str,
+    code: Option<&'a str>,
+    code_length: u8,
+    external_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    locale: &'a str,
+    ttl_seconds: u32,
+    max_attempts: u8,
+    callback_url: Option<&'a str>,
+}
+
+impl Registration {
+    /// A stable byte form of the normalised registration: two bodies that
+    /// mean the same (`090-…` and `+8190…`, defaults spelled out or not) give
+    /// the same bytes. Contains the code, so it is only ever fed to a keyed hash.
+    pub fn canonical(&self) -> Vec<u8> {
+        let c = Canonical {
+            v: 1,
+            phone_number: self.phone_number.as_str(),
+            mode: self.mode.as_str(),
+            code: self.code.as_ref().map(Code::expose),
+            code_length: self.code_length,
+            external_id: self.external_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            locale: self.locale.as_str(),
+            ttl_seconds: self.ttl_seconds,
+            max_attempts: self.max_attempts,
+            callback_url: self.callback_url.as_deref(),
+        };
+        serde_json::to_vec(&c).unwrap_or_default()
+    }
+}

@@ -1,0 +1,416 @@
+//! The auth request and its state machine: every status change of the system is decided here.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::phone::PhoneNumber;
+use super::status::{CallStatus, FailureReason, Locale, Mode, Status};
+
+/// How many times "no input" repeats the prompt before the request fails.
+pub const NO_INPUT_LIMIT: u8 = 3;
+
+/// An auth request as stored. Timestamps are UTC; `code_hash` is a keyed hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthRequest {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub external_id: Option<String>,
+    /// Keyed hash of the canonical registration body (idempotency check).
+    pub fingerprint: Vec<u8>,
+    pub mode: Mode,
+    pub phone_number: PhoneNumber,
+    pub code_hash: Vec<u8>,
+    /// Set when the server generated the code, so a replay can derive it again.
+    pub code_salt: Option<Vec<u8>>,
+    pub code_length: u8,
+    pub user_id: Option<String>,
+    pub locale: Locale,
+    pub max_attempts: u8,
+    pub attempts: u8,
+    pub no_input_count: u8,
+    pub callback_url: Option<String>,
+    pub status: Status,
+    pub failure_reason: Option<FailureReason>,
+    pub call_sid: Option<String>,
+    pub call_status: Option<CallStatus>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// Something that happened to a request: from the site, the provider, or the clock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The provider accepted our outbound call and named it.
+    CallPlaced { call_sid: String },
+    /// The provider refused the call for good (a 4xx answer).
+    CallRefused,
+    /// A call for this request was connected (outbound answered, or inbound matched).
+    CallConnected { call_sid: String },
+    /// A status callback from the provider.
+    CallStatusReported { status: CallStatus, sip_code: Option<u16> },
+    /// Answering-machine detection says no human answered.
+    MachineAnswered,
+    /// The caller typed a code; `correct` was decided by a constant-time compare.
+    CodeEntered { correct: bool },
+    /// The gather timed out with no digits.
+    NoInput,
+    /// The call ended (after a grace period) without a result.
+    CallEnded,
+    /// The site canceled the request.
+    Cancel,
+    /// The clock passed `expires_at`.
+    Expire,
+}
+
+/// Side effects a transition asks for; the store records them in the same commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Deliver the result to the site's `callback_url`.
+    NotifySite,
+    /// Hang up the provider call, if any, because the request ended first.
+    EndCall { call_sid: String },
+    /// Check back after a grace period: a `completed` status callback can
+    /// overtake the Gather action that carries the caller's last digits.
+    FinalizeCallLater,
+}
+
+/// Why an event did not change a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request is terminal and never changes again.
+    Terminal,
+    /// The event belongs to another call than the one bound to this request.
+    OtherCall,
+    /// The event makes no sense in the current status (e.g. digits before answer).
+    NotNow,
+    /// Nothing to change (duplicate or late callback).
+    NoChange,
+}
+
+/// The outcome of applying an event: the new state and what must follow from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub next: AuthRequest,
+    pub effects: Vec<Effect>,
+}
+
+impl AuthRequest {
+    /// The status a reader sees at `now`: past `expires_at`, a request that
+    /// has not ended is shown as expired even before the sweeper stores it.
+    pub fn status_at(&self, now: DateTime<Utc>) -> Status {
+        if !self.status.is_terminal() && now >= self.expires_at {
+            Status::Expired
+        } else {
+            self.status
+        }
+    }
+
+    /// How the request reads at `now`: with expiry applied, without storing it.
+    pub fn as_seen_at(&self, now: DateTime<Utc>) -> AuthRequest {
+        let mut seen = self.clone();
+        if seen.status_at(now) != seen.status {
+            seen.status = Status::Expired;
+            seen.updated_at = seen.expires_at;
+        }
+        seen
+    }
+
+    /// Attempts the caller has left.
+    pub fn attempts_left(&self) -> u8 {
+        self.max_attempts.saturating_sub(self.attempts)
+    }
+
+    /// Decides what `event` does to this request at `now`. This is the only
+    /// place in the program where a status changes.
+    pub fn apply(&self, event: &Event, now: DateTime<Utc>) -> Result<Transition, Refusal> {
+        if self.status.is_terminal() {
+            return self.apply_to_terminal(event, now);
+        }
+        if now >= self.expires_at || *event == Event::Expire {
+            if now < self.expires_at {
+                return Err(Refusal::NotNow);
+            }
+            return Ok(self.finish(Status::Expired, None, now));
+        }
+        let mut next = self.clone();
+        next.updated_at = now;
+        match event {
+            Event::Expire => Err(Refusal::NotNow),
+            Event::Cancel => Ok(self.finish(Status::Canceled, None, now)),
+            Event::CallPlaced { call_sid } => {
+                if let Some(bound) = &self.call_sid {
+                    // The answer webhook can win the race and bind the call first.
+                    return if bound == call_sid {
+                        Err(Refusal::NoChange)
+                    } else {
+                        Err(Refusal::OtherCall)
+                    };
+                }
+                next.call_sid = Some(call_sid.clone());
+                if next.status == Status::Pending {
+                    next.status = Status::Calling;
+                }
+                Ok(plain(next))
+            }
+            Event::CallRefused => Ok(self.finish(Status::Failed, Some(FailureReason::CallFailed), now)),
+            Event::CallConnected { call_sid } => {
+                self.check_call(call_sid)?;
+                if self.status == Status::InProgress {
+                    return Err(Refusal::NoChange);
+                }
+                next.call_sid = Some(call_sid.clone());
+                next.status = Status::InProgress;
+                next.call_status = Some(CallStatus::InProgress);
+                Ok(plain(next))
+            }
+            Event::CallStatusReported { status, sip_code } => {
+                self.apply_call_status(next, *status, *sip_code, now)
+            }
+            Event::MachineAnswered => Ok(self.finish(Status::Failed, Some(FailureReason::Rejected), now)),
+            Event::CodeEntered { correct } => {
+                if self.status != Status::InProgress {
+                    return Err(Refusal::NotNow);
+                }
+                if *correct {
+                    let mut t = self.finish(Status::Verified, None, now);
+                    t.next.verified_at = Some(now);
+                    return Ok(t);
+                }
+                let attempts = self.attempts.saturating_add(1);
+                if attempts >= self.max_attempts {
+                    let mut t = self.finish(Status::Failed, Some(FailureReason::WrongCode), now);
+                    t.next.attempts = attempts;
+                    return Ok(t);
+                }
+                next.attempts = attempts;
+                Ok(plain(next))
+            }
+            Event::NoInput => {
+                if self.status != Status::InProgress {
+                    return Err(Refusal::NotNow);
+                }
+                let count = self.no_input_count.saturating_add(1);
+                if count >= NO_INPUT_LIMIT {
+                    let mut t = self.finish(Status::Failed, Some(FailureReason::NoInput), now);
+                    t.next.no_input_count = count;
+                    return Ok(t);
+                }
+                next.no_input_count = count;
+                Ok(plain(next))
+            }
+            Event::CallEnded => {
+                let reason = if self.attempts > 0 {
+                    FailureReason::WrongCode
+                } else if self.status == Status::InProgress {
+                    FailureReason::NoInput
+                } else {
+                    FailureReason::NoAnswer
+                };
+                Ok(self.finish(Status::Failed, Some(reason), now))
+            }
+        }
+    }
+
+    /// A terminal request keeps its result; only the informational
+    /// `call_status` may still advance, so the site sees the call end.
+    fn apply_to_terminal(&self, event: &Event, now: DateTime<Utc>) -> Result<Transition, Refusal> {
+        if let Event::CallStatusReported { status, .. } = event {
+            let advances = self.call_status.is_none_or(|c| status.rank() > c.rank());
+            if advances && self.call_sid.is_some() {
+                let mut next = self.clone();
+                next.call_status = Some(*status);
+                next.updated_at = now;
+                return Ok(plain(next));
+            }
+        }
+        Err(Refusal::Terminal)
+    }
+
+    fn apply_call_status(
+        &self,
+        mut next: AuthRequest,
+        status: CallStatus,
+        sip_code: Option<u16>,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, Refusal> {
+        if self.call_status.is_some_and(|c| status.rank() < c.rank() || c == status) {
+            return Err(Refusal::NoChange);
+        }
+        next.call_status = Some(status);
+        let failed = |reason| {
+            let mut t = self.finish(Status::Failed, Some(reason), now);
+            t.next.call_status = Some(status);
+            Ok(t)
+        };
+        match status {
+            CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => {
+                if next.status == Status::Pending {
+                    next.status = Status::Calling;
+                }
+                Ok(plain(next))
+            }
+            CallStatus::InProgress => {
+                if next.status.rank() < Status::InProgress.rank() {
+                    next.status = Status::InProgress;
+                }
+                Ok(plain(next))
+            }
+            CallStatus::Completed => Ok(Transition { next, effects: vec![Effect::FinalizeCallLater] }),
+            // SIP 603 Decline: the callee pressed "decline".
+            CallStatus::Busy if sip_code == Some(603) => failed(FailureReason::Rejected),
+            CallStatus::Busy => failed(FailureReason::Busy),
+            CallStatus::NoAnswer => failed(FailureReason::NoAnswer),
+            CallStatus::Failed | CallStatus::Canceled => failed(FailureReason::CallFailed),
+        }
+    }
+
+    fn check_call(&self, call_sid: &str) -> Result<(), Refusal> {
+        match &self.call_sid {
+            Some(bound) if bound != call_sid => Err(Refusal::OtherCall),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves to a terminal status and lists the effects every ending has.
+    fn finish(&self, status: Status, reason: Option<FailureReason>, now: DateTime<Utc>) -> Transition {
+        let mut next = self.clone();
+        next.status = status;
+        next.failure_reason = reason;
+        next.updated_at = now;
+        let mut effects = Vec::new();
+        if next.callback_url.is_some() {
+            effects.push(Effect::NotifySite);
+        }
+        let call_live = self.call_status.is_none_or(|c| c.rank() != 3);
+        if let (Some(sid), true, Status::Canceled | Status::Expired) = (&self.call_sid, call_live, status) {
+            effects.push(Effect::EndCall { call_sid: sid.clone() });
+        }
+        Transition { next, effects }
+    }
+}
+
+fn plain(next: AuthRequest) -> Transition {
+    Transition { next, effects: Vec::new() }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    pub(crate) fn sample(now: DateTime<Utc>) -> AuthRequest {
+        AuthRequest {
+            id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            external_id: None,
+            fingerprint: vec![0; 32],
+            mode: Mode::Outbound,
+            phone_number: PhoneNumber::from_stored("+819012345678".into()),
+            code_hash: vec![0; 32],
+            code_salt: None,
+            code_length: 6,
+            user_id: None,
+            locale: Locale::JaJp,
+            max_attempts: 3,
+            attempts: 0,
+            no_input_count: 0,
+            callback_url: Some("https://example.com/cb".into()),
+            status: Status::Pending,
+            failure_reason: None,
+            call_sid: None,
+            call_status: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + Duration::seconds(300),
+            verified_at: None,
+        }
+    }
+
+    fn step(r: &AuthRequest, e: Event, now: DateTime<Utc>) -> AuthRequest {
+        r.apply(&e, now).unwrap().next
+    }
+
+    #[test]
+    fn happy_outbound_path() {
+        let now = Utc::now();
+        let r = sample(now);
+        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into() }, now);
+        assert_eq!(r.status, Status::Calling);
+        let r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
+        assert_eq!(r.status, Status::InProgress);
+        let t = r.apply(&Event::CodeEntered { correct: true }, now).unwrap();
+        assert_eq!(t.next.status, Status::Verified);
+        assert_eq!(t.next.verified_at, Some(now));
+        assert_eq!(t.effects, vec![Effect::NotifySite]);
+    }
+
+    #[test]
+    fn wrong_codes_until_max_attempts() {
+        let now = Utc::now();
+        let mut r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
+        for n in 1..3 {
+            r = step(&r, Event::CodeEntered { correct: false }, now);
+            assert_eq!((r.status, r.attempts), (Status::InProgress, n));
+        }
+        r = step(&r, Event::CodeEntered { correct: false }, now);
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.failure_reason, Some(FailureReason::WrongCode));
+        assert_eq!(r.attempts, 3);
+        assert_eq!(r.apply(&Event::CodeEntered { correct: true }, now), Err(Refusal::Terminal));
+    }
+
+    #[test]
+    fn answer_webhook_before_call_placed_is_fine() {
+        let now = Utc::now();
+        let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
+        assert_eq!(r.apply(&Event::CallPlaced { call_sid: "CA1".into() }, now), Err(Refusal::NoChange));
+        assert_eq!(r.apply(&Event::CallConnected { call_sid: "CA2".into() }, now), Err(Refusal::OtherCall));
+    }
+
+    #[test]
+    fn late_status_callbacks_never_go_backwards() {
+        let now = Utc::now();
+        let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
+        let ringing = Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None };
+        assert_eq!(r.apply(&ringing, now), Err(Refusal::NoChange));
+        let done = Event::CallStatusReported { status: CallStatus::Completed, sip_code: None };
+        let t = r.apply(&done, now).unwrap();
+        assert_eq!(t.next.status, Status::InProgress);
+        assert_eq!(t.effects, vec![Effect::FinalizeCallLater]);
+        let r = step(&t.next, Event::CallEnded, now);
+        assert_eq!((r.status, r.failure_reason), (Status::Failed, Some(FailureReason::NoInput)));
+    }
+
+    #[test]
+    fn decline_busy_and_no_answer() {
+        let now = Utc::now();
+        let r = sample(now);
+        let busy = |sip| Event::CallStatusReported { status: CallStatus::Busy, sip_code: sip };
+        assert_eq!(step(&r, busy(Some(603)), now).failure_reason, Some(FailureReason::Rejected));
+        assert_eq!(step(&r, busy(Some(486)), now).failure_reason, Some(FailureReason::Busy));
+        let na = Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None };
+        assert_eq!(step(&r, na, now).failure_reason, Some(FailureReason::NoAnswer));
+    }
+
+    #[test]
+    fn expiry_wins_over_any_event_and_shows_on_read() {
+        let now = Utc::now();
+        let r = sample(now);
+        let later = r.expires_at;
+        assert_eq!(r.status_at(later), Status::Expired);
+        let t = r.apply(&Event::CodeEntered { correct: true }, later).unwrap();
+        assert_eq!(t.next.status, Status::Expired);
+        assert_eq!(r.apply(&Event::Expire, now), Err(Refusal::NotNow));
+    }
+
+    #[test]
+    fn cancel_hangs_up_a_live_call() {
+        let now = Utc::now();
+        let r = step(&sample(now), Event::CallPlaced { call_sid: "CA9".into() }, now);
+        let t = r.apply(&Event::Cancel, now).unwrap();
+        assert_eq!(t.next.status, Status::Canceled);
+        assert!(t.effects.contains(&Effect::EndCall { call_sid: "CA9".into() }));
+    }
+}

@@ -1,0 +1,149 @@
+//! Tenants (the sites) and their credentials: API keys shown once and kept only as hashes.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+/// A site that registers auth requests.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    /// Public half of the API key, used to find the tenant; not a secret.
+    pub key_id: String,
+    /// SHA-256 of the secret half. The key has 256 random bits, so a fast hash
+    /// is enough: there is nothing to brute-force.
+    pub key_hash: Vec<u8>,
+    /// Signs result callbacks; the site holds the same string.
+    pub callback_secret: SecretString,
+    /// The secret before the last rotation, still signing until `previous_until`.
+    pub previous_callback_secret: Option<SecretString>,
+    pub previous_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A freshly minted API key: `ivr_<key id>_<secret>`. Shown once.
+pub struct NewApiKey {
+    pub key_id: String,
+    pub full: SecretString,
+    pub hash: Vec<u8>,
+}
+
+const PREFIX: &str = "ivr_";
+
+/// Mints a new API key from the CSPRNG.
+pub fn new_api_key() -> NewApiKey {
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    let mut rng = rand::rng();
+    rng.fill_bytes(&mut id);
+    rng.fill_bytes(&mut secret);
+    let key_id = hex::encode(id);
+    let secret = URL_SAFE_NO_PAD.encode(secret);
+    NewApiKey {
+        hash: hash_secret(&secret),
+        full: SecretString::from(format!("{PREFIX}{key_id}_{secret}")),
+        key_id,
+    }
+}
+
+/// Mints a new callback-signing secret.
+pub fn new_callback_secret() -> SecretString {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    SecretString::from(format!("whsec_{}", URL_SAFE_NO_PAD.encode(secret)))
+}
+
+fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A bearer token split into its lookup id and its secret half.
+pub struct PresentedKey<'a> {
+    pub key_id: &'a str,
+    secret: &'a str,
+}
+
+impl<'a> PresentedKey<'a> {
+    /// Splits `ivr_<16 hex>_<secret>`; anything else is not a key of ours.
+    pub fn parse(token: &'a str) -> Option<Self> {
+        let rest = token.strip_prefix(PREFIX)?;
+        let (key_id, secret) = rest.split_once('_')?;
+        let well_formed = key_id.len() == 16
+            && key_id.bytes().all(|b| b.is_ascii_hexdigit())
+            && !secret.is_empty()
+            && secret.len() <= 64;
+        well_formed.then_some(Self { key_id, secret })
+    }
+
+    /// Whether this key matches the stored hash, compared in constant time.
+    pub fn matches(&self, tenant: &Tenant) -> bool {
+        let hash = hash_secret(self.secret);
+        let same_id = self.key_id.as_bytes().ct_eq(tenant.key_id.as_bytes());
+        (hash.ct_eq(&tenant.key_hash) & same_id).into()
+    }
+}
+
+impl Tenant {
+    /// The callback secrets that sign now: the current one, and the previous
+    /// one while a rotation's grace period lasts.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
+        let mut out = vec![self.callback_secret.expose_secret()];
+        if let (Some(prev), Some(until)) = (&self.previous_callback_secret, self.previous_until)
+            && now < until {
+                out.push(prev.expose_secret());
+            }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant_with(key: &NewApiKey) -> Tenant {
+        Tenant {
+            id: Uuid::now_v7(),
+            name: "t".into(),
+            key_id: key.key_id.clone(),
+            key_hash: key.hash.clone(),
+            callback_secret: new_callback_secret(),
+            previous_callback_secret: None,
+            previous_until: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_minted_key_matches_only_its_tenant() {
+        let key = new_api_key();
+        let other = new_api_key();
+        let t = tenant_with(&key);
+        let presented = PresentedKey::parse(key.full.expose_secret()).unwrap();
+        assert_eq!(presented.key_id, key.key_id);
+        assert!(presented.matches(&t));
+        assert!(!PresentedKey::parse(other.full.expose_secret()).unwrap().matches(&t));
+        let forged = format!("ivr_{}_{}", key.key_id, "x".repeat(43));
+        assert!(!PresentedKey::parse(&forged).unwrap().matches(&t));
+    }
+
+    #[test]
+    fn malformed_tokens_are_not_keys() {
+        for t in ["", "ivr_", "ivr_zz_abc", "Bearer x", "ivr_0123456789abcdef_"] {
+            assert!(PresentedKey::parse(t).is_none(), "{t}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let key = new_api_key();
+        let t = tenant_with(&key);
+        let shown = format!("{t:?}");
+        assert!(!shown.contains(t.callback_secret.expose_secret()));
+    }
+}

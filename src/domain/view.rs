@@ -1,0 +1,71 @@
+//! The request object as sites see it (result API, registration answer, result callback).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::phone::PhoneNumber;
+use super::request::AuthRequest;
+use super::status::{CallStatus, FailureReason, Locale, Mode, Status};
+
+/// An auth request as the site API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestView {
+    /// Unguessable id (UUIDv7).
+    pub id: String,
+    pub status: Status,
+    pub mode: Mode,
+    /// E.164.
+    pub phone_number: String,
+    /// Only in the registration answer: the digits to show the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The number to call, in inbound mode.
+    pub inbound_number: Option<String>,
+    pub external_id: Option<String>,
+    pub user_id: Option<String>,
+    pub locale: Locale,
+    pub attempts: u8,
+    pub max_attempts: u8,
+    pub failure_reason: Option<FailureReason>,
+    /// The last call status the provider reported.
+    pub call_status: Option<CallStatus>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: String,
+    pub verified_at: Option<String>,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl RequestView {
+    /// The view of `r` as read at `now` (expiry applied), without the code.
+    pub fn at(r: &AuthRequest, inbound_number: Option<&PhoneNumber>, now: DateTime<Utc>) -> Self {
+        let r = r.as_seen_at(now);
+        Self {
+            id: r.id.to_string(),
+            status: r.status,
+            mode: r.mode,
+            phone_number: r.phone_number.as_str().to_owned(),
+            code: None,
+            inbound_number: match r.mode {
+                Mode::Inbound => inbound_number.map(|n| n.as_str().to_owned()),
+                Mode::Outbound => None,
+            },
+            external_id: r.external_id,
+            user_id: r.user_id,
+            locale: r.locale,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            failure_reason: r.failure_reason,
+            call_status: r.call_status,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            expires_at: rfc3339(r.expires_at),
+            verified_at: r.verified_at.map(rfc3339),
+        }
+    }
+}

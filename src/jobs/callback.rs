@@ -1,0 +1,76 @@
+//! Result callbacks: the terminal request object POSTed to the site, signed, at least once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Sha256;
+
+use crate::api::input::is_private_ip;
+
+/// Signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+/// one `v1=` per secret that signs now (two during a rotation).
+pub fn signature_header(secrets: &[&str], t: i64, body: &str) -> String {
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body.as_bytes());
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(mac.finalize().into_bytes()));
+    }
+    header
+}
+
+/// Resolves names with the system resolver but drops private addresses, so
+/// that a public-looking callback host cannot be pointed at the inside (SSRF
+/// by DNS). Off when private callbacks are allowed.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| !is_private_ip(a.ip())).collect();
+            if addrs.is_empty() {
+                return Err("callback host resolves to no public address".into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The HTTP client for callbacks: short timeouts, no redirects, no private targets.
+pub fn client(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ivr-auth/", env!("CARGO_PKG_VERSION")));
+    if !allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_has_one_v1_per_secret() {
+        let h = signature_header(&["whsec_a", "whsec_b"], 1_700_000_000, r#"{"id":"x"}"#);
+        let parts: Vec<&str> = h.split(',').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], "t=1700000000");
+        assert!(parts[1].starts_with("v1=") && parts[1].len() == 67);
+        assert_ne!(parts[1], parts[2]);
+        // Independent check of the first signature.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_a").unwrap();
+        mac.update(br#"1700000000.{"id":"x"}"#);
+        assert_eq!(parts[1], format!("v1={}", hex::encode(mac.finalize().into_bytes())));
+    }
+}

@@ -1,0 +1,76 @@
+//! Periodic housekeeping: store the expiry of overdue requests, purge old ones, trim limiter memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::domain::request::Event;
+use crate::service::{Core, now};
+
+/// Requests expired per pass; more wait for the next pass (one second later).
+const EXPIRE_BATCH: usize = 500;
+const PURGE_BATCH: usize = 5000;
+/// Purge and trim every this many passes (about a minute).
+const HOUSEKEEPING_EVERY: u32 = 60;
+
+/// Starts the sweeper. Reads already show expiry at once; the sweeper makes
+/// it durable and triggers the result callback.
+pub fn spawn_sweeper(
+    core: Arc<Core>,
+    retention: chrono::Duration,
+    trim: impl Fn() + Send + 'static,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pass: u32 = 0;
+        while !*shutdown.borrow() {
+            expire_overdue(&core).await;
+            if pass.is_multiple_of(HOUSEKEEPING_EVERY) {
+                purge(&core, retention).await;
+                trim();
+                core.phone_limiter.shrink();
+            }
+            pass = pass.wrapping_add(1);
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    })
+}
+
+async fn expire_overdue(core: &Core) {
+    let ids = match core.store.overdue_requests(now(), EXPIRE_BATCH).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "listing overdue requests failed");
+            return;
+        }
+    };
+    for id in ids {
+        if let Err(e) = core.apply(id, Event::Expire).await {
+            tracing::error!(request_id = %id, error = %e, "expiring a request failed");
+        }
+    }
+}
+
+async fn purge(core: &Core, retention: chrono::Duration) {
+    let before = now() - retention;
+    loop {
+        match core.store.purge_finished(before, PURGE_BATCH).await {
+            Ok(n) if n == PURGE_BATCH => continue,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(purged = n, "finished requests past retention deleted");
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "retention purge failed");
+                break;
+            }
+        }
+    }
+}

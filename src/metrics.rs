@@ -1,0 +1,99 @@
+//! Prometheus metrics (`prometheus-client`, the official OpenMetrics client).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
+type Hist = Family<RouteLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+/// All metrics of the process, registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Hist,
+    pub registered: Family<KindLabel, Counter>,
+    pub transitions: Family<KindLabel, Counter>,
+    pub signature_rejections: Counter,
+    pub jobs: Family<JobLabels, Counter>,
+    pub job_backlog: Family<KindLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ivr_auth");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        let http_duration: Hist = Family::new_with_constructor(latency_histogram);
+        registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
+        let registered = Family::<KindLabel, Counter>::default();
+        registry.register("auth_requests_registered", "Auth requests registered, by mode", registered.clone());
+        let transitions = Family::<KindLabel, Counter>::default();
+        registry.register("auth_request_transitions", "Status changes, by new status", transitions.clone());
+        let signature_rejections = Counter::default();
+        registry.register(
+            "webhook_signature_rejections",
+            "Webhooks refused for a missing or wrong signature",
+            signature_rejections.clone(),
+        );
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register("jobs", "Durable jobs run, by kind and outcome", jobs.clone());
+        let job_backlog = Family::<KindLabel, Gauge>::default();
+        registry.register("job_backlog", "Jobs waiting, by kind", job_backlog.clone());
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            registered,
+            transitions,
+            signature_rejections,
+            jobs,
+            job_backlog,
+        }
+    }
+}
+
+impl Metrics {
+    /// The metrics in the text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Counts a job outcome.
+    pub fn job(&self, kind: &'static str, outcome: &'static str) {
+        self.jobs.get_or_create(&JobLabels { kind, outcome }).inc();
+    }
+}

@@ -1,0 +1,237 @@
+//! The simulator provider: a stand-in for the telephony provider that lives in the process.
+//!
+//! It "places" calls by driving the server's own webhooks over real HTTP,
+//! signed exactly as the provider signs them, and runs the TwiML it gets
+//! back. A person (the dev phone page) or a test answers, declines and
+//! presses keys through its small JSON API.
+
+pub mod api;
+mod call;
+pub mod twiml_parse;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use async_trait::async_trait;
+use rand::Rng;
+use secrecy::SecretString;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::domain::phone::PhoneNumber;
+use crate::telephony::{CallError, OutboundCall, Telephony};
+use crate::voice::urls::Urls;
+use call::CallKind;
+pub use call::Command;
+
+/// Calls kept for listing; older finished calls are forgotten.
+const KEEP_CALLS: usize = 200;
+/// Caller ID of simulated outbound calls when none is configured.
+const DEFAULT_CALLER_ID: &str = "+815012340000";
+
+/// One thing that happened on a simulated call.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// RFC 3339.
+    pub at: String,
+    /// ringing, answered, declined, say, play, pause, gather, key, digits, redirect, hangup, status, error
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// The state of a simulated call, as the JSON API and the dev phone show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallSnapshot {
+    pub sid: String,
+    /// `outbound-api` (the server calls the user) or `inbound` (the user calls the server).
+    pub direction: &'static str,
+    pub from: String,
+    pub to: String,
+    /// ringing, in-progress, completed, busy, no-answer, failed, canceled
+    pub state: &'static str,
+    /// Whether a Gather is waiting for keys now.
+    pub awaiting_digits: bool,
+    /// The auth request this call belongs to, once the webhooks named it.
+    pub request_id: Option<String>,
+    pub created_at: String,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+struct CallHandle {
+    snapshot: Mutex<CallSnapshot>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// Why a simulator API command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("no simulated call with this sid")]
+    NoSuchCall,
+    #[error("{0}")]
+    NotNow(&'static str),
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+struct Inner {
+    calls: Mutex<VecDeque<Arc<CallHandle>>>,
+    http: reqwest::Client,
+    auth_token: SecretString,
+    account_sid: String,
+    caller_id: String,
+    inbound_number: Option<PhoneNumber>,
+    /// Where the server listens (`http://127.0.0.1:port`), set once bound.
+    target: OnceLock<String>,
+    urls: OnceLock<Urls>,
+    events: broadcast::Sender<CallSnapshot>,
+}
+
+/// The simulated provider. Cheap to clone.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn new_sid() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("CA{}", hex::encode(bytes))
+}
+
+impl Simulator {
+    /// A simulator signing webhooks with `auth_token`.
+    pub fn new(
+        http: reqwest::Client,
+        auth_token: SecretString,
+        caller_id: Option<&PhoneNumber>,
+        inbound_number: Option<PhoneNumber>,
+    ) -> Self {
+        let (events, _) = broadcast::channel(256);
+        Self {
+            inner: Arc::new(Inner {
+                calls: Mutex::new(VecDeque::new()),
+                http,
+                auth_token,
+                account_sid: format!("AC{}", "0".repeat(32)),
+                caller_id: caller_id.map_or(DEFAULT_CALLER_ID.to_owned(), |c| c.as_str().to_owned()),
+                inbound_number,
+                target: OnceLock::new(),
+                urls: OnceLock::new(),
+                events,
+            }),
+        }
+    }
+
+    /// Tells the simulator where the server listens and which public URLs it signs.
+    pub fn attach(&self, target: String, urls: Urls) {
+        let _ = self.inner.target.set(target);
+        let _ = self.inner.urls.set(urls);
+    }
+
+    /// Live updates: every change of every call.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallSnapshot> {
+        self.inner.events.subscribe()
+    }
+
+    /// All kept calls, newest first.
+    pub fn calls(&self) -> Vec<CallSnapshot> {
+        lock(&self.inner.calls).iter().rev().map(|h| lock(&h.snapshot).clone()).collect()
+    }
+
+    pub fn call(&self, sid: &str) -> Option<CallSnapshot> {
+        self.handle(sid).map(|h| lock(&h.snapshot).clone())
+    }
+
+    fn handle(&self, sid: &str) -> Option<Arc<CallHandle>> {
+        lock(&self.inner.calls).iter().find(|h| lock(&h.snapshot).sid == sid).cloned()
+    }
+
+    /// Sends a command to a live call.
+    pub fn command(&self, sid: &str, command: Command) -> Result<CallSnapshot, SimError> {
+        let handle = self.handle(sid).ok_or(SimError::NoSuchCall)?;
+        let snap = lock(&handle.snapshot).clone();
+        let ringing = snap.state == "ringing";
+        let live = matches!(snap.state, "ringing" | "in-progress");
+        match &command {
+            Command::Answer | Command::Decline if !ringing => return Err(SimError::NotNow("the call is not ringing")),
+            Command::Digits(_) if snap.state != "in-progress" => return Err(SimError::NotNow("the call is not connected")),
+            Command::Hangup if !live => return Err(SimError::NotNow("the call has ended")),
+            _ => {}
+        }
+        handle.commands.send(command).map_err(|_| SimError::NotNow("the call has ended"))?;
+        Ok(snap)
+    }
+
+    /// The user calls the inbound number from `from` (a number, or a withheld caller ID).
+    pub fn dial_in(&self, from: &str) -> Result<CallSnapshot, SimError> {
+        let to = self
+            .inner
+            .inbound_number
+            .as_ref()
+            .map(|n| n.as_str().to_owned())
+            .ok_or(SimError::NotNow("inbound calls are disabled: IVR_AUTH_INBOUND_NUMBER is unset"))?;
+        if from.chars().count() > 64 || from.chars().any(char::is_control) {
+            return Err(SimError::Invalid("from: at most 64 printable characters"));
+        }
+        let urls = self.inner.urls.get().ok_or(SimError::NotNow("the server is not listening yet"))?;
+        let kind = CallKind::Inbound { url: urls.inbound(), status_callback: urls.status_by_sid() };
+        Ok(self.start(from.to_owned(), to, "inbound", kind))
+    }
+
+    fn start(&self, from: String, to: String, direction: &'static str, kind: CallKind) -> CallSnapshot {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let snapshot = CallSnapshot {
+            sid: new_sid(),
+            direction,
+            from,
+            to,
+            state: "ringing",
+            awaiting_digits: false,
+            request_id: None,
+            created_at: call::stamp(),
+            timeline: Vec::new(),
+        };
+        let handle = Arc::new(CallHandle { snapshot: Mutex::new(snapshot.clone()), commands: tx });
+        {
+            let mut calls = lock(&self.inner.calls);
+            calls.push_back(handle.clone());
+            while calls.len() > KEEP_CALLS {
+                let Some(pos) = calls.iter().position(|h| !matches!(lock(&h.snapshot).state, "ringing" | "in-progress"))
+                else {
+                    break;
+                };
+                calls.remove(pos);
+            }
+        }
+        tokio::spawn(call::run(self.inner.clone(), handle, rx, kind));
+        snapshot
+    }
+}
+
+#[async_trait]
+impl Telephony for Simulator {
+    async fn place_call(&self, c: &OutboundCall) -> Result<String, CallError> {
+        let from = c.from.as_ref().map_or(self.inner.caller_id.clone(), |f| f.as_str().to_owned());
+        let kind = CallKind::Outbound {
+            url: c.answer_url.clone(),
+            status_callback: c.status_callback.clone(),
+            ring_seconds: c.timeout,
+        };
+        Ok(self.start(from, c.to.as_str().to_owned(), "outbound-api", kind).sid)
+    }
+
+    async fn end_call(&self, call_sid: &str) -> Result<(), CallError> {
+        // A call that has already ended needs nothing more.
+        let _ = self.command(call_sid, Command::Hangup);
+        Ok(())
+    }
+}

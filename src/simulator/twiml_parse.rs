@@ -1,0 +1,142 @@
+//! Reads TwiML the way the provider does, into the same `Verb`s the server writes.
+
+use quick_xml::Reader;
+use quick_xml::XmlVersion;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::voice::twiml::Verb;
+
+/// Parses a `<Response>` document. Unknown verbs are an error, as they are
+/// for the provider ("application error").
+pub fn parse(doc: &str) -> Result<Vec<Verb>, String> {
+    let mut reader = Reader::from_str(doc);
+    // No trimming per event: it would eat the spaces around entity references.
+    reader.config_mut().trim_text(false);
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Decl(_) | Event::Comment(_) | Event::Text(_) => {}
+            Event::Start(e) if e.name().as_ref() == "Response" => return verbs_until(&mut reader, "Response"),
+            Event::Empty(e) if e.name().as_ref() == "Response" => return Ok(Vec::new()),
+            other => return Err(format!("expected <Response>, found {other:?}")),
+        }
+    }
+}
+
+fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
+    match e.try_get_attribute(name).map_err(|err| err.to_string())? {
+        Some(a) => Ok(Some(a.normalized_value(XmlVersion::Implicit1_0).map_err(|err| err.to_string())?.into_owned())),
+        None => Ok(None),
+    }
+}
+
+fn number(e: &BytesStart<'_>, name: &str, default: u32) -> Result<u32, String> {
+    match attr(e, name)? {
+        Some(v) => v.parse().map_err(|_| format!("{name}=\"{v}\" is not a number")),
+        None => Ok(default),
+    }
+}
+
+/// Text content up to the end tag, with entity references resolved.
+fn text_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<String, String> {
+    let mut out = String::new();
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Text(t) => out.push_str(&t.xml10_content()),
+            Event::CData(t) => out.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    out.push(c);
+                } else {
+                    let name = r.xml10_content();
+                    out.push_str(resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?);
+                }
+            }
+            Event::End(e) if e.name().as_ref() == end => return Ok(out.trim().to_owned()),
+            other => return Err(format!("unexpected {other:?} in text")),
+        }
+    }
+}
+
+fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, String> {
+    let mut verbs = Vec::new();
+    loop {
+        let event = reader.read_event().map_err(|e| e.to_string())?;
+        let (e, empty) = match event {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(e) if e.name().as_ref() == end => return Ok(verbs),
+            Event::Comment(_) | Event::Text(_) => continue,
+            Event::Eof => return Err("document ended inside an element".into()),
+            other => return Err(format!("unexpected {other:?}")),
+        };
+        let name = e.name().as_ref().to_owned();
+        let content = |reader: &mut Reader<&[u8]>| if empty { Ok(String::new()) } else { text_until(reader, &name) };
+        let verb = match name.as_str() {
+            "Say" => Verb::Say {
+                language: attr(&e, "language")?.unwrap_or_else(|| "en-US".into()),
+                voice: attr(&e, "voice")?,
+                text: content(reader)?,
+            },
+            "Play" => Verb::Play { url: content(reader)? },
+            "Pause" => {
+                let seconds = number(&e, "length", 1)?;
+                if !empty {
+                    text_until(reader, "Pause")?;
+                }
+                Verb::Pause { seconds }
+            }
+            "Redirect" => Verb::Redirect { url: content(reader)? },
+            "Hangup" | "Reject" => {
+                if !empty {
+                    text_until(reader, &name)?;
+                }
+                Verb::Hangup
+            }
+            "Gather" => Verb::Gather {
+                action: attr(&e, "action")?.unwrap_or_default(),
+                num_digits: attr(&e, "numDigits")?.map(|v| v.parse().map_err(|_| "bad numDigits")).transpose()?,
+                timeout: number(&e, "timeout", 5)?,
+                finish_on_key: attr(&e, "finishOnKey")?.unwrap_or_else(|| "#".into()),
+                prompts: if empty { Vec::new() } else { verbs_until(reader, "Gather")? },
+            },
+            other => return Err(format!("unsupported verb <{}>", other)),
+        };
+        verbs.push(verb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::voice::twiml::render;
+
+    #[test]
+    fn reads_back_what_the_server_writes() {
+        let verbs = vec![
+            Verb::Say { text: "認証 & <ok>".into(), language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()) },
+            Verb::Gather {
+                action: "http://x/g?a=1&b=2".into(),
+                num_digits: Some(6),
+                timeout: 10,
+                finish_on_key: "#".into(),
+                prompts: vec![Verb::Play { url: "http://x/a.wav".into() }, Verb::Pause { seconds: 2 }],
+            },
+            Verb::Redirect { url: "http://x/n".into() },
+            Verb::Hangup,
+        ];
+        assert_eq!(parse(&render(&verbs)).unwrap(), verbs);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let v = parse("<Response><Gather/></Response>").unwrap();
+        assert_eq!(
+            v,
+            vec![Verb::Gather { action: String::new(), num_digits: None, timeout: 5, finish_on_key: "#".into(), prompts: vec![] }]
+        );
+        assert!(parse("<Response><Dial>1</Dial></Response>").is_err());
+        assert!(parse("<html/>").is_err());
+        assert_eq!(parse("<Response/>").unwrap(), vec![]);
+    }
+}

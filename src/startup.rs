@@ -1,0 +1,239 @@
+//! Building and running the application: store, provider, jobs, and the route table in one place.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+use futures_util::FutureExt;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{ops, requests};
+use crate::config::{ProviderKind, Settings};
+use crate::domain::code::CodeKeys;
+use crate::error::AppError;
+use crate::jobs::{Jobs, spawn_sweeper};
+use crate::limits::Limiter;
+use crate::metrics::{HttpLabels, Metrics, RouteLabel};
+use crate::service::Core;
+use crate::simulator::Simulator;
+use crate::state::AppState;
+use crate::store::{self, Role};
+use crate::telephony::Telephony;
+use crate::telephony::twilio::TwilioClient;
+use crate::voice::prompts::Prompts;
+use crate::voice::urls::{Urls, paths};
+use crate::voice::webhooks;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("voice prompts: {0}")]
+    Prompts(String),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    base_url: String,
+    server: Server,
+    shutdown: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut s = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut s);
+    s
+}
+
+impl Application {
+    /// Opens the store, binds the listener, wires the provider and starts the
+    /// background jobs. The server answers once `run_until_stopped` runs.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        // One TLS crypto provider for every outgoing HTTPS client (ring: no C toolchain needed).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = store::open(&settings.database, Role::Server).await?;
+        let secret = match &settings.secret_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => store.server_secret(random_secret()).await?,
+        };
+        let listener = TcpListener::bind(settings.listen)?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let public = settings.public_url.as_ref().map_or(base_url.clone(), |u| u.as_str().trim_end_matches('/').to_owned());
+        let urls = Urls::new(&public);
+        let prompts = Prompts::load(&settings.voice_prompts_dir).map_err(StartError::Prompts)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("ivr-auth/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let metrics = Arc::new(Metrics::default());
+
+        let (telephony, webhook_token, simulator): (Arc<dyn Telephony>, SecretString, Option<Simulator>) =
+            match settings.provider {
+                ProviderKind::Simulator => {
+                    let token = settings
+                        .twilio_auth_token
+                        .clone()
+                        .unwrap_or_else(|| SecretString::from(hex::encode(random_secret())));
+                    let sim =
+                        Simulator::new(http.clone(), token.clone(), settings.caller_id.as_ref(), settings.inbound_number.clone());
+                    sim.attach(base_url.clone(), urls.clone());
+                    (Arc::new(sim.clone()), token, Some(sim))
+                }
+                ProviderKind::Twilio => {
+                    let (Some(sid), Some(token)) = (settings.twilio_account_sid.clone(), settings.twilio_auth_token.clone())
+                    else {
+                        return Err(StartError::Prompts("twilio credentials missing".into()));
+                    };
+                    let client = TwilioClient::new(http.clone(), &settings.twilio_api_base, sid, token.clone());
+                    (Arc::new(client), token, None)
+                }
+            };
+
+        let core = Arc::new(Core {
+            store,
+            keys: CodeKeys::from_secret(&secret),
+            inbound_number: settings.inbound_number.clone(),
+            outbound_enabled: settings.outbound_enabled(),
+            call_end_grace: settings.call_end_grace,
+            phone_limiter: Limiter::new(settings.phone_rate_limit, Duration::from_secs(600)),
+            metrics: metrics.clone(),
+            jobs_wakeup: Notify::new(),
+        });
+        let state = web::Data::new(AppState {
+            core: core.clone(),
+            urls: urls.clone(),
+            prompts,
+            webhook_token,
+            gather_timeout: settings.gather_timeout,
+            default_region: settings.default_region,
+            inbound_number: settings.inbound_number.clone(),
+            allow_private_callbacks: settings.allow_private_callbacks,
+            tenant_limiter: Limiter::new(settings.rate_limit, Duration::from_secs(1)),
+            metrics,
+            provider: settings.provider,
+        });
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let jobs = Arc::new(Jobs {
+            core: core.clone(),
+            telephony,
+            urls,
+            caller_id: settings.caller_id.clone(),
+            ring_timeout: settings.ring_timeout,
+            callbacks: crate::jobs::callback::client(settings.allow_private_callbacks)?,
+        });
+        let trim_state = state.clone();
+        let background = vec![
+            jobs.spawn(shutdown_rx.clone()),
+            spawn_sweeper(
+                core,
+                chrono::Duration::days(i64::from(settings.retention_days)),
+                move || trim_state.tenant_limiter.shrink(),
+                shutdown_rx,
+            ),
+        ];
+
+        let sim_data = simulator.map(web::Data::new);
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .app_data(state.clone())
+                .app_data(json_config())
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+                    let method = req.method().to_string();
+                    srv.call(req).map(move |res| {
+                        if let (Ok(res), Some(metrics)) = (&res, metrics) {
+                            let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                            let status = res.status().as_u16();
+                            metrics.http_requests.get_or_create(&HttpLabels { route: route.clone(), method, status }).inc();
+                            metrics.http_duration.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+                        }
+                        res
+                    })
+                })
+                .configure(routes)
+                .default_service(web::to(not_found));
+            match &sim_data {
+                Some(sim) => app.app_data(sim.clone()).configure(crate::simulator::api::routes),
+                None => app,
+            }
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+
+        Ok(Self { port: addr.port(), base_url, server, shutdown, background })
+    }
+
+    /// The bound port (useful with `:0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://<bound address>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Serves until SIGTERM/SIGINT (or a stop through the server handle),
+    /// then stops the background jobs and lets the store flush.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        for task in self.background {
+            let _ = task.await;
+        }
+        tracing::info!("ivr-auth stopped");
+        result
+    }
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(crate::body::MAX_BODY).error_handler(|err, _| {
+        use actix_web::error::JsonPayloadError as E;
+        let app = match err {
+            E::Overflow { .. } | E::OverflowKnownLength { .. } => AppError::PayloadTooLarge,
+            E::ContentType => AppError::UnsupportedMediaType,
+            E::Deserialize(e) if e.is_data() => AppError::invalid("body", e.to_string()),
+            other => AppError::MalformedJson(other.to_string()),
+        };
+        actix_web::error::InternalError::from_response("", app.error_response()).into()
+    })
+}
+
+async fn not_found() -> HttpResponse {
+    AppError::NotFound("no such route").error_response()
+}
+
+/// The route table.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/auth-requests", web::post().to(requests::register))
+        .route("/v1/auth-requests/{id}", web::get().to(requests::get))
+        .route("/v1/auth-requests/{id}/cancel", web::post().to(requests::cancel))
+        .route(paths::ANSWER, web::post().to(webhooks::answer))
+        .route(paths::GATHER, web::post().to(webhooks::gather))
+        .route(paths::NO_INPUT, web::post().to(webhooks::no_input))
+        .route(paths::STATUS, web::post().to(webhooks::status))
+        .route(paths::STATUS_BY_SID, web::post().to(webhooks::status_by_sid))
+        .route(paths::INBOUND, web::post().to(webhooks::inbound))
+        .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/openapi.json", web::get().to(ops::openapi));
+}

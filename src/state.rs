@@ -1,0 +1,32 @@
+//! The one state shared by every handler, registered once.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::config::ProviderKind;
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
+use crate::service::Core;
+use crate::voice::prompts::Prompts;
+use crate::voice::urls::Urls;
+
+/// What handlers need, built once by `startup`.
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub urls: Urls,
+    pub prompts: Prompts,
+    /// The provider's auth token: it signs every webhook.
+    pub webhook_token: SecretString,
+    /// Seconds between digits before a Gather gives up.
+    pub gather_timeout: u32,
+    pub default_region: Region,
+    pub inbound_number: Option<PhoneNumber>,
+    pub allow_private_callbacks: bool,
+    /// Site-API requests per tenant.
+    pub tenant_limiter: Limiter<Uuid>,
+    pub metrics: Arc<Metrics>,
+    pub provider: ProviderKind,
+}

@@ -1,0 +1,56 @@
+//! Durable jobs: the outbox rows that survive restarts (call placement, result callbacks, …).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Ask the provider to call the registered number.
+    PlaceCall,
+    /// POST the result to the site's `callback_url`.
+    Callback,
+    /// Hang up a provider call whose request has ended.
+    EndCall,
+    /// Fail a request whose call ended without a result (after a grace period).
+    FinalizeCall,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 4] = [Self::PlaceCall, Self::Callback, Self::EndCall, Self::FinalizeCall];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlaceCall => "place_call",
+            Self::Callback => "callback",
+            Self::EndCall => "end_call",
+            Self::FinalizeCall => "finalize_call",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A job to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub request_id: Uuid,
+    /// Kind-specific data (e.g. the callback body, the call sid).
+    pub payload: String,
+    pub run_at: DateTime<Utc>,
+}
+
+/// A stored job, leased to this process by `claim_jobs`.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub request_id: Uuid,
+    pub payload: String,
+    /// Attempts before this one.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}

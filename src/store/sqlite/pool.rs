@@ -1,0 +1,188 @@
+//! SQLite threads: one writer that commits queued writes in groups, and a few readers.
+//!
+//! The async side never touches a connection. A write is a closure sent to the
+//! writer thread; the writer drains whatever has queued up, runs each closure
+//! in its own savepoint inside one transaction, and commits once, so a burst
+//! of N requests costs one fsync instead of N. Every caller is answered only
+//! after that commit is durable.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::store::StoreError;
+
+/// Largest group the writer commits at once; bounds the latency of the first write in a group.
+const MAX_GROUP: usize = 1024;
+/// Reader threads; reads are short point lookups.
+const READERS: usize = 3;
+
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type WriteOp = Box<dyn WriteTask>;
+type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Handles to the writer and reader threads. Dropping it lets them finish
+/// the queued work and exit.
+pub struct Pool {
+    writer: Sender<WriteOp>,
+    readers: Sender<ReadOp>,
+}
+
+/// A queued write: run it inside the group's transaction, or abort it unrun.
+trait WriteTask: Send {
+    /// Runs the write; says whether it succeeded and how to answer after the commit.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
+    /// Answers the caller without running (the transaction could not start).
+    fn abort(self: Box<Self>, error: StoreError);
+}
+
+struct Task<F, R> {
+    f: F,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> WriteTask for Task<F, R>
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
+        let Task { f, reply } = *self;
+        let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Corrupt("write panicked".into())));
+        let ok = result.is_ok();
+        let finish: Finish = Box::new(move |commit| {
+            let _ = reply.send(commit.and(result));
+        });
+        (ok, finish)
+    }
+
+    fn abort(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+pub(crate) fn db_err(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+/// Opens a connection with the pragmas every connection needs.
+fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;",
+    )
+    .map_err(db_err)?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only = ON;").map_err(db_err)?;
+    }
+    Ok(conn)
+}
+
+impl Pool {
+    /// Opens the writer (running `init` on it first, e.g. migrations) and the readers.
+    pub fn open(path: &Path, init: impl FnOnce(&Connection) -> Result<(), StoreError>) -> Result<Self, StoreError> {
+        let writer_conn = connect(path, false)?;
+        init(&writer_conn)?;
+        let (wtx, wrx) = crossbeam_channel::unbounded::<WriteOp>();
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(&writer_conn, &wrx))
+            .map_err(db_err)?;
+        let (rtx, rrx) = crossbeam_channel::unbounded::<ReadOp>();
+        for n in 0..READERS {
+            let conn = connect(path, true)?;
+            let rx = rrx.clone();
+            thread::Builder::new()
+                .name(format!("sqlite-reader-{n}"))
+                .spawn(move || {
+                    while let Ok(op) = rx.recv() {
+                        op(&conn);
+                    }
+                })
+                .map_err(db_err)?;
+        }
+        Ok(Self { writer: wtx, readers: rtx })
+    }
+
+    /// Runs `f` on the writer inside the next group commit; answers after the commit.
+    /// If `f` fails, only its own changes are rolled back.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let op: WriteOp = Box::new(Task { f, reply });
+        self.writer.send(op).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on one of the reader connections.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op: ReadOp = Box::new(move |conn| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(StoreError::Corrupt("read panicked".into())));
+            let _ = tx.send(result);
+        });
+        self.readers.send(op).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>) {
+    let mut group: Vec<WriteOp> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => group.push(op),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        commit_group(conn, &mut group);
+    }
+}
+
+/// One transaction for the whole group, one savepoint per operation.
+fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>) {
+    let mut finishers: Vec<Finish> = Vec::with_capacity(group.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        tracing::error!(error = %msg, "sqlite could not begin a transaction");
+        for op in group.drain(..) {
+            op.abort(StoreError::Database(msg.clone().into()));
+        }
+        return;
+    }
+    for op in group.drain(..) {
+        let savepoint = conn.execute_batch("SAVEPOINT op");
+        let (ok, finish) = op.run(conn);
+        let end = if ok { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+        if savepoint.is_err() || conn.execute_batch(end).is_err() {
+            tracing::error!("sqlite savepoint handling failed");
+        }
+        finishers.push(finish);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for finish in finishers {
+        finish(commit.clone().map_err(|m| StoreError::Database(m.into())));
+    }
+}

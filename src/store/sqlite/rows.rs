@@ -1,0 +1,170 @@
+//! Mapping between SQLite rows and domain types.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Row, params};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::domain::phone::PhoneNumber;
+use crate::domain::request::AuthRequest;
+use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
+use crate::domain::tenant::Tenant;
+use crate::store::{Job, JobKind, StoreError};
+
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(v: i64) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt("timestamp out of range"))
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(StoreError::Corrupt(what.to_owned())))
+}
+
+fn uuid(row: &Row<'_>, col: &str) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(col)?;
+    Uuid::from_slice(&bytes).map_err(|_| corrupt("bad uuid"))
+}
+
+fn parsed<T>(row: &Row<'_>, col: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = row.get(col)?;
+    parse(&text).ok_or_else(|| corrupt(col))
+}
+
+fn parsed_opt<T>(row: &Row<'_>, col: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(col)?;
+    text.map(|t| parse(&t).ok_or_else(|| corrupt(col))).transpose()
+}
+
+pub const REQUEST_COLUMNS: &str = "id, tenant_id, external_id, fingerprint, mode, phone_number, \
+    code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
+    callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
+    expires_at, verified_at";
+
+pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
+    Ok(AuthRequest {
+        id: uuid(row, "id")?,
+        tenant_id: uuid(row, "tenant_id")?,
+        external_id: row.get("external_id")?,
+        fingerprint: row.get("fingerprint")?,
+        mode: parsed(row, "mode", Mode::parse)?,
+        phone_number: PhoneNumber::from_stored(row.get("phone_number")?),
+        code_hash: row.get("code_hash")?,
+        code_salt: row.get("code_salt")?,
+        code_length: row.get("code_length")?,
+        user_id: row.get("user_id")?,
+        locale: parsed(row, "locale", Locale::parse)?,
+        max_attempts: row.get("max_attempts")?,
+        attempts: row.get("attempts")?,
+        no_input_count: row.get("no_input_count")?,
+        callback_url: row.get("callback_url")?,
+        status: parsed(row, "status", Status::parse)?,
+        failure_reason: parsed_opt(row, "failure_reason", FailureReason::parse)?,
+        call_sid: row.get("call_sid")?,
+        call_status: parsed_opt(row, "call_status", CallStatus::parse)?,
+        created_at: from_ms(row.get("created_at")?)?,
+        updated_at: from_ms(row.get("updated_at")?)?,
+        expires_at: from_ms(row.get("expires_at")?)?,
+        verified_at: row.get::<_, Option<i64>>("verified_at")?.map(from_ms).transpose()?,
+    })
+}
+
+pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \
+         code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
+         callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
+         expires_at, verified_at, terminal) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+         ?19, ?20, ?21, ?22, ?23, ?24)",
+    )?;
+    stmt.execute(params![
+        r.id.as_bytes(),
+        r.tenant_id.as_bytes(),
+        r.external_id,
+        r.fingerprint,
+        r.mode.as_str(),
+        r.phone_number.as_str(),
+        r.code_hash,
+        r.code_salt,
+        r.code_length,
+        r.user_id,
+        r.locale.as_str(),
+        r.max_attempts,
+        r.attempts,
+        r.no_input_count,
+        r.callback_url,
+        r.status.as_str(),
+        r.failure_reason.map(FailureReason::as_str),
+        r.call_sid,
+        r.call_status.map(CallStatus::as_str),
+        ms(r.created_at),
+        ms(r.updated_at),
+        ms(r.expires_at),
+        r.verified_at.map(ms),
+        r.status.is_terminal(),
+    ])
+}
+
+/// Writes the fields a transition may change.
+pub fn update_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
+         failure_reason = ?5, call_sid = ?6, call_status = ?7, updated_at = ?8, verified_at = ?9, \
+         terminal = ?10 WHERE id = ?1",
+    )?;
+    stmt.execute(params![
+        r.id.as_bytes(),
+        r.attempts,
+        r.no_input_count,
+        r.status.as_str(),
+        r.failure_reason.map(FailureReason::as_str),
+        r.call_sid,
+        r.call_status.map(CallStatus::as_str),
+        ms(r.updated_at),
+        r.verified_at.map(ms),
+        r.status.is_terminal(),
+    ])
+}
+
+pub const TENANT_COLUMNS: &str =
+    "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at";
+
+pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: uuid(row, "id")?,
+        name: row.get("name")?,
+        key_id: row.get("key_id")?,
+        key_hash: row.get("key_hash")?,
+        callback_secret: SecretString::from(row.get::<_, String>("callback_secret")?),
+        previous_callback_secret: row.get::<_, Option<String>>("previous_callback_secret")?.map(SecretString::from),
+        previous_until: row.get::<_, Option<i64>>("previous_until")?.map(from_ms).transpose()?,
+        created_at: from_ms(row.get("created_at")?)?,
+    })
+}
+
+pub fn tenant_params(t: &Tenant) -> [Box<dyn rusqlite::ToSql + '_>; 8] {
+    [
+        Box::new(t.id.as_bytes().as_slice()),
+        Box::new(t.name.as_str()),
+        Box::new(t.key_id.as_str()),
+        Box::new(t.key_hash.as_slice()),
+        Box::new(t.callback_secret.expose_secret()),
+        Box::new(t.previous_callback_secret.as_ref().map(|s| s.expose_secret())),
+        Box::new(t.previous_until.map(ms)),
+        Box::new(ms(t.created_at)),
+    ]
+}
+
+pub fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: row.get("id")?,
+        kind: parsed(row, "kind", JobKind::parse)?,
+        request_id: uuid(row, "request_id")?,
+        payload: row.get("payload")?,
+        attempts: row.get("attempts")?,
+        created_at: from_ms(row.get("created_at")?)?,
+    })
+}

@@ -1,0 +1,7 @@
+//! The provider side: webhooks, signature checks, TwiML and prompts.
+
+pub mod prompts;
+pub mod signature;
+pub mod twiml;
+pub mod urls;
+pub mod webhooks;

@@ -1,0 +1,366 @@
+//! The provider's webhooks: answer, gather action, no-input, status callbacks, inbound.
+//!
+//! Each one checks `X-Twilio-Signature` before anything else, turns the
+//! provider's parameters into one domain event, and answers TwiML for the
+//! state the request is in afterwards.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::prompts::{Prompt, Vars};
+use super::signature;
+use super::twiml::{Verb, render};
+use crate::body::read_limited;
+use crate::domain::phone::{PhoneNumber, is_withheld_caller_id};
+use crate::domain::request::{AuthRequest, Event};
+use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::Applied;
+
+/// The form parameters of a verified webhook.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Reads the form body and checks its signature against the public URL.
+async fn verified(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<Params, AppError> {
+    let body = read_limited(payload).await?;
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let given = req.headers().get("X-Twilio-Signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = state.urls.signed_url(path);
+    if given.is_empty() || !signature::is_valid(state.webhook_token.expose_secret().as_bytes(), &url, &params, given) {
+        state.metrics.signature_rejections.inc();
+        tracing::warn!(path = req.path(), "webhook refused: missing or invalid signature");
+        return Err(AppError::Forbidden);
+    }
+    Ok(Params(params))
+}
+
+fn twiml(verbs: &[Verb]) -> HttpResponse {
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/xml; charset=utf-8")).body(render(verbs))
+}
+
+/// Verbs for one request's call.
+struct Speaker<'a> {
+    state: &'a AppState,
+    locale: Locale,
+    vars: Vars,
+}
+
+impl<'a> Speaker<'a> {
+    fn new(state: &'a AppState, r: Option<&AuthRequest>) -> Self {
+        let vars = r.map_or(Vars::default(), |r| Vars { code_length: r.code_length, attempts_left: r.attempts_left() });
+        Self { state, locale: r.map_or(Locale::JaJp, |r| r.locale), vars }
+    }
+
+    fn say(&self, p: Prompt) -> Verb {
+        self.state.prompts.verb(self.locale, p, self.vars, self.state.urls.base())
+    }
+
+    /// The prompts, then goodbye and hang up.
+    fn end(&self, prompts: &[Prompt]) -> HttpResponse {
+        let mut verbs: Vec<Verb> = prompts.iter().map(|p| self.say(*p)).collect();
+        verbs.push(self.say(Prompt::Goodbye));
+        verbs.push(Verb::Hangup);
+        twiml(&verbs)
+    }
+
+    /// The prompts, then a Gather for the code; silence falls through to the no-input handler.
+    fn ask(&self, id: Uuid, before: &[Prompt]) -> HttpResponse {
+        let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
+        verbs.push(Verb::Gather {
+            action: self.state.urls.gather(id),
+            num_digits: Some(u32::from(self.vars.code_length)),
+            timeout: self.state.gather_timeout,
+            finish_on_key: "#".into(),
+            prompts: vec![self.say(Prompt::EnterCode)],
+        });
+        verbs.push(Verb::Redirect { url: self.state.urls.no_input(id) });
+        twiml(&verbs)
+    }
+
+    /// What to say when a request has ended (or never was).
+    fn ended(&self, r: Option<&AuthRequest>) -> HttpResponse {
+        match r.map(|r| (r.status, r.failure_reason)) {
+            Some((Status::Verified, _)) => self.end(&[Prompt::Success]),
+            Some((Status::Expired, _)) => self.end(&[Prompt::Expired]),
+            Some((Status::Failed, Some(FailureReason::NoInput))) => self.end(&[Prompt::NoInput, Prompt::Failure]),
+            Some((Status::Failed, Some(FailureReason::WrongCode))) => self.end(&[Prompt::WrongCode, Prompt::Failure]),
+            Some((Status::Failed, _)) => self.end(&[Prompt::Failure]),
+            _ => self.end(&[]),
+        }
+    }
+}
+
+/// Errors inside a webhook still answer valid TwiML: sorry, goodbye.
+fn sorry(state: &AppState, e: &dyn std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "webhook failed");
+    Speaker::new(state, None).end(&[Prompt::Failure])
+}
+
+fn request_id(raw: &str) -> Option<Uuid> {
+    Uuid::parse_str(raw).ok()
+}
+
+/// Applies the event picked for request `id` and lets `respond` answer from the outcome.
+async fn on_request(
+    state: &AppState,
+    id: Option<Uuid>,
+    pick: impl FnOnce(&AuthRequest) -> Option<Event> + Send + 'static,
+    respond: impl FnOnce(&Speaker<'_>, &AuthRequest, Option<&AuthRequest>) -> HttpResponse,
+) -> HttpResponse {
+    let Some(id) = id else { return Speaker::new(state, None).end(&[]) };
+    match state.core.transition(id, pick).await {
+        Ok(Some(Applied { before, after })) => {
+            let now_state = after.as_ref().unwrap_or(&before).as_seen_at(crate::service::now());
+            respond(&Speaker::new(state, Some(&now_state)), &before, after.as_ref())
+        }
+        Ok(None) => Speaker::new(state, None).end(&[]),
+        Err(e) => sorry(state, &e),
+    }
+}
+
+/// The callee answered an outbound call.
+pub async fn answer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let p = match verified(&state, &req, payload).await {
+        Ok(p) => p,
+        Err(e) => return e.error_response(),
+    };
+    let call = CallGuard::new(&state, &p);
+    let machine = matches!(p.get("AnsweredBy"), "fax") || p.get("AnsweredBy").starts_with("machine");
+    let sid = call.call_sid.clone();
+    on_request(
+        &state,
+        request_id(&path),
+        move |r| {
+            if r.mode != Mode::Outbound || !call.number_matches(r) || call.call_sid.is_empty() {
+                return None;
+            }
+            if machine {
+                return Some(Event::MachineAnswered);
+            }
+            Some(Event::CallConnected { call_sid: call.call_sid })
+        },
+        |speak, before, after| {
+            // A repeated answer webhook for the bound call changes nothing but asks again.
+            let r = after.unwrap_or(before);
+            let ours = r.call_sid.as_deref() == Some(sid.as_str());
+            match r.status {
+                Status::InProgress if ours => speak.ask(r.id, &[Prompt::Greeting]),
+                status if status.is_terminal() && ours => speak.ended(Some(r)),
+                _ => speak.end(&[]),
+            }
+        },
+    )
+    .await
+}
+
+/// The Gather action: the caller typed digits.
+pub async fn gather(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let p = match verified(&state, &req, payload).await {
+        Ok(p) => p,
+        Err(e) => return e.error_response(),
+    };
+    let digits: String = p.get("Digits").chars().take(32).collect();
+    if digits.is_empty() {
+        return no_input_for(&state, &p, request_id(&path)).await;
+    }
+    let guard = CallGuard::new(&state, &p);
+    let keys = state.core.keys.clone();
+    on_request(
+        &state,
+        request_id(&path),
+        move |r| {
+            guard.check(r)?;
+            let correct = keys.verify(r.id.as_bytes(), &digits, &r.code_hash);
+            Some(Event::CodeEntered { correct })
+        },
+        |speak, before, after| match after {
+            Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),
+            Some(r) => speak.ended(Some(r)),
+            None => speak.ended(Some(before).filter(|b| b.status.is_terminal())),
+        },
+    )
+    .await
+}
+
+/// What a webhook must match to touch a request: the bound call and the registered number.
+struct CallGuard {
+    call_sid: String,
+    to: Option<PhoneNumber>,
+    from: Option<PhoneNumber>,
+}
+
+impl CallGuard {
+    /// Parses the call's numbers once, before the store's transaction.
+    fn new(state: &AppState, p: &Params) -> Self {
+        Self {
+            call_sid: p.get("CallSid").to_owned(),
+            to: PhoneNumber::parse(p.get("To"), state.default_region).ok(),
+            from: PhoneNumber::parse(p.get("From"), state.default_region).ok(),
+        }
+    }
+
+    /// The user's side of the call is the registered number: `To` for outbound, `From` for inbound.
+    fn number_matches(&self, r: &AuthRequest) -> bool {
+        let user = match r.mode {
+            Mode::Outbound => &self.to,
+            Mode::Inbound => &self.from,
+        };
+        user.as_ref() == Some(&r.phone_number)
+    }
+
+    fn check(&self, r: &AuthRequest) -> Option<()> {
+        let call_ok = r.call_sid.as_deref() == Some(self.call_sid.as_str());
+        (self.number_matches(r) && call_ok).then_some(())
+    }
+}
+
+/// The Redirect after a Gather that heard nothing.
+pub async fn no_input(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    match verified(&state, &req, payload).await {
+        Ok(p) => no_input_for(&state, &p, request_id(&path)).await,
+        Err(e) => e.error_response(),
+    }
+}
+
+async fn no_input_for(state: &AppState, p: &Params, id: Option<Uuid>) -> HttpResponse {
+    let guard = CallGuard::new(state, p);
+    on_request(
+        state,
+        id,
+        move |r| {
+            guard.check(r)?;
+            Some(Event::NoInput)
+        },
+        |speak, before, after| match after {
+            Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::NoInput]),
+            Some(r) => speak.ended(Some(r)),
+            None => speak.ended(Some(before).filter(|b| b.status.is_terminal())),
+        },
+    )
+    .await
+}
+
+fn status_event(p: &Params) -> Option<Event> {
+    let status = CallStatus::from_provider(p.get("CallStatus"))?;
+    let sip_code = p.get("SipResponseCode").parse().ok();
+    Some(Event::CallStatusReported { status, sip_code })
+}
+
+/// Status callback of an outbound call (the request id is in the URL).
+pub async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let p = match verified(&state, &req, payload).await {
+        Ok(p) => p,
+        Err(e) => return e.error_response(),
+    };
+    apply_status(&state, request_id(&path), &p).await
+}
+
+/// Status callback configured on the inbound number: found by call sid.
+pub async fn status_by_sid(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let p = match verified(&state, &req, payload).await {
+        Ok(p) => p,
+        Err(e) => return e.error_response(),
+    };
+    let sid = p.get("CallSid");
+    let id = if sid.is_empty() {
+        None
+    } else {
+        match state.core.store.request_by_call_sid(sid).await {
+            Ok(r) => r.map(|r| r.id),
+            Err(e) => return sorry(&state, &e),
+        }
+    };
+    apply_status(&state, id, &p).await
+}
+
+async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpResponse {
+    if let (Some(id), Some(event)) = (id, status_event(p)) {
+        let sid = p.get("CallSid").to_owned();
+        let result = state
+            .core
+            .transition(id, move |r| {
+                // Before the call is bound, only this request's own URL can name it.
+                let ours = r.call_sid.as_deref().is_none_or(|bound| bound == sid);
+                ours.then_some(event)
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "status callback failed");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    twiml(&[])
+}
+
+/// A user called the inbound number: match the caller ID to a pending request.
+pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let p = match verified(&state, &req, payload).await {
+        Ok(p) => p,
+        Err(e) => return e.error_response(),
+    };
+    let from = p.get("From");
+    let nobody = Speaker::new(&state, None);
+    if is_withheld_caller_id(from) {
+        tracing::info!("inbound call with a withheld caller ID refused");
+        return nobody.end(&[Prompt::WithheldCallerId]);
+    }
+    let (Some(_), Ok(caller)) = (&state.inbound_number, PhoneNumber::parse(from, state.default_region)) else {
+        return nobody.end(&[Prompt::NoPendingRequest]);
+    };
+    let call_sid = p.get("CallSid").to_owned();
+    if call_sid.is_empty() {
+        return nobody.end(&[Prompt::NoPendingRequest]);
+    }
+    let found = match state.core.store.newest_pending_inbound(&caller, crate::service::now()).await {
+        Ok(found) => found,
+        Err(e) => return sorry(&state, &e),
+    };
+    let Some(found) = found else {
+        tracing::info!(phone = %caller, "inbound call without a pending request");
+        return nobody.end(&[Prompt::NoPendingRequest]);
+    };
+    let sid = call_sid.clone();
+    on_request(
+        &state,
+        Some(found.id),
+        move |r| (r.mode == Mode::Inbound && r.phone_number == caller && r.status == Status::Pending)
+            .then_some(Event::CallConnected { call_sid }),
+        |speak, _before, after| match after {
+            Some(r) if r.status == Status::InProgress && r.call_sid.as_deref() == Some(&sid) => {
+                speak.ask(r.id, &[Prompt::Greeting])
+            }
+            _ => speak.end(&[Prompt::NoPendingRequest]),
+        },
+    )
+    .await
+}
