@@ -148,14 +148,31 @@ impl ServeArgs {
         let Some(path) = path else { return Ok(self) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
-        let file: ServeArgs =
-            toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
         let cli = self;
         Ok(merge!(
-            cli, file, listen, database_url, public_url, provider, twilio_account_sid,
-            twilio_auth_token, twilio_api_base, caller_id, inbound_number, default_region,
-            allow_private_callbacks, secret_key, gather_timeout, ring_timeout, rate_limit,
-            phone_rate_limit, retention_days, voice_prompts_dir, log_format, call_end_grace_ms
+            cli,
+            file,
+            listen,
+            database_url,
+            public_url,
+            provider,
+            twilio_account_sid,
+            twilio_auth_token,
+            twilio_api_base,
+            caller_id,
+            inbound_number,
+            default_region,
+            allow_private_callbacks,
+            secret_key,
+            gather_timeout,
+            ring_timeout,
+            rate_limit,
+            phone_rate_limit,
+            retention_days,
+            voice_prompts_dir,
+            log_format,
+            call_end_grace_ms
         ))
     }
 }
@@ -191,11 +208,7 @@ fn parse_base_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> 
 }
 
 fn in_range(setting: &'static str, value: u32, lo: u32, hi: u32) -> Result<u32, ConfigError> {
-    if (lo..=hi).contains(&value) {
-        Ok(value)
-    } else {
-        Err(bad(setting, format!("must be between {lo} and {hi}")))
-    }
+    if (lo..=hi).contains(&value) { Ok(value) } else { Err(bad(setting, format!("must be between {lo} and {hi}"))) }
 }
 
 impl Settings {
@@ -207,9 +220,8 @@ impl Settings {
     /// Validates merged arguments into settings, refusing anything half-configured.
     pub fn from_args(a: ServeArgs) -> Result<Self, ConfigError> {
         let listen_raw = a.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen_raw
-            .parse()
-            .map_err(|_| bad("IVR_AUTH_LISTEN", "must be host:port, e.g. 127.0.0.1:8080"))?;
+        let listen: SocketAddr =
+            listen_raw.parse().map_err(|_| bad("IVR_AUTH_LISTEN", "must be host:port, e.g. 127.0.0.1:8080"))?;
         let database = parse_database_url(a.database_url.as_deref().unwrap_or("sqlite://ivr-auth.db"))?;
         let public_url = a.public_url.as_deref().map(|u| parse_base_url("IVR_AUTH_PUBLIC_URL", u)).transpose()?;
         let provider = match a.provider.as_deref().unwrap_or("simulator") {
@@ -220,9 +232,13 @@ impl Settings {
         let region_raw = a.default_region.as_deref().unwrap_or("JP");
         let default_region = Region::parse(region_raw)
             .ok_or_else(|| bad("IVR_AUTH_DEFAULT_REGION", "must be a two-letter region code like JP"))?;
-        let caller_id = a.caller_id.as_deref().map(|n| parse_number("IVR_AUTH_CALLER_ID", n, default_region)).transpose()?;
-        let inbound_number =
-            a.inbound_number.as_deref().map(|n| parse_number("IVR_AUTH_INBOUND_NUMBER", n, default_region)).transpose()?;
+        let caller_id =
+            a.caller_id.as_deref().map(|n| parse_number("IVR_AUTH_CALLER_ID", n, default_region)).transpose()?;
+        let inbound_number = a
+            .inbound_number
+            .as_deref()
+            .map(|n| parse_number("IVR_AUTH_INBOUND_NUMBER", n, default_region))
+            .transpose()?;
         let twilio_api_base =
             parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
         let secret_key = match a.secret_key {
@@ -288,17 +304,28 @@ impl Settings {
 /// Environment variables that look like ours but are not: most likely typos.
 pub fn unknown_env_vars() -> Vec<String> {
     const KNOWN: [&str; 20] = [
-        "IVR_AUTH_LISTEN", "IVR_AUTH_DATABASE_URL", "IVR_AUTH_PUBLIC_URL", "IVR_AUTH_PROVIDER",
-        "IVR_AUTH_CALLER_ID", "IVR_AUTH_INBOUND_NUMBER", "IVR_AUTH_DEFAULT_REGION",
-        "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS", "IVR_AUTH_SECRET_KEY", "IVR_AUTH_GATHER_TIMEOUT",
-        "IVR_AUTH_RING_TIMEOUT", "IVR_AUTH_RATE_LIMIT", "IVR_AUTH_PHONE_RATE_LIMIT",
-        "IVR_AUTH_RETENTION_DAYS", "IVR_AUTH_VOICE_PROMPTS_DIR", "IVR_AUTH_LOG_FORMAT",
-        "IVR_AUTH_CALL_END_GRACE_MS", "IVR_AUTH_LOG", "IVR_AUTH_CONFIG", "IVR_AUTH_BENCH",
+        "IVR_AUTH_LISTEN",
+        "IVR_AUTH_DATABASE_URL",
+        "IVR_AUTH_PUBLIC_URL",
+        "IVR_AUTH_PROVIDER",
+        "IVR_AUTH_CALLER_ID",
+        "IVR_AUTH_INBOUND_NUMBER",
+        "IVR_AUTH_DEFAULT_REGION",
+        "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS",
+        "IVR_AUTH_SECRET_KEY",
+        "IVR_AUTH_GATHER_TIMEOUT",
+        "IVR_AUTH_RING_TIMEOUT",
+        "IVR_AUTH_RATE_LIMIT",
+        "IVR_AUTH_PHONE_RATE_LIMIT",
+        "IVR_AUTH_RETENTION_DAYS",
+        "IVR_AUTH_VOICE_PROMPTS_DIR",
+        "IVR_AUTH_LOG_FORMAT",
+        "IVR_AUTH_CALL_END_GRACE_MS",
+        "IVR_AUTH_LOG",
+        "IVR_AUTH_CONFIG",
+        "IVR_AUTH_BENCH",
     ];
-    std::env::vars()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with("IVR_AUTH_") && !KNOWN.contains(&k.as_str()))
-        .collect()
+    std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("IVR_AUTH_") && !KNOWN.contains(&k.as_str())).collect()
 }
 
 #[cfg(test)]

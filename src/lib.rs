@@ -23,3 +23,9 @@ pub mod store;
 pub mod telemetry;
 pub mod telephony;
 pub mod voice;
+
+/// Installs the process-wide TLS crypto provider (ring, which needs no C
+/// toolchain) that every outgoing HTTPS client uses. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -20,8 +20,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match args.command {
             Command::Serve(serve) => serve_command(serve, config.as_deref()).await,
-            Command::Tenant { db, action } => cli::tenant(&db, config.as_deref(), action).await.map(|out| println!("{out}")).map_err(|e| e.to_string()),
-            Command::Migrate { db } => cli::migrate(&db, config.as_deref()).await.map(|out| println!("{out}")).map_err(|e| e.to_string()),
+            Command::Tenant { db, action } => cli::tenant(&db, config.as_deref(), action)
+                .await
+                .map(|out| println!("{out}"))
+                .map_err(|e| e.to_string()),
+            Command::Migrate { db } => {
+                cli::migrate(&db, config.as_deref()).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
+            }
         }
     });
     match result {

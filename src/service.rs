@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::domain::code::{Code, CodeKeys};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::registration::Registration;
-use crate::domain::request::{AuthRequest, Effect, Event, Transition};
+use crate::domain::request::{AuthRequest, Effect, Event, Sealed, Transition};
 use crate::domain::status::{Mode, Status};
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
@@ -54,10 +54,16 @@ impl Core {
     /// call), or returns the existing one for a repeated `external_id`.
     pub async fn register(&self, tenant: &Tenant, reg: Registration) -> Result<Registered, AppError> {
         if reg.mode == Mode::Inbound && self.inbound_number.is_none() {
-            return Err(AppError::invalid("mode", "inbound mode is not enabled on this server (IVR_AUTH_INBOUND_NUMBER is unset)"));
+            return Err(AppError::invalid(
+                "mode",
+                "inbound mode is not enabled on this server (IVR_AUTH_INBOUND_NUMBER is unset)",
+            ));
         }
         if reg.mode == Mode::Outbound && !self.outbound_enabled {
-            return Err(AppError::invalid("mode", "outbound mode is not enabled on this server (IVR_AUTH_CALLER_ID is unset)"));
+            return Err(AppError::invalid(
+                "mode",
+                "outbound mode is not enabled on this server (IVR_AUTH_CALLER_ID is unset)",
+            ));
         }
         let now = now();
         let id = Uuid::now_v7();
@@ -69,33 +75,16 @@ impl Core {
             }
         };
         let fingerprint = self.keys.fingerprint(&reg.canonical()).to_vec();
-        let request = AuthRequest {
-            id,
-            tenant_id: tenant.id,
-            external_id: reg.external_id.clone(),
-            fingerprint: fingerprint.clone(),
-            mode: reg.mode,
-            phone_number: reg.phone_number.clone(),
+        let sealed = Sealed {
             code_hash: self.keys.hash(id.as_bytes(), code.expose()).to_vec(),
             code_salt: salt,
-            code_length: reg.code_length,
-            user_id: reg.user_id.clone(),
-            locale: reg.locale,
-            max_attempts: reg.max_attempts,
-            attempts: 0,
-            no_input_count: 0,
-            callback_url: reg.callback_url.clone(),
-            status: Status::Pending,
-            failure_reason: None,
-            call_sid: None,
-            call_status: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: now + chrono::Duration::seconds(i64::from(reg.ttl_seconds)),
-            verified_at: None,
+            fingerprint: fingerprint.clone(),
         };
+        let request = AuthRequest::new(id, tenant.id, &reg, sealed, now);
         let jobs = match reg.mode {
-            Mode::Outbound => vec![NewJob { kind: JobKind::PlaceCall, request_id: id, payload: String::new(), run_at: now }],
+            Mode::Outbound => {
+                vec![NewJob { kind: JobKind::PlaceCall, request_id: id, payload: String::new(), run_at: now }]
+            }
             Mode::Inbound => Vec::new(),
         };
         self.check_phone_limit(&reg.phone_number)?;
@@ -150,16 +139,17 @@ impl Core {
     /// Cancels the tenant's request; 409 if it has already ended.
     pub async fn cancel(&self, tenant: &Tenant, id: Uuid) -> Result<AuthRequest, AppError> {
         let tenant_id = tenant.id;
-        let applied = self
-            .transition(id, move |r| (r.tenant_id == tenant_id).then_some(Event::Cancel))
-            .await?;
+        let applied = self.transition(id, move |r| (r.tenant_id == tenant_id).then_some(Event::Cancel)).await?;
         match applied {
             Some(Applied { before, after: Some(after) }) if before.tenant_id == tenant_id => {
                 if after.status == Status::Canceled {
                     Ok(after)
                 } else {
                     // It expired at this very moment: that is the result.
-                    Err(AppError::Conflict { code: "already_terminal", message: format!("request is already {}", after.status) })
+                    Err(AppError::Conflict {
+                        code: "already_terminal",
+                        message: format!("request is already {}", after.status),
+                    })
                 }
             }
             Some(Applied { before, after: None }) if before.tenant_id == tenant_id => Err(AppError::Conflict {

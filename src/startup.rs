@@ -49,6 +49,27 @@ pub struct Application {
     server: Server,
     shutdown: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
+    _signals: JoinHandle<()>,
+}
+
+/// SIGTERM and SIGINT, registered with the OS when installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 fn random_secret() -> Vec<u8> {
@@ -61,8 +82,7 @@ impl Application {
     /// Opens the store, binds the listener, wires the provider and starts the
     /// background jobs. The server answers once `run_until_stopped` runs.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        // One TLS crypto provider for every outgoing HTTPS client (ring: no C toolchain needed).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let store = store::open(&settings.database, Role::Server).await?;
         let secret = match &settings.secret_key {
             Some(key) => key.expose_secret().as_bytes().to_vec(),
@@ -71,7 +91,8 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let public = settings.public_url.as_ref().map_or(base_url.clone(), |u| u.as_str().trim_end_matches('/').to_owned());
+        let public =
+            settings.public_url.as_ref().map_or(base_url.clone(), |u| u.as_str().trim_end_matches('/').to_owned());
         let urls = Urls::new(&public);
         let prompts = Prompts::load(&settings.voice_prompts_dir).map_err(StartError::Prompts)?;
         let http = reqwest::Client::builder()
@@ -88,13 +109,18 @@ impl Application {
                         .twilio_auth_token
                         .clone()
                         .unwrap_or_else(|| SecretString::from(hex::encode(random_secret())));
-                    let sim =
-                        Simulator::new(http.clone(), token.clone(), settings.caller_id.as_ref(), settings.inbound_number.clone());
+                    let sim = Simulator::new(
+                        http.clone(),
+                        token.clone(),
+                        settings.caller_id.as_ref(),
+                        settings.inbound_number.clone(),
+                    );
                     sim.attach(base_url.clone(), urls.clone());
                     (Arc::new(sim.clone()), token, Some(sim))
                 }
                 ProviderKind::Twilio => {
-                    let (Some(sid), Some(token)) = (settings.twilio_account_sid.clone(), settings.twilio_auth_token.clone())
+                    let (Some(sid), Some(token)) =
+                        (settings.twilio_account_sid.clone(), settings.twilio_auth_token.clone())
                     else {
                         return Err(StartError::Prompts("twilio credentials missing".into()));
                     };
@@ -160,8 +186,14 @@ impl Application {
                         if let (Ok(res), Some(metrics)) = (&res, metrics) {
                             let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
                             let status = res.status().as_u16();
-                            metrics.http_requests.get_or_create(&HttpLabels { route: route.clone(), method, status }).inc();
-                            metrics.http_duration.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+                            metrics
+                                .http_requests
+                                .get_or_create(&HttpLabels { route: route.clone(), method, status })
+                                .inc();
+                            metrics
+                                .http_duration
+                                .get_or_create(&RouteLabel { route })
+                                .observe(started.elapsed().as_secs_f64());
                         }
                         res
                     })
@@ -174,10 +206,20 @@ impl Application {
             }
         })
         .shutdown_timeout(10)
+        .disable_signals()
         .listen(listener)?
         .run();
+        // Our own handlers, installed before anyone is told the address, so a
+        // SIGTERM right after start-up still stops gracefully.
+        let stop_on = Signals::install()?;
+        let handle = server.handle();
+        let background_signal = tokio::spawn(async move {
+            stop_on.recv().await;
+            tracing::info!("stop signal received; finishing in-flight requests");
+            handle.stop(true).await;
+        });
 
-        Ok(Self { port: addr.port(), base_url, server, shutdown, background })
+        Ok(Self { port: addr.port(), base_url, server, shutdown, background, _signals: background_signal })
     }
 
     /// The bound port (useful with `:0`).

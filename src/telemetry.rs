@@ -5,10 +5,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init(json: bool) {
-    let filter = std::env::var("IVR_AUTH_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+    let filter = std::env::var("IVR_AUTH_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -53,16 +53,15 @@ pub fn parse_json<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Resul
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if !inner.is_data() {
-            return AppError::MalformedJson(inner.to_string());
+        // A type error can surface before a syntax error later in the body
+        // (`{} {}`); a body that is not JSON at all is 400, not 422.
+        let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(body).err();
+        if !inner.is_data() || syntax.is_some() {
+            return AppError::MalformedJson(syntax.map_or_else(|| inner.to_string(), |s| s.to_string()));
         }
         let message = inner.to_string();
         // Missing and unknown fields are reported at the root, with the name in backticks.
-        let field = if path == "." {
-            message.split('`').nth(1).map_or("body".to_owned(), str::to_owned)
-        } else {
-            path
-        };
+        let field = if path == "." { message.split('`').nth(1).map_or("body".to_owned(), str::to_owned) } else { path };
         AppError::invalid(field.clone(), format!("{field}: {message}"))
     })?;
     de.end().map_err(|e| AppError::MalformedJson(e.to_string()))?;
@@ -85,7 +84,8 @@ fn identifier(field: &str, value: Option<String>) -> Result<Option<String>, AppE
     if count == 0 || count > 128 {
         return Err(AppError::invalid(field, format!("{field}: must be 1 to 128 characters")));
     }
-    let bad = |c: char| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
+    let bad =
+        |c: char| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
     if v.chars().any(bad) {
         return Err(AppError::invalid(field, format!("{field}: must not contain control characters")));
     }
@@ -159,16 +159,22 @@ impl RegisterBody {
             .map_err(|e| AppError::invalid("phone_number", format!("phone_number: {e}")))?;
         let mode = match self.mode.as_deref() {
             None => Mode::Outbound,
-            Some(m) => Mode::parse(m).ok_or_else(|| AppError::invalid("mode", "mode: must be \"outbound\" or \"inbound\""))?,
+            Some(m) => {
+                Mode::parse(m).ok_or_else(|| AppError::invalid("mode", "mode: must be \"outbound\" or \"inbound\""))?
+            }
         };
         let locale = match self.locale.as_deref() {
             None => Locale::JaJp,
-            Some(l) => Locale::parse(l).ok_or_else(|| AppError::invalid("locale", "locale: must be \"ja-JP\" or \"en-US\""))?,
+            Some(l) => {
+                Locale::parse(l).ok_or_else(|| AppError::invalid("locale", "locale: must be \"ja-JP\" or \"en-US\""))?
+            }
         };
         let code = self
             .code
             .as_deref()
-            .map(|c| Code::parse(c).ok_or_else(|| AppError::invalid("code", "code: must be a string of 4 to 10 digits")))
+            .map(|c| {
+                Code::parse(c).ok_or_else(|| AppError::invalid("code", "code: must be a string of 4 to 10 digits"))
+            })
             .transpose()?;
         let code_length = match (&code, self.code_length) {
             (Some(c), Some(n)) if n != c.expose().len() as i64 => {
@@ -212,7 +218,10 @@ mod tests {
     fn defaults_fill_in() {
         let r = body(r#"{"phone_number":"090-1234-5678"}"#).unwrap();
         assert_eq!(r.phone_number.as_str(), "+819012345678");
-        assert_eq!((r.mode, r.locale, r.code_length, r.ttl_seconds, r.max_attempts), (Mode::Outbound, Locale::JaJp, 6, 300, 3));
+        assert_eq!(
+            (r.mode, r.locale, r.code_length, r.ttl_seconds, r.max_attempts),
+            (Mode::Outbound, Locale::JaJp, 6, 300, 3)
+        );
     }
 
     #[test]
@@ -247,7 +256,9 @@ mod tests {
 
     #[test]
     fn private_ranges() {
-        for ip in ["10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1", "fd00::1", "fe80::1"] {
+        for ip in
+            ["10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1", "fd00::1", "fe80::1"]
+        {
             assert!(is_private_ip(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "2001:4860:4860::8888"] {

@@ -73,7 +73,10 @@ pub async fn openapi() -> HttpResponse {
 }
 
 /// Serves a recorded prompt named in the prompt table (nothing else on disk is reachable).
-pub async fn prompt_audio(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, AppError> {
+pub async fn prompt_audio(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
     let (locale, file) = path.into_inner();
     let locale = Locale::parse(&locale).ok_or(AppError::NotFound("no such prompt"))?;
     let file_path = state.prompts.audio_path(locale, &file).ok_or(AppError::NotFound("no such prompt"))?;

@@ -47,8 +47,7 @@ impl PhoneNumber {
         if ascii.is_empty() || ascii.len() > 40 {
             return Err(PhoneError::NotANumber);
         }
-        let parsed =
-            phonenumber::parse(Some(region.0), &ascii).map_err(|_| PhoneError::NotANumber)?;
+        let parsed = phonenumber::parse(Some(region.0), &ascii).map_err(|_| PhoneError::NotANumber)?;
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
@@ -125,14 +124,7 @@ impl fmt::Display for PhoneNumber {
 /// (ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN, UNAVAILABLE) and the plain words
 /// other providers send.
 pub fn is_withheld_caller_id(from: &str) -> bool {
-    const SPELLED: [&str; 6] = [
-        "+266696687",
-        "+7378742833",
-        "+17378742833",
-        "+2562533",
-        "+8656696",
-        "+86282452253",
-    ];
+    const SPELLED: [&str; 6] = ["+266696687", "+7378742833", "+17378742833", "+2562533", "+8656696", "+86282452253"];
     let from = from.trim();
     if from.is_empty() || SPELLED.contains(&from) {
         return true;
@@ -140,11 +132,7 @@ pub fn is_withheld_caller_id(from: &str) -> bool {
     let lower = from.to_ascii_lowercase();
     let user = lower.strip_prefix("sip:").unwrap_or(&lower);
     let user = user.split('@').next().unwrap_or(user);
-    matches!(
-        user,
-        "anonymous" | "restricted" | "private" | "blocked" | "unknown" | "unavailable"
-            | "withheld"
-    )
+    matches!(user, "anonymous" | "restricted" | "private" | "blocked" | "unknown" | "unavailable" | "withheld")
 }
 
 #[cfg(test)]

@@ -37,6 +37,22 @@ struct Canonical<'a> {
 }
 
 impl Registration {
+    /// A registration for `phone_number` with every optional field at the contract's default.
+    pub fn with_defaults(phone_number: PhoneNumber) -> Self {
+        Self {
+            phone_number,
+            mode: Mode::Outbound,
+            code: None,
+            code_length: 6,
+            external_id: None,
+            user_id: None,
+            locale: Locale::JaJp,
+            ttl_seconds: 300,
+            max_attempts: 3,
+            callback_url: None,
+        }
+    }
+
     /// A stable byte form of the normalised registration: two bodies that
     /// mean the same (`090-…` and `+8190…`, defaults spelled out or not) give
     /// the same bytes. Contains the code, so it is only ever fed to a keyed hash.

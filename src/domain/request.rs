@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::phone::PhoneNumber;
+use super::registration::Registration;
 use super::status::{CallStatus, FailureReason, Locale, Mode, Status};
 
 /// How many times "no input" repeats the prompt before the request fails.
@@ -96,15 +97,48 @@ pub struct Transition {
     pub effects: Vec<Effect>,
 }
 
+/// The stored forms of a new request's secrets (see `domain::code`).
+#[derive(Debug, Clone, Default)]
+pub struct Sealed {
+    pub code_hash: Vec<u8>,
+    pub code_salt: Option<Vec<u8>>,
+    pub fingerprint: Vec<u8>,
+}
+
 impl AuthRequest {
+    /// A new `pending` request of `tenant_id` for `reg`, registered at `now`.
+    pub fn new(id: Uuid, tenant_id: Uuid, reg: &Registration, sealed: Sealed, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            tenant_id,
+            external_id: reg.external_id.clone(),
+            fingerprint: sealed.fingerprint,
+            mode: reg.mode,
+            phone_number: reg.phone_number.clone(),
+            code_hash: sealed.code_hash,
+            code_salt: sealed.code_salt,
+            code_length: reg.code_length,
+            user_id: reg.user_id.clone(),
+            locale: reg.locale,
+            max_attempts: reg.max_attempts,
+            attempts: 0,
+            no_input_count: 0,
+            callback_url: reg.callback_url.clone(),
+            status: Status::Pending,
+            failure_reason: None,
+            call_sid: None,
+            call_status: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + chrono::Duration::seconds(i64::from(reg.ttl_seconds)),
+            verified_at: None,
+        }
+    }
+
     /// The status a reader sees at `now`: past `expires_at`, a request that
     /// has not ended is shown as expired even before the sweeper stores it.
     pub fn status_at(&self, now: DateTime<Utc>) -> Status {
-        if !self.status.is_terminal() && now >= self.expires_at {
-            Status::Expired
-        } else {
-            self.status
-        }
+        if !self.status.is_terminal() && now >= self.expires_at { Status::Expired } else { self.status }
     }
 
     /// How the request reads at `now`: with expiry applied, without storing it.
@@ -142,11 +176,7 @@ impl AuthRequest {
             Event::CallPlaced { call_sid } => {
                 if let Some(bound) = &self.call_sid {
                     // The answer webhook can win the race and bind the call first.
-                    return if bound == call_sid {
-                        Err(Refusal::NoChange)
-                    } else {
-                        Err(Refusal::OtherCall)
-                    };
+                    return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
                 }
                 next.call_sid = Some(call_sid.clone());
                 if next.status == Status::Pending {
@@ -162,12 +192,12 @@ impl AuthRequest {
                 }
                 next.call_sid = Some(call_sid.clone());
                 next.status = Status::InProgress;
-                next.call_status = Some(CallStatus::InProgress);
+                if self.call_status.is_none_or(|c| c.rank() < CallStatus::InProgress.rank()) {
+                    next.call_status = Some(CallStatus::InProgress);
+                }
                 Ok(plain(next))
             }
-            Event::CallStatusReported { status, sip_code } => {
-                self.apply_call_status(next, *status, *sip_code, now)
-            }
+            Event::CallStatusReported { status, sip_code } => self.apply_call_status(next, *status, *sip_code, now),
             Event::MachineAnswered => Ok(self.finish(Status::Failed, Some(FailureReason::Rejected), now)),
             Event::CodeEntered { correct } => {
                 if self.status != Status::InProgress {
@@ -298,34 +328,11 @@ fn plain(next: AuthRequest) -> Transition {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use chrono::Duration;
 
     pub(crate) fn sample(now: DateTime<Utc>) -> AuthRequest {
-        AuthRequest {
-            id: Uuid::now_v7(),
-            tenant_id: Uuid::now_v7(),
-            external_id: None,
-            fingerprint: vec![0; 32],
-            mode: Mode::Outbound,
-            phone_number: PhoneNumber::from_stored("+819012345678".into()),
-            code_hash: vec![0; 32],
-            code_salt: None,
-            code_length: 6,
-            user_id: None,
-            locale: Locale::JaJp,
-            max_attempts: 3,
-            attempts: 0,
-            no_input_count: 0,
-            callback_url: Some("https://example.com/cb".into()),
-            status: Status::Pending,
-            failure_reason: None,
-            call_sid: None,
-            call_status: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: now + Duration::seconds(300),
-            verified_at: None,
-        }
+        let mut reg = Registration::with_defaults(PhoneNumber::from_stored("+819012345678".into()));
+        reg.callback_url = Some("https://example.com/cb".into());
+        AuthRequest::new(Uuid::now_v7(), Uuid::now_v7(), &reg, Sealed::default(), now)
     }
 
     fn step(r: &AuthRequest, e: Event, now: DateTime<Utc>) -> AuthRequest {

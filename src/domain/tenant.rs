@@ -45,11 +45,7 @@ pub fn new_api_key() -> NewApiKey {
     rng.fill_bytes(&mut secret);
     let key_id = hex::encode(id);
     let secret = URL_SAFE_NO_PAD.encode(secret);
-    NewApiKey {
-        hash: hash_secret(&secret),
-        full: SecretString::from(format!("{PREFIX}{key_id}_{secret}")),
-        key_id,
-    }
+    NewApiKey { hash: hash_secret(&secret), full: SecretString::from(format!("{PREFIX}{key_id}_{secret}")), key_id }
 }
 
 /// Mints a new callback-signing secret.
@@ -95,9 +91,10 @@ impl Tenant {
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
         let mut out = vec![self.callback_secret.expose_secret()];
         if let (Some(prev), Some(until)) = (&self.previous_callback_secret, self.previous_until)
-            && now < until {
-                out.push(prev.expose_secret());
-            }
+            && now < until
+        {
+            out.push(prev.expose_secret());
+        }
         out
     }
 }

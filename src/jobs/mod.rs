@@ -81,7 +81,9 @@ impl Jobs {
                     continue;
                 }
                 let wait = match self.core.store.next_job_at().await {
-                    Ok(Some(t)) => (t - now()).to_std().unwrap_or_default().clamp(Duration::from_millis(5), Duration::from_secs(1)),
+                    Ok(Some(t)) => {
+                        (t - now()).to_std().unwrap_or_default().clamp(Duration::from_millis(5), Duration::from_secs(1))
+                    }
                     _ => Duration::from_secs(1),
                 };
                 tokio::select! {
@@ -178,7 +180,10 @@ impl Jobs {
             if t - job.created_at > CALLBACK_WINDOW {
                 Outcome::GiveUp(format!("gave up after 24 h: {why}"))
             } else {
-                Outcome::RetryAt(later(backoff::delay(job.attempts, Duration::from_secs(5), Duration::from_secs(3600))), why)
+                Outcome::RetryAt(
+                    later(backoff::delay(job.attempts, Duration::from_secs(5), Duration::from_secs(3600))),
+                    why,
+                )
             }
         };
         let r = match self.core.store.request(job.request_id).await {
@@ -186,7 +191,8 @@ impl Jobs {
             Ok(None) => return Outcome::Done,
             Err(e) => return retry(e.to_string()),
         };
-        let (Some(url), Ok(Some(tenant))) = (r.callback_url.as_deref(), self.core.store.tenant(r.tenant_id).await) else {
+        let (Some(url), Ok(Some(tenant))) = (r.callback_url.as_deref(), self.core.store.tenant(r.tenant_id).await)
+        else {
             return Outcome::Done;
         };
         let header = callback::signature_header(&tenant.signing_secrets(t), t.timestamp(), &job.payload);
@@ -211,9 +217,10 @@ impl Jobs {
     async fn end_call(&self, job: &Job) -> Outcome {
         match self.telephony.end_call(&job.payload).await {
             Ok(()) | Err(CallError::Refused(_)) => Outcome::Done,
-            Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => {
-                Outcome::RetryAt(later(backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))), message)
-            }
+            Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => Outcome::RetryAt(
+                later(backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))),
+                message,
+            ),
             Err(CallError::Unavailable { message, .. }) => Outcome::GiveUp(message),
         }
     }

@@ -58,7 +58,9 @@ enum Gathered {
 
 pub async fn run(inner: Arc<Inner>, handle: Arc<CallHandle>, rx: mpsc::UnboundedReceiver<Command>, kind: CallKind) {
     let status_callback = match &kind {
-        CallKind::Outbound { status_callback, .. } | CallKind::Inbound { status_callback, .. } => status_callback.clone(),
+        CallKind::Outbound { status_callback, .. } | CallKind::Inbound { status_callback, .. } => {
+            status_callback.clone()
+        }
     };
     let mut call =
         Call { inner, handle, rx, status_callback, sequence: 0, typed_ahead: String::new(), answered_at: None };
@@ -141,7 +143,9 @@ impl Call {
     async fn post(&self, url: &str, params: &[(String, String)]) -> Result<String, String> {
         let sig = signature::sign(self.inner.auth_token.expose_secret().as_bytes(), url, params);
         let target = match (self.inner.urls.get(), self.inner.target.get()) {
-            (Some(urls), Some(target)) if url.starts_with(urls.base()) => format!("{target}{}", &url[urls.base().len()..]),
+            (Some(urls), Some(target)) if url.starts_with(urls.base()) => {
+                format!("{target}{}", &url[urls.base().len()..])
+            }
             _ => url.to_owned(),
         };
         let resp = self
@@ -153,7 +157,9 @@ impl Call {
             .form(params)
             .send()
             .await
-            .map_err(|e| format!("webhook request failed: {}", if e.is_timeout() { "timeout" } else { "network error" }))?;
+            .map_err(|e| {
+                format!("webhook request failed: {}", if e.is_timeout() { "timeout" } else { "network error" })
+            })?;
         let status = resp.status();
         let body = resp.text().await.map_err(|_| "webhook answer unreadable".to_owned())?;
         if !status.is_success() {
@@ -256,7 +262,10 @@ impl Call {
                         self.speak(p);
                     }
                     let mut e = entry("gather");
-                    e.text = Some(format!("timeout={timeout}s numDigits={}", num_digits.map_or("-".into(), |n| n.to_string())));
+                    e.text = Some(format!(
+                        "timeout={timeout}s numDigits={}",
+                        num_digits.map_or("-".into(), |n| n.to_string())
+                    ));
                     self.log(e);
                     match self.gather(num_digits, timeout, &finish_on_key).await {
                         Gathered::HungUp => {

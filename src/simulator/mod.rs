@@ -163,7 +163,9 @@ impl Simulator {
         let live = matches!(snap.state, "ringing" | "in-progress");
         match &command {
             Command::Answer | Command::Decline if !ringing => return Err(SimError::NotNow("the call is not ringing")),
-            Command::Digits(_) if snap.state != "in-progress" => return Err(SimError::NotNow("the call is not connected")),
+            Command::Digits(_) if snap.state != "in-progress" => {
+                return Err(SimError::NotNow("the call is not connected"));
+            }
             Command::Hangup if !live => return Err(SimError::NotNow("the call has ended")),
             _ => {}
         }
@@ -205,7 +207,8 @@ impl Simulator {
             let mut calls = lock(&self.inner.calls);
             calls.push_back(handle.clone());
             while calls.len() > KEEP_CALLS {
-                let Some(pos) = calls.iter().position(|h| !matches!(lock(&h.snapshot).state, "ringing" | "in-progress"))
+                let Some(pos) =
+                    calls.iter().position(|h| !matches!(lock(&h.snapshot).state, "ringing" | "in-progress"))
                 else {
                     break;
                 };

@@ -133,7 +133,13 @@ mod tests {
         let v = parse("<Response><Gather/></Response>").unwrap();
         assert_eq!(
             v,
-            vec![Verb::Gather { action: String::new(), num_digits: None, timeout: 5, finish_on_key: "#".into(), prompts: vec![] }]
+            vec![Verb::Gather {
+                action: String::new(),
+                num_digits: None,
+                timeout: 5,
+                finish_on_key: "#".into(),
+                prompts: vec![]
+            }]
         );
         assert!(parse("<Response><Dial>1</Dial></Response>").is_err());
         assert!(parse("<html/>").is_err());

@@ -123,8 +123,8 @@ pub enum Role {
 pub async fn open(url: &DatabaseUrl, role: Role) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, role).await?)),
-        DatabaseUrl::Postgres(_) => Err(StoreError::Database(
-            "the PostgreSQL backend is not available in this build yet; use sqlite://".into(),
-        )),
+        DatabaseUrl::Postgres(_) => {
+            Err(StoreError::Database("the PostgreSQL backend is not available in this build yet; use sqlite://".into()))
+        }
     }
 }

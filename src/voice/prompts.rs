@@ -93,10 +93,8 @@ fn parse_set(locale: Locale, text: &str, origin: &str) -> Result<PromptSet, Stri
     let file: PromptFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
     let mut texts = HashMap::new();
     for prompt in Prompt::ALL {
-        let t = file
-            .prompts
-            .get(prompt.key())
-            .ok_or_else(|| format!("{origin}: prompt `{}` is missing", prompt.key()))?;
+        let t =
+            file.prompts.get(prompt.key()).ok_or_else(|| format!("{origin}: prompt `{}` is missing", prompt.key()))?;
         texts.insert(prompt, t.clone());
     }
     if let Some(unknown) = file.prompts.keys().find(|k| !Prompt::ALL.iter().any(|p| p.key() == k.as_str())) {

@@ -8,12 +8,28 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 /// One TwiML verb (the subset ivr-auth speaks and the simulator understands).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verb {
-    Say { text: String, language: String, voice: Option<String> },
-    Play { url: String },
-    Pause { seconds: u32 },
+    Say {
+        text: String,
+        language: String,
+        voice: Option<String>,
+    },
+    Play {
+        url: String,
+    },
+    Pause {
+        seconds: u32,
+    },
     /// Collects keypad digits; only `Say`, `Play` and `Pause` nest inside.
-    Gather { action: String, num_digits: Option<u32>, timeout: u32, finish_on_key: String, prompts: Vec<Verb> },
-    Redirect { url: String },
+    Gather {
+        action: String,
+        num_digits: Option<u32>,
+        timeout: u32,
+        finish_on_key: String,
+        prompts: Vec<Verb>,
+    },
+    Redirect {
+        url: String,
+    },
     Hangup,
 }
 
@@ -67,13 +83,11 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
 /// A complete `<Response>` document with an XML declaration, UTF-8.
 pub fn render(verbs: &[Verb]) -> String {
     let mut w = Writer::new(Cursor::new(Vec::with_capacity(512)));
-    let written = w
-        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
-        .and_then(|()| {
-            w.create_element("Response")
-                .write_inner_content(|w| verbs.iter().try_for_each(|v| write_verb(w, v)))
-                .map(|_| ())
-        });
+    let written = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).and_then(|()| {
+        w.create_element("Response")
+            .write_inner_content(|w| verbs.iter().try_for_each(|v| write_verb(w, v)))
+            .map(|_| ())
+    });
     match written {
         Ok(()) => String::from_utf8(w.into_inner().into_inner()).unwrap_or_default(),
         // Writing to memory cannot fail; if it ever did, hanging up is the safe answer.

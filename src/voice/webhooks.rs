@@ -353,8 +353,10 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, payload: web:
     on_request(
         &state,
         Some(found.id),
-        move |r| (r.mode == Mode::Inbound && r.phone_number == caller && r.status == Status::Pending)
-            .then_some(Event::CallConnected { call_sid }),
+        move |r| {
+            (r.mode == Mode::Inbound && r.phone_number == caller && r.status == Status::Pending)
+                .then_some(Event::CallConnected { call_sid })
+        },
         |speak, _before, after| match after {
             Some(r) if r.status == Status::InProgress && r.call_sid.as_deref() == Some(&sid) => {
                 speak.ask(r.id, &[Prompt::Greeting])

@@ -29,11 +29,9 @@ pub struct SqliteStore {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(db_err)?;
-    let current: i64 = conn
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
-        .map_err(db_err)?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(db_err)?;
+    let current: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0)).map_err(db_err)?;
     if current > MIGRATIONS.len() as i64 {
         return Err(StoreError::Corrupt(format!(
             "database schema version {current} is newer than this ivr-auth understands"
@@ -87,17 +85,13 @@ impl SqliteStore {
             Role::Server => {
                 let file = File::create(lock_path(path)).map_err(db_err)?;
                 file.try_lock().map_err(|_| {
-                    StoreError::Database(
-                        format!("{} is in use by another ivr-auth server", path.display()).into(),
-                    )
+                    StoreError::Database(format!("{} is in use by another ivr-auth server", path.display()).into())
                 })?;
                 Some(file)
             }
         };
         let path = path.to_owned();
-        let pool = tokio::task::spawn_blocking(move || Pool::open(&path, migrate))
-            .await
-            .map_err(db_err)??;
+        let pool = tokio::task::spawn_blocking(move || Pool::open(&path, migrate)).await.map_err(db_err)??;
         let store = Self { pool, _server_lock: server_lock };
         if role == Role::Server {
             store.pool.write(|c| c.execute("UPDATE jobs SET locked_until = NULL", []).map_err(db_err)).await?;
@@ -268,9 +262,7 @@ impl Store for SqliteStore {
                          ORDER BY expires_at LIMIT ?2",
                     )
                     .map_err(db_err)?;
-                let ids = stmt
-                    .query_map(params![ms(now), limit as i64], |r| r.get::<_, Vec<u8>>(0))
-                    .map_err(db_err)?;
+                let ids = stmt.query_map(params![ms(now), limit as i64], |r| r.get::<_, Vec<u8>>(0)).map_err(db_err)?;
                 ids.map(|b| b.map_err(db_err).and_then(|b| Uuid::from_slice(&b).map_err(db_err))).collect()
             })
             .await
@@ -338,8 +330,11 @@ impl Store for SqliteStore {
         let error = error.to_owned();
         self.pool
             .write(move |c| {
-                c.execute("UPDATE jobs SET dead = 1, locked_until = NULL, last_error = ?2 WHERE id = ?1", params![id, error])
-                    .map_err(db_err)?;
+                c.execute(
+                    "UPDATE jobs SET dead = 1, locked_until = NULL, last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                )
+                .map_err(db_err)?;
                 Ok(())
             })
             .await
@@ -363,10 +358,9 @@ impl Store for SqliteStore {
     async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError> {
         self.pool
             .read(|c| {
-                let mut stmt = c.prepare_cached("SELECT kind, COUNT(*) FROM jobs WHERE dead = 0 GROUP BY kind").map_err(db_err)?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                    .map_err(db_err)?;
+                let mut stmt =
+                    c.prepare_cached("SELECT kind, COUNT(*) FROM jobs WHERE dead = 0 GROUP BY kind").map_err(db_err)?;
+                let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(db_err)?;
                 let mut out = Vec::new();
                 for row in rows {
                     let (kind, n) = row.map_err(db_err)?;

@@ -1,0 +1,84 @@
+//! Result callbacks: signed, retried with backoff, delivered at least once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verified_result_is_posted_signed() {
+    let app = spawn_app().await;
+    let sink = CallbackSink::start().await;
+    let r = app.register(json!({ "phone_number": PHONE, "callback_url": sink.url, "user_id": "u-7" })).await;
+    let id = r["id"].as_str().unwrap();
+    let sid = app.sim_answer(id).await;
+    app.sim_keys(&sid, r["code"].as_str().unwrap()).await;
+    let hits = sink.wait_hits(1, Duration::from_secs(5)).await;
+    let (sig, body) = &hits[0];
+    assert!(signature_valid(sig, body, &app.tenant.callback_secret), "{sig}");
+    assert!(!signature_valid(sig, body, "whsec_wrong"));
+    assert!(!signature_valid(sig, &body.replace("verified", "failed"), &app.tenant.callback_secret));
+    let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - t).abs() < 30);
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["status"].as_str(), v["user_id"].as_str()),
+        (Some(id), Some("verified"), Some("u-7"))
+    );
+    assert!(v.get("code").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_deliveries_are_retried_until_accepted() {
+    let app = spawn_app().await;
+    let sink = CallbackSink::start().await;
+    sink.script.lock().unwrap().extend([500, 503]);
+    let r = app.register(json!({ "phone_number": PHONE, "mode": "inbound", "callback_url": sink.url })).await;
+    let id = r["id"].as_str().unwrap();
+    assert_eq!(app.cancel(id).await.status(), 200);
+    // Backoff from 5 s doubling with jitter: the third attempt lands within ~15 s.
+    let hits = sink.wait_hits(3, Duration::from_secs(25)).await;
+    for (sig, body) in &hits {
+        assert!(signature_valid(sig, body, &app.tenant.callback_secret));
+        assert_eq!(serde_json::from_str::<Value>(body).unwrap()["status"], "canceled");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left: i64 = app.db().query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "the delivered callback leaves no job behind");
+    assert_eq!(sink.hits.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn during_key_rotation_both_secrets_sign() {
+    let app = spawn_app().await;
+    let sink = CallbackSink::start().await;
+    let db = ivr_auth::cli::DbArgs { database_url: Some(app.db_url.clone()) };
+    let out =
+        ivr_auth::cli::tenant(&db, None, ivr_auth::cli::TenantAction::RotateKey { name: "acme".into() }).await.unwrap();
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let new_key = rotated["api_key"].as_str().unwrap();
+    let new_secret = rotated["callback_secret"].as_str().unwrap();
+    assert_ne!(new_key, app.tenant.api_key);
+    // The old key stops working at once; the new one works.
+    let old = app.register_as(&app.tenant, json!({ "phone_number": PHONE, "mode": "inbound" })).await;
+    assert_eq!(old.status(), 401);
+    let tenant = Tenant { api_key: new_key.into(), callback_secret: new_secret.into() };
+    let resp =
+        app.register_as(&tenant, json!({ "phone_number": PHONE, "mode": "inbound", "callback_url": sink.url })).await;
+    assert_eq!(resp.status(), 201);
+    let r: Value = resp.json().await.unwrap();
+    let cancel = app
+        .http
+        .post(app.url(&format!("/v1/auth-requests/{}/cancel", r["id"].as_str().unwrap())))
+        .bearer_auth(new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    let hits = sink.wait_hits(1, Duration::from_secs(5)).await;
+    let (sig, body) = &hits[0];
+    assert_eq!(sig.matches("v1=").count(), 2, "{sig}");
+    assert!(signature_valid(sig, body, new_secret));
+    assert!(signature_valid(sig, body, &app.tenant.callback_secret));
+}

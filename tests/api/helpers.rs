@@ -1,0 +1,433 @@
+//! Test harness: the real server on an ephemeral port with its own database,
+//! a provider double for `twilio` mode, a callback receiver, signed webhooks.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use ivr_auth::cli::{DbArgs, TenantAction};
+use ivr_auth::config::{ServeArgs, Settings};
+use ivr_auth::startup::Application;
+use serde_json::{Value, json};
+
+pub const AUTH_TOKEN: &str = "test-auth-token-0123456789";
+pub const INBOUND: &str = "+81312345678";
+pub const PHONE: &str = "+819012345678";
+
+/// A tenant's credentials as `tenant create` printed them.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub api_key: String,
+    pub callback_secret: String,
+}
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tenant: Tenant,
+    pub db_url: String,
+    pub db_path: PathBuf,
+    pub public_url: String,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// How to start it.
+#[derive(Clone)]
+pub struct Opts {
+    /// `None`: simulator; `Some(url)`: twilio provider at this API base.
+    pub twilio_api: Option<String>,
+    pub gather_timeout: u32,
+    pub public_url: Option<String>,
+    pub voice_prompts_dir: Option<PathBuf>,
+    pub dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self { twilio_api: None, gather_timeout: 10, public_url: None, voice_prompts_dir: None, dir: None }
+    }
+}
+
+pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
+    ServeArgs {
+        listen: Some("127.0.0.1:0".into()),
+        database_url: Some(db_url.into()),
+        public_url: opts.public_url.clone(),
+        provider: Some(if opts.twilio_api.is_some() { "twilio" } else { "simulator" }.into()),
+        twilio_account_sid: Some("AC00000000000000000000000000000000".into()),
+        twilio_auth_token: Some(AUTH_TOKEN.into()),
+        twilio_api_base: opts.twilio_api.clone(),
+        caller_id: Some("+815011112222".into()),
+        inbound_number: Some(INBOUND.into()),
+        allow_private_callbacks: Some(true),
+        gather_timeout: Some(opts.gather_timeout),
+        rate_limit: Some(0),
+        phone_rate_limit: Some(0),
+        voice_prompts_dir: opts.voice_prompts_dir.clone(),
+        call_end_grace_ms: Some(300),
+        ..Default::default()
+    }
+}
+
+/// An HTTP client for tests (after the TLS provider is installed).
+pub fn http() -> reqwest::Client {
+    ivr_auth::install_tls_provider();
+    reqwest::Client::new()
+}
+
+pub async fn create_tenant(db_url: &str, name: &str) -> Tenant {
+    let db = DbArgs { database_url: Some(db_url.into()) };
+    let out = ivr_auth::cli::tenant(&db, None, TenantAction::Create { name: name.into() }).await.unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    Tenant {
+        api_key: v["api_key"].as_str().unwrap().into(),
+        callback_secret: v["callback_secret"].as_str().unwrap().into(),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Opts::default()).await
+}
+
+pub async fn spawn_with(opts: Opts) -> TestApp {
+    let dir = opts.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+    let db_path = dir.path().join("ivr.db");
+    let db_url = format!("sqlite://{}", db_path.display());
+    let settings = Settings::from_args(args(&opts, &db_url)).unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let base = app.base_url().to_owned();
+    tokio::spawn(app.run_until_stopped());
+    let tenant = create_tenant(&db_url, "acme").await;
+    let public_url = opts.public_url.clone().unwrap_or_else(|| base.clone());
+    TestApp { base, http: http(), tenant, db_url, db_path, public_url, _dir: dir }
+}
+
+impl TestApp {
+    /// A handle on a server started elsewhere (e.g. a child process) on `dir`'s database.
+    pub fn attach(base: String, tenant: Tenant, dir: Arc<tempfile::TempDir>) -> Self {
+        let db_path = dir.path().join("ivr.db");
+        let db_url = format!("sqlite://{}", db_path.display());
+        TestApp { public_url: base.clone(), base, http: http(), tenant, db_url, db_path, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn register_as(&self, tenant: &Tenant, body: Value) -> reqwest::Response {
+        self.http.post(self.url("/v1/auth-requests")).bearer_auth(&tenant.api_key).json(&body).send().await.unwrap()
+    }
+
+    /// Registers and expects 201; returns the body.
+    pub async fn register(&self, body: Value) -> Value {
+        let resp = self.register_as(&self.tenant, body).await;
+        assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn get_as(&self, tenant: &Tenant, id: &str) -> reqwest::Response {
+        self.http.get(self.url(&format!("/v1/auth-requests/{id}"))).bearer_auth(&tenant.api_key).send().await.unwrap()
+    }
+
+    pub async fn get(&self, id: &str) -> Value {
+        let resp = self.get_as(&self.tenant, id).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn cancel(&self, id: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/auth-requests/{id}/cancel")))
+            .bearer_auth(&self.tenant.api_key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the result API until `pred` holds (10 s at most).
+    pub async fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let v = self.get(id).await;
+            if pred(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}: {}", self.get(id).await);
+    }
+
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        self.wait_for(id, status, |v| v["status"] == status).await
+    }
+
+    // ---- simulator ----
+
+    /// The simulated call of request `id`, once it exists (10 s at most).
+    pub async fn sim_call(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let calls: Value = self.http.get(self.url("/simulator/calls")).send().await.unwrap().json().await.unwrap();
+            if let Some(c) = calls["calls"].as_array().unwrap().iter().find(|c| c["request_id"] == id && pred(c)) {
+                return c.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no simulated call for {id}");
+    }
+
+    /// The user dials the inbound number from `from`; returns the new call.
+    pub async fn sim_dial(&self, from: &str) -> Value {
+        let resp = self.http.post(self.url("/simulator/calls")).json(&json!({ "from": from })).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn sim_call_by_sid(&self, sid: &str) -> Value {
+        self.http.get(self.url(&format!("/simulator/calls/{sid}"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Waits until the call's Gather listens.
+    pub async fn sim_wait_gather(&self, sid: &str) -> Value {
+        for _ in 0..200 {
+            let c = self.sim_call_by_sid(sid).await;
+            if c["awaiting_digits"] == true {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gather never started on {sid}");
+    }
+
+    pub async fn sim_post(&self, sid: &str, action: &str, body: Option<Value>) -> reqwest::Response {
+        let mut req = self.http.post(self.url(&format!("/simulator/calls/{sid}/{action}")));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn sim_answer(&self, id: &str) -> String {
+        let call = self.sim_call(id, |c| c["state"] == "ringing").await;
+        let sid = call["sid"].as_str().unwrap().to_owned();
+        assert_eq!(self.sim_post(&sid, "answer", None).await.status(), 200);
+        sid
+    }
+
+    pub async fn sim_keys(&self, sid: &str, digits: &str) {
+        self.sim_wait_gather(sid).await;
+        let resp = self.sim_post(sid, "digits", Some(json!({ "digits": digits }))).await;
+        assert_eq!(resp.status(), 200);
+    }
+
+    /// Texts the caller heard, in order.
+    pub async fn sim_heard(&self, sid: &str) -> Vec<String> {
+        let c = self.sim_call_by_sid(sid).await;
+        c["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "say")
+            .map(|e| e["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn sim_wait_state(&self, sid: &str, state: &str) -> Value {
+        for _ in 0..200 {
+            let c = self.sim_call_by_sid(sid).await;
+            if c["state"] == state {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("call {sid} never reached {state}: {}", self.sim_call_by_sid(sid).await);
+    }
+
+    // ---- signed webhooks (as the provider sends them) ----
+
+    pub async fn webhook(&self, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let signed_url = format!("{}{}", self.public_url, path);
+        let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &signed_url, &owned);
+        self.raw_webhook(path, params, Some(&sig)).await
+    }
+
+    pub async fn raw_webhook(&self, path: &str, params: &[(&str, &str)], sig: Option<&str>) -> (u16, String) {
+        let mut req = self.http.post(self.url(path)).form(params);
+        if let Some(sig) = sig {
+            req = req.header("X-Twilio-Signature", sig);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// A direct look into the database, for what no API shows.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db_path).unwrap()
+    }
+
+    /// Moves a request's expiry into the past, as if its time had run out.
+    pub fn expire_now(&self, id: &str) {
+        let uuid = uuid::Uuid::parse_str(id).unwrap();
+        let past = chrono::Utc::now().timestamp_millis() - 1000;
+        let n = self
+            .db()
+            .execute(
+                "UPDATE auth_requests SET expires_at = ?1 WHERE id = ?2",
+                rusqlite::params![past, uuid.as_bytes().as_slice()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
+
+// ---- a provider double (the provider's REST API) ----
+
+/// A form body, in order.
+pub type Params = Vec<(String, String)>;
+
+/// What the double answers to `POST …/Calls.json`, in order; then 201 forever.
+#[derive(Clone, Default)]
+pub struct ProviderDouble {
+    pub base: String,
+    pub calls: Arc<Mutex<Vec<Params>>>,
+    pub script: Arc<Mutex<Vec<(u16, String)>>>,
+    pub ended: Arc<Mutex<Vec<String>>>,
+}
+
+async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDouble>) -> HttpResponse {
+    let auth_ok = req.headers().get("authorization").is_some();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    d.calls.lock().unwrap().push(params);
+    let scripted = {
+        let mut s = d.script.lock().unwrap();
+        if s.is_empty() { None } else { Some(s.remove(0)) }
+    };
+    match scripted {
+        Some((status, body)) => HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .content_type("application/json")
+            .body(body),
+        None if !auth_ok => HttpResponse::Unauthorized().finish(),
+        None => {
+            let n = d.calls.lock().unwrap().len();
+            HttpResponse::Created().json(json!({ "sid": format!("CA{n:032x}"), "status": "queued" }))
+        }
+    }
+}
+
+async fn end_call(path: web::Path<(String, String)>, d: web::Data<ProviderDouble>) -> HttpResponse {
+    d.ended.lock().unwrap().push(path.1.trim_end_matches(".json").to_owned());
+    HttpResponse::Ok().json(json!({}))
+}
+
+impl ProviderDouble {
+    pub async fn start() -> Self {
+        let mut d = ProviderDouble::default();
+        let data = web::Data::new(d.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/2010-04-01/Accounts/{acct}/Calls.json", web::post().to(create_call))
+                .route("/2010-04-01/Accounts/{acct}/Calls/{sid}", web::post().to(end_call))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        d.base = format!("http://{}", server.addrs()[0]);
+        tokio::spawn(server.run());
+        d
+    }
+
+    pub fn then(&self, status: u16, body: &str) {
+        self.script.lock().unwrap().push((status, body.into()));
+    }
+
+    pub fn count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    /// Parameters of the n-th call request.
+    pub fn call(&self, n: usize) -> Vec<(String, String)> {
+        self.calls.lock().unwrap()[n].clone()
+    }
+
+    pub async fn wait_calls(&self, n: usize) {
+        for _ in 0..400 {
+            if self.count() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("provider saw {} call requests, expected {n}", self.count());
+    }
+}
+
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+}
+
+// ---- a site's callback receiver ----
+
+#[derive(Clone, Default)]
+pub struct CallbackSink {
+    pub url: String,
+    /// (signature header, raw body) of each delivery attempt.
+    pub hits: Arc<Mutex<Vec<(String, String)>>>,
+    /// Statuses to answer, in order; then 200.
+    pub script: Arc<Mutex<Vec<u16>>>,
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, s: web::Data<CallbackSink>) -> HttpResponse {
+    let sig = req.headers().get("IVR-Auth-Signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    s.hits.lock().unwrap().push((sig, String::from_utf8_lossy(&body).into_owned()));
+    let status = {
+        let mut sc = s.script.lock().unwrap();
+        if sc.is_empty() { 200 } else { sc.remove(0) }
+    };
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+impl CallbackSink {
+    pub async fn start() -> Self {
+        let mut s = CallbackSink::default();
+        let data = web::Data::new(s.clone());
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).route("/cb", web::post().to(receive)))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+        s.url = format!("http://{}/cb", server.addrs()[0]);
+        tokio::spawn(server.run());
+        s
+    }
+
+    pub async fn wait_hits(&self, n: usize, within: Duration) -> Vec<(String, String)> {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.hits.lock().unwrap().len() >= n {
+                return self.hits.lock().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("callback receiver got {} deliveries, expected {n}", self.hits.lock().unwrap().len());
+    }
+}
+
+/// Checks a callback signature independently of the server's code.
+pub fn signature_valid(header: &str, body: &str, secret: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let mut t = None;
+    let mut sigs = Vec::new();
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = Some(v.to_owned()),
+            Some(("v1", v)) => sigs.push(v.to_owned()),
+            _ => {}
+        }
+    }
+    let Some(t) = t else { return false };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    sigs.contains(&expected)
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server over real HTTP, one database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod callbacks;
+mod contract;
+mod flows;
+mod helpers;
+mod ops;
+mod process;
+mod random_sequences;
+mod webhooks;

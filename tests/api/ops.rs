@@ -1,0 +1,51 @@
+//! Operations endpoints.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_metrics_openapi() {
+    let app = spawn_app().await;
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+    app.register(serde_json::json!({ "phone_number": PHONE, "mode": "inbound" })).await;
+
+    let m = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = m.text().await.unwrap();
+    assert!(text.contains("ivr_auth_auth_requests_registered_total{kind=\"inbound\"} 1"), "{text}");
+    assert!(
+        text.contains("ivr_auth_http_requests_total{route=\"/v1/auth-requests\",method=\"POST\",status=\"201\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("ivr_auth_http_request_duration_seconds_bucket"));
+
+    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/v1/auth-requests"]["post"].is_object());
+    assert!(doc["paths"]["/v1/auth-requests/{id}"]["get"].is_object());
+    assert!(doc["paths"]["/v1/auth-requests/{id}/cancel"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["RegisterBody"]["properties"]["phone_number"].is_object());
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_openapi_json_matches_the_code() {
+    let doc = serde_json::to_string_pretty(&<ivr_auth::api::ops::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    if std::env::var("UPDATE_OPENAPI").is_ok() {
+        std::fs::write(path, format!("{doc}\n")).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(committed.trim_end(), doc, "openapi.json is stale: run UPDATE_OPENAPI=1 cargo test committed_openapi");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_routes_answer_json_404() {
+    let app = spawn_app().await;
+    let resp = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "not_found");
+}

@@ -1,0 +1,243 @@
+//! The server as a separate process: restarts, SIGKILL, and what it writes to its logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A running `ivr-auth serve` process; its stdout and stderr are collected.
+struct Proc {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+fn spawn_proc(db_url: &str, extra: &[(&str, &str)]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ivr-auth"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IVR_AUTH_LISTEN", "127.0.0.1:0")
+        .env("IVR_AUTH_DATABASE_URL", db_url)
+        .env("IVR_AUTH_ALLOW_PRIVATE_CALLBACKS", "true")
+        .env("IVR_AUTH_INBOUND_NUMBER", INBOUND)
+        .env("IVR_AUTH_RATE_LIMIT", "0")
+        .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let log = log.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("ivr-auth is listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    let base = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+    Proc { child, base, log }
+}
+
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    fn sigterm(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+async fn setup() -> (tempfile::TempDir, String, Tenant) {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("ivr.db").display());
+    let tenant = create_tenant(&db_url, "acme").await;
+    (dir, db_url, tenant)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_call_job_resumes_after_a_restart() {
+    let (dir, db_url, tenant) = setup().await;
+    let double = ProviderDouble::start().await;
+    for _ in 0..50 {
+        double.then(503, r#"{"message": "down"}"#);
+    }
+    let twilio = [
+        ("IVR_AUTH_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        ("TWILIO_API_BASE", double.base.as_str()),
+        ("IVR_AUTH_CALLER_ID", "+815011112222"),
+    ];
+    let mut first = spawn_proc(&db_url, &twilio);
+    let http = http();
+    let resp = http
+        .post(format!("{}/v1/auth-requests", first.base))
+        .bearer_auth(&tenant.api_key)
+        .json(&json!({ "phone_number": PHONE, "ttl_seconds": 600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    double.wait_calls(2).await; // placed, refused with 503, retried
+    first.kill9();
+    let tried = double.count();
+    double.script.lock().unwrap().clear(); // the provider is back
+
+    let second = spawn_proc(&db_url, &twilio);
+    double.wait_calls(tried + 1).await;
+    let app = TestApp::attach(second.base.clone(), tenant, std::sync::Arc::new(dir));
+    app.wait_status(&id, "calling").await;
+    assert_eq!(param(&double.call(double.count() - 1), "To"), [PHONE]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_registrations_loses_nothing_acknowledged() {
+    let (dir, db_url, tenant) = setup().await;
+    let mut server = spawn_proc(&db_url, &[]);
+    let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    ivr_auth::install_tls_provider();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..16u32 {
+        let (http, base, key, acked) = (http.clone(), server.base.clone(), tenant.api_key.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0u32.. {
+                let external = format!("w{worker}-{n}");
+                let mode = if n % 2 == 0 { "inbound" } else { "outbound" };
+                let sent = http
+                    .post(format!("{base}/v1/auth-requests"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "phone_number": PHONE, "mode": mode, "external_id": external }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => return,
+                        };
+                        acked.lock().unwrap().push((v["id"].as_str().unwrap().to_owned(), external));
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "only {} registrations before the kill", acked.len());
+
+    let db = rusqlite::Connection::open(dir.path().join("ivr.db")).unwrap();
+    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    let restarted = spawn_proc(&db_url, &[]);
+    for (id, external) in &acked {
+        let v: Value = http
+            .get(format!("{}/v1/auth-requests/{id}", restarted.base))
+            .bearer_auth(&tenant.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["external_id"].as_str(), Some(external.as_str()), "acknowledged request {id} lost");
+    }
+    eprintln!("{} acknowledged registrations all present after SIGKILL", acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_gracefully() {
+    let (_dir, db_url, _tenant) = setup().await;
+    let mut server = spawn_proc(&db_url, &[]);
+    let status = server.sigterm();
+    assert!(status.success(), "{status:?}: {}", server.log.lock().unwrap());
+    assert!(server.log.lock().unwrap().contains("ivr-auth stopped"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_never_show_codes_keys_or_full_phone_numbers() {
+    let (dir, db_url, tenant) = setup().await;
+    let server = spawn_proc(&db_url, &[("IVR_AUTH_LOG", "debug"), ("IVR_AUTH_GATHER_TIMEOUT", "1")]);
+    let app = TestApp::attach(server.base.clone(), tenant.clone(), std::sync::Arc::new(dir));
+    let sink = CallbackSink::start().await;
+    let mut codes = vec!["9182736450".to_owned()];
+
+    // Outbound with a site-chosen code: a wrong attempt, then the right one, with a callback.
+    let r = app.register(json!({ "phone_number": "090-1234-5678", "code": codes[0], "callback_url": sink.url })).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    let sid = app.sim_answer(&id).await;
+    app.sim_keys(&sid, "1111111111").await;
+    app.wait_for(&id, "a wrong attempt", |v| v["attempts"] == 1).await;
+    app.sim_keys(&sid, &codes[0]).await;
+    sink.wait_hits(1, Duration::from_secs(10)).await;
+    // Inbound with a generated code.
+    let r = app.register(json!({ "phone_number": "+81 90 1234 5678", "mode": "inbound", "code_length": 10 })).await;
+    codes.push(r["code"].as_str().unwrap().to_owned());
+    let call = app.sim_dial(PHONE).await;
+    app.sim_keys(call["sid"].as_str().unwrap(), &codes[1]).await;
+    app.wait_status(r["id"].as_str().unwrap(), "verified").await;
+    // Failures: a bad key, a forged webhook, a withheld caller, an unknown caller.
+    let bad_key = Tenant { api_key: format!("{}x", tenant.api_key), callback_secret: String::new() };
+    assert_eq!(app.get_as(&bad_key, &id).await.status(), 401);
+    let (forged, _) = app.raw_webhook("/webhooks/twilio/voice/inbound", &[("From", PHONE)], Some("forged")).await;
+    assert_eq!(forged, 403);
+    for from in ["anonymous", "+819087654321"] {
+        let call = app.sim_dial(from).await;
+        app.sim_wait_state(call["sid"].as_str().unwrap(), "completed").await;
+    }
+
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("auth request registered"), "logging is on: {log}");
+    assert!(log.contains("********5678"), "numbers appear masked");
+    let (_, secret_half) = tenant.api_key.rsplit_once('_').unwrap();
+    let secrets = [
+        tenant.api_key.as_str(),
+        secret_half,
+        tenant.callback_secret.as_str(),
+        tenant.callback_secret.trim_start_matches("whsec_"),
+        AUTH_TOKEN,
+        PHONE,
+        "9012345678",
+        "090-1234-5678",
+        "9087654321",
+        "+81 90 1234 5678",
+    ];
+    for s in secrets.iter().copied().chain(codes.iter().map(String::as_str)) {
+        assert!(!log.contains(s), "the log contains {s:?}:\n{log}");
+    }
+}

@@ -1,0 +1,94 @@
+//! Property test of the state machine itself: any sequence of events, at any
+//! times, never changes a terminal status and never exceeds `max_attempts`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use chrono::{Duration, Utc};
+use ivr_auth::domain::phone::PhoneNumber;
+use ivr_auth::domain::registration::Registration;
+use ivr_auth::domain::request::{AuthRequest, Event, NO_INPUT_LIMIT, Sealed};
+use ivr_auth::domain::status::{CallStatus, Mode, Status};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn request(max_attempts: u8, mode: Mode) -> AuthRequest {
+    let mut reg = Registration::with_defaults(PhoneNumber::from_stored("+819012345678".into()));
+    reg.mode = mode;
+    reg.max_attempts = max_attempts;
+    reg.callback_url = Some("https://example.com/cb".into());
+    AuthRequest::new(Uuid::now_v7(), Uuid::now_v7(), &reg, Sealed::default(), Utc::now())
+}
+
+fn call_status() -> impl Strategy<Value = CallStatus> {
+    prop_oneof![
+        Just(CallStatus::Queued),
+        Just(CallStatus::Initiated),
+        Just(CallStatus::Ringing),
+        Just(CallStatus::InProgress),
+        Just(CallStatus::Completed),
+        Just(CallStatus::Busy),
+        Just(CallStatus::Failed),
+        Just(CallStatus::NoAnswer),
+        Just(CallStatus::Canceled),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let sid = prop_oneof![Just("CA1".to_owned()), Just("CA2".to_owned())];
+    prop_oneof![
+        sid.clone().prop_map(|call_sid| Event::CallPlaced { call_sid }),
+        Just(Event::CallRefused),
+        sid.prop_map(|call_sid| Event::CallConnected { call_sid }),
+        (call_status(), prop::option::of(prop_oneof![Just(486u16), Just(603u16)]))
+            .prop_map(|(status, sip_code)| Event::CallStatusReported { status, sip_code }),
+        Just(Event::MachineAnswered),
+        any::<bool>().prop_map(|correct| Event::CodeEntered { correct }),
+        Just(Event::NoInput),
+        Just(Event::CallEnded),
+        Just(Event::Cancel),
+        Just(Event::Expire),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn terminal_is_final_and_attempts_are_bounded(
+        max_attempts in 1u8..=10,
+        inbound in any::<bool>(),
+        steps in prop::collection::vec((event(), 0i64..90), 1..40),
+    ) {
+        let mode = if inbound { Mode::Inbound } else { Mode::Outbound };
+        let mut r = request(max_attempts, mode);
+        let mut now = r.created_at;
+        let mut terminal: Option<AuthRequest> = None;
+        for (event, advance) in steps {
+            now += Duration::seconds(advance);
+            let before = r.clone();
+            if let Ok(t) = r.apply(&event, now) {
+                r = t.next;
+            }
+            prop_assert!(r.attempts <= r.max_attempts, "attempts {} > max {}", r.attempts, r.max_attempts);
+            prop_assert!(r.attempts >= before.attempts, "attempts went down");
+            prop_assert!(r.no_input_count <= NO_INPUT_LIMIT);
+            prop_assert!(r.status.rank() >= before.status.rank(), "{:?} -> {:?} on {:?}", before.status, r.status, event);
+            if let Some(call) = before.call_status {
+                prop_assert!(r.call_status.is_some_and(|c| c.rank() >= call.rank()), "call status went back");
+            }
+            if let Some(t) = &terminal {
+                prop_assert_eq!(r.status, t.status);
+                prop_assert_eq!(r.failure_reason, t.failure_reason);
+                prop_assert_eq!(r.attempts, t.attempts);
+                prop_assert_eq!(r.verified_at, t.verified_at);
+            } else if r.status.is_terminal() {
+                terminal = Some(r.clone());
+            }
+            prop_assert_eq!(r.status == Status::Failed, r.failure_reason.is_some());
+            prop_assert_eq!(r.status == Status::Verified, r.verified_at.is_some());
+            // Nothing is ever verified after its expiry.
+            if r.status == Status::Verified {
+                prop_assert!(r.verified_at.is_some_and(|v| v < r.expires_at));
+            }
+        }
+    }
+}
