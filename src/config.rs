@@ -50,7 +50,8 @@ pub struct Settings {
     pub ring_timeout: u32,
     /// Site-API requests per second per tenant (0 = unlimited).
     pub rate_limit: u32,
-    /// Registrations per phone number per 10 minutes (0 = unlimited).
+    /// Registrations per phone number per 10 minutes (0 = unlimited; default 10 with
+    /// `twilio`, unlimited with the simulator, whose phones are not real).
     pub phone_rate_limit: u32,
     /// Days finished requests are kept before the retention job deletes them.
     pub retention_days: u32,
@@ -266,7 +267,8 @@ impl Settings {
             gather_timeout: in_range("IVR_AUTH_GATHER_TIMEOUT", a.gather_timeout.unwrap_or(10), 1, 60)?,
             ring_timeout: in_range("IVR_AUTH_RING_TIMEOUT", a.ring_timeout.unwrap_or(30), 5, 600)?,
             rate_limit: a.rate_limit.unwrap_or(50),
-            phone_rate_limit: a.phone_rate_limit.unwrap_or(10),
+            // Simulated phones cannot be pestered; real ones can.
+            phone_rate_limit: a.phone_rate_limit.unwrap_or(if provider == ProviderKind::Twilio { 10 } else { 0 }),
             retention_days: in_range("IVR_AUTH_RETENTION_DAYS", a.retention_days.unwrap_or(30), 1, 3650)?,
             voice_prompts_dir: a.voice_prompts_dir.unwrap_or_else(|| PathBuf::from("voice_prompts")),
             log_json,

@@ -23,6 +23,7 @@ pub mod store;
 pub mod telemetry;
 pub mod telephony;
 pub mod voice;
+pub mod web;
 
 /// Installs the process-wide TLS crypto provider (ring, which needs no C
 /// toolchain) that every outgoing HTTPS client uses. Idempotent.

@@ -47,5 +47,9 @@ async fn serve_command(serve: ivr_auth::config::ServeArgs, config: Option<&std::
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
     tracing::info!(url = %app.base_url(), "ivr-auth listening");
     println!("ivr-auth is listening on {}", app.base_url());
+    if let [phone, demo] = app.pages() {
+        println!("  dev phone (answer simulated calls): {phone}");
+        println!("  demo site (try a verification):     {demo}");
+    }
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }

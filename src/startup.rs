@@ -28,6 +28,7 @@ use crate::telephony::twilio::TwilioClient;
 use crate::voice::prompts::Prompts;
 use crate::voice::urls::{Urls, paths};
 use crate::voice::webhooks;
+use crate::web::demo::DemoTenant;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,7 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     base_url: String,
+    pages: Vec<String>,
     server: Server,
     shutdown: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
@@ -163,6 +165,7 @@ impl Application {
             callbacks: crate::jobs::callback::client(settings.allow_private_callbacks)?,
         });
         let trim_state = state.clone();
+        let core_for_demo = core.clone();
         let background = vec![
             jobs.spawn(shutdown_rx.clone()),
             spawn_sweeper(
@@ -173,6 +176,11 @@ impl Application {
             ),
         ];
 
+        let demo = match &simulator {
+            Some(_) => Some(web::Data::new(DemoTenant::provision(&*core_for_demo.store).await?)),
+            None => None,
+        };
+        let closer = simulator.clone();
         let sim_data = simulator.map(web::Data::new);
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -200,9 +208,13 @@ impl Application {
                 })
                 .configure(routes)
                 .default_service(web::to(not_found));
-            match &sim_data {
-                Some(sim) => app.app_data(sim.clone()).configure(crate::simulator::api::routes),
-                None => app,
+            match (&sim_data, &demo) {
+                (Some(sim), Some(demo)) => app
+                    .app_data(sim.clone())
+                    .app_data(demo.clone())
+                    .configure(crate::simulator::api::routes)
+                    .configure(crate::web::routes),
+                _ => app,
             }
         })
         .shutdown_timeout(10)
@@ -216,10 +228,17 @@ impl Application {
         let background_signal = tokio::spawn(async move {
             stop_on.recv().await;
             tracing::info!("stop signal received; finishing in-flight requests");
+            if let Some(sim) = closer {
+                sim.close();
+            }
             handle.stop(true).await;
         });
 
-        Ok(Self { port: addr.port(), base_url, server, shutdown, background, _signals: background_signal })
+        let pages = match settings.provider {
+            ProviderKind::Simulator => vec![format!("{base_url}/dev/phone"), format!("{base_url}/demo")],
+            ProviderKind::Twilio => Vec::new(),
+        };
+        Ok(Self { port: addr.port(), base_url, pages, server, shutdown, background, _signals: background_signal })
     }
 
     /// The bound port (useful with `:0`).
@@ -230,6 +249,11 @@ impl Application {
     /// `http://<bound address>`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The browser pages (dev phone, demo site) in simulator mode.
+    pub fn pages(&self) -> &[String] {
+        &self.pages
     }
 
     /// Serves until SIGTERM/SIGINT (or a stop through the server handle),

@@ -1,12 +1,23 @@
 //! The simulator's JSON API: list calls, answer or decline, press keys, dial in.
 //! Mounted only when the provider is `simulator`.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::call::Command;
 use super::{SimError, Simulator};
+use crate::domain::view::RequestView;
 use crate::error::AppError;
+use crate::service::now;
+use crate::state::AppState;
+
+/// Keeps idle event streams open through proxies.
+const PING_EVERY: Duration = Duration::from_secs(15);
 
 impl From<SimError> for AppError {
     fn from(e: SimError) -> Self {
@@ -42,7 +53,10 @@ pub struct DialBody {
 
 /// Routes under `/simulator`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/simulator/calls", web::get().to(list))
+    cfg.route("/simulator/events", web::get().to(events))
+        .route("/simulator/info", web::get().to(info))
+        .route("/simulator/requests/{id}", web::get().to(request))
+        .route("/simulator/calls", web::get().to(list))
         .route("/simulator/calls", web::post().to(dial_in))
         .route("/simulator/calls/{sid}", web::get().to(show))
         .route("/simulator/calls/{sid}/answer", web::post().to(answer))
@@ -91,4 +105,55 @@ async fn digits(
 
 async fn dial_in(sim: web::Data<Simulator>, body: web::Json<DialBody>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Created().json(sim.dial_in(&body.from)?))
+}
+
+fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+    Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
+}
+
+/// Server-Sent Events: a `snapshot` of all calls, then a `call` event per change.
+async fn events(sim: web::Data<Simulator>) -> HttpResponse {
+    // Subscribe before the snapshot, so no change falls between the two.
+    let rx = sim.subscribe();
+    let first = sse("snapshot", &serde_json::json!({ "calls": sim.calls() }));
+    let closing = sim.closing();
+    let state = (rx, Some(first), sim.into_inner(), closing);
+    let stream = futures_util::stream::unfold(state, |(mut rx, first, sim, mut closing)| async move {
+        if let Some(first) = first {
+            return Some((Ok::<_, Infallible>(first), (rx, None, sim, closing)));
+        }
+        let chunk = tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(call) => sse("call", &call),
+                // Fell behind: start over from a fresh snapshot.
+                Err(RecvError::Lagged(_)) => sse("snapshot", &serde_json::json!({ "calls": sim.calls() })),
+                Err(RecvError::Closed) => return None,
+            },
+            () = tokio::time::sleep(PING_EVERY) => Bytes::from_static(b": ping\n\n"),
+            _ = closing.changed() => return None,
+        };
+        Some((Ok(chunk), (rx, None, sim, closing)))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}
+
+async fn info(sim: web::Data<Simulator>) -> HttpResponse {
+    let (inbound, caller_id) = sim.numbers();
+    HttpResponse::Ok().json(serde_json::json!({
+        "inbound_number": inbound.map(|n| n.as_str()),
+        "caller_id": caller_id,
+    }))
+}
+
+/// The request a simulated call belongs to, without its code (any tenant: a development tool).
+async fn request(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let not_found = AppError::NotFound("no auth request with this id");
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound("no auth request with this id"))?;
+    let r = state.core.store.request(id).await?.ok_or(not_found)?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
 }

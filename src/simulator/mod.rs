@@ -89,6 +89,8 @@ struct Inner {
     target: OnceLock<String>,
     urls: OnceLock<Urls>,
     events: broadcast::Sender<CallSnapshot>,
+    /// Turns true when the server stops, so that live event streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The simulated provider. Cheap to clone.
@@ -116,6 +118,7 @@ impl Simulator {
         inbound_number: Option<PhoneNumber>,
     ) -> Self {
         let (events, _) = broadcast::channel(256);
+        let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             inner: Arc::new(Inner {
                 calls: Mutex::new(VecDeque::new()),
@@ -127,6 +130,7 @@ impl Simulator {
                 target: OnceLock::new(),
                 urls: OnceLock::new(),
                 events,
+                closing,
             }),
         }
     }
@@ -140,6 +144,21 @@ impl Simulator {
     /// Live updates: every change of every call.
     pub fn subscribe(&self) -> broadcast::Receiver<CallSnapshot> {
         self.inner.events.subscribe()
+    }
+
+    /// Ends the live event streams (the server is stopping).
+    pub fn close(&self) {
+        let _ = self.inner.closing.send(true);
+    }
+
+    /// Turns true when the server stops.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// The numbers the simulator uses: the inbound number users dial, and the caller ID of outbound calls.
+    pub fn numbers(&self) -> (Option<&PhoneNumber>, &str) {
+        (self.inner.inbound_number.as_ref(), &self.inner.caller_id)
     }
 
     /// All kept calls, newest first.

@@ -6,6 +6,7 @@ mod contract;
 mod flows;
 mod helpers;
 mod ops;
+mod pages;
 mod process;
 mod random_sequences;
 mod webhooks;

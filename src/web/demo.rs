@@ -1,0 +1,167 @@
+//! The demo site's back end: a password-reset flow on a built-in demo tenant (simulator mode only).
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::api::input::{RegisterBody, parse_json};
+use crate::body::read_limited;
+use crate::domain::status::{FailureReason, Status};
+use crate::domain::tenant::{Tenant, new_api_key, new_callback_secret};
+use crate::domain::view::RequestView;
+use crate::error::AppError;
+use crate::service::now;
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+/// The demo tenant's name. Its API key is random and never shown, so it can
+/// only be used through these routes, which exist only with the simulator.
+const DEMO_TENANT: &str = "simulator-demo";
+const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+
+/// The demo tenant, created on first start in simulator mode.
+pub struct DemoTenant(pub Tenant);
+
+impl DemoTenant {
+    /// Finds or creates the demo tenant.
+    pub async fn provision(store: &dyn Store) -> Result<Self, StoreError> {
+        if let Some(t) = store.list_tenants().await?.into_iter().find(|t| t.name == DEMO_TENANT) {
+            return Ok(Self(t));
+        }
+        let key = new_api_key();
+        let tenant = Tenant {
+            id: Uuid::now_v7(),
+            name: DEMO_TENANT.into(),
+            key_id: key.key_id,
+            key_hash: key.hash,
+            callback_secret: new_callback_secret(),
+            previous_callback_secret: None,
+            previous_until: None,
+            created_at: Utc::now(),
+        };
+        store.create_tenant(tenant.clone()).await?;
+        Ok(Self(tenant))
+    }
+}
+
+/// What the demo page sends to start a reset.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    user_id: String,
+    phone_number: String,
+    mode: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Started {
+    id: String,
+    code: String,
+    status: Status,
+    mode: String,
+    phone_number: String,
+    inbound_number: Option<String>,
+    expires_at: String,
+    locale: String,
+}
+
+#[derive(Serialize)]
+struct Progress {
+    id: String,
+    status: Status,
+    failure_reason: Option<FailureReason>,
+    attempts: u8,
+    max_attempts: u8,
+    expires_at: String,
+    call_status: Option<crate::domain::status::CallStatus>,
+    /// Issued once the phone is verified: what a real site would now show.
+    temporary_password: Option<String>,
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound("no auth request with this id"))
+}
+
+async fn start(
+    state: web::Data<AppState>,
+    demo: web::Data<DemoTenant>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body = read_limited(payload).await?;
+    let b: StartBody = parse_json(&req, &body)?;
+    if b.user_id.trim().is_empty() || b.user_id.chars().count() > 64 {
+        return Err(AppError::invalid("user_id", "user_id: enter 1 to 64 characters"));
+    }
+    let registration = RegisterBody {
+        phone_number: b.phone_number,
+        mode: b.mode,
+        code: None,
+        code_length: None,
+        external_id: None,
+        user_id: Some(b.user_id),
+        locale: b.locale,
+        ttl_seconds: None,
+        max_attempts: None,
+        callback_url: None,
+    }
+    .validate(state.default_region, false)?;
+    let done = state.core.register(&demo.0, registration).await?;
+    let view = RequestView::at(&done.request, state.inbound_number.as_ref(), now());
+    let started = Started {
+        code: done.code.expose().to_owned(),
+        status: view.status,
+        mode: view.mode.as_str().to_owned(),
+        phone_number: view.phone_number,
+        inbound_number: view.inbound_number,
+        expires_at: view.expires_at,
+        locale: view.locale.as_str().to_owned(),
+        id: view.id,
+    };
+    Ok(HttpResponse::Created().insert_header((LOCATION, format!("/demo/api/requests/{}", started.id))).json(started))
+}
+
+/// A temporary password derived from the request: stable across polls, and
+/// issued only to a verified request.
+fn temporary_password(state: &AppState, id: Uuid) -> String {
+    let digest = state.core.keys.fingerprint(format!("demo-password:{id}").as_bytes());
+    digest.iter().take(12).map(|b| char::from(PASSWORD_ALPHABET[usize::from(*b) % PASSWORD_ALPHABET.len()])).collect()
+}
+
+async fn progress(
+    state: web::Data<AppState>,
+    demo: web::Data<DemoTenant>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = parse_id(&id)?;
+    let r = state.core.get(&demo.0, id).await?;
+    let v = RequestView::at(&r, state.inbound_number.as_ref(), now());
+    Ok(HttpResponse::Ok().json(Progress {
+        temporary_password: (v.status == Status::Verified).then(|| temporary_password(&state, id)),
+        id: v.id,
+        status: v.status,
+        failure_reason: v.failure_reason,
+        attempts: v.attempts,
+        max_attempts: v.max_attempts,
+        expires_at: v.expires_at,
+        call_status: v.call_status,
+    }))
+}
+
+async fn cancel(
+    state: web::Data<AppState>,
+    demo: web::Data<DemoTenant>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let r = state.core.cancel(&demo.0, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/demo/api/start", web::post().to(start))
+        .route("/demo/api/requests/{id}", web::get().to(progress))
+        .route("/demo/api/requests/{id}/cancel", web::post().to(cancel));
+}

@@ -1,0 +1,57 @@
+//! The browser pages of simulator mode: the dev phone and the demo site, embedded in the binary.
+
+pub mod demo;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, web};
+
+use crate::error::AppError;
+
+/// (name, content type, content) of every embedded file.
+const ASSETS: [(&str, &str, &str); 6] = [
+    ("phone.html", "text/html; charset=utf-8", include_str!("assets/phone.html")),
+    ("demo.html", "text/html; charset=utf-8", include_str!("assets/demo.html")),
+    ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
+    ("phone.js", "text/javascript; charset=utf-8", include_str!("assets/phone.js")),
+    ("demo.js", "text/javascript; charset=utf-8", include_str!("assets/demo.js")),
+    ("i18n.js", "text/javascript; charset=utf-8", include_str!("assets/i18n.js")),
+];
+
+/// Same-origin everything; prompt audio may come from the public URL.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   media-src 'self' http: https: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn serve(name: &str) -> Result<HttpResponse, AppError> {
+    let (_, content_type, body) =
+        ASSETS.iter().find(|(n, _, _)| *n == name).ok_or(AppError::NotFound("no such asset"))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, *content_type))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .insert_header(("Content-Security-Policy", CSP))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(*body))
+}
+
+async fn phone() -> Result<HttpResponse, AppError> {
+    serve("phone.html")
+}
+
+async fn demo_page() -> Result<HttpResponse, AppError> {
+    serve("demo.html")
+}
+
+async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {
+    if name.ends_with(".html") {
+        return Err(AppError::NotFound("no such asset"));
+    }
+    serve(&name)
+}
+
+/// Routes of the pages; mounted only with the simulator provider.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/dev/phone", web::get().to(phone))
+        .route("/demo", web::get().to(demo_page))
+        .route("/assets/{name}", web::get().to(asset))
+        .configure(demo::routes);
+}
