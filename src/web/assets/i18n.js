@@ -1,0 +1,419 @@
+// Japanese and English UI text for the dev phone and the demo site, and the
+// language choice: `?lang=` forces it, else the last choice kept in
+// localStorage, else the browser's language.
+
+const STORAGE_KEY = 'ivr-auth.lang';
+const LANGS = ['ja', 'en'];
+
+const MESSAGES = {
+  en: {
+    'lang.label': 'Language',
+    'common.skip': 'Skip to main content',
+    'common.new_tab': '(opens in a new tab)',
+
+    'status.pending': 'Waiting',
+    'status.calling': 'Calling',
+    'status.in_progress': 'On the call',
+    'status.verified': 'Verified',
+    'status.failed': 'Failed',
+    'status.expired': 'Expired',
+    'status.canceled': 'Canceled',
+
+    'reason.wrong_code': 'The code entered on the phone was wrong too many times.',
+    'reason.no_input': 'No code was entered on the phone.',
+    'reason.no_answer': 'The call was not answered.',
+    'reason.busy': 'The line was busy.',
+    'reason.call_failed': 'The call could not be connected.',
+    'reason.rejected': 'The call was declined.',
+
+    // Dev phone
+    'phone.title': 'Dev phone — ivr-auth',
+    'phone.brand': 'ivr-auth',
+    'phone.heading': 'Dev phone',
+    'phone.tagline': 'A simulated telephone for trying ivr-auth without a phone line.',
+    'phone.sound_on': 'Sound on',
+    'phone.sound_off': 'Sound off',
+    'phone.sound_label': 'Sound (voice prompts and key tones)',
+    'phone.live': 'Live',
+    'phone.connecting': 'Connecting…',
+    'phone.reconnecting': 'Reconnecting…',
+    'phone.handset': 'Handset',
+    'phone.idle': 'No call',
+    'phone.idle_hint': 'Calls placed by ivr-auth ring here. Start one from the demo site, or call the inbound number below.',
+    'phone.incoming': 'Incoming call',
+    'phone.outgoing': 'Calling the inbound number',
+    'phone.from': 'From',
+    'phone.to': 'To',
+    'phone.withheld': 'Withheld (anonymous)',
+    'phone.answer': 'Answer',
+    'phone.decline': 'Decline',
+    'phone.hangup': 'Hang up',
+    'phone.keypad': 'Keypad',
+    'phone.keys_hint': 'Keyboard: 0–9, * and # press keys, Enter answers, Escape hangs up.',
+    'phone.typed': 'Keys pressed',
+    'phone.awaiting': 'Listening for keys',
+    'phone.now_playing': 'Now playing',
+    'phone.nothing_playing': 'Nothing is playing.',
+    'phone.key_star': 'Star',
+    'phone.key_hash': 'Pound',
+    'phone.state.ringing': 'Ringing',
+    'phone.state.in-progress': 'Connected',
+    'phone.state.completed': 'Ended',
+    'phone.state.busy': 'Declined',
+    'phone.state.no-answer': 'Not answered',
+    'phone.state.failed': 'Failed',
+    'phone.state.canceled': 'Canceled',
+    'phone.announce.ringing': 'Incoming call from {from}.',
+    'phone.announce.in-progress': 'Call connected.',
+    'phone.announce.ended': 'Call ended: {state}.',
+    'phone.dial.heading': 'Call the inbound number',
+    'phone.dial.number': 'Inbound number',
+    'phone.dial.disabled': 'Inbound calls are off (IVR_AUTH_INBOUND_NUMBER is not set).',
+    'phone.dial.from': 'Your phone number (caller ID)',
+    'phone.dial.from_hint': 'Use the number you registered on the demo site.',
+    'phone.dial.withhold': 'Withhold my caller ID',
+    'phone.dial.call': 'Call',
+    'phone.dial.failed': 'The call could not be started: {message}',
+    'phone.calls.heading': 'Calls',
+    'phone.calls.empty': 'No calls yet.',
+    'phone.calls.inbound': 'Inbound',
+    'phone.calls.outbound': 'Outbound',
+    'phone.timeline.heading': 'Call timeline',
+    'phone.timeline.empty': 'Select a call to see what happened on it.',
+    'phone.request.heading': 'Verification request',
+    'phone.request.none': 'This call is not linked to a verification request.',
+    'phone.request.status': 'Status',
+    'phone.request.attempts': 'Wrong codes',
+    'phone.request.reason': 'Reason',
+    'phone.request.expires': 'Expires',
+    'phone.request.locale': 'Voice language',
+    'phone.action_failed': 'Not possible now: {message}',
+    'kind.ringing': 'Ringing',
+    'kind.answered': 'Answered',
+    'kind.declined': 'Declined',
+    'kind.say': 'Prompt',
+    'kind.play': 'Audio prompt',
+    'kind.pause': 'Pause',
+    'kind.gather': 'Waiting for keys',
+    'kind.key': 'Key',
+    'kind.digits': 'Code sent',
+    'kind.redirect': 'Redirect',
+    'kind.hangup': 'Hung up',
+    'kind.status': 'Call status',
+    'kind.error': 'Error',
+    'kind.pause_seconds': '{seconds} s of silence',
+
+    // Demo site
+    'demo.title': 'Reset your password — Example Bank (demo)',
+    'demo.brand': 'Example Bank',
+    'demo.badge': 'Demo',
+    'demo.devphone': 'Open the dev phone',
+    'demo.heading': 'Reset your password',
+    'demo.intro': 'To protect your account, we confirm that you hold your registered phone before issuing a temporary password.',
+    'demo.user_id': 'User ID',
+    'demo.phone_number': 'Registered phone number',
+    'demo.phone_hint': 'For example 090-1234-5678 or +819012345678.',
+    'demo.mode': 'How would you like to verify?',
+    'demo.mode.outbound': 'We call you',
+    'demo.mode.outbound_hint': 'Answer our call and enter the code on your phone’s keypad.',
+    'demo.mode.inbound': 'You call us',
+    'demo.mode.inbound_hint': 'Call our number from your registered phone and enter the code.',
+    'demo.voice_hint': 'The voice guidance speaks the language of this page.',
+    'demo.submit': 'Continue',
+    'demo.submitting': 'Sending…',
+    'demo.error.generic': 'Something went wrong. Please try again. ({message})',
+    'demo.error.network': 'The server could not be reached. Please try again.',
+    'demo.code_label': 'Your verification code',
+    'demo.outbound.step1': 'We are calling {phone} now.',
+    'demo.outbound.step2': 'Answer the call and listen to the guidance.',
+    'demo.outbound.step3': 'Enter the code above on your phone’s keypad, then press #.',
+    'demo.inbound.call_label': 'Call this number',
+    'demo.inbound.step1': 'From your registered phone {phone}, call the number above.',
+    'demo.inbound.step2': 'Show your caller ID. In Japan, dial 186 before the number if it is hidden.',
+    'demo.inbound.step3': 'Enter the code above on your phone’s keypad, then press #.',
+    'demo.expires_in': 'The code expires in {time}.',
+    'demo.expired_now': 'The code has expired.',
+    'demo.status_label': 'Status',
+    'demo.attempts': 'Wrong codes: {attempts} of {max}',
+    'demo.live.pending_outbound': 'Preparing the call…',
+    'demo.live.pending_inbound': 'Waiting for your call…',
+    'demo.live.calling': 'Your phone is ringing. Please answer it.',
+    'demo.live.in_progress': 'You are on the call. Enter the code when asked.',
+    'demo.cancel': 'Cancel',
+    'demo.verified.heading': 'You are verified',
+    'demo.verified.body': 'Sign in with this temporary password. You will be asked to choose a new one.',
+    'demo.verified.password': 'Temporary password',
+    'demo.copy': 'Copy',
+    'demo.copied': 'Copied',
+    'demo.failed.heading': 'We could not verify you',
+    'demo.expired.heading': 'The code has expired',
+    'demo.expired.body': 'The verification was not completed in time.',
+    'demo.canceled.heading': 'Verification canceled',
+    'demo.canceled.body': 'You canceled this verification.',
+    'demo.retry': 'Try again',
+    'demo.start_over': 'Start over',
+    'demo.footer': 'This is a demonstration site for ivr-auth. No real bank is involved.',
+  },
+  ja: {
+    'lang.label': '言語',
+    'common.skip': '本文へ移動',
+    'common.new_tab': '（新しいタブで開きます）',
+
+    'status.pending': '受付済み',
+    'status.calling': '発信中',
+    'status.in_progress': '通話中',
+    'status.verified': '認証済み',
+    'status.failed': '認証失敗',
+    'status.expired': '期限切れ',
+    'status.canceled': '取り消し',
+
+    'reason.wrong_code': '電話で入力された認証番号が、規定の回数を超えて誤っていました。',
+    'reason.no_input': '電話で認証番号が入力されませんでした。',
+    'reason.no_answer': 'お電話に応答がありませんでした。',
+    'reason.busy': '話し中でした。',
+    'reason.call_failed': 'お電話をおつなぎできませんでした。',
+    'reason.rejected': 'お電話が拒否されました。',
+
+    'phone.title': '開発用電話 — ivr-auth',
+    'phone.brand': 'ivr-auth',
+    'phone.heading': '開発用電話',
+    'phone.tagline': '電話回線なしで ivr-auth を試すための、ブラウザ上の電話機です。',
+    'phone.sound_on': '音声オン',
+    'phone.sound_off': '音声オフ',
+    'phone.sound_label': '音声（ガイダンスとキー操作音）',
+    'phone.live': '接続中',
+    'phone.connecting': '接続しています…',
+    'phone.reconnecting': '再接続しています…',
+    'phone.handset': '電話機',
+    'phone.idle': '通話はありません',
+    'phone.idle_hint': 'ivr-auth からの発信はここに着信します。デモサイトから始めるか、下の着信用番号に発信してください。',
+    'phone.incoming': '着信',
+    'phone.outgoing': '着信用番号へ発信中',
+    'phone.from': '発信元',
+    'phone.to': '宛先',
+    'phone.withheld': '非通知',
+    'phone.answer': '応答',
+    'phone.decline': '拒否',
+    'phone.hangup': '終話',
+    'phone.keypad': 'ダイヤルキー',
+    'phone.keys_hint': 'キーボード: 0〜9、*、# でキー入力、Enter で応答、Esc で終話します。',
+    'phone.typed': '押したキー',
+    'phone.awaiting': 'キー入力を待っています',
+    'phone.now_playing': '再生中のガイダンス',
+    'phone.nothing_playing': '再生中のガイダンスはありません。',
+    'phone.key_star': 'アスタリスク',
+    'phone.key_hash': 'シャープ',
+    'phone.state.ringing': '呼び出し中',
+    'phone.state.in-progress': '通話中',
+    'phone.state.completed': '終了',
+    'phone.state.busy': '拒否',
+    'phone.state.no-answer': '応答なし',
+    'phone.state.failed': '失敗',
+    'phone.state.canceled': '取り消し',
+    'phone.announce.ringing': '{from} から着信があります。',
+    'phone.announce.in-progress': '通話がつながりました。',
+    'phone.announce.ended': '通話が終わりました: {state}',
+    'phone.dial.heading': '着信用番号に電話する',
+    'phone.dial.number': '着信用番号',
+    'phone.dial.disabled': '着信は無効です（IVR_AUTH_INBOUND_NUMBER が未設定です）。',
+    'phone.dial.from': 'あなたの電話番号（発信者番号）',
+    'phone.dial.from_hint': 'デモサイトで登録した番号を使います。',
+    'phone.dial.withhold': '発信者番号を通知しない（非通知）',
+    'phone.dial.call': '発信',
+    'phone.dial.failed': '発信できませんでした: {message}',
+    'phone.calls.heading': '通話一覧',
+    'phone.calls.empty': 'まだ通話はありません。',
+    'phone.calls.inbound': '着信用番号へ',
+    'phone.calls.outbound': 'ivr-auth から',
+    'phone.timeline.heading': '通話の経過',
+    'phone.timeline.empty': '通話を選ぶと、その経過が表示されます。',
+    'phone.request.heading': '認証リクエスト',
+    'phone.request.none': 'この通話は認証リクエストに結び付いていません。',
+    'phone.request.status': '状態',
+    'phone.request.attempts': '誤入力',
+    'phone.request.reason': '理由',
+    'phone.request.expires': '有効期限',
+    'phone.request.locale': 'ガイダンスの言語',
+    'phone.action_failed': '今は操作できません: {message}',
+    'kind.ringing': '呼び出し',
+    'kind.answered': '応答',
+    'kind.declined': '拒否',
+    'kind.say': 'ガイダンス',
+    'kind.play': '音声ファイル',
+    'kind.pause': '無音',
+    'kind.gather': 'キー入力待ち',
+    'kind.key': 'キー',
+    'kind.digits': '番号を送信',
+    'kind.redirect': '転送',
+    'kind.hangup': '切断',
+    'kind.status': '通話状態',
+    'kind.error': 'エラー',
+    'kind.pause_seconds': '{seconds} 秒の無音',
+
+    'demo.title': 'パスワードの再設定 — サンプル銀行（デモ）',
+    'demo.brand': 'サンプル銀行',
+    'demo.badge': 'デモ',
+    'demo.devphone': '開発用電話を開く',
+    'demo.heading': 'パスワードの再設定',
+    'demo.intro': 'お客さまの口座を守るため、仮パスワードを発行する前に、ご登録の電話番号をお持ちであることを確認します。',
+    'demo.user_id': 'ユーザーID',
+    'demo.phone_number': 'ご登録の電話番号',
+    'demo.phone_hint': '例: 090-1234-5678 または +819012345678',
+    'demo.mode': '確認の方法',
+    'demo.mode.outbound': '当行からお電話します',
+    'demo.mode.outbound_hint': 'お電話に出て、認証番号をダイヤルボタンで入力してください。',
+    'demo.mode.inbound': 'お客さまからお電話ください',
+    'demo.mode.inbound_hint': 'ご登録の電話から当行の番号に発信し、認証番号を入力してください。',
+    'demo.voice_hint': '音声ガイダンスは、このページの言語で流れます。',
+    'demo.submit': '次へ',
+    'demo.submitting': '送信しています…',
+    'demo.error.generic': 'エラーが発生しました。もう一度お試しください。（{message}）',
+    'demo.error.network': 'サーバーに接続できませんでした。もう一度お試しください。',
+    'demo.code_label': 'あなたの認証番号',
+    'demo.outbound.step1': 'ただいま {phone} にお電話しています。',
+    'demo.outbound.step2': 'お電話に出て、音声ガイダンスをお聞きください。',
+    'demo.outbound.step3': '上の認証番号をダイヤルボタンで入力し、最後に # を押してください。',
+    'demo.inbound.call_label': 'こちらにお電話ください',
+    'demo.inbound.step1': 'ご登録の電話 {phone} から、上の番号にお電話ください。',
+    'demo.inbound.step2': '発信者番号を通知してください。非通知設定の場合は、番号の前に 186 を付けてください。',
+    'demo.inbound.step3': '上の認証番号をダイヤルボタンで入力し、最後に # を押してください。',
+    'demo.expires_in': '認証番号の有効期限まで、あと {time} です。',
+    'demo.expired_now': '認証番号の有効期限が過ぎました。',
+    'demo.status_label': '状態',
+    'demo.attempts': '誤入力: {attempts} / {max} 回',
+    'demo.live.pending_outbound': 'お電話の準備をしています…',
+    'demo.live.pending_inbound': 'お電話をお待ちしています…',
+    'demo.live.calling': 'お電話を鳴らしています。応答してください。',
+    'demo.live.in_progress': '通話中です。案内に従って認証番号を入力してください。',
+    'demo.cancel': '取り消す',
+    'demo.verified.heading': '認証が完了しました',
+    'demo.verified.body': 'この仮パスワードでログインしてください。ログイン後、新しいパスワードを設定していただきます。',
+    'demo.verified.password': '仮パスワード',
+    'demo.copy': 'コピー',
+    'demo.copied': 'コピーしました',
+    'demo.failed.heading': '認証できませんでした',
+    'demo.expired.heading': '認証番号の有効期限が過ぎました',
+    'demo.expired.body': '時間内に認証が完了しませんでした。',
+    'demo.canceled.heading': '認証を取り消しました',
+    'demo.canceled.body': 'この認証はお客さまの操作で取り消されました。',
+    'demo.retry': 'もう一度試す',
+    'demo.start_over': 'はじめからやり直す',
+    'demo.footer': 'これは ivr-auth のデモサイトです。実在の銀行とは関係ありません。',
+  },
+};
+
+let current = pickInitial();
+const listeners = new Set();
+
+function normalize(value) {
+  if (!value) return null;
+  const short = String(value).toLowerCase().slice(0, 2);
+  return LANGS.includes(short) ? short : null;
+}
+
+function storedLang() {
+  try {
+    return normalize(localStorage.getItem(STORAGE_KEY));
+  } catch {
+    // Storage can be blocked (private mode, sandboxed frames): fall through.
+    return null;
+  }
+}
+
+function pickInitial() {
+  const forced = normalize(new URLSearchParams(location.search).get('lang'));
+  if (forced) return forced;
+  const stored = storedLang();
+  if (stored) return stored;
+  for (const candidate of navigator.languages || [navigator.language]) {
+    const lang = normalize(candidate);
+    if (lang) return lang;
+  }
+  return 'en';
+}
+
+/** The current UI language: `ja` or `en`. */
+export function lang() {
+  return current;
+}
+
+/** The voice-prompt locale matching the UI language. */
+export function voiceLocale() {
+  return current === 'ja' ? 'ja-JP' : 'en-US';
+}
+
+/** The message `key` in the current language, with `{name}` placeholders filled. */
+export function t(key, vars = {}) {
+  const text = MESSAGES[current][key] ?? MESSAGES.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+}
+
+/** Whether a message exists (for optional texts such as failure reasons). */
+export function has(key) {
+  return key in MESSAGES[current];
+}
+
+/**
+ * Fills static text: `data-i18n="key"` sets the text, `data-i18n-attr="attr:key;attr:key"`
+ * sets attributes (aria-label, title, content…).
+ */
+export function translatePage(root = document) {
+  document.documentElement.lang = current;
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-attr]')) {
+    for (const pair of el.dataset.i18nAttr.split(';')) {
+      const [attr, key] = pair.split(':').map((s) => s.trim());
+      if (attr && key) el.setAttribute(attr, t(key));
+    }
+  }
+  for (const button of root.querySelectorAll('[data-lang-choice]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.langChoice === current));
+  }
+}
+
+/** Switches language, remembers it, and tells every listener to redraw. */
+export function setLang(next) {
+  const value = normalize(next);
+  if (!value || value === current) return;
+  current = value;
+  try {
+    localStorage.setItem(STORAGE_KEY, value);
+  } catch {
+    // Not remembered; the switch still applies to this page.
+  }
+  // A `?lang=` in the address would undo the choice on reload: keep it in step.
+  const url = new URL(location.href);
+  if (url.searchParams.has('lang')) {
+    url.searchParams.set('lang', value);
+    history.replaceState(null, '', url);
+  }
+  translatePage();
+  for (const fn of listeners) fn(value);
+}
+
+/** Calls `fn(lang)` after every language switch. */
+export function onLangChange(fn) {
+  listeners.add(fn);
+}
+
+/** Wires the language buttons (`data-lang-choice="ja|en"`) and translates the page once. */
+export function initLanguage() {
+  for (const button of document.querySelectorAll('[data-lang-choice]')) {
+    button.addEventListener('click', () => setLang(button.dataset.langChoice));
+  }
+  translatePage();
+}
+
+/** A time of day in the UI language, e.g. 14:05:09. */
+export function formatTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  return date.toLocaleTimeString(current === 'ja' ? 'ja-JP' : 'en-US', {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hour12: false,
+  });
+}
