@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Load generator and database seeding (see BENCHMARKS.md)
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
     /// Create or upgrade the database schema, then exit
     Migrate {
         #[command(flatten)]

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
                 .await
                 .map(|out| println!("{out}"))
                 .map_err(|e| e.to_string()),
+            Command::Bench { command: ivr_auth::bench::BenchCommand::Run(args) } => ivr_auth::bench::run(args).await,
+            Command::Bench { command: ivr_auth::bench::BenchCommand::Seed(args) } => ivr_auth::bench::seed(args).await,
             Command::Migrate { db } => {
                 cli::migrate(&db, config.as_deref()).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
             }

@@ -77,6 +77,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new request and its jobs in one commit.
     async fn insert_request(&self, request: AuthRequest, jobs: Vec<NewJob>) -> Result<Inserted, StoreError>;
+    /// Stores many requests at once, without jobs (imports, benchmark seeding).
+    async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError>;
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError>;
     /// The newest `pending` inbound request for `phone` that has not expired at `now`.
     async fn newest_pending_inbound(

@@ -205,6 +205,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError> {
+        self.pool
+            .write(move |c| {
+                for r in &requests {
+                    rows::insert_request(c, r).map_err(db_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
         self.pool.read(move |c| select_request(c, id).map_err(db_err)).await
     }

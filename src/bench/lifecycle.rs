@@ -1,0 +1,199 @@
+//! One full verification lifecycle, driven over real HTTP exactly as a site
+//! and the provider would: register → answer → gather → status → poll.
+//! Every answer is checked; a fast wrong answer is an error, not a data point.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::double::Waiting;
+use super::report::{Recorder, Step};
+use crate::voice::signature;
+
+/// The code every bench request uses (the server stores only its hash).
+const CODE: &str = "246810";
+const WRONG: &str = "135799";
+
+/// What every lifecycle needs.
+pub struct Driver {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub api_key: String,
+    pub auth_token: Vec<u8>,
+    pub waiting: Arc<Waiting>,
+    pub inbound_number: String,
+    pub caller_id: String,
+    pub counter: AtomicU64,
+}
+
+/// Which step failed, and how.
+pub type Failure = (Step, String);
+
+fn fail(step: Step, what: impl Into<String>) -> Failure {
+    (step, what.into())
+}
+
+impl Driver {
+    /// A fresh Japanese mobile number per lifecycle, so inbound matching is unambiguous.
+    fn next_phone(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) % 100_000_000;
+        format!("+8190{n:08}")
+    }
+
+    async fn webhook(&self, step: Step, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
+        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let sig = signature::sign(&self.auth_token, url, &owned);
+        let resp = self
+            .http
+            .post(url)
+            .header("X-Twilio-Signature", sig)
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| fail(step, format!("network: {e}")))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| fail(step, format!("body: {e}")))?;
+        if status != 200 {
+            return Err(fail(step, format!("HTTP {status}")));
+        }
+        if !body.starts_with("<?xml") || !body.contains("<Response>") {
+            return Err(fail(step, "not TwiML"));
+        }
+        Ok(body)
+    }
+
+    async fn register(&self, phone: &str, inbound: bool) -> Result<String, Failure> {
+        let body = serde_json::json!({
+            "phone_number": phone,
+            "code": CODE,
+            "mode": if inbound { "inbound" } else { "outbound" },
+        });
+        let resp = self
+            .http
+            .post(format!("{}/v1/auth-requests", self.base))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| fail(Step::Register, format!("network: {e}")))?;
+        if resp.status() != 201 {
+            return Err(fail(Step::Register, format!("HTTP {}", resp.status())));
+        }
+        let v: Value = resp.json().await.map_err(|e| fail(Step::Register, format!("json: {e}")))?;
+        match (v["id"].as_str(), v["status"].as_str()) {
+            (Some(id), Some("pending")) => Ok(id.to_owned()),
+            _ => Err(fail(Step::Register, "201 without id or not pending")),
+        }
+    }
+
+    /// Runs one lifecycle, recording each step's latency.
+    pub async fn run(&self, inbound: bool, wrong_first: bool, rec: &mut Recorder) -> Result<(), Failure> {
+        let phone = self.next_phone();
+        let t = Instant::now();
+        let id = self.register(&phone, inbound).await?;
+        rec.record(Step::Register, t.elapsed());
+
+        let (sid, gather_url, status_url, from) = if inbound {
+            let sid = format!("CAin{}", id.replace('-', ""));
+            let url = format!("{}/webhooks/twilio/voice/inbound", self.base);
+            let params = [
+                ("CallSid", sid.as_str()),
+                ("From", phone.as_str()),
+                ("To", self.inbound_number.as_str()),
+                ("CallStatus", "ringing"),
+                ("Direction", "inbound"),
+            ];
+            let t = Instant::now();
+            let doc = self.webhook(Step::Answer, &url, &params).await?;
+            rec.record(Step::Answer, t.elapsed());
+            let gather_url = format!("{}/webhooks/twilio/voice/gather/{id}", self.base);
+            if !doc.contains(&format!("action=\"{gather_url}\"")) {
+                return Err(fail(Step::Answer, "inbound call not matched to its request"));
+            }
+            (sid, gather_url, format!("{}/webhooks/twilio/voice/status", self.base), phone.clone())
+        } else {
+            let t = Instant::now();
+            let call = tokio::time::timeout(Duration::from_secs(10), self.waiting.expect(&id))
+                .await
+                .map_err(|_| fail(Step::PlaceCall, "no call placed within 10 s"))?
+                .map_err(|_| fail(Step::PlaceCall, "double closed"))?;
+            rec.record(Step::PlaceCall, t.elapsed());
+            if call.to != phone {
+                return Err(fail(Step::PlaceCall, "call to the wrong number"));
+            }
+            let params = [
+                ("CallSid", call.sid.as_str()),
+                ("From", self.caller_id.as_str()),
+                ("To", phone.as_str()),
+                ("CallStatus", "in-progress"),
+                ("Direction", "outbound-api"),
+            ];
+            let t = Instant::now();
+            let doc = self.webhook(Step::Answer, &call.answer_url, &params).await?;
+            rec.record(Step::Answer, t.elapsed());
+            let gather_url = call.answer_url.replace("/answer/", "/gather/");
+            if !doc.contains("<Gather") || !doc.contains(&format!("action=\"{gather_url}\"")) {
+                return Err(fail(Step::Answer, "answer without the expected Gather"));
+            }
+            (call.sid, gather_url, call.status_callback, self.caller_id.clone())
+        };
+        let (from, to) =
+            if inbound { (from.as_str(), self.inbound_number.as_str()) } else { (from.as_str(), phone.as_str()) };
+
+        if wrong_first {
+            let params = [
+                ("CallSid", sid.as_str()),
+                ("From", from),
+                ("To", to),
+                ("CallStatus", "in-progress"),
+                ("Digits", WRONG),
+            ];
+            let t = Instant::now();
+            let doc = self.webhook(Step::Gather, &gather_url, &params).await?;
+            rec.record(Step::Gather, t.elapsed());
+            if !doc.contains("<Gather") {
+                return Err(fail(Step::Gather, "a wrong code did not ask again"));
+            }
+        }
+        let params =
+            [("CallSid", sid.as_str()), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("Digits", CODE)];
+        let t = Instant::now();
+        let doc = self.webhook(Step::Gather, &gather_url, &params).await?;
+        rec.record(Step::Gather, t.elapsed());
+        if doc.contains("<Gather") || !doc.ends_with("<Hangup/></Response>") {
+            return Err(fail(Step::Gather, "the right code was not accepted"));
+        }
+
+        let params = [
+            ("CallSid", sid.as_str()),
+            ("From", from),
+            ("To", to),
+            ("CallStatus", "completed"),
+            ("SequenceNumber", "3"),
+            ("CallDuration", "12"),
+        ];
+        let t = Instant::now();
+        self.webhook(Step::Status, &status_url, &params).await?;
+        rec.record(Step::Status, t.elapsed());
+
+        let t = Instant::now();
+        let resp = self
+            .http
+            .get(format!("{}/v1/auth-requests/{id}", self.base))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .map_err(|e| fail(Step::Poll, format!("network: {e}")))?;
+        if resp.status() != 200 {
+            return Err(fail(Step::Poll, format!("HTTP {}", resp.status())));
+        }
+        let v: Value = resp.json().await.map_err(|e| fail(Step::Poll, format!("json: {e}")))?;
+        rec.record(Step::Poll, t.elapsed());
+        if v["status"] != "verified" {
+            return Err(fail(Step::Poll, format!("status {} instead of verified", v["status"])));
+        }
+        Ok(())
+    }
+}

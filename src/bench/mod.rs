@@ -1,0 +1,276 @@
+//! `ivr-auth bench`: a load generator that drives full verification
+//! lifecycles against a server on loopback (its own child process by
+//! default), with the provider played by an in-process double; and `bench
+//! seed`, which fills a database with finished requests.
+
+mod double;
+mod lifecycle;
+mod report;
+mod seed;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use rand::RngExt;
+use serde_json::Value;
+
+use crate::cli::{DbArgs, TenantAction};
+use lifecycle::Driver;
+use report::{Recorder, Report};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Drive full lifecycles and report throughput and latency
+    Run(RunArgs),
+    /// Fill a database with finished requests (for the scale target)
+    Seed(seed::SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Lifecycles in flight at once
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds of measured load (after the warm-up)
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of unmeasured load first
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Share of inbound lifecycles, 0–1
+    #[arg(long, default_value_t = 0.0)]
+    pub inbound_share: f64,
+    /// Share of lifecycles that type a wrong code first, 0–1
+    #[arg(long, default_value_t = 0.0)]
+    pub wrong_share: f64,
+    /// Database of the server the bench starts (default: a new SQLite file in a temp dir)
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Seconds of the /healthz comparison run
+    #[arg(long, default_value_t = 3.0)]
+    pub healthz_seconds: f64,
+    /// Write the report as JSON here (`-` for stdout)
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The server binary to start (default: this one)
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Extra environment for the server, NAME=VALUE (repeatable)
+    #[arg(long = "server-env")]
+    pub server_env: Vec<String>,
+    /// Exit non-zero if any lifecycle failed (for CI smoke runs)
+    #[arg(long)]
+    pub fail_on_error: bool,
+}
+
+const AUTH_TOKEN: &str = "bench-auth-token-not-secret";
+const ACCOUNT_SID: &str = "AC0000000000000000000000000000bench";
+const CALLER_ID: &str = "+815011112222";
+const INBOUND: &str = "+81312345678";
+
+/// A server child process, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident set size (VmHWM) in MB, from /proc.
+    fn peak_rss_mb(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
+fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Server, String> {
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?,
+    };
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .env("IVR_AUTH_LISTEN", "127.0.0.1:0")
+        .env("IVR_AUTH_DATABASE_URL", db_url)
+        .env("IVR_AUTH_PROVIDER", "twilio")
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("TWILIO_API_BASE", double_base)
+        .env("IVR_AUTH_CALLER_ID", CALLER_ID)
+        .env("IVR_AUTH_INBOUND_NUMBER", INBOUND)
+        .env("IVR_AUTH_RATE_LIMIT", "0")
+        .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
+        .env("IVR_AUTH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for kv in &args.server_env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--server-env {kv}: expected NAME=VALUE"))?;
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no server stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("ivr-auth is listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the server did not start".to_owned())?;
+    Ok(Server { child, base })
+}
+
+async fn create_tenant(db_url: &str) -> Result<String, String> {
+    let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let db = DbArgs { database_url: Some(db_url.to_owned()) };
+    let out = crate::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
+}
+
+/// Runs lifecycles on `concurrency` tasks until `until`; returns what they measured.
+async fn load(driver: Arc<Driver>, args: &RunArgs, until: Instant) -> Recorder {
+    let mut tasks = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        let driver = driver.clone();
+        let (inbound_share, wrong_share) = (args.inbound_share, args.wrong_share);
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            while Instant::now() < until {
+                let (inbound, wrong) = {
+                    let mut rng = rand::rng();
+                    (rng.random_bool(inbound_share.clamp(0.0, 1.0)), rng.random_bool(wrong_share.clamp(0.0, 1.0)))
+                };
+                match driver.run(inbound, wrong, &mut rec).await {
+                    Ok(()) => rec.lifecycles += 1,
+                    Err((step, what)) => rec.error(step, &what),
+                }
+            }
+            rec
+        }));
+    }
+    let mut total = Recorder::default();
+    for t in tasks {
+        if let Ok(rec) = t.await {
+            total.merge(rec);
+        }
+    }
+    total
+}
+
+/// Requests per second of GET /healthz at the same concurrency.
+async fn healthz(http: &reqwest::Client, base: &str, concurrency: usize, seconds: f64) -> f64 {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let url = format!("{base}/healthz");
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                if let Ok(r) = http.get(&url).send().await
+                    && r.status() == 200
+                    && r.bytes().await.is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `bench run`.
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    crate::install_tls_provider();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let db_url =
+        args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let api_key = create_tenant(&db_url).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let double_base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let (waiting, double) = double::start(listener).map_err(|e| e.to_string())?;
+    let server = start_server(&args, &db_url, &double_base)?;
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let driver = Arc::new(Driver {
+        http: http.clone(),
+        base: server.base.clone(),
+        api_key,
+        auth_token: AUTH_TOKEN.as_bytes().to_vec(),
+        waiting,
+        inbound_number: INBOUND.into(),
+        caller_id: CALLER_ID.into(),
+        counter: AtomicU64::new(rand::rng().random_range(0..50_000_000)),
+    });
+
+    if args.warmup > 0.0 {
+        load(driver.clone(), &args, Instant::now() + Duration::from_secs_f64(args.warmup)).await;
+    }
+    let started = Instant::now();
+    let rec = load(driver.clone(), &args, started + Duration::from_secs_f64(args.duration)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let healthz_per_s = healthz(&http, &server.base, args.concurrency, args.healthz_seconds).await;
+    let lifecycles_per_s = rec.lifecycles as f64 / elapsed;
+    let report = Report {
+        concurrency: args.concurrency,
+        duration_s: elapsed,
+        inbound_share: args.inbound_share,
+        wrong_code_share: args.wrong_share,
+        database: if db_url.starts_with("sqlite") { "sqlite".into() } else { "postgres".into() },
+        lifecycles: rec.lifecycles,
+        lifecycles_per_s,
+        errors: rec.errors.values().sum(),
+        error_kinds: rec.errors.clone(),
+        steps: Report::steps_from(&rec),
+        healthz_per_s,
+        efficiency_ratio: if healthz_per_s > 0.0 { 5.0 * lifecycles_per_s / healthz_per_s } else { 0.0 },
+        server_peak_rss_mb: server.peak_rss_mb(),
+    };
+    drop(server);
+    double.stop(false).await;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        if path.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    if args.fail_on_error && (report.errors > 0 || report.lifecycles == 0) {
+        return Err(format!("{} lifecycles failed ({} succeeded)", report.errors, report.lifecycles));
+    }
+    Ok(())
+}
+
+/// `bench seed`.
+pub async fn seed(args: seed::SeedArgs) -> Result<(), String> {
+    seed::run(args).await
+}

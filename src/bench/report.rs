@@ -1,0 +1,172 @@
+//! Latency histograms (HdrHistogram) per step, and the run's report as a table and as JSON.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The steps of a lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Site: POST /v1/auth-requests (durable before the 201).
+    Register,
+    /// Server: from the 201 to the provider's `Calls.json` (the job queue).
+    PlaceCall,
+    /// Provider: the answer (outbound) or inbound webhook.
+    Answer,
+    /// Provider: the Gather action with the digits.
+    Gather,
+    /// Provider: the `completed` status callback.
+    Status,
+    /// Site: GET /v1/auth-requests/{id}.
+    Poll,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [Step::Register, Step::PlaceCall, Step::Answer, Step::Gather, Step::Status, Step::Poll];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::Register => "register",
+            Step::PlaceCall => "place_call",
+            Step::Answer => "answer",
+            Step::Gather => "gather",
+            Step::Status => "status",
+            Step::Poll => "poll",
+        }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
+}
+
+/// One worker's measurements.
+pub struct Recorder {
+    steps: BTreeMap<Step, Histogram<u64>>,
+    pub lifecycles: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self { steps: Step::ALL.iter().map(|s| (*s, histogram())).collect(), lifecycles: 0, errors: BTreeMap::new() }
+    }
+}
+
+impl Recorder {
+    pub fn record(&mut self, step: Step, took: Duration) {
+        if let Some(h) = self.steps.get_mut(&step) {
+            h.saturating_record(took.as_micros().max(1) as u64);
+        }
+    }
+
+    pub fn error(&mut self, step: Step, what: &str) {
+        *self.errors.entry(format!("{}: {what}", step.name())).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: Recorder) {
+        for (step, h) in other.steps {
+            if let Some(mine) = self.steps.get_mut(&step) {
+                let _ = mine.add(h);
+            }
+        }
+        self.lifecycles += other.lifecycles;
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+    }
+}
+
+/// Latency of one step, in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct StepLatency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub concurrency: usize,
+    pub duration_s: f64,
+    pub inbound_share: f64,
+    pub wrong_code_share: f64,
+    pub database: String,
+    pub lifecycles: u64,
+    pub lifecycles_per_s: f64,
+    pub errors: u64,
+    pub error_kinds: BTreeMap<String, u64>,
+    pub steps: BTreeMap<&'static str, StepLatency>,
+    pub healthz_per_s: f64,
+    /// `5 × lifecycles/s ÷ healthz req/s`: how close a lifecycle's five
+    /// requests come to five trivial ones.
+    pub efficiency_ratio: f64,
+    pub server_peak_rss_mb: Option<f64>,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Report {
+    pub fn steps_from(rec: &Recorder) -> BTreeMap<&'static str, StepLatency> {
+        rec.steps
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(step, h)| {
+                let latency = StepLatency {
+                    count: h.len(),
+                    p50_ms: ms(h.value_at_quantile(0.50)),
+                    p99_ms: ms(h.value_at_quantile(0.99)),
+                    p999_ms: ms(h.value_at_quantile(0.999)),
+                    max_ms: ms(h.max()),
+                };
+                (step.name(), latency)
+            })
+            .collect()
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "lifecycles: {} in {:.1} s = {:.0}/s   errors: {}   (concurrency {}, inbound {:.0}%, wrong code {:.0}%, {})\n",
+            self.lifecycles,
+            self.duration_s,
+            self.lifecycles_per_s,
+            self.errors,
+            self.concurrency,
+            self.inbound_share * 100.0,
+            self.wrong_code_share * 100.0,
+            self.database
+        ));
+        out.push_str(&format!(
+            "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "step", "count", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+        ));
+        for (name, s) in &self.steps {
+            out.push_str(&format!(
+                "{name:<11} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
+                s.count, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms
+            ));
+        }
+        out.push_str(&format!(
+            "healthz: {:.0} req/s   efficiency ratio (5 × lifecycles/s ÷ healthz/s): {:.3}\n",
+            self.healthz_per_s, self.efficiency_ratio
+        ));
+        if let Some(rss) = self.server_peak_rss_mb {
+            out.push_str(&format!("server peak RSS: {rss:.1} MB\n"));
+        }
+        for (kind, n) in &self.error_kinds {
+            out.push_str(&format!("error {n:>7} × {kind}\n"));
+        }
+        out
+    }
+}
