@@ -31,8 +31,8 @@ pub enum AppError {
     /// 415: the body is not JSON.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    /// 422: a field broke its rule; `field` names it.
-    #[error("{field}: {message}")]
+    /// 422: a field broke its rule; `field` names it, and so does the message.
+    #[error("{message}")]
     Invalid { field: String, message: String },
     /// 429: slow down; retry after the given time.
     #[error("rate limit exceeded")]
@@ -54,7 +54,9 @@ pub enum AppError {
 impl AppError {
     /// A 422 naming `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), message: message.into() }
+        let (field, message) = (field.into(), message.into());
+        let message = if message.starts_with(&format!("{field}:")) { message } else { format!("{field}: {message}") };
+        Self::Invalid { field, message }
     }
 
     fn code(&self) -> &'static str {

@@ -38,7 +38,8 @@ fn fail(step: Step, what: impl Into<String>) -> Failure {
 impl Driver {
     /// A fresh Japanese mobile number per lifecycle, so inbound matching is unambiguous.
     fn next_phone(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed) % 100_000_000;
+        // 090-1000-0000 … 090-8999-9999: numbers libphonenumber knows as allocated.
+        let n = 10_000_000 + self.counter.fetch_add(1, Ordering::Relaxed) % 80_000_000;
         format!("+8190{n:08}")
     }
 

@@ -40,7 +40,7 @@ fn random_bytes<const N: usize>(rng: &mut impl Rng) -> Vec<u8> {
 fn finished(tenant: Uuid, age: Duration, rng: &mut impl RngExt) -> AuthRequest {
     let created = Utc::now() - age;
     let ts = Timestamp::from_unix(NoContext, created.timestamp() as u64, created.timestamp_subsec_nanos());
-    let phone = PhoneNumber::from_stored(format!("+8190{:08}", rng.random_range(0..100_000_000u32)));
+    let phone = PhoneNumber::from_stored(format!("+8190{:08}", rng.random_range(10_000_000..90_000_000u32)));
     let mut reg = Registration::with_defaults(phone);
     if rng.random_bool(0.3) {
         reg.mode = Mode::Inbound;
