@@ -26,6 +26,8 @@ pub struct Driver {
     pub inbound_number: String,
     pub caller_id: String,
     pub counter: AtomicU64,
+    /// Every acknowledged (201) request id, when a durability check follows.
+    pub acked: Option<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Which step failed, and how.
@@ -53,9 +55,9 @@ impl Driver {
             .form(params)
             .send()
             .await
-            .map_err(|e| fail(step, format!("network: {e}")))?;
+            .map_err(|e| fail(step, format!("network: {}", e.without_url())))?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| fail(step, format!("body: {e}")))?;
+        let body = resp.text().await.map_err(|e| fail(step, format!("body: {}", e.without_url())))?;
         if status != 200 {
             return Err(fail(step, format!("HTTP {status}")));
         }
@@ -78,13 +80,18 @@ impl Driver {
             .json(&body)
             .send()
             .await
-            .map_err(|e| fail(Step::Register, format!("network: {e}")))?;
+            .map_err(|e| fail(Step::Register, format!("network: {}", e.without_url())))?;
         if resp.status() != 201 {
             return Err(fail(Step::Register, format!("HTTP {}", resp.status())));
         }
-        let v: Value = resp.json().await.map_err(|e| fail(Step::Register, format!("json: {e}")))?;
+        let v: Value = resp.json().await.map_err(|e| fail(Step::Register, format!("json: {}", e.without_url())))?;
         match (v["id"].as_str(), v["status"].as_str()) {
-            (Some(id), Some("pending")) => Ok(id.to_owned()),
+            (Some(id), Some("pending")) => {
+                if let Some(acked) = &self.acked {
+                    acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id.to_owned());
+                }
+                Ok(id.to_owned())
+            }
             _ => Err(fail(Step::Register, "201 without id or not pending")),
         }
     }
@@ -186,11 +193,11 @@ impl Driver {
             .bearer_auth(&self.api_key)
             .send()
             .await
-            .map_err(|e| fail(Step::Poll, format!("network: {e}")))?;
+            .map_err(|e| fail(Step::Poll, format!("network: {}", e.without_url())))?;
         if resp.status() != 200 {
             return Err(fail(Step::Poll, format!("HTTP {}", resp.status())));
         }
-        let v: Value = resp.json().await.map_err(|e| fail(Step::Poll, format!("json: {e}")))?;
+        let v: Value = resp.json().await.map_err(|e| fail(Step::Poll, format!("json: {}", e.without_url())))?;
         rec.record(Step::Poll, t.elapsed());
         if v["status"] != "verified" {
             return Err(fail(Step::Poll, format!("status {} instead of verified", v["status"])));

@@ -67,6 +67,18 @@ pub struct RunArgs {
     /// Exit non-zero if any lifecycle failed (for CI smoke runs)
     #[arg(long)]
     pub fail_on_error: bool,
+    /// Durability check: SIGKILL the server this many seconds into the measured
+    /// run, restart it on the same database, and look up every acknowledged request
+    #[arg(long)]
+    pub kill_after: Option<f64>,
+}
+
+/// What the durability check found.
+#[derive(Debug, serde::Serialize)]
+pub struct Durability {
+    pub acknowledged: usize,
+    pub found_after_restart: usize,
+    pub integrity_check: String,
 }
 
 const AUTH_TOKEN: &str = "bench-auth-token-not-secret";
@@ -88,6 +100,11 @@ impl Drop for Server {
 }
 
 impl Server {
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Peak resident set size (VmHWM) in MB, from /proc.
     fn peak_rss_mb(&self) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -228,14 +245,35 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         inbound_number: INBOUND.into(),
         caller_id: CALLER_ID.into(),
         counter: AtomicU64::new(rand::rng().random_range(0..50_000_000)),
+        acked: args.kill_after.map(|_| std::sync::Mutex::new(Vec::new())),
     });
 
     if args.warmup > 0.0 {
         load(driver.clone(), &args, Instant::now() + Duration::from_secs_f64(args.warmup)).await;
     }
     let started = Instant::now();
-    let rec = load(driver.clone(), &args, started + Duration::from_secs_f64(args.duration)).await;
+    let mut server = server;
+    let rec = match args.kill_after {
+        None => load(driver.clone(), &args, started + Duration::from_secs_f64(args.duration)).await,
+        Some(after) => {
+            // New lifecycles stop starting at the kill; those in flight meet it.
+            let running = load(driver.clone(), &args, started + Duration::from_secs_f64(after));
+            let killer = async {
+                tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                server.kill9();
+            };
+            let (rec, ()) = tokio::join!(running, killer);
+            rec
+        }
+    };
     let elapsed = started.elapsed().as_secs_f64();
+    let durability = match args.kill_after {
+        Some(_) => {
+            server = start_server(&args, &db_url, &double_base)?;
+            Some(check_durability(&driver, &server.base, &db_url).await?)
+        }
+        None => None,
+    };
     let healthz_per_s = healthz(&http, &server.base, args.concurrency, args.healthz_seconds).await;
     let lifecycles_per_s = rec.lifecycles as f64 / elapsed;
     let report = Report {
@@ -251,7 +289,9 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         steps: Report::steps_from(&rec),
         healthz_per_s,
         efficiency_ratio: if healthz_per_s > 0.0 { 5.0 * lifecycles_per_s / healthz_per_s } else { 0.0 },
-        server_peak_rss_mb: server.peak_rss_mb(),
+        // After a kill the process is a new one: its peak says nothing about the run.
+        server_peak_rss_mb: if durability.is_some() { None } else { server.peak_rss_mb() },
+        durability,
     };
     drop(server);
     double.stop(false).await;
@@ -264,10 +304,37 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
-    if args.fail_on_error && (report.errors > 0 || report.lifecycles == 0) {
+    if let Some(d) = &report.durability
+        && (d.found_after_restart != d.acknowledged || d.integrity_check != "ok")
+    {
+        return Err(format!("durability check failed: {d:?}"));
+    }
+    if args.fail_on_error && args.kill_after.is_none() && (report.errors > 0 || report.lifecycles == 0) {
         return Err(format!("{} lifecycles failed ({} succeeded)", report.errors, report.lifecycles));
     }
     Ok(())
+}
+
+/// After a SIGKILL and restart: every acknowledged request must be there,
+/// and the SQLite file must pass `PRAGMA integrity_check`.
+async fn check_durability(driver: &Driver, base: &str, db_url: &str) -> Result<Durability, String> {
+    let acked = driver.acked.as_ref().map(|a| a.lock().map(|v| v.clone()).unwrap_or_default()).unwrap_or_default();
+    let mut found = 0;
+    for chunk in acked.chunks(64) {
+        let lookups = chunk.iter().map(|id| async move {
+            let resp =
+                driver.http.get(format!("{base}/v1/auth-requests/{id}")).bearer_auth(&driver.api_key).send().await;
+            resp.is_ok_and(|r| r.status() == 200)
+        });
+        found += futures_util::future::join_all(lookups).await.into_iter().filter(|ok| *ok).count();
+    }
+    let integrity_check = match db_url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path)
+            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)))
+            .map_err(|e| e.to_string())?,
+        None => "n/a".into(),
+    };
+    Ok(Durability { acknowledged: acked.len(), found_after_restart: found, integrity_check })
 }
 
 /// `bench seed`.

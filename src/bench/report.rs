@@ -109,6 +109,8 @@ pub struct Report {
     /// requests come to five trivial ones.
     pub efficiency_ratio: f64,
     pub server_peak_rss_mb: Option<f64>,
+    /// With `--kill-after`: what survived the SIGKILL.
+    pub durability: Option<super::Durability>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -163,6 +165,12 @@ impl Report {
         ));
         if let Some(rss) = self.server_peak_rss_mb {
             out.push_str(&format!("server peak RSS: {rss:.1} MB\n"));
+        }
+        if let Some(d) = &self.durability {
+            out.push_str(&format!(
+                "durability after SIGKILL: {} acknowledged, {} found after restart, integrity_check: {}\n",
+                d.acknowledged, d.found_after_restart, d.integrity_check
+            ));
         }
         for (kind, n) in &self.error_kinds {
             out.push_str(&format!("error {n:>7} × {kind}\n"));
