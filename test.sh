@@ -12,6 +12,9 @@ echo "== examples against a live server"
 cargo build --quiet
 bash examples/run-against-live-server.sh target/debug/ivr-auth
 
+echo "== browser tests (headless Chromium: /demo and /dev/phone)"
+bash tests/browser/run.sh target/debug/ivr-auth
+
 echo "== load generator smoke run (checks it works and errs 0; no timing asserted)"
 target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 \
   --inbound-share 0.3 --wrong-share 0.2 --fail-on-error

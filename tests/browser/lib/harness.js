@@ -1,0 +1,181 @@
+// Shared set-up for the browser tests: Debian's Chromium driven by
+// playwright-core, page helpers for the dev phone and the demo site, the axe
+// accessibility check and screenshots.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+export const BASE_URL = process.env.IVR_AUTH_BASE_URL;
+if (!BASE_URL) {
+  throw new Error('IVR_AUTH_BASE_URL is not set: run the tests with tests/browser/run.sh <ivr-auth binary>');
+}
+
+export const INBOUND_NUMBER = process.env.IVR_AUTH_INBOUND_NUMBER ?? '+81312345678';
+export const SCREENSHOTS = join(here, '..', 'screenshots');
+
+export const DESKTOP = { width: 1280, height: 900 };
+export const PHONE = { width: 390, height: 844 };
+
+/** How long a test waits for something the server does (a call, a poll). */
+export const WAIT_MS = 20_000;
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/**
+ * A fresh browser context (own storage) with errors collected: every test
+ * ends with `assertNoPageErrors`, so a script exception or a CSP refusal
+ * fails it even when the page still looks right.
+ */
+export async function newContext(browser, { lang = 'en', viewport = DESKTOP, isMobile = false } = {}) {
+  const context = await browser.newContext({
+    baseURL: BASE_URL,
+    viewport,
+    isMobile,
+    hasTouch: isMobile,
+    deviceScaleFactor: 1,
+    locale: lang === 'ja' ? 'ja-JP' : 'en-US',
+    reducedMotion: 'reduce',
+  });
+  context.setDefaultTimeout(WAIT_MS);
+  context.pageErrors = [];
+  context.on('page', (page) => watchErrors(context, page));
+  return context;
+}
+
+function watchErrors(context, page) {
+  page.on('pageerror', (err) => context.pageErrors.push(`${page.url()}: ${err.message}`));
+  page.on('console', (msg) => {
+    // A refused action (409) logs "Failed to load resource"; the pages show
+    // those themselves. Anything else on the error console is a bug.
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) {
+      context.pageErrors.push(`${page.url()}: ${msg.text()}`);
+    }
+  });
+}
+
+export function assertNoPageErrors(context) {
+  assert.deepEqual(context.pageErrors, [], 'the pages logged errors');
+}
+
+export const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+// ---------- The demo site ----------
+
+export async function openDemo(context, lang = 'en') {
+  const page = await context.newPage();
+  await page.goto(`/demo?lang=${lang}`);
+  await byTestId(page, 'start-form').waitFor();
+  return page;
+}
+
+/** Fills and sends the password-reset form; answers the code shown. */
+export async function registerOnDemo(page, { userId = 'taro', phone, mode = 'outbound' }) {
+  await byTestId(page, 'user-id').fill(userId);
+  await byTestId(page, 'phone-number').fill(phone);
+  await page.locator(`label[for="mode-${mode}"]`).click();
+  await byTestId(page, 'submit').click();
+  await byTestId(page, 'progress-view').waitFor();
+  const code = await byTestId(page, 'code').getAttribute('data-code');
+  assert.match(code, /^\d{4,10}$/, 'the demo page shows a numeric code');
+  return code;
+}
+
+export async function waitForResult(page, result) {
+  await page.locator(`[data-testid="result-view"][data-result="${result}"]`).waitFor();
+}
+
+// ---------- The dev phone ----------
+
+export async function openPhone(context, lang = 'en') {
+  const page = await context.newPage();
+  await page.goto(`/dev/phone?lang=${lang}`);
+  await page.locator('[data-testid="connection"][data-state="live"]').waitFor();
+  return page;
+}
+
+/** Shows the newest call to `to` on the handset. */
+export async function selectCallTo(phonePage, to) {
+  const item = phonePage.locator(`[data-testid="call-item"][data-to="${to}"]`).first();
+  await item.waitFor();
+  await item.click();
+  await phonePage.locator(`[data-testid="call-item"][data-to="${to}"][aria-current="true"]`).first().waitFor();
+}
+
+export async function waitForCallState(phonePage, state) {
+  await phonePage.locator(`[data-testid="screen"][data-state="${state}"]`).waitFor();
+}
+
+/** Clicks the keypad buttons for each digit of `digits`. */
+export async function clickKeys(phonePage, digits) {
+  for (const key of digits) {
+    const id = key === '*' ? 'key-star' : key === '#' ? 'key-hash' : `key-${key}`;
+    await byTestId(phonePage, id).click();
+  }
+}
+
+/** Waits until the shown call's timeline has at least `count` entries of `kind`. */
+export async function waitForTimelineCount(phonePage, kind, count) {
+  await phonePage.waitForFunction(
+    ([k, n]) => document.querySelectorAll(`[data-testid="timeline-entry"][data-kind="${k}"]`).length >= n,
+    [kind, count],
+    { timeout: WAIT_MS },
+  );
+}
+
+export async function timelineTexts(phonePage, kind) {
+  return phonePage.locator(`[data-testid="timeline-entry"][data-kind="${kind}"]`).allInnerTexts();
+}
+
+// ---------- Accessibility and screenshots ----------
+
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * Runs axe on the page as it is now and fails on any serious or critical
+ * violation. The source is evaluated through the DevTools protocol, which the
+ * pages' Content-Security-Policy (script-src 'self') does not apply to.
+ */
+export async function assertAccessible(page, label) {
+  const hasAxe = await page.evaluate(() => typeof window.axe !== 'undefined');
+  if (!hasAxe) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')} — ${n.failureSummary}`),
+      }));
+  });
+  assert.deepEqual(violations, [], `axe found serious or critical violations on ${label}`);
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true, animations: 'disabled' });
+}
