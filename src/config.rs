@@ -60,6 +60,8 @@ pub struct Settings {
     /// How long after a `completed` status callback a call without a result
     /// is failed: the caller's last digits may still be on their way.
     pub call_end_grace: Duration,
+    /// Simulator: prompts take as long as speaking them would (people need the time).
+    pub simulator_pacing: bool,
 }
 
 /// Flags of `ivr-auth serve`; each also reads its environment variable.
@@ -123,6 +125,9 @@ pub struct ServeArgs {
     /// Milliseconds of grace after a call completes before it fails without a result
     #[arg(long, env = "IVR_AUTH_CALL_END_GRACE_MS")]
     pub call_end_grace_ms: Option<u64>,
+    /// Simulator: let prompts take as long as speaking them would (true), or no time (false, for tests)
+    #[arg(long, env = "IVR_AUTH_SIMULATOR_PACING")]
+    pub simulator_pacing: Option<bool>,
 }
 
 /// A setting that is missing, malformed or contradicts another: one line naming it.
@@ -173,7 +178,8 @@ impl ServeArgs {
             retention_days,
             voice_prompts_dir,
             log_format,
-            call_end_grace_ms
+            call_end_grace_ms,
+            simulator_pacing
         ))
     }
 }
@@ -273,6 +279,7 @@ impl Settings {
             voice_prompts_dir: a.voice_prompts_dir.unwrap_or_else(|| PathBuf::from("voice_prompts")),
             log_json,
             call_end_grace: Duration::from_millis(a.call_end_grace_ms.unwrap_or(3000).min(60_000)),
+            simulator_pacing: a.simulator_pacing.unwrap_or(true),
         };
         settings.check_provider()?;
         Ok(settings)
@@ -323,9 +330,9 @@ pub fn unknown_env_vars() -> Vec<String> {
         "IVR_AUTH_VOICE_PROMPTS_DIR",
         "IVR_AUTH_LOG_FORMAT",
         "IVR_AUTH_CALL_END_GRACE_MS",
+        "IVR_AUTH_SIMULATOR_PACING",
         "IVR_AUTH_LOG",
         "IVR_AUTH_CONFIG",
-        "IVR_AUTH_BENCH",
     ];
     std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("IVR_AUTH_") && !KNOWN.contains(&k.as_str())).collect()
 }

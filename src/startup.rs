@@ -116,6 +116,7 @@ impl Application {
                         token.clone(),
                         settings.caller_id.as_ref(),
                         settings.inbound_number.clone(),
+                        settings.simulator_pacing,
                     );
                     sim.attach(base_url.clone(), urls.clone());
                     (Arc::new(sim.clone()), token, Some(sim))

@@ -18,39 +18,45 @@ pub struct PlacedCall {
     pub status_callback: String,
 }
 
-/// Lifecycles waiting for their call, by request id.
+/// Lifecycles waiting for their call, and calls that arrived before anyone
+/// waited (the job can beat the 201 to the client). One lock for both, so a
+/// call and its waiter can never miss each other.
 #[derive(Default)]
 pub struct Waiting {
-    slots: Mutex<HashMap<String, oneshot::Sender<PlacedCall>>>,
-    /// Calls that arrived before anyone waited for them (the 201 raced the job).
-    early: Mutex<HashMap<String, PlacedCall>>,
+    rendezvous: Mutex<Rendezvous>,
     next_sid: AtomicU64,
+}
+
+#[derive(Default)]
+struct Rendezvous {
+    waiters: HashMap<String, oneshot::Sender<PlacedCall>>,
+    early: HashMap<String, PlacedCall>,
 }
 
 impl Waiting {
     /// Waits for the call of request `id`.
     pub fn expect(&self, id: &str) -> oneshot::Receiver<PlacedCall> {
         let (tx, rx) = oneshot::channel();
-        let early = self.early.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
-        match early {
+        let mut r = self.rendezvous.lock().unwrap_or_else(PoisonError::into_inner);
+        match r.early.remove(id) {
             Some(call) => {
                 let _ = tx.send(call);
             }
             None => {
-                self.slots.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned(), tx);
+                r.waiters.insert(id.to_owned(), tx);
             }
         }
         rx
     }
 
     fn arrived(&self, id: String, call: PlacedCall) {
-        let slot = self.slots.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        match slot {
+        let mut r = self.rendezvous.lock().unwrap_or_else(PoisonError::into_inner);
+        match r.waiters.remove(&id) {
             Some(tx) => {
                 let _ = tx.send(call);
             }
             None => {
-                self.early.lock().unwrap_or_else(PoisonError::into_inner).insert(id, call);
+                r.early.insert(id, call);
             }
         }
     }

@@ -246,7 +246,12 @@ impl Call {
                 return Flow::End;
             }
             match verb {
-                Verb::Say { .. } | Verb::Play { .. } | Verb::Pause { .. } => self.speak(&verb),
+                Verb::Say { .. } | Verb::Play { .. } | Verb::Pause { .. } => {
+                    if self.speak(&verb, false).await == Heard::HungUp {
+                        self.log(entry("hangup"));
+                        return Flow::End;
+                    }
+                }
                 Verb::Redirect { url } => {
                     let mut e = entry("redirect");
                     e.url = Some(url.clone());
@@ -258,8 +263,17 @@ impl Call {
                     return Flow::End;
                 }
                 Verb::Gather { action, num_digits, timeout, finish_on_key, prompts } => {
+                    // Keys are heard from the first nested prompt on, and a key stops the prompts.
+                    self.update(|s| s.awaiting_digits = true);
                     for p in &prompts {
-                        self.speak(p);
+                        match self.speak(p, true).await {
+                            Heard::Finished => {}
+                            Heard::Keys => break,
+                            Heard::HungUp => {
+                                self.log(entry("hangup"));
+                                return Flow::End;
+                            }
+                        }
                     }
                     let mut e = entry("gather");
                     e.text = Some(format!(
@@ -293,31 +307,52 @@ impl Call {
         Flow::End
     }
 
-    fn speak(&self, verb: &Verb) {
-        let e = match verb {
+    /// Plays a prompt: logs it, then (when paced) lets it take about as long as
+    /// speaking it would, listening for keys and hang-ups meanwhile. Inside a
+    /// Gather a key interrupts the prompt (barge-in) and goes to the Gather.
+    async fn speak(&mut self, verb: &Verb, barge_in: bool) -> Heard {
+        let (e, takes) = match verb {
             Verb::Say { text, language, .. } => {
                 let mut e = entry("say");
                 e.text = Some(text.clone());
                 e.language = Some(language.clone());
-                e
+                // Japanese TTS reads about 8 characters a second, English about 15.
+                let per_second = if language.starts_with("ja") { 8.0 } else { 15.0 };
+                (e, Duration::from_secs_f64((text.chars().count() as f64 / per_second).clamp(0.5, 15.0)))
             }
             Verb::Play { url } => {
                 let mut e = entry("play");
                 e.url = Some(url.clone());
-                e
+                (e, Duration::from_secs(2))
             }
             Verb::Pause { seconds } => {
                 let mut e = entry("pause");
                 e.text = Some(seconds.to_string());
-                e
+                (e, Duration::from_secs(u64::from(*seconds)))
             }
-            _ => return,
+            _ => return Heard::Finished,
         };
         self.log(e);
+        if !self.inner.pacing {
+            return Heard::Finished;
+        }
+        let until = tokio::time::Instant::now() + takes;
+        loop {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Err(_) => return Heard::Finished,
+                Ok(None | Some(Command::Hangup)) => return Heard::HungUp,
+                Ok(Some(Command::Digits(d))) => {
+                    self.typed_ahead.push_str(&d);
+                    if barge_in {
+                        return Heard::Keys;
+                    }
+                }
+                Ok(Some(Command::Answer | Command::Decline)) => {}
+            }
+        }
     }
 
     async fn gather(&mut self, num_digits: Option<u32>, seconds: u32, finish_on_key: &str) -> Gathered {
-        self.update(|s| s.awaiting_digits = true);
         let mut buf = String::new();
         let mut pending = std::mem::take(&mut self.typed_ahead);
         let outcome = 'outer: loop {
@@ -358,6 +393,14 @@ impl Call {
         }
         self.status(state, &extra).await;
     }
+}
+
+/// How a prompt ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    Finished,
+    Keys,
+    HungUp,
 }
 
 enum Flow {

@@ -85,6 +85,8 @@ struct Inner {
     account_sid: String,
     caller_id: String,
     inbound_number: Option<PhoneNumber>,
+    /// Whether prompts take as long as speaking them would (for people), or no time (for tests).
+    pacing: bool,
     /// Where the server listens (`http://127.0.0.1:port`), set once bound.
     target: OnceLock<String>,
     urls: OnceLock<Urls>,
@@ -116,6 +118,7 @@ impl Simulator {
         auth_token: SecretString,
         caller_id: Option<&PhoneNumber>,
         inbound_number: Option<PhoneNumber>,
+        pacing: bool,
     ) -> Self {
         let (events, _) = broadcast::channel(256);
         let (closing, _) = tokio::sync::watch::channel(false);
@@ -127,6 +130,7 @@ impl Simulator {
                 account_sid: format!("AC{}", "0".repeat(32)),
                 caller_id: caller_id.map_or(DEFAULT_CALLER_ID.to_owned(), |c| c.as_str().to_owned()),
                 inbound_number,
+                pacing,
                 target: OnceLock::new(),
                 urls: OnceLock::new(),
                 events,

@@ -50,8 +50,9 @@ async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {
 
 /// Routes of the pages; mounted only with the simulator provider.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/dev/phone", web::get().to(phone))
-        .route("/demo", web::get().to(demo_page))
+    // HEAD as well as GET, for link checkers and monitoring.
+    cfg.service(web::resource("/dev/phone").route(web::get().to(phone)).route(web::head().to(phone)))
+        .service(web::resource("/demo").route(web::get().to(demo_page)).route(web::head().to(demo_page)))
         .route("/assets/{name}", web::get().to(asset))
         .configure(demo::routes);
 }

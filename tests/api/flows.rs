@@ -179,3 +179,28 @@ async fn inbound_from_an_unknown_number_hears_no_pending_request() {
     assert!(heard.contains("受付中の認証がございません"), "{heard}");
     assert_eq!(app.get(r["id"].as_str().unwrap()).await["status"], "pending");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paced_prompts_take_their_time_and_a_key_interrupts_them() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let db_url = format!("sqlite://{}", dir.path().join("ivr.db").display());
+    let mut a = args(&Opts::default(), &db_url);
+    a.simulator_pacing = Some(true);
+    let server =
+        ivr_auth::startup::Application::build(ivr_auth::config::Settings::from_args(a).unwrap()).await.unwrap();
+    let base = server.base_url().to_owned();
+    tokio::spawn(server.run_until_stopped());
+    let app = TestApp::attach(base, create_tenant(&db_url, "acme").await, dir);
+    let r = app.register(json!({ "phone_number": PHONE, "code": "4242", "locale": "en-US" })).await;
+    let id = r["id"].as_str().unwrap();
+    let answered = std::time::Instant::now();
+    let sid = app.sim_answer(id).await;
+    // The greeting (57 characters at 15 a second) plays before keys are heard.
+    app.sim_wait_gather(&sid).await;
+    assert!(answered.elapsed() >= std::time::Duration::from_millis(3000), "{:?}", answered.elapsed());
+    // A key during the code prompt stops it and counts.
+    let typed = std::time::Instant::now();
+    app.sim_post(&sid, "digits", Some(json!({ "digits": "4242" }))).await;
+    app.wait_status(id, "verified").await;
+    assert!(typed.elapsed() < std::time::Duration::from_secs(3), "barge-in: {:?}", typed.elapsed());
+}

@@ -67,6 +67,7 @@ pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
         phone_rate_limit: Some(0),
         voice_prompts_dir: opts.voice_prompts_dir.clone(),
         call_end_grace_ms: Some(300),
+        simulator_pacing: Some(false),
         ..Default::default()
     }
 }

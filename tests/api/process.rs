@@ -28,6 +28,7 @@ fn spawn_proc(db_url: &str, extra: &[(&str, &str)]) -> Proc {
         .env("IVR_AUTH_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("IVR_AUTH_SIMULATOR_PACING", "false")
         .envs(extra.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
