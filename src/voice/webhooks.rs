@@ -205,18 +205,25 @@ pub async fn gather(
 /// What a webhook must match to touch a request: the bound call and the registered number.
 struct CallGuard {
     call_sid: String,
-    to: Option<PhoneNumber>,
-    from: Option<PhoneNumber>,
+    to: Option<String>,
+    from: Option<String>,
+}
+
+/// A reported number as E.164 text. Providers send E.164 already; only other
+/// spellings go through the (costly) full parse. An E.164-shaped string that
+/// is not a valid number simply matches no registered one.
+fn e164(raw: &str, state: &AppState) -> Option<String> {
+    let digits = raw.strip_prefix('+').unwrap_or("");
+    if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0') {
+        return Some(raw.to_owned());
+    }
+    PhoneNumber::parse(raw, state.default_region).ok().map(|n| n.as_str().to_owned())
 }
 
 impl CallGuard {
-    /// Parses the call's numbers once, before the store's transaction.
+    /// Normalises the call's numbers once, before the store's transaction.
     fn new(state: &AppState, p: &Params) -> Self {
-        Self {
-            call_sid: p.get("CallSid").to_owned(),
-            to: PhoneNumber::parse(p.get("To"), state.default_region).ok(),
-            from: PhoneNumber::parse(p.get("From"), state.default_region).ok(),
-        }
+        Self { call_sid: p.get("CallSid").to_owned(), to: e164(p.get("To"), state), from: e164(p.get("From"), state) }
     }
 
     /// The user's side of the call is the registered number: `To` for outbound, `From` for inbound.
@@ -225,7 +232,7 @@ impl CallGuard {
             Mode::Outbound => &self.to,
             Mode::Inbound => &self.from,
         };
-        user.as_ref() == Some(&r.phone_number)
+        user.as_deref() == Some(r.phone_number.as_str())
     }
 
     fn check(&self, r: &AuthRequest) -> Option<()> {
@@ -334,7 +341,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, payload: web:
         tracing::info!("inbound call with a withheld caller ID refused");
         return nobody.end(&[Prompt::WithheldCallerId]);
     }
-    let (Some(_), Ok(caller)) = (&state.inbound_number, PhoneNumber::parse(from, state.default_region)) else {
+    let (Some(_), Some(caller)) = (&state.inbound_number, e164(from, &state).map(PhoneNumber::from_stored)) else {
         return nobody.end(&[Prompt::NoPendingRequest]);
     };
     let call_sid = p.get("CallSid").to_owned();

@@ -16,7 +16,7 @@ use crate::domain::request::AuthRequest;
 use crate::domain::tenant::Tenant;
 use crate::store::{Applied, Decide, Inserted, Job, JobKind, NewJob, Role, Store, StoreError};
 use pool::{Pool, db_err};
-use rows::{REQUEST_COLUMNS, TENANT_COLUMNS, ms};
+use rows::{ms, request_columns, tenant_columns};
 
 /// Ordered migrations; the index + 1 is the schema version.
 const MIGRATIONS: [&str; 1] = [include_str!("../../../schema.sql")];
@@ -68,8 +68,8 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: DateTime<Utc>) -> rusqli
 }
 
 fn select_request(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AuthRequest>> {
-    let sql = format!("SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = ?1");
-    conn.prepare_cached(&sql)?.query_row([id.as_bytes()], rows::request_from_row).optional()
+    const SQL: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = ?1");
+    conn.prepare_cached(SQL)?.query_row([id.as_bytes()], rows::request_from_row).optional()
 }
 
 impl SqliteStore {
@@ -119,9 +119,10 @@ impl Store for SqliteStore {
     async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {
         self.pool
             .write(move |c| {
-                let sql = format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                let sql =
+                    concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
                 let p = rows::tenant_params(&tenant);
-                match c.execute(&sql, rusqlite::params_from_iter(p.iter())) {
+                match c.execute(sql, rusqlite::params_from_iter(p.iter())) {
                     Ok(_) => Ok(()),
                     Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("a tenant with this name exists")),
                     Err(e) => Err(db_err(e)),
@@ -133,8 +134,8 @@ impl Store for SqliteStore {
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         self.pool
             .read(|c| {
-                let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
-                let mut stmt = c.prepare(&sql).map_err(db_err)?;
+                let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants ORDER BY name");
+                let mut stmt = c.prepare(sql).map_err(db_err)?;
                 let rows = stmt.query_map([], rows::tenant_from_row).map_err(db_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
             })
@@ -161,8 +162,8 @@ impl Store for SqliteStore {
         let key_id = key_id.to_owned();
         self.pool
             .read(move |c| {
-                let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE key_id = ?1");
-                let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+                let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = ?1");
+                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
                 stmt.query_row([key_id], rows::tenant_from_row).optional().map_err(db_err)
             })
             .await
@@ -171,8 +172,8 @@ impl Store for SqliteStore {
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
         self.pool
             .read(move |c| {
-                let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1");
-                let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+                let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = ?1");
+                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
                 stmt.query_row([id.as_bytes()], rows::tenant_from_row).optional().map_err(db_err)
             })
             .await
@@ -186,11 +187,13 @@ impl Store for SqliteStore {
                     Ok(Inserted::Created)
                 }
                 Err(e) if is_unique_violation(&e) && request.external_id.is_some() => {
-                    let sql = format!(
-                        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2"
+                    let sql = concat!(
+                        "SELECT ",
+                        request_columns!(),
+                        " FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2"
                     );
                     let existing = c
-                        .prepare_cached(&sql)
+                        .prepare_cached(sql)
                         .and_then(|mut s| {
                             s.query_row(
                                 params![request.tenant_id.as_bytes(), request.external_id],
@@ -228,12 +231,14 @@ impl Store for SqliteStore {
         let phone = phone.as_str().to_owned();
         self.pool
             .read(move |c| {
-                let sql = format!(
-                    "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE phone_number = ?1 \
+                let sql = concat!(
+                    "SELECT ",
+                    request_columns!(),
+                    " FROM auth_requests WHERE phone_number = ?1 \
                      AND mode = 'inbound' AND status = 'pending' AND expires_at > ?2 \
                      ORDER BY created_at DESC, id DESC LIMIT 1"
                 );
-                let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
                 stmt.query_row(params![phone, ms(now)], rows::request_from_row).optional().map_err(db_err)
             })
             .await
@@ -243,10 +248,12 @@ impl Store for SqliteStore {
         let sid = call_sid.to_owned();
         self.pool
             .read(move |c| {
-                let sql = format!(
-                    "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
+                let sql = concat!(
+                    "SELECT ",
+                    request_columns!(),
+                    " FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
                 );
-                let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
                 stmt.query_row([sid], rows::request_from_row).optional().map_err(db_err)
             })
             .await

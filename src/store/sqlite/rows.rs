@@ -23,51 +23,57 @@ fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(StoreError::Corrupt(what.to_owned())))
 }
 
-fn uuid(row: &Row<'_>, col: &str) -> rusqlite::Result<Uuid> {
+fn uuid(row: &Row<'_>, col: usize) -> rusqlite::Result<Uuid> {
     let bytes: Vec<u8> = row.get(col)?;
     Uuid::from_slice(&bytes).map_err(|_| corrupt("bad uuid"))
 }
 
-fn parsed<T>(row: &Row<'_>, col: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+fn parsed<T>(row: &Row<'_>, col: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let text: String = row.get(col)?;
-    parse(&text).ok_or_else(|| corrupt(col))
+    parse(&text).ok_or_else(|| corrupt("unknown enum value"))
 }
 
-fn parsed_opt<T>(row: &Row<'_>, col: &str, parse: fn(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
+fn parsed_opt<T>(row: &Row<'_>, col: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
     let text: Option<String> = row.get(col)?;
-    text.map(|t| parse(&t).ok_or_else(|| corrupt(col))).transpose()
+    text.map(|t| parse(&t).ok_or_else(|| corrupt("unknown enum value"))).transpose()
 }
 
-pub const REQUEST_COLUMNS: &str = "id, tenant_id, external_id, fingerprint, mode, phone_number, \
-    code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
-    callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
-    expires_at, verified_at";
+/// The columns `request_from_row` reads, in its order (a macro, so queries can `concat!` it).
+macro_rules! request_columns {
+    () => {
+        "id, tenant_id, external_id, fingerprint, mode, phone_number, code_hash, code_salt, code_length, \
+         user_id, locale, max_attempts, attempts, no_input_count, callback_url, status, failure_reason, \
+         call_sid, call_status, created_at, updated_at, expires_at, verified_at"
+    };
+}
+pub(crate) use request_columns;
 
+/// Reads a row selected with `request_columns!()`, by position (no name lookups).
 pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
     Ok(AuthRequest {
-        id: uuid(row, "id")?,
-        tenant_id: uuid(row, "tenant_id")?,
-        external_id: row.get("external_id")?,
-        fingerprint: row.get("fingerprint")?,
-        mode: parsed(row, "mode", Mode::parse)?,
-        phone_number: PhoneNumber::from_stored(row.get("phone_number")?),
-        code_hash: row.get("code_hash")?,
-        code_salt: row.get("code_salt")?,
-        code_length: row.get("code_length")?,
-        user_id: row.get("user_id")?,
-        locale: parsed(row, "locale", Locale::parse)?,
-        max_attempts: row.get("max_attempts")?,
-        attempts: row.get("attempts")?,
-        no_input_count: row.get("no_input_count")?,
-        callback_url: row.get("callback_url")?,
-        status: parsed(row, "status", Status::parse)?,
-        failure_reason: parsed_opt(row, "failure_reason", FailureReason::parse)?,
-        call_sid: row.get("call_sid")?,
-        call_status: parsed_opt(row, "call_status", CallStatus::parse)?,
-        created_at: from_ms(row.get("created_at")?)?,
-        updated_at: from_ms(row.get("updated_at")?)?,
-        expires_at: from_ms(row.get("expires_at")?)?,
-        verified_at: row.get::<_, Option<i64>>("verified_at")?.map(from_ms).transpose()?,
+        id: uuid(row, 0)?,
+        tenant_id: uuid(row, 1)?,
+        external_id: row.get(2)?,
+        fingerprint: row.get(3)?,
+        mode: parsed(row, 4, Mode::parse)?,
+        phone_number: PhoneNumber::from_stored(row.get(5)?),
+        code_hash: row.get(6)?,
+        code_salt: row.get(7)?,
+        code_length: row.get(8)?,
+        user_id: row.get(9)?,
+        locale: parsed(row, 10, Locale::parse)?,
+        max_attempts: row.get(11)?,
+        attempts: row.get(12)?,
+        no_input_count: row.get(13)?,
+        callback_url: row.get(14)?,
+        status: parsed(row, 15, Status::parse)?,
+        failure_reason: parsed_opt(row, 16, FailureReason::parse)?,
+        call_sid: row.get(17)?,
+        call_status: parsed_opt(row, 18, CallStatus::parse)?,
+        created_at: from_ms(row.get(19)?)?,
+        updated_at: from_ms(row.get(20)?)?,
+        expires_at: from_ms(row.get(21)?)?,
+        verified_at: row.get::<_, Option<i64>>(22)?.map(from_ms).transpose()?,
     })
 }
 
@@ -129,19 +135,24 @@ pub fn update_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
     ])
 }
 
-pub const TENANT_COLUMNS: &str =
-    "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at";
+/// The columns `tenant_from_row` reads, in its order.
+macro_rules! tenant_columns {
+    () => {
+        "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at"
+    };
+}
+pub(crate) use tenant_columns;
 
 pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
-        id: uuid(row, "id")?,
-        name: row.get("name")?,
-        key_id: row.get("key_id")?,
-        key_hash: row.get("key_hash")?,
-        callback_secret: SecretString::from(row.get::<_, String>("callback_secret")?),
-        previous_callback_secret: row.get::<_, Option<String>>("previous_callback_secret")?.map(SecretString::from),
-        previous_until: row.get::<_, Option<i64>>("previous_until")?.map(from_ms).transpose()?,
-        created_at: from_ms(row.get("created_at")?)?,
+        id: uuid(row, 0)?,
+        name: row.get(1)?,
+        key_id: row.get(2)?,
+        key_hash: row.get(3)?,
+        callback_secret: SecretString::from(row.get::<_, String>(4)?),
+        previous_callback_secret: row.get::<_, Option<String>>(5)?.map(SecretString::from),
+        previous_until: row.get::<_, Option<i64>>(6)?.map(from_ms).transpose()?,
+        created_at: from_ms(row.get(7)?)?,
     })
 }
 
@@ -158,13 +169,14 @@ pub fn tenant_params(t: &Tenant) -> [Box<dyn rusqlite::ToSql + '_>; 8] {
     ]
 }
 
+/// Reads `id, kind, request_id, payload, attempts, created_at`, by position.
 pub fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
-        id: row.get("id")?,
-        kind: parsed(row, "kind", JobKind::parse)?,
-        request_id: uuid(row, "request_id")?,
-        payload: row.get("payload")?,
-        attempts: row.get("attempts")?,
-        created_at: from_ms(row.get("created_at")?)?,
+        id: row.get(0)?,
+        kind: parsed(row, 1, JobKind::parse)?,
+        request_id: uuid(row, 2)?,
+        payload: row.get(3)?,
+        attempts: row.get(4)?,
+        created_at: from_ms(row.get(5)?)?,
     })
 }
