@@ -168,6 +168,16 @@ impl Core {
         id: Uuid,
         event_for: impl FnOnce(&AuthRequest) -> Option<Event> + Send + 'static,
     ) -> Result<Option<Applied>, StoreError> {
+        self.transition_finishing(id, event_for, None).await
+    }
+
+    /// `transition`, deleting job `finished_job` in the same commit (a job's last step).
+    pub async fn transition_finishing(
+        &self,
+        id: Uuid,
+        event_for: impl FnOnce(&AuthRequest) -> Option<Event> + Send + 'static,
+        finished_job: Option<i64>,
+    ) -> Result<Option<Applied>, StoreError> {
         let now = now();
         let grace = self.call_end_grace;
         let inbound = self.inbound_number.clone();
@@ -180,6 +190,7 @@ impl Core {
                     let t = r.apply(&event, now).ok()?;
                     Some(Update { jobs: jobs_for(&t, now, grace, inbound.as_ref()), request: t.next })
                 }),
+                finished_job,
             )
             .await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {

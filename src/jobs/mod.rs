@@ -30,6 +30,8 @@ const CALLBACK_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 /// What became of one run of a job.
 enum Outcome {
     Done,
+    /// Done, and the job row was deleted with the job's last write.
+    Finished,
     RetryAt(DateTime<Utc>, String),
     GiveUp(String),
 }
@@ -106,6 +108,10 @@ impl Jobs {
             JobKind::FinalizeCall => self.finalize_call(&job).await,
         };
         let stored = match &outcome {
+            Outcome::Finished => {
+                self.core.metrics.job(kind, "done");
+                Ok(())
+            }
             Outcome::Done => {
                 self.core.metrics.job(kind, "done");
                 self.core.store.finish_job(job.id).await
@@ -148,16 +154,20 @@ impl Jobs {
         match self.telephony.place_call(&call).await {
             Ok(sid) => {
                 tracing::info!(request_id = %r.id, call_sid = %sid, phone = %r.phone_number, "call placed");
-                if let Err(e) = self.core.apply(r.id, Event::CallPlaced { call_sid: sid }).await {
-                    // The call exists; the answer webhook binds it. Placing it again would ring twice.
-                    tracing::error!(request_id = %r.id, error = %e, "recording the placed call failed");
+                let event = Event::CallPlaced { call_sid: sid };
+                match self.core.transition_finishing(r.id, move |_| Some(event), Some(job.id)).await {
+                    Ok(_) => Outcome::Finished,
+                    Err(e) => {
+                        // The call exists; the answer webhook binds it. Placing it again would ring twice.
+                        tracing::error!(request_id = %r.id, error = %e, "recording the placed call failed");
+                        Outcome::Done
+                    }
                 }
-                Outcome::Done
             }
             Err(CallError::Refused(why)) => {
                 tracing::warn!(request_id = %r.id, error = %why, "provider refused the call");
-                match self.core.apply(r.id, Event::CallRefused).await {
-                    Ok(_) => Outcome::Done,
+                match self.core.transition_finishing(r.id, |_| Some(Event::CallRefused), Some(job.id)).await {
+                    Ok(_) => Outcome::Finished,
                     Err(e) => Outcome::RetryAt(later(Duration::from_secs(1)), e.to_string()),
                 }
             }
@@ -226,8 +236,8 @@ impl Jobs {
     }
 
     async fn finalize_call(&self, job: &Job) -> Outcome {
-        match self.core.apply(job.request_id, Event::CallEnded).await {
-            Ok(_) => Outcome::Done,
+        match self.core.transition_finishing(job.request_id, |_| Some(Event::CallEnded), Some(job.id)).await {
+            Ok(_) => Outcome::Finished,
             Err(e) => Outcome::RetryAt(later(Duration::from_secs(1)), e.to_string()),
         }
     }

@@ -88,8 +88,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AuthRequest>, StoreError>;
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
     /// Reads request `id`, lets `decide` choose an update, writes it and its
-    /// jobs, all atomically. `None` if there is no such request.
-    async fn update_request(&self, id: Uuid, decide: Decide) -> Result<Option<Applied>, StoreError>;
+    /// jobs, all atomically. `None` if there is no such request. With
+    /// `finished_job`, that job is deleted in the same commit whatever `decide`
+    /// chose: a job's last step and its removal cannot come apart.
+    async fn update_request(
+        &self,
+        id: Uuid,
+        decide: Decide,
+        finished_job: Option<i64>,
+    ) -> Result<Option<Applied>, StoreError>;
     /// Ids of requests that are not terminal but whose `expires_at` is past.
     async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError>;
     /// Deletes terminal requests last changed before `before`; returns how many.

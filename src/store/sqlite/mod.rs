@@ -67,6 +67,10 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: DateTime<Utc>) -> rusqli
     Ok(())
 }
 
+fn delete_job(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute([id])
+}
+
 fn select_request(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AuthRequest>> {
     const SQL: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = ?1");
     conn.prepare_cached(SQL)?.query_row([id.as_bytes()], rows::request_from_row).optional()
@@ -259,9 +263,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_request(&self, id: Uuid, decide: Decide) -> Result<Option<Applied>, StoreError> {
+    async fn update_request(
+        &self,
+        id: Uuid,
+        decide: Decide,
+        finished_job: Option<i64>,
+    ) -> Result<Option<Applied>, StoreError> {
         self.pool
             .write(move |c| {
+                if let Some(job) = finished_job {
+                    delete_job(c, job).map_err(db_err)?;
+                }
                 let Some(before) = select_request(c, id).map_err(db_err)? else { return Ok(None) };
                 let Some(update) = decide(&before) else { return Ok(Some(Applied { before, after: None })) };
                 rows::update_request(c, &update.request).map_err(db_err)?;
@@ -326,7 +338,7 @@ impl Store for SqliteStore {
     async fn finish_job(&self, id: i64) -> Result<(), StoreError> {
         self.pool
             .write(move |c| {
-                c.prepare_cached("DELETE FROM jobs WHERE id = ?1").and_then(|mut s| s.execute([id])).map_err(db_err)?;
+                delete_job(c, id).map_err(db_err)?;
                 Ok(())
             })
             .await

@@ -161,7 +161,7 @@ fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>) {
 /// One transaction for the whole group, one savepoint per operation.
 fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>) {
     let mut finishers: Vec<Finish> = Vec::with_capacity(group.len());
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         let msg = e.to_string();
         tracing::error!(error = %msg, "sqlite could not begin a transaction");
         for op in group.drain(..) {
@@ -170,19 +170,29 @@ fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>) {
         return;
     }
     for op in group.drain(..) {
-        let savepoint = conn.execute_batch("SAVEPOINT op");
+        let savepoint = run(conn, "SAVEPOINT op");
         let (ok, finish) = op.run(conn);
-        let end = if ok { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-        if savepoint.is_err() || conn.execute_batch(end).is_err() {
+        let end = if ok {
+            run(conn, "RELEASE op")
+        } else {
+            run(conn, "ROLLBACK TO op").and_then(|_| run(conn, "RELEASE op"))
+        };
+        if savepoint.is_err() || end.is_err() {
             tracing::error!("sqlite savepoint handling failed");
         }
         finishers.push(finish);
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+    let commit = run(conn, "COMMIT").map(|_| ()).map_err(|e| e.to_string());
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = run(conn, "ROLLBACK");
     }
     for finish in finishers {
         finish(commit.clone().map_err(|m| StoreError::Database(m.into())));
     }
+}
+
+/// Runs a transaction-control statement from the statement cache (parsed once,
+/// not once per operation: there are several per write).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
