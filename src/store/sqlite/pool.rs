@@ -73,6 +73,8 @@ pub(crate) fn db_err(e: impl std::error::Error + Send + Sync + 'static) -> Store
 /// Opens a connection with the pragmas every connection needs.
 fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
+    // Every statement the store runs stays compiled (the default keeps 16).
+    conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
