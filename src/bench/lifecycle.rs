@@ -28,6 +28,8 @@ pub struct Driver {
     pub counter: AtomicU64,
     /// Every acknowledged (201) request id, when a durability check follows.
     pub acked: Option<std::sync::Mutex<Vec<String>>>,
+    /// Average pause between steps (think time of callers and the provider).
+    pub think: Duration,
 }
 
 /// Which step failed, and how.
@@ -43,6 +45,14 @@ impl Driver {
         // 090-1000-0000 … 090-8999-9999: numbers libphonenumber knows as allocated.
         let n = 10_000_000 + self.counter.fetch_add(1, Ordering::Relaxed) % 80_000_000;
         format!("+8190{n:08}")
+    }
+
+    /// Waits the think time (0.5–1.5 × the average), like a caller between steps.
+    async fn think(&self) {
+        if !self.think.is_zero() {
+            let factor = rand::RngExt::random_range(&mut rand::rng(), 0.5..1.5);
+            tokio::time::sleep(self.think.mul_f64(factor)).await;
+        }
     }
 
     async fn webhook(&self, step: Step, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
@@ -113,6 +123,7 @@ impl Driver {
                 ("CallStatus", "ringing"),
                 ("Direction", "inbound"),
             ];
+            self.think().await;
             let t = Instant::now();
             let doc = self.webhook(Step::Answer, &url, &params).await?;
             rec.record(Step::Answer, t.elapsed());
@@ -138,6 +149,7 @@ impl Driver {
                 ("CallStatus", "in-progress"),
                 ("Direction", "outbound-api"),
             ];
+            self.think().await;
             let t = Instant::now();
             let doc = self.webhook(Step::Answer, &call.answer_url, &params).await?;
             rec.record(Step::Answer, t.elapsed());
@@ -158,6 +170,7 @@ impl Driver {
                 ("CallStatus", "in-progress"),
                 ("Digits", WRONG),
             ];
+            self.think().await;
             let t = Instant::now();
             let doc = self.webhook(Step::Gather, &gather_url, &params).await?;
             rec.record(Step::Gather, t.elapsed());
@@ -167,6 +180,7 @@ impl Driver {
         }
         let params =
             [("CallSid", sid.as_str()), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("Digits", CODE)];
+        self.think().await;
         let t = Instant::now();
         let doc = self.webhook(Step::Gather, &gather_url, &params).await?;
         rec.record(Step::Gather, t.elapsed());
@@ -182,10 +196,12 @@ impl Driver {
             ("SequenceNumber", "3"),
             ("CallDuration", "12"),
         ];
+        self.think().await;
         let t = Instant::now();
         self.webhook(Step::Status, &status_url, &params).await?;
         rec.record(Step::Status, t.elapsed());
 
+        self.think().await;
         let t = Instant::now();
         let resp = self
             .http

@@ -67,6 +67,14 @@ pub struct RunArgs {
     /// Exit non-zero if any lifecycle failed (for CI smoke runs)
     #[arg(long)]
     pub fail_on_error: bool,
+    /// Pause between the steps of a lifecycle, in ms (on average; ±50%): real
+    /// calls spend seconds ringing and speaking, so many are in flight at a
+    /// modest request rate. 0 = back to back (throughput).
+    #[arg(long, default_value_t = 0)]
+    pub think_ms: u64,
+    /// Keep-alive connections the generator keeps open to the server at most
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
     /// Durability check: SIGKILL the server this many seconds into the measured
     /// run, restart it on the same database, and look up every acknowledged request
     #[arg(long)]
@@ -161,22 +169,29 @@ async fn create_tenant(db_url: &str) -> Result<String, String> {
     v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
 }
 
-/// Runs lifecycles on `concurrency` tasks until `until`; returns what they measured.
-async fn load(driver: Arc<Driver>, args: &RunArgs, until: Instant) -> Recorder {
+/// Runs lifecycles on `concurrency` tasks until `until`, measuring those that
+/// start after `measure_from` (the tasks run on through the warm-up, so the
+/// measured phase does not begin with every task starting at once).
+async fn load(driver: Arc<Driver>, args: &RunArgs, measure_from: Instant, until: Instant) -> Recorder {
     let mut tasks = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
         let driver = driver.clone();
         let (inbound_share, wrong_share) = (args.inbound_share, args.wrong_share);
+        // With think time, callers arrive spread out, not all in the first instant.
+        let stagger = driver.think.mul_f64(5.0 * rand::rng().random::<f64>());
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(stagger).await;
             let mut rec = Recorder::default();
+            let mut warm = Recorder::default();
             while Instant::now() < until {
                 let (inbound, wrong) = {
                     let mut rng = rand::rng();
                     (rng.random_bool(inbound_share.clamp(0.0, 1.0)), rng.random_bool(wrong_share.clamp(0.0, 1.0)))
                 };
-                match driver.run(inbound, wrong, &mut rec).await {
-                    Ok(()) => rec.lifecycles += 1,
-                    Err((step, what)) => rec.error(step, &what),
+                let r = if Instant::now() >= measure_from { &mut rec } else { &mut warm };
+                match driver.run(inbound, wrong, r).await {
+                    Ok(()) => r.lifecycles += 1,
+                    Err((step, what)) => r.error(step, &what),
                 }
             }
             rec
@@ -232,7 +247,9 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let server = start_server(&args, &db_url, &double_base)?;
 
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency * 2)
+        .pool_max_idle_per_host(args.max_connections.min(args.concurrency).max(1))
+        // Below the server's 5 s keep-alive, so a request never races the server closing its connection.
+        .pool_idle_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
@@ -246,20 +263,18 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         caller_id: CALLER_ID.into(),
         counter: AtomicU64::new(rand::rng().random_range(0..50_000_000)),
         acked: args.kill_after.map(|_| std::sync::Mutex::new(Vec::new())),
+        think: Duration::from_millis(args.think_ms),
     });
 
-    if args.warmup > 0.0 {
-        load(driver.clone(), &args, Instant::now() + Duration::from_secs_f64(args.warmup)).await;
-    }
-    let started = Instant::now();
+    let started = Instant::now() + Duration::from_secs_f64(args.warmup);
     let mut server = server;
     let rec = match args.kill_after {
-        None => load(driver.clone(), &args, started + Duration::from_secs_f64(args.duration)).await,
+        None => load(driver.clone(), &args, started, started + Duration::from_secs_f64(args.duration)).await,
         Some(after) => {
             // New lifecycles stop starting at the kill; those in flight meet it.
-            let running = load(driver.clone(), &args, started + Duration::from_secs_f64(after));
+            let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(after));
             let killer = async {
-                tokio::time::sleep(Duration::from_secs_f64(after)).await;
+                tokio::time::sleep_until((started + Duration::from_secs_f64(after)).into()).await;
                 server.kill9();
             };
             let (rec, ()) = tokio::join!(running, killer);

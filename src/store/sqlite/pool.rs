@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
@@ -30,7 +30,12 @@ type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
 pub struct Pool {
     writer: Sender<WriteOp>,
     readers: Sender<ReadOp>,
+    /// Dropped with the pool, which tells the checkpointer to stop.
+    _checkpointer: Sender<()>,
 }
+
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A queued write: run it inside the group's transaction, or abort it unrun.
 trait WriteTask: Send {
@@ -95,6 +100,21 @@ impl Pool {
     pub fn open(path: &Path, init: impl FnOnce(&Connection) -> Result<(), StoreError>) -> Result<Self, StoreError> {
         let writer_conn = connect(path, false)?;
         init(&writer_conn)?;
+        // Checkpoints run on their own thread, not inside some unlucky commit
+        // whose callers would all wait for the copy (a latency tail).
+        writer_conn.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(db_err)?;
+        let checkpoint_conn = connect(path, false)?;
+        let (ctx, crx) = crossbeam_channel::bounded::<()>(0);
+        thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = crx.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = checkpoint_conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(db_err)?;
         let (wtx, wrx) = crossbeam_channel::unbounded::<WriteOp>();
         thread::Builder::new()
             .name("sqlite-writer".into())
@@ -113,7 +133,7 @@ impl Pool {
                 })
                 .map_err(db_err)?;
         }
-        Ok(Self { writer: wtx, readers: rtx })
+        Ok(Self { writer: wtx, readers: rtx, _checkpointer: ctx })
     }
 
     /// Runs `f` on the writer inside the next group commit; answers after the commit.
