@@ -31,3 +31,15 @@ pub mod web;
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// A TCP listener with a deep accept queue. `std::net::TcpListener::bind`
+/// listens with a backlog of 128: a burst of new connections overflows it and
+/// the dropped SYNs come back after a one-second retransmit.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}

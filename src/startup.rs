@@ -1,6 +1,5 @@
 //! Building and running the application: store, provider, jobs, and the route table in one place.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,7 +89,7 @@ impl Application {
             Some(key) => key.expose_secret().as_bytes().to_vec(),
             None => store.server_secret(random_secret()).await?,
         };
-        let listener = TcpListener::bind(settings.listen)?;
+        let listener = crate::listen(settings.listen)?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let public =

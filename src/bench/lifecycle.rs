@@ -30,6 +30,8 @@ pub struct Driver {
     pub acked: Option<std::sync::Mutex<Vec<String>>>,
     /// Average pause between steps (think time of callers and the provider).
     pub think: Duration,
+    /// Caps HTTP requests in flight (and so connections), however many lifecycles are.
+    pub http_slots: tokio::sync::Semaphore,
 }
 
 /// Which step failed, and how.
@@ -58,6 +60,7 @@ impl Driver {
     async fn webhook(&self, step: Step, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
         let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let sig = signature::sign(&self.auth_token, url, &owned);
+        let _slot = self.http_slots.acquire().await.map_err(|_| fail(step, "closed"))?;
         let resp = self
             .http
             .post(url)
@@ -83,6 +86,7 @@ impl Driver {
             "code": CODE,
             "mode": if inbound { "inbound" } else { "outbound" },
         });
+        let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Register, "closed"))?;
         let resp = self
             .http
             .post(format!("{}/v1/auth-requests", self.base))
@@ -203,6 +207,7 @@ impl Driver {
 
         self.think().await;
         let t = Instant::now();
+        let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Poll, "closed"))?;
         let resp = self
             .http
             .get(format!("{}/v1/auth-requests/{id}", self.base))

@@ -9,7 +9,6 @@ mod report;
 mod seed;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -72,7 +71,7 @@ pub struct RunArgs {
     /// modest request rate. 0 = back to back (throughput).
     #[arg(long, default_value_t = 0)]
     pub think_ms: u64,
-    /// Keep-alive connections the generator keeps open to the server at most
+    /// HTTP requests (and so connections) the generator has open to the server at most
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
     /// Durability check: SIGKILL the server this many seconds into the measured
@@ -241,7 +240,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let db_url =
         args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let api_key = create_tenant(&db_url).await?;
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let listener = crate::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
     let double_base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let (waiting, double) = double::start(listener).map_err(|e| e.to_string())?;
     let server = start_server(&args, &db_url, &double_base)?;
@@ -264,6 +263,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         counter: AtomicU64::new(rand::rng().random_range(0..50_000_000)),
         acked: args.kill_after.map(|_| std::sync::Mutex::new(Vec::new())),
         think: Duration::from_millis(args.think_ms),
+        http_slots: tokio::sync::Semaphore::new(args.max_connections.max(1)),
     });
 
     let started = Instant::now() + Duration::from_secs_f64(args.warmup);
@@ -289,7 +289,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let healthz_per_s = healthz(&http, &server.base, args.concurrency, args.healthz_seconds).await;
+    let healthz_per_s =
+        healthz(&http, &server.base, args.concurrency.min(args.max_connections), args.healthz_seconds).await;
     let lifecycles_per_s = rec.lifecycles as f64 / elapsed;
     let report = Report {
         concurrency: args.concurrency,

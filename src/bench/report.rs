@@ -25,8 +25,6 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 6] = [Step::Register, Step::PlaceCall, Step::Answer, Step::Gather, Step::Status, Step::Poll];
-
     fn name(self) -> &'static str {
         match self {
             Step::Register => "register",
@@ -44,24 +42,19 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
-/// One worker's measurements.
+/// One worker's measurements: raw samples (a few bytes each), turned into
+/// histograms only once, when the workers' samples are merged. (A histogram
+/// per worker and step is ~400 KB; with 10,000 workers that is gigabytes.)
+#[derive(Default)]
 pub struct Recorder {
-    steps: BTreeMap<Step, Histogram<u64>>,
+    samples: Vec<(Step, u32)>,
     pub lifecycles: u64,
     pub errors: BTreeMap<String, u64>,
 }
 
-impl Default for Recorder {
-    fn default() -> Self {
-        Self { steps: Step::ALL.iter().map(|s| (*s, histogram())).collect(), lifecycles: 0, errors: BTreeMap::new() }
-    }
-}
-
 impl Recorder {
     pub fn record(&mut self, step: Step, took: Duration) {
-        if let Some(h) = self.steps.get_mut(&step) {
-            h.saturating_record(took.as_micros().max(1) as u64);
-        }
+        self.samples.push((step, took.as_micros().clamp(1, u128::from(u32::MAX)) as u32));
     }
 
     pub fn error(&mut self, step: Step, what: &str) {
@@ -69,15 +62,19 @@ impl Recorder {
     }
 
     pub fn merge(&mut self, other: Recorder) {
-        for (step, h) in other.steps {
-            if let Some(mine) = self.steps.get_mut(&step) {
-                let _ = mine.add(h);
-            }
-        }
+        self.samples.extend(other.samples);
         self.lifecycles += other.lifecycles;
         for (k, n) in other.errors {
             *self.errors.entry(k).or_default() += n;
         }
+    }
+
+    fn histograms(&self) -> BTreeMap<Step, Histogram<u64>> {
+        let mut steps: BTreeMap<Step, Histogram<u64>> = BTreeMap::new();
+        for (step, us) in &self.samples {
+            steps.entry(*step).or_insert_with(histogram).saturating_record(u64::from(*us));
+        }
+        steps
     }
 }
 
@@ -119,7 +116,7 @@ fn ms(us: u64) -> f64 {
 
 impl Report {
     pub fn steps_from(rec: &Recorder) -> BTreeMap<&'static str, StepLatency> {
-        rec.steps
+        rec.histograms()
             .iter()
             .filter(|(_, h)| !h.is_empty())
             .map(|(step, h)| {

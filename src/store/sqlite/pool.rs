@@ -76,6 +76,10 @@ pub(crate) fn db_err(e: impl std::error::Error + Send + Sync + 'static) -> Store
 }
 
 /// Opens a connection with the pragmas every connection needs.
+/// Page cache per connection, in KiB: the writer touches the most pages.
+const WRITER_CACHE_KIB: i64 = 8192;
+const READER_CACHE_KIB: i64 = 4096;
+
 fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
     // Every statement the store runs stays compiled (the default keeps 16).
@@ -85,10 +89,11 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 10000;
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16000;",
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(db_err)?;
+    let cache = if read_only { READER_CACHE_KIB } else { WRITER_CACHE_KIB };
+    conn.execute_batch(&format!("PRAGMA cache_size = -{cache};")).map_err(db_err)?;
     if read_only {
         conn.execute_batch("PRAGMA query_only = ON;").map_err(db_err)?;
     }
