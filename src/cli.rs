@@ -50,7 +50,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DbArgs {
     /// sqlite://PATH or postgres://...
-    #[arg(long, env = "IVR_AUTH_DATABASE_URL")]
+    #[arg(long, env = "IVR_AUTH_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 }
 

@@ -107,7 +107,15 @@ impl Pool {
         init(&writer_conn)?;
         // Checkpoints run on their own thread, not inside some unlucky commit
         // whose callers would all wait for the copy (a latency tail).
-        writer_conn.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(db_err)?;
+        // A WAL left large by a crash or a bulk load is folded back in and cut
+        // down once at start; afterwards it is kept to 64 MiB between checkpoints.
+        writer_conn
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint = 0;
+                 PRAGMA journal_size_limit = 67108864;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .map_err(db_err)?;
         let checkpoint_conn = connect(path, false)?;
         let (ctx, crx) = crossbeam_channel::bounded::<()>(0);
         thread::Builder::new()
