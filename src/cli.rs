@@ -6,7 +6,6 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::config::{ServeArgs, parse_database_url};
 use crate::domain::tenant::{Tenant, new_api_key, new_callback_secret};
@@ -104,17 +103,7 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
     match action {
         TenantAction::Create { name } => {
             check_name(&name)?;
-            let key = new_api_key();
-            let tenant = Tenant {
-                id: Uuid::now_v7(),
-                name,
-                key_id: key.key_id,
-                key_hash: key.hash,
-                callback_secret: new_callback_secret(),
-                previous_callback_secret: None,
-                previous_until: None,
-                created_at: Utc::now(),
-            };
+            let (tenant, key) = Tenant::create(name, Utc::now());
             store.create_tenant(tenant.clone()).await.map_err(|e| match e {
                 StoreError::Conflict(_) => CliError::Usage(format!("a tenant named {:?} exists", tenant.name)),
                 other => other.into(),

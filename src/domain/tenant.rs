@@ -86,6 +86,23 @@ impl<'a> PresentedKey<'a> {
 }
 
 impl Tenant {
+    /// A new tenant named `name` with fresh credentials; the key is returned
+    /// separately because it is shown once and kept only as its hash.
+    pub fn create(name: String, now: DateTime<Utc>) -> (Tenant, NewApiKey) {
+        let key = new_api_key();
+        let tenant = Tenant {
+            id: Uuid::now_v7(),
+            name,
+            key_id: key.key_id.clone(),
+            key_hash: key.hash.clone(),
+            callback_secret: new_callback_secret(),
+            previous_callback_secret: None,
+            previous_until: None,
+            created_at: now,
+        };
+        (tenant, key)
+    }
+
     /// The callback secrets that sign now: the current one, and the previous
     /// one while a rotation's grace period lasts.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::api::input::{RegisterBody, parse_json};
 use crate::body::read_limited;
 use crate::domain::status::{FailureReason, Status};
-use crate::domain::tenant::{Tenant, new_api_key, new_callback_secret};
+use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
 use crate::error::AppError;
 use crate::service::now;
@@ -30,17 +30,8 @@ impl DemoTenant {
         if let Some(t) = store.list_tenants().await?.into_iter().find(|t| t.name == DEMO_TENANT) {
             return Ok(Self(t));
         }
-        let key = new_api_key();
-        let tenant = Tenant {
-            id: Uuid::now_v7(),
-            name: DEMO_TENANT.into(),
-            key_id: key.key_id,
-            key_hash: key.hash,
-            callback_secret: new_callback_secret(),
-            previous_callback_secret: None,
-            previous_until: None,
-            created_at: Utc::now(),
-        };
+        // The key is dropped unseen: only these routes can act for the demo tenant.
+        let (tenant, _key) = Tenant::create(DEMO_TENANT.into(), Utc::now());
         store.create_tenant(tenant.clone()).await?;
         Ok(Self(tenant))
     }
