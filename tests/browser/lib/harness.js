@@ -1,11 +1,13 @@
 // Shared set-up for the browser tests: Debian's Chromium driven by
-// playwright-core, page helpers for the dev phone and the demo site, the axe
-// accessibility check and screenshots.
+// playwright-core (one per test file, a fresh context per test: `useBrowser`),
+// page helpers for the dev phone and the demo site, the axe accessibility
+// check and screenshots. The longer steps built from these are in flows.js.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
@@ -80,6 +82,34 @@ export function assertNoPageErrors(context) {
   assert.deepEqual(context.pageErrors, [], 'the pages logged errors');
 }
 
+/**
+ * One Chromium for the whole test file, launched before its first test and
+ * closed after its last. Answers `withContext(options, body)`: runs
+ * `body(context)` in a fresh `newContext(browser, options)`, checks at the end
+ * of it that the pages logged no errors, and always closes the context.
+ *
+ *   const withContext = useBrowser();
+ *   test('…', () => withContext({ lang: 'en' }, async (context) => { … }));
+ */
+export function useBrowser() {
+  let browser;
+  before(async () => {
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return async function withContext(options, body) {
+    const context = await newContext(browser, options);
+    try {
+      await body(context);
+      assertNoPageErrors(context);
+    } finally {
+      await context.close();
+    }
+  };
+}
+
 export const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 
 // ---------- The demo site ----------
@@ -91,14 +121,24 @@ export async function openDemo(context, lang = 'en') {
   return page;
 }
 
-/** Fills and sends the password-reset form; answers the code shown. */
-export async function registerOnDemo(page, { userId = 'taro', phone, mode = 'outbound' }) {
+/** Fills the password-reset form (choosing `mode` only when given) without sending it. */
+export async function fillDemoForm(page, { userId, phone, mode }) {
   await byTestId(page, 'user-id').fill(userId);
   await byTestId(page, 'phone-number').fill(phone);
-  await page.locator(`label[for="mode-${mode}"]`).click();
-  await byTestId(page, 'submit').click();
+  if (mode !== undefined) await page.locator(`label[for="mode-${mode}"]`).click();
+}
+
+/** Waits for the demo page to show a registered request; answers its code. */
+export async function waitForCode(page) {
   await byTestId(page, 'progress-view').waitFor();
-  const code = await byTestId(page, 'code').getAttribute('data-code');
+  return byTestId(page, 'code').getAttribute('data-code');
+}
+
+/** Fills and sends the password-reset form; answers the code shown. */
+export async function registerOnDemo(page, { userId = 'taro', phone, mode = 'outbound' }) {
+  await fillDemoForm(page, { userId, phone, mode });
+  await byTestId(page, 'submit').click();
+  const code = await waitForCode(page);
   assert.match(code, /^\d{4,10}$/, 'the demo page shows a numeric code');
   return code;
 }
@@ -124,8 +164,22 @@ export async function selectCallTo(phonePage, to) {
   await phonePage.locator(`[data-testid="call-item"][data-to="${to}"][aria-current="true"]`).first().waitFor();
 }
 
+/**
+ * Waits until the handset shows, by itself, the call to `to` (or from
+ * `from`); unlike `selectCallTo` it does not click anything.
+ */
+export async function waitForShownCall(phonePage, { to, from }) {
+  const match = to !== undefined ? `[data-to="${to}"]` : `[data-from="${from}"]`;
+  await phonePage.locator(`[data-testid="call-item"]${match}[aria-current="true"]`).waitFor();
+}
+
 export async function waitForCallState(phonePage, state) {
   await phonePage.locator(`[data-testid="screen"][data-state="${state}"]`).waitFor();
+}
+
+/** Waits until the handset shows the verification request as `status`. */
+export async function waitForRequestStatus(phonePage, status) {
+  await phonePage.locator(`[data-testid="request-status"][data-status="${status}"]`).waitFor();
 }
 
 /** Clicks the keypad buttons for each digit of `digits`. */
@@ -178,4 +232,10 @@ export async function assertAccessible(page, label) {
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true, animations: 'disabled' });
+}
+
+/** `assertAccessible`, then a screenshot `name`.png of the page as checked. */
+export async function assertAccessibleAndScreenshot(page, label, name) {
+  await assertAccessible(page, label);
+  await screenshot(page, name);
 }

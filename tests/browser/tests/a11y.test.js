@@ -2,30 +2,24 @@
 // both pages, in Japanese and English, on a desktop and a 390×844 phone.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
   DESKTOP,
   PHONE,
-  assertAccessible,
-  assertNoPageErrors,
+  assertAccessibleAndScreenshot,
   byTestId,
-  launch,
-  newContext,
-  screenshot,
+  fillDemoForm,
+  openDemo,
+  openPhone,
+  useBrowser,
 } from '../lib/harness.js';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const withContext = useBrowser();
 
 const PAGES = [
-  { name: 'phone', path: '/dev/phone', ready: '[data-testid="connection"][data-state="live"]' },
-  { name: 'demo', path: '/demo', ready: '[data-testid="start-form"]' },
+  { name: 'phone', path: '/dev/phone', open: openPhone },
+  { name: 'demo', path: '/demo', open: openDemo },
 ];
 const LANGS = { en: { title: /Dev phone|Reset your password/ }, ja: { title: /開発用電話|パスワードの再設定/ } };
 const SIZES = [
@@ -36,12 +30,9 @@ const SIZES = [
 for (const page of PAGES) {
   for (const [lang, expect] of Object.entries(LANGS)) {
     for (const size of SIZES) {
-      test(`${page.path} in ${lang} on a ${size.name} screen: accessible, translated, fits`, async () => {
-        const context = await newContext(browser, { lang, viewport: size.viewport, isMobile: size.isMobile });
-        try {
-          const tab = await context.newPage();
-          await tab.goto(`${page.path}?lang=${lang}`);
-          await tab.locator(page.ready).waitFor();
+      test(`${page.path} in ${lang} on a ${size.name} screen: accessible, translated, fits`, () =>
+        withContext({ lang, viewport: size.viewport, isMobile: size.isMobile }, async (context) => {
+          const tab = await page.open(context, lang);
           assert.equal(await tab.getAttribute('html', 'lang'), lang);
           assert.match(await tab.title(), expect.title);
           assert.equal(await byTestId(tab, `lang-${lang}`).getAttribute('aria-pressed'), 'true');
@@ -50,20 +41,14 @@ for (const page of PAGES) {
           const overflow = await tab.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
           assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
 
-          await assertAccessible(tab, `${page.path} (${lang}, ${size.name})`);
-          await screenshot(tab, `${page.name}-${lang}-${size.name}`);
-          assertNoPageErrors(context);
-        } finally {
-          await context.close();
-        }
-      });
+          await assertAccessibleAndScreenshot(tab, `${page.path} (${lang}, ${size.name})`, `${page.name}-${lang}-${size.name}`);
+        }));
     }
   }
 }
 
-test('the language follows the browser, is remembered, and ?lang= overrides it', async () => {
-  const context = await newContext(browser, { lang: 'ja' });
-  try {
+test('the language follows the browser, is remembered, and ?lang= overrides it', () =>
+  withContext({ lang: 'ja' }, async (context) => {
     const tab = await context.newPage();
     await tab.goto('/demo');
     assert.equal(await tab.getAttribute('html', 'lang'), 'ja', 'a Japanese browser gets Japanese');
@@ -78,28 +63,16 @@ test('the language follows the browser, is remembered, and ?lang= overrides it',
     await tab.goto('/dev/phone?lang=ja');
     assert.equal(await tab.getAttribute('html', 'lang'), 'ja', '?lang= forces the language');
     assert.match(await byTestId(tab, 'dial-button').innerText(), /発信/);
-    assertNoPageErrors(context);
-  } finally {
-    await context.close();
-  }
-});
+  }));
 
-test('a refused field is named next to that field', async () => {
-  const context = await newContext(browser, { lang: 'en' });
-  try {
-    const tab = await context.newPage();
-    await tab.goto('/demo?lang=en');
-    await byTestId(tab, 'user-id').fill('taro');
-    await byTestId(tab, 'phone-number').fill('12');
+test('a refused field is named next to that field', () =>
+  withContext({ lang: 'en' }, async (context) => {
+    const tab = await openDemo(context, 'en');
+    await fillDemoForm(tab, { userId: 'taro', phone: '12' });
     await byTestId(tab, 'submit').click();
     await byTestId(tab, 'error-phone_number').waitFor();
     assert.equal(await byTestId(tab, 'phone-number').getAttribute('aria-invalid'), 'true');
     assert.equal(await tab.evaluate(() => document.activeElement?.dataset.testid), 'phone-number');
     assert.equal(await byTestId(tab, 'error-user_id').isVisible(), false);
-    await assertAccessible(tab, '/demo with a field error');
-    await screenshot(tab, 'demo-en-field-error');
-    assertNoPageErrors(context);
-  } finally {
-    await context.close();
-  }
-});
+    await assertAccessibleAndScreenshot(tab, '/demo with a field error', 'demo-en-field-error');
+  }));

@@ -3,40 +3,35 @@
 // typing the code on the computer keyboard, verifies.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
+import { startRequestOnDemo } from '../lib/flows.js';
 import {
   INBOUND_NUMBER,
-  assertNoPageErrors,
   byTestId,
-  launch,
-  newContext,
-  openDemo,
   openPhone,
-  registerOnDemo,
   screenshot,
   timelineTexts,
+  useBrowser,
   waitForCallState,
   waitForResult,
+  waitForShownCall,
   waitForTimelineCount,
 } from '../lib/harness.js';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const withContext = useBrowser();
 
 /** The withheld-caller-ID prompt, in either voice language. */
 const DIAL_186 = /186|いち、はち、ろく/;
 
-test('inbound: a withheld caller ID is refused; the registered number verifies', async () => {
-  const context = await newContext(browser, { lang: 'en' });
-  try {
-    const demo = await openDemo(context, 'en');
-    const code = await registerOnDemo(demo, { userId: 'jiro', phone: '090-1111-0003', mode: 'inbound' });
+test('inbound: a withheld caller ID is refused; the registered number verifies', () =>
+  withContext({ lang: 'en' }, async (context) => {
+    const { demo, code } = await startRequestOnDemo(context, {
+      lang: 'en',
+      userId: 'jiro',
+      phone: '090-1111-0003',
+      mode: 'inbound',
+    });
     assert.equal(await byTestId(demo, 'inbound-number').innerText(), INBOUND_NUMBER);
     await screenshot(demo, 'flow-demo-inbound-en');
 
@@ -47,7 +42,7 @@ test('inbound: a withheld caller ID is refused; the registered number verifies',
     await byTestId(phone, 'dial-withhold').check();
     assert.equal(await byTestId(phone, 'dial-from').isDisabled(), true, 'the number field is off while withheld');
     await byTestId(phone, 'dial-button').click();
-    await phone.locator('[data-testid="call-item"][data-from="anonymous"][aria-current="true"]').waitFor();
+    await waitForShownCall(phone, { from: 'anonymous' });
     await waitForCallState(phone, 'completed');
     const prompts = await timelineTexts(phone, 'say');
     assert.ok(prompts.some((text) => DIAL_186.test(text)), `a prompt mentions 186: ${JSON.stringify(prompts)}`);
@@ -63,7 +58,7 @@ test('inbound: a withheld caller ID is refused; the registered number verifies',
     await byTestId(phone, 'dial-withhold').uncheck();
     await byTestId(phone, 'dial-from').fill('+819011110003');
     await byTestId(phone, 'dial-button').click();
-    await phone.locator('[data-testid="call-item"][data-from="+819011110003"][aria-current="true"]').waitFor();
+    await waitForShownCall(phone, { from: '+819011110003' });
     await waitForCallState(phone, 'in-progress');
     await byTestId(phone, 'awaiting').waitFor();
     await phone.keyboard.type(code);
@@ -72,8 +67,4 @@ test('inbound: a withheld caller ID is refused; the registered number verifies',
     assert.notEqual((await byTestId(demo, 'temp-password').innerText()).trim(), '');
     await waitForTimelineCount(phone, 'digits', 1);
     assert.deepEqual(await timelineTexts(phone, 'digits').then((t) => t.map((s) => s.includes(code))), [true]);
-    assertNoPageErrors(context);
-  } finally {
-    await context.close();
-  }
-});
+  }));

@@ -2,27 +2,20 @@
 // work without a mouse.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
+import { openPhoneWithRingingCall } from '../lib/flows.js';
 import {
-  assertNoPageErrors,
   byTestId,
-  launch,
-  newContext,
   openDemo,
-  openPhone,
+  useBrowser,
   waitForCallState,
+  waitForCode,
   waitForResult,
   waitForTimelineCount,
 } from '../lib/harness.js';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const withContext = useBrowser();
 
 const focusedTestId = (page) => page.evaluate(() => document.activeElement?.dataset?.testid ?? null);
 
@@ -43,19 +36,15 @@ async function registerByKeyboard(demo, { userId, phone }) {
   assert.equal(await focusedTestId(demo), 'phone-number', 'the phone number follows the user ID');
   await demo.keyboard.type(phone);
   await demo.keyboard.press('Enter');
-  await byTestId(demo, 'progress-view').waitFor();
-  return byTestId(demo, 'code').getAttribute('data-code');
+  return waitForCode(demo);
 }
 
-test('keyboard: Enter answers, digit keys type the code, and the keypad is in the tab order', async () => {
-  const context = await newContext(browser, { lang: 'en' });
-  try {
+test('keyboard: Enter answers, digit keys type the code, and the keypad is in the tab order', () =>
+  withContext({ lang: 'en' }, async (context) => {
     const demo = await openDemo(context, 'en');
     const code = await registerByKeyboard(demo, { userId: 'saburo', phone: '09011110005' });
 
-    const phone = await openPhone(context, 'en');
-    await phone.locator('[data-testid="call-item"][data-to="+819011110005"][aria-current="true"]').waitFor();
-    await waitForCallState(phone, 'ringing');
+    const phone = await openPhoneWithRingingCall(context, { lang: 'en', to: '+819011110005', useMouse: false });
     await phone.keyboard.press('Enter');
     await waitForCallState(phone, 'in-progress');
 
@@ -71,21 +60,14 @@ test('keyboard: Enter answers, digit keys type the code, and the keypad is in th
     await waitForTimelineCount(phone, 'digits', 1);
     assert.equal(await byTestId(phone, 'typed-digits').innerText(), code);
     await waitForResult(demo, 'verified');
-    assertNoPageErrors(context);
-  } finally {
-    await context.close();
-  }
-});
+  }));
 
-test('keyboard: Escape declines a ringing call, and the demo says it was declined', async () => {
-  const context = await newContext(browser, { lang: 'ja' });
-  try {
+test('keyboard: Escape declines a ringing call, and the demo says it was declined', () =>
+  withContext({ lang: 'ja' }, async (context) => {
     const demo = await openDemo(context, 'ja');
     await registerByKeyboard(demo, { userId: 'shiro', phone: '090-1111-0006' });
 
-    const phone = await openPhone(context, 'ja');
-    await phone.locator('[data-testid="call-item"][data-to="+819011110006"][aria-current="true"]').waitFor();
-    await waitForCallState(phone, 'ringing');
+    const phone = await openPhoneWithRingingCall(context, { lang: 'ja', to: '+819011110006', useMouse: false });
     await phone.keyboard.press('Escape');
     await waitForCallState(phone, 'busy');
 
@@ -94,8 +76,4 @@ test('keyboard: Escape declines a ringing call, and the demo says it was decline
     // Focus moved to the result, and Tab reaches "Try again".
     assert.equal(await focusedTestId(demo), 'result-title');
     await tabTo(demo, 'retry', 3);
-    assertNoPageErrors(context);
-  } finally {
-    await context.close();
-  }
-});
+  }));
