@@ -154,7 +154,12 @@ impl ServeArgs {
         let Some(path) = path else { return Ok(self) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
-        let file: ServeArgs = toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| {
+            // One line: the parser's message and where, without its source excerpt.
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            bad("--config", format!("{}{at}: {}", path.display(), e.message().trim()))
+        })?;
         let cli = self;
         Ok(merge!(
             cli,
@@ -370,6 +375,22 @@ mod tests {
         for (args, setting) in cases {
             assert_eq!(Settings::from_args(args).unwrap_err().setting, setting);
         }
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ivr.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://from-file.db\"\n").unwrap();
+        let cli = ServeArgs { listen: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let s = Settings::from_args(cli.with_file(Some(&file)).unwrap()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.database, DatabaseUrl::Sqlite("from-file.db".into()));
+        assert_eq!(s.gather_timeout, 10);
+        std::fs::write(&file, "listen = 5\n").unwrap();
+        let err = ServeArgs::default().with_file(Some(&file)).unwrap_err();
+        assert_eq!(err.setting, "--config");
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
     }
 
     #[test]

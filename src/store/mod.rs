@@ -24,8 +24,8 @@ pub enum StoreError {
     /// The storage thread or server has gone away.
     #[error("storage is shutting down")]
     Closed,
-    #[error("database error")]
-    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database error: {0}")]
+    Database(Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
