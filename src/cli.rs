@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::config::{ServeArgs, parse_database_url};
 use crate::domain::tenant::{Tenant, new_api_key, new_callback_secret};
-use crate::store::{self, Role, StoreError};
+use crate::store::{self, OpenOptions, Role, StoreError};
 
 /// IVR phone-authentication server.
 #[derive(Debug, Parser)]
@@ -99,7 +99,7 @@ fn credentials_json(t: &Tenant, api_key: &str) -> serde_json::Value {
 
 /// Runs a tenant command and returns what to print.
 pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: TenantAction) -> Result<String, CliError> {
-    let store = store::open(&db.url(config)?, Role::Cli).await?;
+    let store = store::open(&db.url(config)?, OpenOptions::new(Role::Cli)).await?;
     match action {
         TenantAction::Create { name } => {
             check_name(&name)?;
@@ -139,6 +139,6 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
 
 /// Applies migrations and exits.
 pub async fn migrate(db: &DbArgs, config: Option<&std::path::Path>) -> Result<String, CliError> {
-    store::open(&db.url(config)?, Role::Cli).await?;
+    store::open(&db.url(config)?, OpenOptions::new(Role::Cli)).await?;
     Ok("database schema is up to date".into())
 }

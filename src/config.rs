@@ -42,8 +42,14 @@ pub struct Settings {
     pub inbound_number: Option<PhoneNumber>,
     pub default_region: Region,
     pub allow_private_callbacks: bool,
-    /// Server secret for code hashes; `None`: generated once and kept in the database.
+    /// Server secret for code hashes (from `IVR_AUTH_SECRET_KEY` or the file of
+    /// `IVR_AUTH_SECRET_KEY_FILE`); `None`: generated once and kept in the
+    /// database (SQLite only: with several servers every one must hold the same key).
     pub secret_key: Option<SecretString>,
+    /// Seconds a claimed job stays its runner's before another server may take it.
+    pub job_lease: Duration,
+    /// Database connections this server opens at most (PostgreSQL).
+    pub database_max_connections: u32,
     /// Seconds the Gather waits between digits.
     pub gather_timeout: u32,
     /// Seconds an outbound call rings before it counts as unanswered.
@@ -98,9 +104,18 @@ pub struct ServeArgs {
     /// Allow callback URLs on loopback/private/link-local hosts (development only)
     #[arg(long, env = "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS")]
     pub allow_private_callbacks: Option<bool>,
-    /// Server secret for code hashes (≥ 32 characters); default: generated and stored in the database
+    /// Server secret for code hashes (≥ 32 characters); required with PostgreSQL, the same on every node
     #[arg(long, env = "IVR_AUTH_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// A file holding the server secret (instead of IVR_AUTH_SECRET_KEY)
+    #[arg(long, env = "IVR_AUTH_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Seconds a claimed job stays its runner's before another server may take it over
+    #[arg(long, env = "IVR_AUTH_JOB_LEASE_SECONDS")]
+    pub job_lease_seconds: Option<u32>,
+    /// Database connections this server opens at most (PostgreSQL; max_connections is shared by all nodes)
+    #[arg(long, env = "IVR_AUTH_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
     /// Seconds to wait between keypad digits
     #[arg(long, env = "IVR_AUTH_GATHER_TIMEOUT")]
     pub gather_timeout: Option<u32>,
@@ -176,6 +191,9 @@ impl ServeArgs {
             default_region,
             allow_private_callbacks,
             secret_key,
+            secret_key_file,
+            job_lease_seconds,
+            database_max_connections,
             gather_timeout,
             ring_timeout,
             rate_limit,
@@ -223,6 +241,26 @@ fn in_range(setting: &'static str, value: u32, lo: u32, hi: u32) -> Result<u32, 
     if (lo..=hi).contains(&value) { Ok(value) } else { Err(bad(setting, format!("must be between {lo} and {hi}"))) }
 }
 
+/// The secret key from its setting or its file (one of them, at least 32 characters).
+fn secret_key(value: Option<String>, file: Option<&std::path::Path>) -> Result<Option<SecretString>, ConfigError> {
+    let (key, setting) = match (value, file) {
+        (Some(_), Some(_)) => {
+            return Err(bad("IVR_AUTH_SECRET_KEY_FILE", "set either IVR_AUTH_SECRET_KEY or IVR_AUTH_SECRET_KEY_FILE"));
+        }
+        (Some(k), None) => (k, "IVR_AUTH_SECRET_KEY"),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad("IVR_AUTH_SECRET_KEY_FILE", format!("cannot read {}: {e}", path.display())))?;
+            (text.trim_end_matches(['\r', '\n']).to_owned(), "IVR_AUTH_SECRET_KEY_FILE")
+        }
+        (None, None) => return Ok(None),
+    };
+    if key.len() < 32 {
+        return Err(bad(setting, "the key must be at least 32 characters"));
+    }
+    Ok(Some(SecretString::from(key)))
+}
+
 impl Settings {
     /// The embedded defaults, as `ivr-auth serve` runs with no settings at all.
     pub fn defaults() -> Self {
@@ -253,10 +291,13 @@ impl Settings {
             .transpose()?;
         let twilio_api_base =
             parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
-        let secret_key = match a.secret_key {
-            Some(k) if k.len() < 32 => return Err(bad("IVR_AUTH_SECRET_KEY", "must be at least 32 characters")),
-            other => other.map(SecretString::from),
-        };
+        let secret_key = secret_key(a.secret_key, a.secret_key_file.as_deref())?;
+        if secret_key.is_none() && matches!(database, DatabaseUrl::Postgres(_)) {
+            return Err(bad(
+                "IVR_AUTH_SECRET_KEY",
+                "required with PostgreSQL (or IVR_AUTH_SECRET_KEY_FILE): every node must hash codes with the same key",
+            ));
+        }
         let log_json = match a.log_format.as_deref().unwrap_or("text") {
             "text" => false,
             "json" => true,
@@ -275,6 +316,18 @@ impl Settings {
             default_region,
             allow_private_callbacks: a.allow_private_callbacks.unwrap_or(false),
             secret_key,
+            job_lease: Duration::from_secs(u64::from(in_range(
+                "IVR_AUTH_JOB_LEASE_SECONDS",
+                a.job_lease_seconds.unwrap_or(30),
+                2,
+                300,
+            )?)),
+            database_max_connections: in_range(
+                "IVR_AUTH_DATABASE_MAX_CONNECTIONS",
+                a.database_max_connections.unwrap_or(8),
+                2,
+                100,
+            )?,
             gather_timeout: in_range("IVR_AUTH_GATHER_TIMEOUT", a.gather_timeout.unwrap_or(10), 1, 60)?,
             ring_timeout: in_range("IVR_AUTH_RING_TIMEOUT", a.ring_timeout.unwrap_or(30), 5, 600)?,
             rate_limit: a.rate_limit.unwrap_or(50),
@@ -317,7 +370,7 @@ impl Settings {
 
 /// Environment variables that look like ours but are not: most likely typos.
 pub fn unknown_env_vars() -> Vec<String> {
-    const KNOWN: [&str; 20] = [
+    const KNOWN: [&str; 23] = [
         "IVR_AUTH_LISTEN",
         "IVR_AUTH_DATABASE_URL",
         "IVR_AUTH_PUBLIC_URL",
@@ -327,6 +380,9 @@ pub fn unknown_env_vars() -> Vec<String> {
         "IVR_AUTH_DEFAULT_REGION",
         "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS",
         "IVR_AUTH_SECRET_KEY",
+        "IVR_AUTH_SECRET_KEY_FILE",
+        "IVR_AUTH_JOB_LEASE_SECONDS",
+        "IVR_AUTH_DATABASE_MAX_CONNECTIONS",
         "IVR_AUTH_GATHER_TIMEOUT",
         "IVR_AUTH_RING_TIMEOUT",
         "IVR_AUTH_RATE_LIMIT",

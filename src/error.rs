@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// Every way a site-API call can fail; each variant names its status code.
@@ -34,17 +35,17 @@ pub enum AppError {
     /// 422: a field broke its rule; `field` names it, and so does the message.
     #[error("{message}")]
     Invalid { field: String, message: String },
-    /// 429: slow down; retry after the given time.
-    #[error("rate limit exceeded")]
-    RateLimited { retry_after: Duration },
+    /// 429: slow down; retry after the given time. The message names the limit.
+    #[error("{message}")]
+    RateLimited { retry_after: Duration, message: String },
     /// 403: a webhook whose signature does not check out.
     #[error("invalid or missing X-Twilio-Signature")]
     Forbidden,
     /// 405: the route exists with another method.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 503: the database is not reachable.
-    #[error("service unavailable")]
+    /// 503: the database is not reachable for now; retry after a moment.
+    #[error("the service is briefly unavailable; try again in a moment")]
     Unavailable(#[source] StoreError),
     /// 500: a bug or an unexpected failure; logged, never shown.
     #[error("internal error")]
@@ -77,12 +78,31 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The per-tenant request limit.
+    pub fn tenant_rate_limited(retry_after: Duration) -> Self {
+        Self::RateLimited { retry_after, message: "too many requests for this API key; slow down".into() }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Closed => Self::Unavailable(e),
+            StoreError::Unavailable(_) => Self::Unavailable(e),
             StoreError::Conflict(msg) => Self::Conflict { code: "conflict", message: msg.to_owned() },
             other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid { field, message } => Self::invalid(field, message),
+            ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Conflict { code, message } => Self::Conflict { code, message },
+            ServiceError::RateLimited { retry_after, message } => Self::RateLimited { retry_after, message },
+            ServiceError::Store(e) => e.into(),
         }
     }
 }
@@ -123,8 +143,12 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(e) | Self::Unavailable(StoreError::Database(e)) = self {
-            tracing::error!(error = %e, source = ?std::error::Error::source(&**e), "request failed");
+        match self {
+            Self::Internal(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&**e), "request failed")
+            }
+            Self::Unavailable(e) => tracing::warn!(error = %e, "request answered 503: database unavailable"),
+            _ => {}
         }
         let body = ErrorBody {
             error: ErrorDetail {
@@ -138,8 +162,16 @@ impl ResponseError for AppError {
         };
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header((CONTENT_TYPE, "application/json"));
-        if let Self::RateLimited { retry_after } = self {
-            resp.insert_header((RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
+        match self {
+            Self::RateLimited { retry_after, .. } => {
+                // Whole seconds, rounded up: retrying at the given time must succeed.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                resp.insert_header((RETRY_AFTER, secs.max(1).to_string()));
+            }
+            Self::Unavailable(_) => {
+                resp.insert_header((RETRY_AFTER, "2"));
+            }
+            _ => {}
         }
         if let Self::Unauthorized = self {
             resp.insert_header(("WWW-Authenticate", "Bearer"));

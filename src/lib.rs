@@ -10,6 +10,8 @@ pub mod api;
 pub mod bench;
 pub mod body;
 pub mod cli;
+pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;

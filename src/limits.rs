@@ -1,7 +1,13 @@
-//! Rate limits (GCRA via `governor`): per tenant on the site API, per phone number on registrations.
+//! Rate limits (GCRA via `governor`) kept in memory: the per-tenant limit of
+//! the site API, shared out between the servers on one database.
+//!
+//! (The per-number limit on registrations is counted in the store, from the
+//! stored requests, so it holds across servers exactly.)
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -36,6 +42,54 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
+/// A limit of `n` per `window` for the whole cluster: each of the `N` live
+/// servers allows `n / N` (at least 1), so N servers never allow N times the
+/// limit. A load balancer that spreads requests evenly gives a client the
+/// whole limit; one that pins a client to one server gives it that server's share.
+pub struct SharedLimiter<K: Hash + Eq + Clone> {
+    n: u32,
+    window: Duration,
+    nodes: Arc<AtomicU32>,
+    current: RwLock<(u32, Arc<Limiter<K>>)>,
+}
+
+impl<K: Hash + Eq + Clone> SharedLimiter<K> {
+    /// `n == 0` disables the limit; `nodes` is the live server count, kept current elsewhere.
+    pub fn new(n: u32, window: Duration, nodes: Arc<AtomicU32>) -> Self {
+        let share = share(n, nodes.load(Ordering::Relaxed));
+        Self { n, window, nodes, current: RwLock::new((share, Arc::new(Limiter::new(share, window)))) }
+    }
+
+    fn limiter(&self) -> Arc<Limiter<K>> {
+        let share = share(self.n, self.nodes.load(Ordering::Relaxed));
+        let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0 == share {
+            return current.1.clone();
+        }
+        drop(current);
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0 != share {
+            *current = (share, Arc::new(Limiter::new(share, self.window)));
+        }
+        current.1.clone()
+    }
+
+    /// Counts one event for `key`; `Err` says how long until one more is allowed.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.limiter().check(key)
+    }
+
+    /// Forgets keys whose limits have fully recovered.
+    pub fn shrink(&self) {
+        self.limiter().shrink();
+    }
+}
+
+/// This server's part of a limit of `n` shared by `nodes` servers (0 stays "off").
+fn share(n: u32, nodes: u32) -> u32 {
+    if n == 0 { 0 } else { (n / nodes.max(1)).max(1) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +106,18 @@ mod tests {
         for _ in 0..100 {
             assert!(off.check(&"a").is_ok());
         }
+    }
+
+    #[test]
+    fn a_shared_limit_is_split_between_live_servers() {
+        let nodes = Arc::new(AtomicU32::new(1));
+        let l = SharedLimiter::new(6, Duration::from_secs(60), nodes.clone());
+        let allowed = |l: &SharedLimiter<&str>, key| (0..20).filter(|_| l.check(&key).is_ok()).count();
+        assert_eq!(allowed(&l, "a"), 6);
+        nodes.store(3, Ordering::Relaxed);
+        assert_eq!(allowed(&l, "b"), 2, "each of 3 servers allows a third");
+        nodes.store(100, Ordering::Relaxed);
+        assert_eq!(allowed(&l, "c"), 1, "never below one");
+        assert_eq!(share(0, 3), 0, "off stays off");
     }
 }

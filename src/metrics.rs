@@ -46,6 +46,13 @@ pub struct Metrics {
     pub signature_rejections: Counter,
     pub jobs: Family<JobLabels, Counter>,
     pub job_backlog: Family<KindLabel, Gauge>,
+    /// Webhooks answered with "hold on" because the database was unreachable.
+    pub webhook_holds: Counter,
+    /// Write transactions and durable commits of the store since start (both only grow).
+    pub store_writes: Gauge,
+    pub store_commits: Gauge,
+    /// Servers alive on this database, this one included.
+    pub servers: Gauge,
 }
 
 impl Default for Metrics {
@@ -69,8 +76,32 @@ impl Default for Metrics {
         registry.register("jobs", "Durable jobs run, by kind and outcome", jobs.clone());
         let job_backlog = Family::<KindLabel, Gauge>::default();
         registry.register("job_backlog", "Jobs waiting, by kind", job_backlog.clone());
+        let webhook_holds = Counter::default();
+        registry.register(
+            "webhook_holds",
+            "Webhooks that kept the caller on the line while the database was unreachable",
+            webhook_holds.clone(),
+        );
+        let store_writes = Gauge::default();
+        registry.register(
+            "store_writes",
+            "Write transactions of the store since start (grows only)",
+            store_writes.clone(),
+        );
+        let store_commits = Gauge::default();
+        registry.register(
+            "store_commits",
+            "Durable commits of the store since start (grows only; SQLite groups writes into fewer commits)",
+            store_commits.clone(),
+        );
+        let servers = Gauge::default();
+        registry.register("servers", "Servers alive on this database, this one included", servers.clone());
         Self {
             registry,
+            webhook_holds,
+            store_writes,
+            store_commits,
+            servers,
             http_requests,
             http_duration,
             registered,

@@ -1,32 +1,46 @@
 //! The application service: registrations, reads and events become committed transitions and jobs.
 //!
 //! Edges (site API, webhooks, jobs) call in here; the rules themselves live in
-//! `domain::request`, and everything is written through the `Store`.
+//! `domain::request`, and everything is written through the `Store`. Errors
+//! are the service's own (`ServiceError`); each edge turns them into its answer.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::code::{Code, CodeKeys};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::registration::Registration;
 use crate::domain::request::{AuthRequest, Effect, Event, Sealed, Transition};
 use crate::domain::status::{Mode, Status};
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{PresentedKey, Tenant};
 use crate::domain::view::RequestView;
-use crate::error::AppError;
-use crate::limits::Limiter;
 use crate::metrics::{KindLabel, Metrics};
-use crate::store::{Applied, Inserted, JobKind, NewJob, Store, StoreError, Update};
+use crate::store::{Applied, Inserted, Job, JobKind, Lease, NewJob, NumberLimit, Store, StoreError, Update};
 
-/// The clock, at the millisecond precision the store keeps.
-pub fn now() -> DateTime<Utc> {
-    let t = Utc::now();
-    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+/// Why a service call did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A field breaks a rule of this server's configuration.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// No such request for this tenant.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A limit was reached; `message` names it.
+    #[error("{message}")]
+    RateLimited { retry_after: Duration, message: String },
+    /// Storage failed (unavailable, or worse).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What a registration produced: the request, its code, and whether it is new.
@@ -39,33 +53,51 @@ pub struct Registered {
 /// Shared state of the running server's core.
 pub struct Core {
     pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
     pub keys: CodeKeys,
     pub inbound_number: Option<PhoneNumber>,
     pub outbound_enabled: bool,
     pub call_end_grace: Duration,
-    pub phone_limiter: Limiter<String>,
+    /// Registrations per phone number, counted in the store (so across servers).
+    pub number_limit: Option<NumberLimit>,
     pub metrics: Arc<Metrics>,
     /// Wakes the job runner when new jobs are committed.
     pub jobs_wakeup: Notify,
+    /// Jobs this process inserted already leased to itself, for its runner.
+    pub claimed_jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Core {
+    /// Now, on the clock every rule reads.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The tenant whose API key this is, checked in constant time.
+    pub async fn tenant_for_key(&self, token: &str) -> Result<Option<Tenant>, ServiceError> {
+        let Some(key) = PresentedKey::parse(token) else { return Ok(None) };
+        // The key id is public (it only finds the row); the secret half decides.
+        let tenant = self.store.tenant_by_key_id(key.key_id).await?;
+        Ok(tenant.filter(|t| key.matches(t)))
+    }
+
     /// Stores a new auth request (and, for outbound, the job that places its
-    /// call), or returns the existing one for a repeated `external_id`.
-    pub async fn register(&self, tenant: &Tenant, reg: Registration) -> Result<Registered, AppError> {
+    /// call, leased to this process so it runs here at once), or returns the
+    /// existing one for a repeated `external_id`.
+    pub async fn register(&self, tenant: &Tenant, reg: Registration) -> Result<Registered, ServiceError> {
         if reg.mode == Mode::Inbound && self.inbound_number.is_none() {
-            return Err(AppError::invalid(
-                "mode",
-                "inbound mode is not enabled on this server (IVR_AUTH_INBOUND_NUMBER is unset)",
-            ));
+            return Err(ServiceError::Invalid {
+                field: "mode",
+                message: "inbound mode is not enabled on this server (IVR_AUTH_INBOUND_NUMBER is unset)".into(),
+            });
         }
         if reg.mode == Mode::Outbound && !self.outbound_enabled {
-            return Err(AppError::invalid(
-                "mode",
-                "outbound mode is not enabled on this server (IVR_AUTH_CALLER_ID is unset)",
-            ));
+            return Err(ServiceError::Invalid {
+                field: "mode",
+                message: "outbound mode is not enabled on this server (IVR_AUTH_CALLER_ID is unset)".into(),
+            });
         }
-        let now = now();
+        let now = self.now();
         let id = Uuid::now_v7();
         let (code, salt) = match &reg.code {
             Some(code) => (code.clone(), None),
@@ -82,31 +114,36 @@ impl Core {
         };
         let request = AuthRequest::new(id, tenant.id, &reg, sealed, now);
         let jobs = match reg.mode {
-            Mode::Outbound => {
-                vec![NewJob { kind: JobKind::PlaceCall, request_id: id, payload: String::new(), run_at: now }]
-            }
+            Mode::Outbound => vec![NewJob { claim: true, ..NewJob::now(JobKind::PlaceCall, id, String::new()) }],
             Mode::Inbound => Vec::new(),
         };
-        self.check_phone_limit(&reg.phone_number)?;
-        match self.store.insert_request(request.clone(), jobs).await? {
-            Inserted::Created => {
+        match self.store.insert_request(request.clone(), jobs, self.number_limit).await? {
+            Inserted::Created { claimed } => {
                 self.metrics.registered.get_or_create(&KindLabel { kind: reg.mode.as_str() }).inc();
-                if reg.mode == Mode::Outbound {
-                    self.jobs_wakeup.notify_one();
+                for job in claimed {
+                    // The runner lives as long as the server; if it is gone, the lease runs out and another takes it.
+                    let _ = self.claimed_jobs.send(job);
                 }
                 tracing::info!(request_id = %id, mode = %reg.mode, phone = %reg.phone_number, "auth request registered");
                 Ok(Registered { request, code, created: true })
             }
             Inserted::Existing(existing) => self.replay(*existing, &fingerprint, reg),
+            Inserted::Limited { retry_after } => {
+                tracing::warn!(phone = %reg.phone_number, "phone number rate limit hit");
+                Err(ServiceError::RateLimited {
+                    retry_after,
+                    message: "too many registrations for this phone_number; try again later".into(),
+                })
+            }
         }
     }
 
     /// A repeated `external_id`: the same body gets the stored request back
     /// (with its code, so the site can show it again); another body is a conflict.
-    fn replay(&self, existing: AuthRequest, fingerprint: &[u8], reg: Registration) -> Result<Registered, AppError> {
+    fn replay(&self, existing: AuthRequest, fingerprint: &[u8], reg: Registration) -> Result<Registered, ServiceError> {
         let same: bool = existing.fingerprint.ct_eq(fingerprint).into();
         if !same {
-            return Err(AppError::Conflict {
+            return Err(ServiceError::Conflict {
                 code: "external_id_conflict",
                 message: "external_id: already used for a request with a different body".into(),
             });
@@ -114,30 +151,23 @@ impl Core {
         let code = match (&existing.code_salt, reg.code) {
             (Some(salt), _) => self.keys.generated_code(salt, existing.code_length),
             (None, Some(code)) => code,
-            (None, None) => return Err(AppError::Internal("stored request has neither salt nor code".into())),
+            (None, None) => {
+                return Err(StoreError::Corrupt("stored request has neither salt nor code".into()).into());
+            }
         };
         Ok(Registered { request: existing, code, created: false })
     }
 
-    /// Registrations per phone number are limited, so that nobody can make
-    /// the server ring a stranger's phone over and over.
-    fn check_phone_limit(&self, phone: &PhoneNumber) -> Result<(), AppError> {
-        self.phone_limiter.check(&phone.as_str().to_owned()).map_err(|retry_after| {
-            tracing::warn!(phone = %phone, "phone number rate limit hit");
-            AppError::RateLimited { retry_after }
-        })
-    }
-
     /// The tenant's request `id`; another tenant's request is "not found" too.
-    pub async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<AuthRequest, AppError> {
+    pub async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<AuthRequest, ServiceError> {
         match self.store.request(id).await? {
             Some(r) if r.tenant_id == tenant.id => Ok(r),
-            _ => Err(AppError::NotFound("no auth request with this id")),
+            _ => Err(ServiceError::NotFound("no auth request with this id")),
         }
     }
 
-    /// Cancels the tenant's request; 409 if it has already ended.
-    pub async fn cancel(&self, tenant: &Tenant, id: Uuid) -> Result<AuthRequest, AppError> {
+    /// Cancels the tenant's request; a conflict if it has already ended.
+    pub async fn cancel(&self, tenant: &Tenant, id: Uuid) -> Result<AuthRequest, ServiceError> {
         let tenant_id = tenant.id;
         let applied = self.transition(id, move |r| (r.tenant_id == tenant_id).then_some(Event::Cancel)).await?;
         match applied {
@@ -146,53 +176,62 @@ impl Core {
                     Ok(after)
                 } else {
                     // It expired at this very moment: that is the result.
-                    Err(AppError::Conflict {
+                    Err(ServiceError::Conflict {
                         code: "already_terminal",
                         message: format!("request is already {}", after.status),
                     })
                 }
             }
-            Some(Applied { before, after: None }) if before.tenant_id == tenant_id => Err(AppError::Conflict {
+            Some(Applied { before, after: None }) if before.tenant_id == tenant_id => Err(ServiceError::Conflict {
                 code: "already_terminal",
-                message: format!("request is already {}", before.status_at(now())),
+                message: format!("request is already {}", before.status_at(self.now())),
             }),
-            _ => Err(AppError::NotFound("no auth request with this id")),
+            _ => Err(ServiceError::NotFound("no auth request with this id")),
         }
+    }
+
+    /// Whether the database answers now.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// The newest pending inbound request for a caller.
+    pub async fn pending_inbound_for(&self, caller: &PhoneNumber) -> Result<Option<AuthRequest>, StoreError> {
+        self.store.newest_pending_inbound(caller, self.now()).await
+    }
+
+    /// The request a provider call is bound to.
+    pub async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
+        self.store.request_by_call_sid(call_sid).await
     }
 
     /// Applies the event that `event_for` picks for the current state of
     /// request `id` (it may pick none), writing the transition and its jobs
-    /// atomically.
+    /// atomically. `event_for` may run more than once (see `store::Decide`).
     pub async fn transition(
         &self,
         id: Uuid,
-        event_for: impl FnOnce(&AuthRequest) -> Option<Event> + Send + 'static,
+        event_for: impl Fn(&AuthRequest) -> Option<Event> + Send + Sync + 'static,
     ) -> Result<Option<Applied>, StoreError> {
         self.transition_finishing(id, event_for, None).await
     }
 
-    /// `transition`, deleting job `finished_job` in the same commit (a job's last step).
+    /// `transition`, deleting the job of `finishing` in the same commit (a job's last step).
     pub async fn transition_finishing(
         &self,
         id: Uuid,
-        event_for: impl FnOnce(&AuthRequest) -> Option<Event> + Send + 'static,
-        finished_job: Option<i64>,
+        event_for: impl Fn(&AuthRequest) -> Option<Event> + Send + Sync + 'static,
+        finishing: Option<Lease>,
     ) -> Result<Option<Applied>, StoreError> {
-        let now = now();
+        let now = self.now();
         let grace = self.call_end_grace;
         let inbound = self.inbound_number.clone();
-        let applied = self
-            .store
-            .update_request(
-                id,
-                Box::new(move |r| {
-                    let event = event_for(r)?;
-                    let t = r.apply(&event, now).ok()?;
-                    Some(Update { jobs: jobs_for(&t, now, grace, inbound.as_ref()), request: t.next })
-                }),
-                finished_job,
-            )
-            .await?;
+        let decide = Arc::new(move |r: &AuthRequest| {
+            let event = event_for(r)?;
+            let t = r.apply(&event, now).ok()?;
+            Some(Update { jobs: jobs_for(&t, now, grace, inbound.as_ref()), request: t.next })
+        });
+        let applied = self.store.update_request(id, decide, finishing).await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {
             if after.status != before.status {
                 self.metrics.transitions.get_or_create(&KindLabel { kind: after.status.as_str() }).inc();
@@ -213,7 +252,7 @@ impl Core {
 
     /// Applies `event` to request `id` as it stands.
     pub async fn apply(&self, id: Uuid, event: Event) -> Result<Option<Applied>, StoreError> {
-        self.transition(id, move |_| Some(event)).await
+        self.transition(id, move |_| Some(event.clone())).await
     }
 }
 
@@ -223,21 +262,15 @@ fn jobs_for(t: &Transition, now: DateTime<Utc>, grace: Duration, inbound: Option
     t.effects
         .iter()
         .map(|effect| match effect {
-            Effect::NotifySite => NewJob {
-                kind: JobKind::Callback,
-                request_id: id,
-                payload: serde_json::to_string(&RequestView::at(&t.next, inbound, now)).unwrap_or_default(),
-                run_at: now,
-            },
-            Effect::EndCall { call_sid } => {
-                NewJob { kind: JobKind::EndCall, request_id: id, payload: call_sid.clone(), run_at: now }
+            Effect::NotifySite => NewJob::now(
+                JobKind::Callback,
+                id,
+                serde_json::to_string(&RequestView::at(&t.next, inbound, now)).unwrap_or_default(),
+            ),
+            Effect::EndCall { call_sid } => NewJob::now(JobKind::EndCall, id, call_sid.clone()),
+            Effect::FinalizeCallLater => {
+                NewJob { delay: grace, ..NewJob::now(JobKind::FinalizeCall, id, String::new()) }
             }
-            Effect::FinalizeCallLater => NewJob {
-                kind: JobKind::FinalizeCall,
-                request_id: id,
-                payload: String::new(),
-                run_at: now + chrono::Duration::from_std(grace).unwrap_or_default(),
-            },
         })
         .collect()
 }

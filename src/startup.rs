@@ -12,16 +12,18 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{ops, requests};
+use crate::clock::{Clock, SystemClock};
+use crate::cluster::Cluster;
 use crate::config::{ProviderKind, Settings};
 use crate::domain::code::CodeKeys;
 use crate::error::AppError;
 use crate::jobs::{Jobs, spawn_sweeper};
-use crate::limits::Limiter;
+use crate::limits::SharedLimiter;
 use crate::metrics::{HttpLabels, Metrics, RouteLabel};
 use crate::service::Core;
 use crate::simulator::Simulator;
 use crate::state::AppState;
-use crate::store::{self, Role};
+use crate::store::{self, NumberLimit, OpenOptions, Role};
 use crate::telephony::Telephony;
 use crate::telephony::twilio::TwilioClient;
 use crate::voice::prompts::Prompts;
@@ -83,8 +85,19 @@ impl Application {
     /// Opens the store, binds the listener, wires the provider and starts the
     /// background jobs. The server answers once `run_until_stopped` runs.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// `build`, with the clock every rule reads (tests move it forward).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         crate::install_tls_provider();
-        let store = store::open(&settings.database, Role::Server).await?;
+        let options = OpenOptions {
+            lease: settings.job_lease,
+            max_connections: settings.database_max_connections,
+            ..OpenOptions::new(Role::Server)
+        };
+        let store = store::open(&settings.database, options).await?;
+        let cluster = Cluster::join(&*store).await?;
         let secret = match &settings.secret_key {
             Some(key) => key.expose_secret().as_bytes().to_vec(),
             None => store.server_secret(random_secret()).await?,
@@ -131,15 +144,19 @@ impl Application {
                 }
             };
 
+        let (claimed_jobs, claimed_rx) = tokio::sync::mpsc::unbounded_channel();
         let core = Arc::new(Core {
             store,
+            clock,
             keys: CodeKeys::from_secret(&secret),
             inbound_number: settings.inbound_number.clone(),
             outbound_enabled: settings.outbound_enabled(),
             call_end_grace: settings.call_end_grace,
-            phone_limiter: Limiter::new(settings.phone_rate_limit, Duration::from_secs(600)),
+            number_limit: (settings.phone_rate_limit > 0)
+                .then(|| NumberLimit { max: settings.phone_rate_limit, window: chrono::Duration::minutes(10) }),
             metrics: metrics.clone(),
             jobs_wakeup: Notify::new(),
+            claimed_jobs,
         });
         let state = web::Data::new(AppState {
             core: core.clone(),
@@ -150,7 +167,8 @@ impl Application {
             default_region: settings.default_region,
             inbound_number: settings.inbound_number.clone(),
             allow_private_callbacks: settings.allow_private_callbacks,
-            tenant_limiter: Limiter::new(settings.rate_limit, Duration::from_secs(1)),
+            tenant_limiter: SharedLimiter::new(settings.rate_limit, Duration::from_secs(1), cluster.nodes.clone()),
+            servers: cluster.nodes.clone(),
             metrics,
             provider: settings.provider,
         });
@@ -163,11 +181,13 @@ impl Application {
             caller_id: settings.caller_id.clone(),
             ring_timeout: settings.ring_timeout,
             callbacks: crate::jobs::callback::client(settings.allow_private_callbacks)?,
+            lease: settings.job_lease,
         });
         let trim_state = state.clone();
         let core_for_demo = core.clone();
         let background = vec![
-            jobs.spawn(shutdown_rx.clone()),
+            jobs.spawn(shutdown_rx.clone(), claimed_rx),
+            cluster.spawn(core.store.clone(), shutdown_rx.clone()),
             spawn_sweeper(
                 core,
                 chrono::Duration::days(i64::from(settings.retention_days)),

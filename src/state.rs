@@ -1,13 +1,14 @@
 //! The one state shared by every handler, registered once.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::config::ProviderKind;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::limits::Limiter;
+use crate::limits::SharedLimiter;
 use crate::metrics::Metrics;
 use crate::service::Core;
 use crate::voice::prompts::Prompts;
@@ -25,8 +26,10 @@ pub struct AppState {
     pub default_region: Region,
     pub inbound_number: Option<PhoneNumber>,
     pub allow_private_callbacks: bool,
-    /// Site-API requests per tenant.
-    pub tenant_limiter: Limiter<Uuid>,
+    /// Site-API requests per tenant, shared out between the live servers.
+    pub tenant_limiter: SharedLimiter<Uuid>,
+    /// Servers alive on this database, this one included.
+    pub servers: Arc<AtomicU32>,
     pub metrics: Arc<Metrics>,
     pub provider: ProviderKind,
 }

@@ -2,11 +2,22 @@
 //! Phone numbers are logged masked (`PhoneNumber`'s `Display`); codes and keys never.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Directive;
+
+/// Libraries whose debug events carry statement parameters or request bodies
+/// (phone numbers, code hashes, callback secrets): capped at `info`, whatever
+/// the filter says.
+const CHATTY: [&str; 2] = ["tokio_postgres=info", "deadpool_postgres=info"];
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init(json: bool) {
     let filter = std::env::var("IVR_AUTH_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    for cap in CHATTY {
+        if let Ok(d) = cap.parse::<Directive>() {
+            filter = filter.add_directive(d);
+        }
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use crate::domain::tenant::{PresentedKey, Tenant};
+use crate::domain::tenant::Tenant;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -20,14 +20,8 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 
 async fn authenticate(state: web::Data<AppState>, token: Option<String>) -> Result<Authenticated, AppError> {
     let token = token.ok_or(AppError::Unauthorized)?;
-    let key = PresentedKey::parse(&token).ok_or(AppError::Unauthorized)?;
-    let tenant = state.core.store.tenant_by_key_id(key.key_id).await?;
-    // The key id is public (it only finds the row); the secret half decides, in constant time.
-    let tenant = match tenant {
-        Some(t) if key.matches(&t) => t,
-        _ => return Err(AppError::Unauthorized),
-    };
-    state.tenant_limiter.check(&tenant.id).map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let tenant = state.core.tenant_for_key(&token).await?.ok_or(AppError::Unauthorized)?;
+    state.tenant_limiter.check(&tenant.id).map_err(AppError::tenant_rate_limited)?;
     Ok(Authenticated(tenant))
 }
 

@@ -39,7 +39,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.core.store.ping().await {
+    match state.core.ready().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -49,12 +49,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let m = &state.metrics;
     if let Ok(backlog) = state.core.store.job_backlog().await {
         for kind in crate::store::JobKind::ALL {
             let n = backlog.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
-            state.metrics.job_backlog.get_or_create(&crate::metrics::KindLabel { kind: kind.as_str() }).set(n);
+            m.job_backlog.get_or_create(&crate::metrics::KindLabel { kind: kind.as_str() }).set(n);
         }
     }
+    let (writes, commits) = state.core.store.counters().read();
+    m.store_writes.set(i64::try_from(writes).unwrap_or(i64::MAX));
+    m.store_commits.set(i64::try_from(commits).unwrap_or(i64::MAX));
+    m.servers.set(i64::from(state.servers.load(std::sync::atomic::Ordering::Relaxed)));
     let wants_openmetrics = req
         .headers()
         .get(ACCEPT)

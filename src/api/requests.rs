@@ -9,7 +9,6 @@ use super::input::{RegisterBody, parse_json};
 use crate::body::read_limited;
 use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
-use crate::service::now;
 use crate::state::AppState;
 
 fn parse_id(raw: &str) -> Result<Uuid, AppError> {
@@ -50,7 +49,7 @@ pub async fn register(
     let parsed: RegisterBody = parse_json(&req, &body)?;
     let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
     let done = state.core.register(&tenant, registration).await?;
-    let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), now());
+    let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
     view.code = Some(done.code.expose().to_owned());
     let mut resp = if done.created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(resp.insert_header((LOCATION, format!("/v1/auth-requests/{}", view.id))).json(view))
@@ -75,7 +74,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.get(&tenant, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
 }
 
 /// Cancel an auth request.
@@ -98,5 +97,5 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.cancel(&tenant, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
 }

@@ -13,7 +13,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::registration::Registration;
 use crate::domain::request::{AuthRequest, Sealed};
 use crate::domain::status::{CallStatus, FailureReason, Mode, Status};
-use crate::store::{self, Role};
+use crate::store::seed::Seeder;
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
@@ -71,7 +71,7 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
     let out = crate::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
     let tenant: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
     let tenant = tenant["tenant_id"].as_str().and_then(|t| Uuid::parse_str(t).ok()).ok_or("no tenant id")?;
-    let store = store::open(&url, Role::Cli).await.map_err(|e| e.to_string())?;
+    let store = Seeder::open(&url).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let span_ms = args.days.max(1) * 86_400_000;
     let mut done = 0;
@@ -87,7 +87,7 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
                 })
                 .collect()
         };
-        store.insert_requests_bulk(batch).await.map_err(|e| e.to_string())?;
+        store.insert_requests(batch).await.map_err(|e| e.to_string())?;
         done += n;
         if done % 1_000_000 == 0 || done == args.count {
             let rate = done as f64 / started.elapsed().as_secs_f64();

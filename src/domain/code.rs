@@ -37,6 +37,7 @@ pub struct CodeKeys {
     hash_key: [u8; 32],
     derive_key: [u8; 32],
     fingerprint_key: [u8; 32],
+    hold_key: [u8; 32],
 }
 
 impl std::fmt::Debug for CodeKeys {
@@ -61,6 +62,7 @@ impl CodeKeys {
             hash_key: hmac(secret, &[b"ivr-auth/code-hash/v1"]),
             derive_key: hmac(secret, &[b"ivr-auth/code-derive/v1"]),
             fingerprint_key: hmac(secret, &[b"ivr-auth/fingerprint/v1"]),
+            hold_key: hmac(secret, &[b"ivr-auth/held-digits/v1"]),
         }
     }
 
@@ -102,6 +104,12 @@ impl CodeKeys {
             counter += 1;
         }
         Code(digits)
+    }
+
+    /// The key that seals digits a caller typed while the database was away
+    /// (every server derives the same one from the shared secret).
+    pub fn hold_key(&self) -> &[u8; 32] {
+        &self.hold_key
     }
 
     /// Keyed fingerprint of a canonical registration body, for idempotency checks.

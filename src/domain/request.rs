@@ -198,7 +198,7 @@ impl AuthRequest {
                 Ok(plain(next))
             }
             Event::CallStatusReported { status, sip_code } => self.apply_call_status(next, *status, *sip_code, now),
-            Event::MachineAnswered => Ok(self.finish(Status::Failed, Some(FailureReason::Rejected), now)),
+            Event::MachineAnswered => Ok(hangs_up(self.finish(Status::Failed, Some(FailureReason::Rejected), now))),
             Event::CodeEntered { correct } => {
                 if self.status != Status::InProgress {
                     return Err(Refusal::NotNow);
@@ -206,13 +206,13 @@ impl AuthRequest {
                 if *correct {
                     let mut t = self.finish(Status::Verified, None, now);
                     t.next.verified_at = Some(now);
-                    return Ok(t);
+                    return Ok(hangs_up(t));
                 }
                 let attempts = self.attempts.saturating_add(1);
                 if attempts >= self.max_attempts {
                     let mut t = self.finish(Status::Failed, Some(FailureReason::WrongCode), now);
                     t.next.attempts = attempts;
-                    return Ok(t);
+                    return Ok(hangs_up(t));
                 }
                 next.attempts = attempts;
                 Ok(plain(next))
@@ -225,7 +225,7 @@ impl AuthRequest {
                 if count >= NO_INPUT_LIMIT {
                     let mut t = self.finish(Status::Failed, Some(FailureReason::NoInput), now);
                     t.next.no_input_count = count;
-                    return Ok(t);
+                    return Ok(hangs_up(t));
                 }
                 next.no_input_count = count;
                 Ok(plain(next))
@@ -323,6 +323,14 @@ impl AuthRequest {
 
 fn plain(next: AuthRequest) -> Transition {
     Transition { next, effects: Vec::new() }
+}
+
+/// An ending decided on a connected call, whose answer ends with `<Hangup/>`:
+/// the call's end is recorded in the same write, so the provider's
+/// `completed` callback that follows changes nothing and costs no write.
+fn hangs_up(mut t: Transition) -> Transition {
+    t.next.call_status = Some(CallStatus::Completed);
+    t
 }
 
 #[cfg(test)]

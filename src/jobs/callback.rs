@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Sha256;
 
-use crate::api::input::is_private_ip;
+use crate::domain::ip::is_private_ip;
 
 /// Signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
 /// one `v1=` per secret that signs now (two during a rotation).

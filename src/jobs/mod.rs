@@ -1,29 +1,33 @@
 //! The durable job runner: claims due jobs from the store and runs them; plus the sweeper.
+//!
+//! A job is run by whoever holds its lease: the server that inserted it
+//! already leased (a call placement, run at once), or a runner that claimed
+//! it when it fell due. Leases are renewed while a job runs; a server that
+//! dies lets its leases run out, and another server's runner takes the jobs.
 
 mod backoff;
 pub mod callback;
 mod sweeper;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, watch};
+use chrono::Utc;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::Event;
 use crate::domain::status::Status;
-use crate::service::{Core, now};
-use crate::store::{Job, JobKind};
+use crate::service::Core;
+use crate::store::{Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, OutboundCall, Telephony};
 use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
 
 /// Jobs run at once by one process.
 const CONCURRENCY: usize = 256;
-/// How long a claimed job is ours before another process may take it over.
-const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 /// Callbacks are retried for this long after the result, then kept as dead.
 const CALLBACK_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
@@ -32,7 +36,7 @@ enum Outcome {
     Done,
     /// Done, and the job row was deleted with the job's last write.
     Finished,
-    RetryAt(DateTime<Utc>, String),
+    RetryIn(Duration, String),
     GiveUp(String),
 }
 
@@ -44,25 +48,51 @@ pub struct Jobs {
     pub caller_id: Option<PhoneNumber>,
     pub ring_timeout: u32,
     pub callbacks: reqwest::Client,
+    /// The store's lease time: leases of running jobs are renewed well before it ends.
+    pub lease: Duration,
 }
 
-fn later(d: Duration) -> DateTime<Utc> {
-    now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
+/// Leases of the jobs running in this process, renewed while they run.
+#[derive(Default)]
+struct Running(Mutex<HashMap<i64, Lease>>);
+
+impl Running {
+    fn start(&self, lease: Lease) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(lease.job, lease);
+    }
+
+    fn end(&self, lease: Lease) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&lease.job);
+    }
+
+    fn leases(&self) -> Vec<Lease> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).values().copied().collect()
+    }
 }
 
 impl Jobs {
     /// Starts the runner; it stops claiming when `shutdown` turns true and
-    /// waits (briefly) for running jobs.
-    pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    /// waits (briefly) for running jobs. `claimed` brings the jobs this
+    /// process inserted already leased.
+    pub fn spawn(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        mut claimed: mpsc::UnboundedReceiver<Job>,
+    ) -> JoinHandle<()> {
+        let running = Arc::new(Running::default());
+        let renewer = self.clone().spawn_renewer(running.clone(), shutdown.clone());
+        let signal = self.core.store.job_signal();
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
             while !*shutdown.borrow() {
+                while let Ok(job) = claimed.try_recv() {
+                    self.start(job, &slots, &running).await;
+                }
                 let free = slots.available_permits();
-                let claimed = if free == 0 {
+                let jobs = if free == 0 {
                     Vec::new()
                 } else {
-                    let t = now();
-                    match self.core.store.claim_jobs(t, t + LEASE, free.min(128)).await {
+                    match self.core.store.claim_jobs(free.min(128)).await {
                         Ok(jobs) => jobs,
                         Err(e) => {
                             tracing::error!(error = %e, "claiming jobs failed");
@@ -70,43 +100,82 @@ impl Jobs {
                         }
                     }
                 };
-                let any = !claimed.is_empty();
-                for job in claimed {
-                    let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        me.run_one(job).await;
-                        drop(permit);
-                    });
+                let any = !jobs.is_empty();
+                for job in jobs {
+                    self.start(job, &slots, &running).await;
                 }
                 if any {
                     continue;
                 }
-                let wait = match self.core.store.next_job_at().await {
-                    Ok(Some(t)) => {
-                        (t - now()).to_std().unwrap_or_default().clamp(Duration::from_millis(5), Duration::from_secs(1))
-                    }
+                let wait = match self.core.store.next_job_in().await {
+                    Ok(Some(d)) => d.clamp(Duration::from_millis(5), Duration::from_secs(1)),
                     _ => Duration::from_secs(1),
                 };
+                let elsewhere = async {
+                    match &signal {
+                        Some(s) => s.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
+                    Some(job) = claimed.recv() => self.start(job, &slots, &running).await,
                     () = self.core.jobs_wakeup.notified() => {}
+                    () = elsewhere => {}
                     () = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
                 }
             }
-            // Let running jobs finish; unfinished ones are retried after a restart.
+            // Let running jobs finish; unfinished ones are taken up again when their leases end.
             let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(CONCURRENCY as u32)).await;
+            renewer.abort();
+        })
+    }
+
+    async fn start(self: &Arc<Self>, job: Job, slots: &Arc<Semaphore>, running: &Arc<Running>) {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let (me, running) = (self.clone(), running.clone());
+        running.start(job.lease());
+        tokio::spawn(async move {
+            let lease = job.lease();
+            me.run_one(job).await;
+            running.end(lease);
+            drop(permit);
+        });
+    }
+
+    /// Renews the leases of running jobs every third of the lease time.
+    fn spawn_renewer(self: Arc<Self>, running: Arc<Running>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let every = self.lease / 3;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => {}
+                }
+                let leases = running.leases();
+                if leases.is_empty() {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                    continue;
+                }
+                if let Err(e) = self.core.store.renew_leases(leases).await {
+                    tracing::warn!(error = %e, "renewing job leases failed");
+                }
+            }
         })
     }
 
     async fn run_one(&self, job: Job) {
         let kind = job.kind.as_str();
+        let lease = job.lease();
         let outcome = match job.kind {
             JobKind::PlaceCall => self.place_call(&job).await,
             JobKind::Callback => self.deliver_callback(&job).await,
             JobKind::EndCall => self.end_call(&job).await,
             JobKind::FinalizeCall => self.finalize_call(&job).await,
         };
+        let store = &self.core.store;
         let stored = match &outcome {
             Outcome::Finished => {
                 self.core.metrics.job(kind, "done");
@@ -114,22 +183,38 @@ impl Jobs {
             }
             Outcome::Done => {
                 self.core.metrics.job(kind, "done");
-                self.core.store.finish_job(job.id).await
+                store.finish_job(lease).await
             }
-            Outcome::RetryAt(at, why) => {
+            Outcome::RetryIn(delay, why) => {
                 self.core.metrics.job(kind, "retry");
                 tracing::warn!(job = job.id, kind, attempt = job.attempts + 1, error = %why, "job will be retried");
-                self.core.store.retry_job(job.id, *at, why).await
+                store.retry_job(lease, *delay, why).await
             }
             Outcome::GiveUp(why) => {
                 self.core.metrics.job(kind, "dead");
                 tracing::error!(job = job.id, kind, error = %why, "job gave up");
-                self.core.store.bury_job(job.id, why).await
+                store.bury_job(lease, why).await
             }
         };
-        if let Err(e) = stored {
+        match stored {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!(job = job.id, kind, "job's lease had passed to another runner; its outcome is theirs");
+            }
             // The lease runs out and the job is run again: at least once.
-            tracing::error!(job = job.id, error = %e, "recording a job outcome failed");
+            Err(e) => tracing::error!(job = job.id, error = %e, "recording a job outcome failed"),
+        }
+    }
+
+    /// The outcome of a job's last transition, written with the job's removal.
+    fn finished(result: Result<Option<crate::store::Applied>, StoreError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Finished,
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!("job's lease had passed to another runner; its transition was not written");
+                Outcome::Finished
+            }
+            Err(e) => Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
         }
     }
 
@@ -137,9 +222,9 @@ impl Jobs {
         let r = match self.core.store.request(job.request_id).await {
             Ok(Some(r)) => r,
             Ok(None) => return Outcome::Done,
-            Err(e) => return Outcome::RetryAt(later(Duration::from_secs(1)), e.to_string()),
+            Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
         };
-        let t = now();
+        let t = self.core.now();
         if r.status_at(t) != Status::Pending || r.call_sid.is_some() {
             return Outcome::Done;
         }
@@ -155,7 +240,9 @@ impl Jobs {
             Ok(sid) => {
                 tracing::info!(request_id = %r.id, call_sid = %sid, phone = %r.phone_number, "call placed");
                 let event = Event::CallPlaced { call_sid: sid };
-                match self.core.transition_finishing(r.id, move |_| Some(event), Some(job.id)).await {
+                let placed =
+                    self.core.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await;
+                match placed {
                     Ok(_) => Outcome::Finished,
                     Err(e) => {
                         // The call exists; the answer webhook binds it. Placing it again would ring twice.
@@ -166,34 +253,28 @@ impl Jobs {
             }
             Err(CallError::Refused(why)) => {
                 tracing::warn!(request_id = %r.id, error = %why, "provider refused the call");
-                match self.core.transition_finishing(r.id, |_| Some(Event::CallRefused), Some(job.id)).await {
-                    Ok(_) => Outcome::Finished,
-                    Err(e) => Outcome::RetryAt(later(Duration::from_secs(1)), e.to_string()),
-                }
+                Self::finished(
+                    self.core.transition_finishing(r.id, |_| Some(Event::CallRefused), Some(job.lease())).await,
+                )
             }
             Err(CallError::Unavailable { message, retry_after }) => {
                 let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
                     .max(retry_after.unwrap_or_default());
-                let at = later(wait);
-                if at >= r.expires_at {
+                if t + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
                     // No point calling after the code has expired; the sweeper records the expiry.
                     return Outcome::Done;
                 }
-                Outcome::RetryAt(at, message)
+                Outcome::RetryIn(wait, message)
             }
         }
     }
 
     async fn deliver_callback(&self, job: &Job) -> Outcome {
-        let t = now();
         let retry = |why: String| {
-            if t - job.created_at > CALLBACK_WINDOW {
+            if Utc::now() - job.created_at > CALLBACK_WINDOW {
                 Outcome::GiveUp(format!("gave up after 24 h: {why}"))
             } else {
-                Outcome::RetryAt(
-                    later(backoff::delay(job.attempts, Duration::from_secs(5), Duration::from_secs(3600))),
-                    why,
-                )
+                Outcome::RetryIn(backoff::delay(job.attempts, Duration::from_secs(5), Duration::from_secs(3600)), why)
             }
         };
         let r = match self.core.store.request(job.request_id).await {
@@ -201,10 +282,13 @@ impl Jobs {
             Ok(None) => return Outcome::Done,
             Err(e) => return retry(e.to_string()),
         };
-        let (Some(url), Ok(Some(tenant))) = (r.callback_url.as_deref(), self.core.store.tenant(r.tenant_id).await)
-        else {
-            return Outcome::Done;
+        let tenant = match self.core.store.tenant(r.tenant_id).await {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => return Outcome::Done,
+            Err(e) => return retry(e.to_string()),
         };
+        let Some(url) = r.callback_url.as_deref() else { return Outcome::Done };
+        let t = self.core.now();
         let header = callback::signature_header(&tenant.signing_secrets(t), t.timestamp(), &job.payload);
         let sent = self
             .callbacks
@@ -227,18 +311,16 @@ impl Jobs {
     async fn end_call(&self, job: &Job) -> Outcome {
         match self.telephony.end_call(&job.payload).await {
             Ok(()) | Err(CallError::Refused(_)) => Outcome::Done,
-            Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => Outcome::RetryAt(
-                later(backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))),
-                message,
-            ),
+            Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => {
+                Outcome::RetryIn(backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30)), message)
+            }
             Err(CallError::Unavailable { message, .. }) => Outcome::GiveUp(message),
         }
     }
 
     async fn finalize_call(&self, job: &Job) -> Outcome {
-        match self.core.transition_finishing(job.request_id, |_| Some(Event::CallEnded), Some(job.id)).await {
-            Ok(_) => Outcome::Finished,
-            Err(e) => Outcome::RetryAt(later(Duration::from_secs(1)), e.to_string()),
-        }
+        Self::finished(
+            self.core.transition_finishing(job.request_id, |_| Some(Event::CallEnded), Some(job.lease())).await,
+        )
     }
 }

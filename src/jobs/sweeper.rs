@@ -1,4 +1,8 @@
 //! Periodic housekeeping: store the expiry of overdue requests, purge old ones, trim limiter memory.
+//!
+//! Every server may run it at once: an expiry is a transition like any other
+//! (only the first write of it takes effect), and purges skip rows another
+//! server is deleting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::request::Event;
-use crate::service::{Core, now};
+use crate::service::Core;
 
 /// Requests expired per pass; more wait for the next pass (one second later).
 const EXPIRE_BATCH: usize = 500;
@@ -30,7 +34,6 @@ pub fn spawn_sweeper(
             if pass.is_multiple_of(HOUSEKEEPING_EVERY) {
                 purge(&core, retention).await;
                 trim();
-                core.phone_limiter.shrink();
             }
             pass = pass.wrapping_add(1);
             tokio::select! {
@@ -42,7 +45,7 @@ pub fn spawn_sweeper(
 }
 
 async fn expire_overdue(core: &Core) {
-    let ids = match core.store.overdue_requests(now(), EXPIRE_BATCH).await {
+    let ids = match core.store.overdue_requests(core.now(), EXPIRE_BATCH).await {
         Ok(ids) => ids,
         Err(e) => {
             tracing::error!(error = %e, "listing overdue requests failed");
@@ -57,7 +60,7 @@ async fn expire_overdue(core: &Core) {
 }
 
 async fn purge(core: &Core, retention: chrono::Duration) {
-    let before = now() - retention;
+    let before = core.now() - retention;
     loop {
         match core.store.purge_finished(before, PURGE_BATCH).await {
             Ok(n) if n == PURGE_BATCH => continue,

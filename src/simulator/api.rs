@@ -13,7 +13,6 @@ use super::call::Command;
 use super::{SimError, Simulator};
 use crate::domain::view::RequestView;
 use crate::error::AppError;
-use crate::service::now;
 use crate::state::AppState;
 
 /// Keeps idle event streams open through proxies.
@@ -155,5 +154,5 @@ async fn request(state: web::Data<AppState>, id: web::Path<String>) -> Result<Ht
     let not_found = AppError::NotFound("no auth request with this id");
     let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound("no auth request with this id"))?;
     let r = state.core.store.request(id).await?.ok_or(not_found)?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
 }

@@ -1,5 +1,7 @@
 //! Durable jobs: the outbox rows that survive restarts (call placement, result callbacks, …).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -40,10 +42,28 @@ pub struct NewJob {
     pub request_id: Uuid,
     /// Kind-specific data (e.g. the callback body, the call sid).
     pub payload: String,
-    pub run_at: DateTime<Utc>,
+    /// Due this long after the commit, on the database's clock.
+    pub delay: Duration,
+    /// Inserted already leased to the inserting process, which runs it at
+    /// once: no separate claim, and no other runner takes it unless the lease ends.
+    pub claim: bool,
 }
 
-/// A stored job, leased to this process by `claim_jobs`.
+impl NewJob {
+    /// A job due now, for any runner.
+    pub fn now(kind: JobKind, request_id: Uuid, payload: String) -> Self {
+        Self { kind, request_id, payload, delay: Duration::ZERO, claim: false }
+    }
+}
+
+/// The right to finish one job: its id and the token of the claim that leased it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub job: i64,
+    pub token: Uuid,
+}
+
+/// A stored job, leased to this process by `claim_jobs` (or at insert).
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
@@ -53,4 +73,12 @@ pub struct Job {
     /// Attempts before this one.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    /// The claim that leased it to us: every later write of the job names it.
+    pub token: Uuid,
+}
+
+impl Job {
+    pub fn lease(&self) -> Lease {
+        Lease { job: self.id, token: self.token }
+    }
 }

@@ -1,42 +1,90 @@
 //! Storage behind one trait, chosen once at start-up from `IVR_AUTH_DATABASE_URL`.
+//!
+//! Two backends: SQLite (embedded, one server process per file) and
+//! PostgreSQL (several server processes on one database). Both keep the same
+//! contract, checked by one test suite (`tests/store`).
+
+/// The columns every backend's `request_from_row` reads, in its order (a
+/// macro, so queries can `concat!` it).
+macro_rules! request_columns {
+    () => {
+        "id, tenant_id, external_id, fingerprint, mode, phone_number, code_hash, code_salt, code_length, \
+         user_id, locale, max_attempts, attempts, no_input_count, callback_url, status, failure_reason, \
+         call_sid, call_status, created_at, updated_at, expires_at, verified_at"
+    };
+}
+
+/// The columns every backend's `tenant_from_row` reads, in its order.
+macro_rules! tenant_columns {
+    () => {
+        "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at"
+    };
+}
 
 pub mod jobs;
+pub mod postgres;
+pub mod seed;
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::Tenant;
-pub use jobs::{Job, JobKind, NewJob};
+pub use jobs::{Job, JobKind, Lease, NewJob};
 
-/// A storage failure. Conflicts are the only kind callers act on.
+/// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken (e.g. a tenant name that exists).
     #[error("conflict: {0}")]
     Conflict(&'static str),
-    /// The storage thread or server has gone away.
-    #[error("storage is shutting down")]
-    Closed,
+    /// The database cannot be reached, or the connection was lost and a fresh
+    /// one did not help in time. Nothing was written; try again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The job's lease has passed to another runner; nothing was written.
+    #[error("the job's lease was lost to another runner")]
+    LeaseLost,
     #[error("database error: {0}")]
-    Database(Box<dyn std::error::Error + Send + Sync>),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// The storage is shutting down (its threads or pool are gone).
+    pub fn closed() -> Self {
+        Self::Unavailable("storage is shutting down".into())
+    }
+}
+
+/// At most `max` registrations for one phone number within `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct NumberLimit {
+    pub max: u32,
+    pub window: chrono::Duration,
 }
 
 /// The result of inserting an auth request.
 #[derive(Debug)]
 pub enum Inserted {
-    /// Stored, together with its jobs, durably.
-    Created,
+    /// Stored, together with its jobs, durably. `claimed` are the jobs that
+    /// were inserted already leased to this process (`NewJob::claim`).
+    Created { claimed: Vec<Job> },
     /// A request with the same tenant and `external_id` exists; nothing was written.
     Existing(Box<AuthRequest>),
+    /// The phone number has had `NumberLimit::max` registrations within the
+    /// window; nothing was written. A slot frees up after `retry_after`.
+    Limited { retry_after: Duration },
 }
 
 /// What a decision writes: the request's new state and the jobs that follow from it.
@@ -46,9 +94,11 @@ pub struct Update {
     pub jobs: Vec<NewJob>,
 }
 
-/// Looks at the current state and decides the update, if any. Runs inside the
-/// store's transaction, so nothing can change the row between read and write.
-pub type Decide = Box<dyn FnOnce(&AuthRequest) -> Option<Update> + Send>;
+/// Looks at the current state and decides the update, if any. The store runs
+/// it against the row it is about to write, and may run it again (on a
+/// concurrent change, a serialization failure or a lost connection), so it
+/// must be a pure function of the request it is given.
+pub type Decide = Arc<dyn Fn(&AuthRequest) -> Option<Update> + Send + Sync>;
 
 /// A request before and after a decision (`after` is `None` when nothing changed).
 #[derive(Debug)]
@@ -57,9 +107,34 @@ pub struct Applied {
     pub after: Option<AuthRequest>,
 }
 
-/// Everything the server keeps. Implementations must make each method atomic
-/// and durable before it returns, and `claim_jobs` must hand each due job to
-/// exactly one caller, even with several server processes on one database.
+/// Counts of what a store has written since it was opened (for metrics and the bench).
+#[derive(Debug, Default)]
+pub struct WriteCounters {
+    /// Write transactions that changed something (one per registration, transition, job step…).
+    pub writes: AtomicU64,
+    /// Durable commits; fewer than `writes` where commits are grouped (SQLite).
+    pub commits: AtomicU64,
+}
+
+impl WriteCounters {
+    pub fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(writes, commits)` so far.
+    pub fn read(&self) -> (u64, u64) {
+        (self.writes.load(Ordering::Relaxed), self.commits.load(Ordering::Relaxed))
+    }
+}
+
+/// Everything the server keeps. Each method is atomic and durable before it
+/// returns. Job leases are handed out by the database, so several server
+/// processes on one database never run the same job at once, and a job whose
+/// runner died is taken over when its lease ends.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
@@ -75,10 +150,16 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError>;
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError>;
 
-    /// Stores a new request and its jobs in one commit.
-    async fn insert_request(&self, request: AuthRequest, jobs: Vec<NewJob>) -> Result<Inserted, StoreError>;
-    /// Stores many requests at once, without jobs (imports, benchmark seeding).
-    async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError>;
+    /// Stores a new request and its jobs in one commit. A request whose
+    /// tenant already used its `external_id` is answered `Existing` before
+    /// `limit` is looked at; then `limit` counts the requests for the same
+    /// phone number created within its window before `request.created_at`.
+    async fn insert_request(
+        &self,
+        request: AuthRequest,
+        jobs: Vec<NewJob>,
+        limit: Option<NumberLimit>,
+    ) -> Result<Inserted, StoreError>;
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError>;
     /// The newest `pending` inbound request for `phone` that has not expired at `now`.
     async fn newest_pending_inbound(
@@ -88,52 +169,88 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<AuthRequest>, StoreError>;
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
     /// Reads request `id`, lets `decide` choose an update, writes it and its
-    /// jobs, all atomically. `None` if there is no such request. With
-    /// `finished_job`, that job is deleted in the same commit whatever `decide`
-    /// chose: a job's last step and its removal cannot come apart.
+    /// jobs, all atomically; nothing is written when `decide` chooses none.
+    /// `None` if there is no such request. With `finishing`, that job is
+    /// deleted in the same commit whatever `decide` chose, and only if the
+    /// lease is still the caller's (`LeaseLost` otherwise, with nothing
+    /// written): a job's last step and its removal cannot come apart.
     async fn update_request(
         &self,
         id: Uuid,
         decide: Decide,
-        finished_job: Option<i64>,
+        finishing: Option<Lease>,
     ) -> Result<Option<Applied>, StoreError>;
-    /// Ids of requests that are not terminal but whose `expires_at` is past.
+    /// How many requests `tenant` has stored.
+    async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError>;
+    /// Ids of requests that are not terminal but whose `expires_at` is at or before `now`.
     async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError>;
     /// Deletes terminal requests last changed before `before`; returns how many.
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
 
-    /// Leases up to `limit` due jobs to the caller until `lease_until`.
-    async fn claim_jobs(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Job>, StoreError>;
-    /// Removes a job that is done.
-    async fn finish_job(&self, id: i64) -> Result<(), StoreError>;
-    /// Schedules another attempt of a job.
-    async fn retry_job(&self, id: i64, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
+    /// Leases up to `limit` due jobs to the caller, for the store's lease time
+    /// counted on the database's clock.
+    async fn claim_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Extends the leases that are still the caller's; returns how many were.
+    async fn renew_leases(&self, leases: Vec<Lease>) -> Result<usize, StoreError>;
+    /// Removes a job that is done (`LeaseLost` if the lease is not the caller's any more).
+    async fn finish_job(&self, lease: Lease) -> Result<(), StoreError>;
+    /// Schedules another attempt of a job `delay` from now and gives up the lease.
+    async fn retry_job(&self, lease: Lease, delay: Duration, error: &str) -> Result<(), StoreError>;
     /// Keeps a job that gave up for the operator to see, and stops running it.
-    async fn bury_job(&self, id: i64, error: &str) -> Result<(), StoreError>;
-    /// When the next job becomes due, if any.
-    async fn next_job_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn bury_job(&self, lease: Lease, error: &str) -> Result<(), StoreError>;
+    /// How long until the next job is due or its lease ends, if there is one.
+    async fn next_job_in(&self) -> Result<Option<Duration>, StoreError>;
     /// Number of jobs waiting, by kind, for metrics.
     async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError>;
+
+    /// Records that server `node` is alive and answers how many servers are
+    /// (this one included). Limits that must hold across servers share
+    /// themselves out by this number.
+    async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError>;
+    /// Forgets server `node` (it is stopping).
+    async fn leave(&self, node: Uuid) -> Result<(), StoreError>;
+    /// Notified when another process adds a job that is due now (`None`:
+    /// this backend has no such signal, or no other process can add jobs).
+    fn job_signal(&self) -> Option<Arc<Notify>>;
+    /// What this store has written since it was opened.
+    fn counters(&self) -> &WriteCounters;
 }
 
-/// Whether this process is the server (it owns job leases) or a CLI command.
+/// What the opening process is, which decides how a backend sets itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// A server: it runs jobs, so it needs a few connections and, with
+    /// PostgreSQL, a listener for new jobs. With SQLite it takes the file's
+    /// server lock (one server per file) and may therefore free the leases a
+    /// dead predecessor left behind.
     Server,
+    /// A one-shot command (`tenant …`, `migrate`): one connection, no jobs.
     Cli,
 }
 
-/// Opens the backend named by the database URL.
-pub async fn open(url: &DatabaseUrl, role: Role) -> Result<Arc<dyn Store>, StoreError> {
+/// How to open a store.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    pub role: Role,
+    /// How long a claimed job stays the claimer's before another may take it.
+    pub lease: Duration,
+    /// Connections at most (PostgreSQL; the server's `max_connections` is
+    /// shared by every node, so keep it small).
+    pub max_connections: u32,
+}
+
+impl OpenOptions {
+    /// The defaults for `role`.
+    pub fn new(role: Role) -> Self {
+        let max_connections = if role == Role::Server { 8 } else { 2 };
+        Self { role, lease: Duration::from_secs(30), max_connections }
+    }
+}
+
+/// Opens the backend named by the database URL, creating or upgrading its schema first.
+pub async fn open(url: &DatabaseUrl, options: OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
     match url {
-        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, role).await?)),
-        DatabaseUrl::Postgres(_) => {
-            Err(StoreError::Database("the PostgreSQL backend is not available in this build yet; use sqlite://".into()))
-        }
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, options).await?)),
     }
 }

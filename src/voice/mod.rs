@@ -1,5 +1,6 @@
 //! The provider side: webhooks, signature checks, TwiML and prompts.
 
+pub mod hold;
 pub mod prompts;
 pub mod signature;
 pub mod twiml;

@@ -1,14 +1,20 @@
 //! The provider's webhooks: answer, gather action, no-input, status callbacks, inbound.
 //!
-//! Each one checks `X-Twilio-Signature` before anything else, turns the
-//! provider's parameters into one domain event, and answers TwiML for the
-//! state the request is in afterwards.
+//! Each one checks `X-Twilio-Signature` before anything else (the `Signed`
+//! extractor), turns the provider's parameters into one domain event, and
+//! answers TwiML for the state the request is in afterwards. While the
+//! database is unreachable, the caller is kept on the line (`voice::hold`).
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use super::hold::{self, Hold};
 use super::prompts::{Prompt, Vars};
 use super::signature;
 use super::twiml::{Verb, render};
@@ -18,10 +24,31 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::Applied;
+use crate::store::{Applied, StoreError};
+
+/// The form parameters of a webhook whose signature checked out.
+pub struct Signed(Params);
 
 /// The form parameters of a verified webhook.
 struct Params(Vec<(String, String)>);
+
+impl FromRequest for Signed {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| AppError::Internal("application state missing".into()))?;
+            let body = body.await.map_err(|e| AppError::MalformedJson(e.to_string()))?;
+            verified(&state, &req, body).await.map(Signed)
+        })
+    }
+}
 
 impl Params {
     fn get(&self, name: &str) -> &str {
@@ -106,25 +133,50 @@ fn sorry(state: &AppState, e: &dyn std::fmt::Display) -> HttpResponse {
     Speaker::new(state, None).end(&[Prompt::Failure])
 }
 
+/// A webhook that could not reach the database: a pause and a redirect to
+/// itself (with `sealed` digits), until the caller has waited long enough.
+fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreError) -> HttpResponse {
+    let hold = Hold::from_query(req.query_string());
+    match hold.again(&state.urls.signed_url(req.path()), sealed) {
+        Some(verbs) => {
+            state.metrics.webhook_holds.inc();
+            tracing::warn!(error = %e, hold = hold.count + 1, "database unavailable: caller kept on the line");
+            twiml(&verbs)
+        }
+        None => sorry(state, e),
+    }
+}
+
+/// A store failure in a webhook: hold the caller if it may pass, else sorry.
+fn failed(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreError) -> HttpResponse {
+    match e {
+        StoreError::Unavailable(_) => hold_on(state, req, sealed, e),
+        _ => sorry(state, e),
+    }
+}
+
 fn request_id(raw: &str) -> Option<Uuid> {
     Uuid::parse_str(raw).ok()
 }
 
-/// Applies the event picked for request `id` and lets `respond` answer from the outcome.
+/// Applies the event picked for request `id` and lets `respond` answer from
+/// the outcome. `sealed` is what a hold must carry to retry this step.
 async fn on_request(
     state: &AppState,
+    req: &HttpRequest,
+    sealed: Option<&str>,
     id: Option<Uuid>,
-    pick: impl FnOnce(&AuthRequest) -> Option<Event> + Send + 'static,
+    pick: impl Fn(&AuthRequest) -> Option<Event> + Send + Sync + 'static,
     respond: impl FnOnce(&Speaker<'_>, &AuthRequest, Option<&AuthRequest>) -> HttpResponse,
 ) -> HttpResponse {
     let Some(id) = id else { return Speaker::new(state, None).end(&[]) };
     match state.core.transition(id, pick).await {
         Ok(Some(Applied { before, after })) => {
-            let now_state = after.as_ref().unwrap_or(&before).as_seen_at(crate::service::now());
+            let now_state = after.as_ref().unwrap_or(&before).as_seen_at(state.core.now());
             respond(&Speaker::new(state, Some(&now_state)), &before, after.as_ref())
         }
         Ok(None) => Speaker::new(state, None).end(&[]),
-        Err(e) => sorry(state, &e),
+        Err(e) => failed(state, req, sealed, &e),
     }
 }
 
@@ -133,17 +185,15 @@ pub async fn answer(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Signed(p): Signed,
 ) -> HttpResponse {
-    let p = match verified(&state, &req, payload).await {
-        Ok(p) => p,
-        Err(e) => return e.error_response(),
-    };
     let call = CallGuard::new(&state, &p);
     let machine = matches!(p.get("AnsweredBy"), "fax") || p.get("AnsweredBy").starts_with("machine");
     let sid = call.call_sid.clone();
     on_request(
         &state,
+        &req,
+        None,
         request_id(&path),
         move |r| {
             if r.mode != Mode::Outbound || !call.number_matches(r) || call.call_sid.is_empty() {
@@ -152,7 +202,7 @@ pub async fn answer(
             if machine {
                 return Some(Event::MachineAnswered);
             }
-            Some(Event::CallConnected { call_sid: call.call_sid })
+            Some(Event::CallConnected { call_sid: call.call_sid.clone() })
         },
         |speak, before, after| {
             // A repeated answer webhook for the bound call changes nothing but asks again.
@@ -173,21 +223,28 @@ pub async fn gather(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Signed(p): Signed,
 ) -> HttpResponse {
-    let p = match verified(&state, &req, payload).await {
-        Ok(p) => p,
-        Err(e) => return e.error_response(),
-    };
-    let digits: String = p.get("Digits").chars().take(32).collect();
-    if digits.is_empty() {
-        return no_input_for(&state, &p, request_id(&path)).await;
-    }
+    let id = request_id(&path);
     let guard = CallGuard::new(&state, &p);
     let keys = state.core.keys.clone();
+    let mut digits: String = p.get("Digits").chars().take(32).collect();
+    let mut sealed = Hold::from_query(req.query_string()).sealed;
+    if let (true, Some(token), Some(id)) = (digits.is_empty(), &sealed, id) {
+        // Typed during a database outage, carried through the hold.
+        digits = hold::unseal(keys.hold_key(), token, id, &guard.call_sid, state.core.now()).unwrap_or_default();
+    }
+    if digits.is_empty() {
+        return no_input_for(&state, &req, &p, id).await;
+    }
+    if let (None, Some(id)) = (&sealed, id) {
+        sealed = Some(hold::seal(keys.hold_key(), id, &guard.call_sid, &digits, state.core.now()));
+    }
     on_request(
         &state,
-        request_id(&path),
+        &req,
+        sealed.as_deref(),
+        id,
         move |r| {
             guard.check(r)?;
             let correct = keys.verify(r.id.as_bytes(), &digits, &r.code_hash);
@@ -246,18 +303,17 @@ pub async fn no_input(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Signed(p): Signed,
 ) -> HttpResponse {
-    match verified(&state, &req, payload).await {
-        Ok(p) => no_input_for(&state, &p, request_id(&path)).await,
-        Err(e) => e.error_response(),
-    }
+    no_input_for(&state, &req, &p, request_id(&path)).await
 }
 
-async fn no_input_for(state: &AppState, p: &Params, id: Option<Uuid>) -> HttpResponse {
+async fn no_input_for(state: &AppState, req: &HttpRequest, p: &Params, id: Option<Uuid>) -> HttpResponse {
     let guard = CallGuard::new(state, p);
     on_request(
         state,
+        req,
+        None,
         id,
         move |r| {
             guard.check(r)?;
@@ -279,32 +335,22 @@ fn status_event(p: &Params) -> Option<Event> {
 }
 
 /// Status callback of an outbound call (the request id is in the URL).
-pub async fn status(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let p = match verified(&state, &req, payload).await {
-        Ok(p) => p,
-        Err(e) => return e.error_response(),
-    };
+pub async fn status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
     apply_status(&state, request_id(&path), &p).await
 }
 
 /// Status callback configured on the inbound number: found by call sid.
-pub async fn status_by_sid(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let p = match verified(&state, &req, payload).await {
-        Ok(p) => p,
-        Err(e) => return e.error_response(),
-    };
+pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> HttpResponse {
     let sid = p.get("CallSid");
     let id = if sid.is_empty() {
         None
     } else {
-        match state.core.store.request_by_call_sid(sid).await {
+        match state.core.request_by_call_sid(sid).await {
             Ok(r) => r.map(|r| r.id),
-            Err(e) => return sorry(&state, &e),
+            Err(e) => {
+                tracing::error!(error = %e, "status callback failed");
+                return HttpResponse::ServiceUnavailable().finish();
+            }
         }
     };
     apply_status(&state, id, &p).await
@@ -318,7 +364,7 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpRes
             .transition(id, move |r| {
                 // Before the call is bound, only this request's own URL can name it.
                 let ours = r.call_sid.as_deref().is_none_or(|bound| bound == sid);
-                ours.then_some(event)
+                ours.then(|| event.clone())
             })
             .await;
         if let Err(e) = result {
@@ -330,11 +376,7 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpRes
 }
 
 /// A user called the inbound number: match the caller ID to a pending request.
-pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let p = match verified(&state, &req, payload).await {
-        Ok(p) => p,
-        Err(e) => return e.error_response(),
-    };
+pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
     let from = p.get("From");
     let nobody = Speaker::new(&state, None);
     if is_withheld_caller_id(from) {
@@ -348,9 +390,9 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, payload: web:
     if call_sid.is_empty() {
         return nobody.end(&[Prompt::NoPendingRequest]);
     }
-    let found = match state.core.store.newest_pending_inbound(&caller, crate::service::now()).await {
+    let found = match state.core.pending_inbound_for(&caller).await {
         Ok(found) => found,
-        Err(e) => return sorry(&state, &e),
+        Err(e) => return failed(&state, &req, None, &e),
     };
     let Some(found) = found else {
         tracing::info!(phone = %caller, "inbound call without a pending request");
@@ -359,10 +401,12 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, payload: web:
     let sid = call_sid.clone();
     on_request(
         &state,
+        &req,
+        None,
         Some(found.id),
         move |r| {
             (r.mode == Mode::Inbound && r.phone_number == caller && r.status == Status::Pending)
-                .then_some(Event::CallConnected { call_sid })
+                .then(|| Event::CallConnected { call_sid: call_sid.clone() })
         },
         |speak, _before, after| match after {
             Some(r) if r.status == Status::InProgress && r.call_sid.as_deref() == Some(&sid) => {

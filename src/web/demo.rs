@@ -12,7 +12,6 @@ use crate::domain::status::{FailureReason, Status};
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
 use crate::error::AppError;
-use crate::service::now;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -32,8 +31,18 @@ impl DemoTenant {
         }
         // The key is dropped unseen: only these routes can act for the demo tenant.
         let (tenant, _key) = Tenant::create(DEMO_TENANT.into(), Utc::now());
-        store.create_tenant(tenant.clone()).await?;
-        Ok(Self(tenant))
+        match store.create_tenant(tenant.clone()).await {
+            Ok(()) => Ok(Self(tenant)),
+            // Another server created it at the same moment: use theirs.
+            Err(StoreError::Conflict(_)) => store
+                .list_tenants()
+                .await?
+                .into_iter()
+                .find(|t| t.name == DEMO_TENANT)
+                .map(Self)
+                .ok_or(StoreError::Conflict("the demo tenant could not be created")),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -101,7 +110,7 @@ async fn start(
     }
     .validate(state.default_region, false)?;
     let done = state.core.register(&demo.0, registration).await?;
-    let view = RequestView::at(&done.request, state.inbound_number.as_ref(), now());
+    let view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
     let started = Started {
         code: done.code.expose().to_owned(),
         status: view.status,
@@ -129,7 +138,7 @@ async fn progress(
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id(&id)?;
     let r = state.core.get(&demo.0, id).await?;
-    let v = RequestView::at(&r, state.inbound_number.as_ref(), now());
+    let v = RequestView::at(&r, state.inbound_number.as_ref(), state.core.now());
     Ok(HttpResponse::Ok().json(Progress {
         temporary_password: (v.status == Status::Verified).then(|| temporary_password(&state, id)),
         id: v.id,
@@ -148,7 +157,7 @@ async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.cancel(&demo.0, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -44,7 +44,7 @@ async fn failed_deliveries_are_retried_until_accepted() {
         assert_eq!(serde_json::from_str::<Value>(body).unwrap()["status"], "canceled");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let left: i64 = app.db().query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)).unwrap();
+    let left: i64 = app.store().await.job_backlog().await.unwrap().iter().map(|(_, n)| n).sum();
     assert_eq!(left, 0, "the delivered callback leaves no job behind");
     assert_eq!(sink.hits.lock().unwrap().len(), 3);
 }
@@ -53,7 +53,7 @@ async fn failed_deliveries_are_retried_until_accepted() {
 async fn during_key_rotation_both_secrets_sign() {
     let app = spawn_app().await;
     let sink = CallbackSink::start().await;
-    let db = ivr_auth::cli::DbArgs { database_url: Some(app.db_url.clone()) };
+    let db = ivr_auth::cli::DbArgs { database_url: Some(app.db_url().to_owned()) };
     let out =
         ivr_auth::cli::tenant(&db, None, ivr_auth::cli::TenantAction::RotateKey { name: "acme".into() }).await.unwrap();
     let rotated: Value = serde_json::from_str(&out).unwrap();
@@ -63,7 +63,7 @@ async fn during_key_rotation_both_secrets_sign() {
     // The old key stops working at once; the new one works.
     let old = app.register_as(&app.tenant, json!({ "phone_number": PHONE, "mode": "inbound" })).await;
     assert_eq!(old.status(), 401);
-    let tenant = Tenant { api_key: new_key.into(), callback_secret: new_secret.into() };
+    let tenant = Tenant { api_key: new_key.into(), callback_secret: new_secret.into(), ..app.tenant.clone() };
     let resp =
         app.register_as(&tenant, json!({ "phone_number": PHONE, "mode": "inbound", "callback_url": sink.url })).await;
     assert_eq!(resp.status(), 201);

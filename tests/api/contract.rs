@@ -4,8 +4,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn count_requests(app: &TestApp) -> i64 {
-    app.db().query_row("SELECT COUNT(*) FROM auth_requests", [], |r| r.get(0)).unwrap()
+async fn count_requests(app: &TestApp) -> u64 {
+    let tenant = uuid::Uuid::parse_str(&app.tenant.tenant_id).unwrap();
+    app.store().await.count_requests(tenant).await.unwrap()
 }
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
@@ -132,23 +133,21 @@ async fn codes_ids_and_defaults() {
     assert_eq!((expires - created).num_seconds(), 300);
     // The code is stored only as a keyed hash.
     let code = a["code"].as_str().unwrap();
-    let rows: Vec<Vec<u8>> = {
-        let db = app.db();
-        let mut stmt = db.prepare("SELECT code_hash FROM auth_requests").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
-    assert!(rows.iter().all(|h| h.len() == 32 && !String::from_utf8_lossy(h).contains(code)));
-    let dump: String = app
-        .db()
-        .query_row("SELECT group_concat(quote(code_hash) || quote(fingerprint) || ifnull(quote(code_salt),'')) FROM auth_requests", [], |r| r.get(0))
-        .unwrap();
-    assert!(!dump.contains(code));
+    for id in [a["id"].as_str().unwrap(), b["id"].as_str().unwrap()] {
+        let stored = app.stored(id).await;
+        assert_eq!(stored.code_hash.len(), 32);
+        let dump = format!("{:?}{:?}{:?}{}", stored.code_hash, stored.fingerprint, stored.code_salt, {
+            let bytes = [stored.code_hash.as_slice(), &stored.fingerprint, stored.code_salt.as_deref().unwrap_or(&[])];
+            String::from_utf8_lossy(&bytes.concat()).into_owned()
+        });
+        assert!(!dump.contains(code));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_tenants_request_is_not_found() {
     let app = spawn_app().await;
-    let other = create_tenant(&app.db_url, "other").await;
+    let other = create_tenant(app.db_url(), "other").await;
     let r = app.register(json!({ "phone_number": PHONE, "mode": "inbound" })).await;
     let id = r["id"].as_str().unwrap();
     let (s, e) = error_of(app.get_as(&other, id).await).await;
@@ -187,10 +186,10 @@ async fn external_id_is_idempotent() {
     let (s, e) = error_of(app.register_as(&app.tenant, different).await).await;
     assert_eq!((s, e["error"]["code"].as_str().unwrap()), (409, "external_id_conflict"));
     // Another tenant may use the same external_id.
-    let other = create_tenant(&app.db_url, "other").await;
+    let other = create_tenant(app.db_url(), "other").await;
     let theirs = app.register_as(&other, body).await;
     assert_eq!(theirs.status(), 201);
-    assert_eq!(count_requests(&app).await, 2);
+    assert_eq!(count_requests(&app).await, 1, "acme has its one request; the other tenant has its own");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,7 +223,7 @@ async fn expiry_shows_at_once_and_is_final() {
     let sink = CallbackSink::start().await;
     let r = app.register(json!({ "phone_number": PHONE, "mode": "inbound", "callback_url": sink.url })).await;
     let id = r["id"].as_str().unwrap();
-    app.expire_now(id);
+    app.expire_now(id).await;
     // Visible on the very next read, sweeper or not.
     assert_eq!(app.get(id).await["status"], "expired");
     let (s, _) = error_of(app.cancel(id).await).await;
@@ -236,22 +235,20 @@ async fn expiry_shows_at_once_and_is_final() {
     let hits = sink.wait_hits(1, std::time::Duration::from_secs(5)).await;
     let body: Value = serde_json::from_str(&hits[0].1).unwrap();
     assert_eq!(body["status"], "expired");
-    let stored: String = app.db().query_row("SELECT status FROM auth_requests", [], |r| r.get(0)).unwrap();
-    assert_eq!(stored, "expired");
+    assert_eq!(app.stored(id).await.status.as_str(), "expired");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_answer_429_with_retry_after() {
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let db_url = format!("sqlite://{}", dir.path().join("ivr.db").display());
-    let mut a = args(&Opts::default(), &db_url);
-    a.rate_limit = Some(2);
-    a.phone_rate_limit = Some(1);
-    let app = ivr_auth::startup::Application::build(ivr_auth::config::Settings::from_args(a).unwrap()).await.unwrap();
-    let base = app.base_url().to_owned();
-    tokio::spawn(app.run_until_stopped());
-    let tenant = create_tenant(&db_url, "acme").await;
-    let http = http();
+    let app = spawn_with(Opts {
+        configure: Some(std::sync::Arc::new(|a| {
+            a.rate_limit = Some(2);
+            a.phone_rate_limit = Some(1);
+        })),
+        ..Default::default()
+    })
+    .await;
+    let (base, tenant, http) = (app.base.clone(), app.tenant.clone(), app.http.clone());
     let post = |phone: &'static str| {
         http.post(format!("{base}/v1/auth-requests"))
             .bearer_auth(&tenant.api_key)

@@ -182,15 +182,11 @@ async fn inbound_from_an_unknown_number_hears_no_pending_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paced_prompts_take_their_time_and_a_key_interrupts_them() {
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let db_url = format!("sqlite://{}", dir.path().join("ivr.db").display());
-    let mut a = args(&Opts::default(), &db_url);
-    a.simulator_pacing = Some(true);
-    let server =
-        ivr_auth::startup::Application::build(ivr_auth::config::Settings::from_args(a).unwrap()).await.unwrap();
-    let base = server.base_url().to_owned();
-    tokio::spawn(server.run_until_stopped());
-    let app = TestApp::attach(base, create_tenant(&db_url, "acme").await, dir);
+    let app = spawn_with(Opts {
+        configure: Some(std::sync::Arc::new(|a| a.simulator_pacing = Some(true))),
+        ..Default::default()
+    })
+    .await;
     let r = app.register(json!({ "phone_number": PHONE, "code": "4242", "locale": "en-US" })).await;
     let id = r["id"].as_str().unwrap();
     let answered = std::time::Instant::now();

@@ -7,17 +7,23 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use ivr_auth::cli::{DbArgs, TenantAction};
+use ivr_auth::clock::ShiftedClock;
 use ivr_auth::config::{ServeArgs, Settings};
 use ivr_auth::startup::Application;
+use ivr_auth::store::Store;
 use serde_json::{Value, json};
 
+pub use crate::db::{Backend, TestDb};
+
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789";
+pub const SECRET_KEY: &str = "test-secret-key-shared-by-every-node-0123";
 pub const INBOUND: &str = "+81312345678";
 pub const PHONE: &str = "+819012345678";
 
 /// A tenant's credentials as `tenant create` printed them.
 #[derive(Clone, Debug)]
 pub struct Tenant {
+    pub tenant_id: String,
     pub api_key: String,
     pub callback_secret: String,
 }
@@ -27,11 +33,14 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub tenant: Tenant,
-    pub db_url: String,
-    pub db_path: PathBuf,
+    pub db: Arc<TestDb>,
     pub public_url: String,
-    _dir: Arc<tempfile::TempDir>,
+    /// The server's clock, when the server runs in this process.
+    pub clock: Option<Arc<ShiftedClock>>,
 }
+
+/// Changes to the settings a test needs.
+pub type Configure = Arc<dyn Fn(&mut ServeArgs) + Send + Sync>;
 
 /// How to start it.
 #[derive(Clone)]
@@ -41,17 +50,18 @@ pub struct Opts {
     pub gather_timeout: u32,
     pub public_url: Option<String>,
     pub voice_prompts_dir: Option<PathBuf>,
-    pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Any other setting.
+    pub configure: Option<Configure>,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Self { twilio_api: None, gather_timeout: 10, public_url: None, voice_prompts_dir: None, dir: None }
+        Self { twilio_api: None, gather_timeout: 10, public_url: None, voice_prompts_dir: None, configure: None }
     }
 }
 
 pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
-    ServeArgs {
+    let mut a = ServeArgs {
         listen: Some("127.0.0.1:0".into()),
         database_url: Some(db_url.into()),
         public_url: opts.public_url.clone(),
@@ -62,6 +72,8 @@ pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
         caller_id: Some("+815011112222".into()),
         inbound_number: Some(INBOUND.into()),
         allow_private_callbacks: Some(true),
+        secret_key: Some(SECRET_KEY.into()),
+        database_max_connections: Some(4),
         gather_timeout: Some(opts.gather_timeout),
         rate_limit: Some(0),
         phone_rate_limit: Some(0),
@@ -69,7 +81,11 @@ pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
         call_end_grace_ms: Some(300),
         simulator_pacing: Some(false),
         ..Default::default()
+    };
+    if let Some(configure) = &opts.configure {
+        configure(&mut a);
     }
+    a
 }
 
 /// An HTTP client for tests (after the TLS provider is installed).
@@ -83,6 +99,7 @@ pub async fn create_tenant(db_url: &str, name: &str) -> Tenant {
     let out = ivr_auth::cli::tenant(&db, None, TenantAction::Create { name: name.into() }).await.unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     Tenant {
+        tenant_id: v["tenant_id"].as_str().unwrap().into(),
         api_key: v["api_key"].as_str().unwrap().into(),
         callback_secret: v["callback_secret"].as_str().unwrap().into(),
     }
@@ -92,25 +109,51 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Opts::default()).await
 }
 
+/// A server in this process on a fresh database of the run's backend, with tenant "acme".
 pub async fn spawn_with(opts: Opts) -> TestApp {
-    let dir = opts.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
-    let db_path = dir.path().join("ivr.db");
-    let db_url = format!("sqlite://{}", db_path.display());
-    let settings = Settings::from_args(args(&opts, &db_url)).unwrap();
-    let app = Application::build(settings).await.unwrap();
+    let db = Arc::new(TestDb::new(Backend::of_run()).await);
+    spawn_on(opts, db).await
+}
+
+/// A server in this process on `db`, with tenant "acme".
+pub async fn spawn_on(opts: Opts, db: Arc<TestDb>) -> TestApp {
+    let settings = Settings::from_args(args(&opts, &db.url)).unwrap();
+    let clock = Arc::new(ShiftedClock::default());
+    let app = Application::build_with_clock(settings, clock.clone()).await.unwrap();
     let base = app.base_url().to_owned();
     tokio::spawn(app.run_until_stopped());
-    let tenant = create_tenant(&db_url, "acme").await;
+    let tenant = create_tenant(&db.url, "acme").await;
     let public_url = opts.public_url.clone().unwrap_or_else(|| base.clone());
-    TestApp { base, http: http(), tenant, db_url, db_path, public_url, _dir: dir }
+    TestApp { base, http: http(), tenant, db, public_url, clock: Some(clock) }
 }
 
 impl TestApp {
-    /// A handle on a server started elsewhere (e.g. a child process) on `dir`'s database.
-    pub fn attach(base: String, tenant: Tenant, dir: Arc<tempfile::TempDir>) -> Self {
-        let db_path = dir.path().join("ivr.db");
-        let db_url = format!("sqlite://{}", db_path.display());
-        TestApp { public_url: base.clone(), base, http: http(), tenant, db_url, db_path, _dir: dir }
+    /// A handle on a server started elsewhere (e.g. a child process) on `db`.
+    pub fn attach(base: String, tenant: Tenant, db: Arc<TestDb>) -> Self {
+        TestApp { public_url: base.clone(), base, http: http(), tenant, db, clock: None }
+    }
+
+    pub fn db_url(&self) -> &str {
+        &self.db.url
+    }
+
+    /// The server's store, opened beside it: what is stored, whatever the backend.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        self.db.store().await
+    }
+
+    /// The stored row of request `id` (no expiry applied, unlike the API).
+    pub async fn stored(&self, id: &str) -> ivr_auth::domain::request::AuthRequest {
+        let uuid = uuid::Uuid::parse_str(id).unwrap();
+        self.store().await.request(uuid).await.unwrap().expect("stored request")
+    }
+
+    /// Moves the server's clock just past request `id`'s expiry, as if its time had run out.
+    pub async fn expire_now(&self, id: &str) {
+        let clock = self.clock.as_ref().expect("the server runs in this process");
+        let expires_at = self.stored(id).await.expires_at;
+        let now = ivr_auth::clock::Clock::now(&**clock);
+        clock.advance(expires_at - now + chrono::Duration::milliseconds(1));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -261,25 +304,6 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
-    }
-
-    /// A direct look into the database, for what no API shows.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db_path).unwrap()
-    }
-
-    /// Moves a request's expiry into the past, as if its time had run out.
-    pub fn expire_now(&self, id: &str) {
-        let uuid = uuid::Uuid::parse_str(id).unwrap();
-        let past = chrono::Utc::now().timestamp_millis() - 1000;
-        let n = self
-            .db()
-            .execute(
-                "UPDATE auth_requests SET expires_at = ?1 WHERE id = ?2",
-                rusqlite::params![past, uuid.as_bytes().as_slice()],
-            )
-            .unwrap();
-        assert_eq!(n, 1);
     }
 }
 

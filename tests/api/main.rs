@@ -3,10 +3,12 @@
 
 mod callbacks;
 mod contract;
+mod db;
 mod flows;
 mod helpers;
 mod ops;
 mod pages;
 mod process;
 mod random_sequences;
+mod store;
 mod webhooks;

@@ -28,6 +28,8 @@ fn spawn_proc(db_url: &str, extra: &[(&str, &str)]) -> Proc {
         .env("IVR_AUTH_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("IVR_AUTH_SECRET_KEY", SECRET_KEY)
+        .env("IVR_AUTH_DATABASE_MAX_CONNECTIONS", "4")
         .env("IVR_AUTH_SIMULATOR_PACING", "false")
         .envs(extra.iter().copied())
         .stdin(Stdio::null())
@@ -78,11 +80,11 @@ impl Drop for Proc {
     }
 }
 
-async fn setup() -> (tempfile::TempDir, String, Tenant) {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("ivr.db").display());
-    let tenant = create_tenant(&db_url, "acme").await;
-    (dir, db_url, tenant)
+async fn setup() -> (Arc<TestDb>, String, Tenant) {
+    let db = Arc::new(TestDb::new(Backend::of_run()).await);
+    let tenant = create_tenant(&db.url, "acme").await;
+    let url = db.url.clone();
+    (db, url, tenant)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,7 +118,7 @@ async fn a_pending_call_job_resumes_after_a_restart() {
 
     let second = spawn_proc(&db_url, &twilio);
     double.wait_calls(tried + 1).await;
-    let app = TestApp::attach(second.base.clone(), tenant, std::sync::Arc::new(dir));
+    let app = TestApp::attach(second.base.clone(), tenant, dir);
     app.wait_status(&id, "calling").await;
     assert_eq!(param(&double.call(double.count() - 1), "To"), [PHONE]);
 }
@@ -162,9 +164,16 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 50, "only {} registrations before the kill", acked.len());
 
-    let db = rusqlite::Connection::open(dir.path().join("ivr.db")).unwrap();
-    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(integrity, "ok");
+    if dir.backend == Backend::Sqlite {
+        let path = db_url.strip_prefix("sqlite://").unwrap();
+        let db = ivr_auth::store::sqlite::SqliteStore::open(
+            std::path::Path::new(path),
+            ivr_auth::store::OpenOptions::new(ivr_auth::store::Role::Cli),
+        )
+        .await
+        .unwrap();
+        assert_eq!(db.integrity_check().await.unwrap(), "ok");
+    }
     let restarted = spawn_proc(&db_url, &[]);
     for (id, external) in &acked {
         let v: Value = http
@@ -194,7 +203,7 @@ async fn sigterm_stops_gracefully() {
 async fn logs_never_show_codes_keys_or_full_phone_numbers() {
     let (dir, db_url, tenant) = setup().await;
     let server = spawn_proc(&db_url, &[("IVR_AUTH_LOG", "debug"), ("IVR_AUTH_GATHER_TIMEOUT", "1")]);
-    let app = TestApp::attach(server.base.clone(), tenant.clone(), std::sync::Arc::new(dir));
+    let app = TestApp::attach(server.base.clone(), tenant.clone(), dir);
     let sink = CallbackSink::start().await;
     let mut codes = vec!["9182736450".to_owned()];
 
@@ -213,7 +222,7 @@ async fn logs_never_show_codes_keys_or_full_phone_numbers() {
     app.sim_keys(call["sid"].as_str().unwrap(), &codes[1]).await;
     app.wait_status(r["id"].as_str().unwrap(), "verified").await;
     // Failures: a bad key, a forged webhook, a withheld caller, an unknown caller.
-    let bad_key = Tenant { api_key: format!("{}x", tenant.api_key), callback_secret: String::new() };
+    let bad_key = Tenant { api_key: format!("{}x", tenant.api_key), ..tenant.clone() };
     assert_eq!(app.get_as(&bad_key, &id).await.status(), 401);
     let (forged, _) = app.raw_webhook("/webhooks/twilio/voice/inbound", &[("From", PHONE)], Some("forged")).await;
     assert_eq!(forged, 403);

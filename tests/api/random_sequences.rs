@@ -59,12 +59,7 @@ async fn run(app: &TestApp, max_attempts: u32, ops: &[Op]) -> Result<(), String>
     let r = app.register(json!({ "phone_number": PHONE, "code": "13579", "max_attempts": max_attempts })).await;
     let id = r["id"].as_str().unwrap().to_owned();
     let placed = app.wait_for(&id, "call placed", |v| v["status"] != "pending").await;
-    let sid: String = {
-        let uuid = uuid::Uuid::parse_str(&id).unwrap();
-        app.db()
-            .query_row("SELECT call_sid FROM auth_requests WHERE id = ?1", [uuid.as_bytes().as_slice()], |r| r.get(0))
-            .unwrap()
-    };
+    let sid: String = app.stored(&id).await.call_sid.unwrap();
     let mut last = placed;
     let mut terminal: Option<Value> = None;
     for op in ops {
@@ -85,7 +80,7 @@ async fn run(app: &TestApp, max_attempts: u32, ops: &[Op]) -> Result<(), String>
                 app.webhook(&format!("/webhooks/twilio/voice/status/{id}"), &p).await;
             }
             Op::Cancel => drop(app.cancel(&id).await),
-            Op::Expire => app.expire_now(&id),
+            Op::Expire => app.expire_now(&id).await,
             Op::Read => {}
         }
         let now = app.get(&id).await;

@@ -14,21 +14,18 @@ async fn twilio_app() -> (TestApp, ProviderDouble) {
 async fn placed(app: &TestApp, double: &ProviderDouble, extra: Value) -> (String, String, String) {
     let mut body = json!({ "phone_number": PHONE, "locale": "en-US" });
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let before = double.count();
     let r = app.register(body).await;
     let id = r["id"].as_str().unwrap().to_owned();
-    let before = double.count();
     double.wait_calls(before + 1).await;
     let v = app.wait_status(&id, "calling").await;
-    let sid = v_sid(app, &id);
+    let sid = v_sid(app, &id).await;
     assert!(v["call_status"].is_null());
     (id, r["code"].as_str().unwrap().to_owned(), sid)
 }
 
-fn v_sid(app: &TestApp, id: &str) -> String {
-    let uuid = uuid::Uuid::parse_str(id).unwrap();
-    app.db()
-        .query_row("SELECT call_sid FROM auth_requests WHERE id = ?1", [uuid.as_bytes().as_slice()], |r| r.get(0))
-        .unwrap()
+async fn v_sid(app: &TestApp, id: &str) -> String {
+    app.stored(id).await.call_sid.unwrap()
 }
 
 fn call_params<'a>(sid: &'a str, to: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -143,7 +140,7 @@ async fn signatures_are_checked_against_the_public_url_behind_a_proxy() {
     assert_eq!(param(&p, "Url"), [format!("{public}/webhooks/twilio/voice/answer/{id}").as_str()]);
     let sid = {
         app.wait_status(id, "calling").await;
-        v_sid(&app, id)
+        v_sid(&app, id).await
     };
     // The provider signs the public URL; the request arrives at the local address.
     let (s, doc) = app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE)).await;
@@ -293,7 +290,7 @@ async fn expired_request_on_a_live_call_says_expired() {
     let (app, double) = twilio_app().await;
     let (id, code, sid) = placed(&app, &double, json!({})).await;
     app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE)).await;
-    app.expire_now(&id);
+    app.expire_now(&id).await;
     let mut p = call_params(&sid, PHONE);
     p.push(("Digits", &code));
     let (_, doc) = app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &p).await;

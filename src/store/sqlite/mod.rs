@@ -1,29 +1,44 @@
 //! The embedded SQLite backend: WAL, `synchronous=FULL`, group commit on one writer thread.
+//!
+//! One server process owns a database file (it holds the file's lock), so
+//! the writer thread serializes every read-decide-write, and the process
+//! clock is the database's clock.
 
 mod pool;
 mod rows;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::Tenant;
-use crate::store::{Applied, Decide, Inserted, Job, JobKind, NewJob, Role, Store, StoreError};
+use crate::store::{
+    Applied, Decide, Inserted, Job, JobKind, Lease, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError,
+    WriteCounters,
+};
 use pool::{Pool, db_err};
-use rows::{ms, request_columns, tenant_columns};
+use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 1] = [include_str!("../../../schema.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
+];
 
 /// SQLite-backed store.
 pub struct SqliteStore {
     pool: Pool,
+    counters: Arc<WriteCounters>,
+    lease_ms: i64,
     /// Held for the life of a server process: one server per database file.
     _server_lock: Option<File>,
 }
@@ -57,18 +72,54 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
-fn insert_jobs(conn: &Connection, jobs: &[NewJob], now: DateTime<Utc>) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO jobs (kind, request_id, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for j in jobs {
-        stmt.execute(params![j.kind.as_str(), j.request_id.as_bytes(), j.payload, ms(j.run_at), ms(now)])?;
-    }
-    Ok(())
+/// The database's clock: this process's, in milliseconds.
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
-fn delete_job(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute([id])
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// Inserts `jobs`; those marked `claim` are leased to a new claim token and returned.
+fn insert_jobs(conn: &Connection, jobs: &[NewJob], lease_ms: i64) -> Result<Vec<Job>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(db_err)?;
+    let now = now_ms();
+    let token = Uuid::now_v7();
+    let mut claimed = Vec::new();
+    for j in jobs {
+        let (owner, until, attempts) =
+            if j.claim { (Some(token.as_bytes().as_slice()), Some(now + lease_ms), 1) } else { (None, None, 0) };
+        let run_at = now + millis(j.delay);
+        stmt.execute(params![j.kind.as_str(), j.request_id.as_bytes(), j.payload, run_at, now, owner, until, attempts])
+            .map_err(db_err)?;
+        if j.claim {
+            claimed.push(Job {
+                id: conn.last_insert_rowid(),
+                kind: j.kind,
+                request_id: j.request_id,
+                payload: j.payload.clone(),
+                attempts: 0,
+                created_at: rows::from_ms(now).map_err(db_err)?,
+                token,
+            });
+        }
+    }
+    Ok(claimed)
+}
+
+/// Runs a statement on job `lease.job` that only its lease holder may run.
+fn leased(conn: &Connection, sql: &str, lease: Lease, extra: &[&dyn rusqlite::ToSql]) -> Result<(), StoreError> {
+    let token: &[u8] = lease.token.as_bytes();
+    let mut p: Vec<&dyn rusqlite::ToSql> = vec![&lease.job, &token];
+    p.extend_from_slice(extra);
+    let n = conn.prepare_cached(sql).and_then(|mut s| s.execute(p.as_slice())).map_err(db_err)?;
+    if n == 0 { Err(StoreError::LeaseLost) } else { Ok(()) }
 }
 
 fn select_request(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AuthRequest>> {
@@ -76,15 +127,37 @@ fn select_request(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AuthRe
     conn.prepare_cached(SQL)?.query_row([id.as_bytes()], rows::request_from_row).optional()
 }
 
+fn select_by_external_id(conn: &Connection, tenant: Uuid, external_id: &str) -> rusqlite::Result<Option<AuthRequest>> {
+    const SQL: &str =
+        concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2");
+    conn.prepare_cached(SQL)?.query_row(params![tenant.as_bytes(), external_id], rows::request_from_row).optional()
+}
+
+/// When `limit` is reached for the request's number: how long until a slot frees up.
+fn number_limited(conn: &Connection, r: &AuthRequest, limit: NumberLimit) -> rusqlite::Result<Option<Duration>> {
+    let since = ms(r.created_at - limit.window);
+    let nth_newest: Option<i64> = conn
+        .prepare_cached(
+            "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
+             ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+        )?
+        .query_row(params![r.phone_number.as_str(), since, i64::from(limit.max.max(1)) - 1], |row| row.get(0))
+        .optional()?;
+    Ok(nth_newest.map(|t| {
+        let frees_at = t + limit.window.num_milliseconds();
+        Duration::from_millis(u64::try_from(frees_at - ms(r.created_at)).unwrap_or(0).max(1))
+    }))
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating) the database at `path`. A server takes
     /// an exclusive lock so that no second server shares the file, and then
     /// frees the job leases a previous, dead server process left behind.
-    pub async fn open(path: &Path, role: Role) -> Result<Self, StoreError> {
+    pub async fn open(path: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err)?;
         }
-        let server_lock = match role {
+        let server_lock = match options.role {
             Role::Cli => None,
             Role::Server => {
                 let file = File::create(lock_path(path)).map_err(db_err)?;
@@ -95,12 +168,36 @@ impl SqliteStore {
             }
         };
         let path = path.to_owned();
-        let pool = tokio::task::spawn_blocking(move || Pool::open(&path, migrate)).await.map_err(db_err)??;
-        let store = Self { pool, _server_lock: server_lock };
-        if role == Role::Server {
-            store.pool.write(|c| c.execute("UPDATE jobs SET locked_until = NULL", []).map_err(db_err)).await?;
+        let counters = Arc::new(WriteCounters::default());
+        let pool_counters = counters.clone();
+        let pool =
+            tokio::task::spawn_blocking(move || Pool::open(&path, migrate, pool_counters)).await.map_err(db_err)??;
+        let store = Self { pool, counters, lease_ms: millis(options.lease), _server_lock: server_lock };
+        if options.role == Role::Server {
+            // Safe only because the lock above makes this the file's one server.
+            store
+                .pool
+                .write(|c| c.execute("UPDATE jobs SET lease_until = NULL, lease_owner = NULL", []).map_err(db_err))
+                .await?;
         }
         Ok(store)
+    }
+
+    /// Stores many requests at once, without jobs (benchmark seeding).
+    pub async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError> {
+        self.pool
+            .write(move |c| {
+                for r in &requests {
+                    rows::insert_request(c, r).map_err(db_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// The result of `PRAGMA integrity_check` ("ok" when the file is sound).
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        self.pool.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(db_err)).await
     }
 }
 
@@ -183,42 +280,29 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_request(&self, request: AuthRequest, jobs: Vec<NewJob>) -> Result<Inserted, StoreError> {
-        self.pool
-            .write(move |c| match rows::insert_request(c, &request) {
-                Ok(_) => {
-                    insert_jobs(c, &jobs, request.created_at).map_err(db_err)?;
-                    Ok(Inserted::Created)
-                }
-                Err(e) if is_unique_violation(&e) && request.external_id.is_some() => {
-                    let sql = concat!(
-                        "SELECT ",
-                        request_columns!(),
-                        " FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2"
-                    );
-                    let existing = c
-                        .prepare_cached(sql)
-                        .and_then(|mut s| {
-                            s.query_row(
-                                params![request.tenant_id.as_bytes(), request.external_id],
-                                rows::request_from_row,
-                            )
-                        })
-                        .map_err(db_err)?;
-                    Ok(Inserted::Existing(Box::new(existing)))
-                }
-                Err(e) => Err(db_err(e)),
-            })
-            .await
-    }
-
-    async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError> {
+    async fn insert_request(
+        &self,
+        request: AuthRequest,
+        jobs: Vec<NewJob>,
+        limit: Option<NumberLimit>,
+    ) -> Result<Inserted, StoreError> {
+        let (counters, lease_ms) = (self.counters.clone(), self.lease_ms);
         self.pool
             .write(move |c| {
-                for r in &requests {
-                    rows::insert_request(c, r).map_err(db_err)?;
+                if let Some(external_id) = &request.external_id
+                    && let Some(existing) = select_by_external_id(c, request.tenant_id, external_id).map_err(db_err)?
+                {
+                    return Ok(Inserted::Existing(Box::new(existing)));
                 }
-                Ok(())
+                if let Some(limit) = limit
+                    && let Some(retry_after) = number_limited(c, &request, limit).map_err(db_err)?
+                {
+                    return Ok(Inserted::Limited { retry_after });
+                }
+                rows::insert_request(c, &request).map_err(db_err)?;
+                let claimed = insert_jobs(c, &jobs, lease_ms)?;
+                counters.wrote();
+                Ok(Inserted::Created { claimed })
             })
             .await
     }
@@ -267,18 +351,35 @@ impl Store for SqliteStore {
         &self,
         id: Uuid,
         decide: Decide,
-        finished_job: Option<i64>,
+        finishing: Option<Lease>,
     ) -> Result<Option<Applied>, StoreError> {
+        let counters = self.counters.clone();
         self.pool
             .write(move |c| {
-                if let Some(job) = finished_job {
-                    delete_job(c, job).map_err(db_err)?;
+                if let Some(lease) = finishing {
+                    leased(c, "DELETE FROM jobs WHERE id = ?1 AND lease_owner = ?2", lease, &[])?;
+                    counters.wrote();
                 }
                 let Some(before) = select_request(c, id).map_err(db_err)? else { return Ok(None) };
                 let Some(update) = decide(&before) else { return Ok(Some(Applied { before, after: None })) };
                 rows::update_request(c, &update.request).map_err(db_err)?;
-                insert_jobs(c, &update.jobs, update.request.updated_at).map_err(db_err)?;
+                insert_jobs(c, &update.jobs, 0)?;
+                if finishing.is_none() {
+                    counters.wrote();
+                }
                 Ok(Some(Applied { before, after: Some(update.request) }))
+            })
+            .await
+    }
+
+    async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError> {
+        self.pool
+            .read(move |c| {
+                c.query_row("SELECT COUNT(*) FROM auth_requests WHERE tenant_id = ?1", [tenant.as_bytes()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(db_err)
             })
             .await
     }
@@ -299,88 +400,120 @@ impl Store for SqliteStore {
     }
 
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
+        let counters = self.counters.clone();
         self.pool
             .write(move |c| {
-                c.execute(
-                    "DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
-                     WHERE terminal = 1 AND updated_at < ?1 LIMIT ?2)",
-                    params![ms(before), limit as i64],
-                )
-                .map_err(db_err)
+                let n = c
+                    .execute(
+                        "DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
+                         WHERE terminal = 1 AND updated_at < ?1 LIMIT ?2)",
+                        params![ms(before), limit as i64],
+                    )
+                    .map_err(db_err)?;
+                if n > 0 {
+                    counters.wrote();
+                }
+                Ok(n)
             })
             .await
     }
 
-    async fn claim_jobs(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Job>, StoreError> {
+    async fn claim_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let (counters, lease_ms) = (self.counters.clone(), self.lease_ms);
         self.pool
             .write(move |c| {
+                let now = now_ms();
+                let token = Uuid::now_v7();
                 let mut stmt = c
                     .prepare_cached(
-                        "UPDATE jobs SET locked_until = ?2, attempts = attempts + 1 WHERE id IN \
+                        "UPDATE jobs SET lease_until = ?2, lease_owner = ?4, attempts = attempts + 1 WHERE id IN \
                          (SELECT id FROM jobs WHERE dead = 0 AND run_at <= ?1 \
-                          AND (locked_until IS NULL OR locked_until <= ?1) ORDER BY run_at LIMIT ?3) \
-                         RETURNING id, kind, request_id, payload, attempts - 1 AS attempts, created_at",
+                          AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY run_at LIMIT ?3) \
+                         RETURNING id, kind, request_id, payload, attempts - 1 AS attempts, created_at, lease_owner",
                     )
                     .map_err(db_err)?;
                 let jobs = stmt
-                    .query_map(params![ms(now), ms(lease_until), limit as i64], rows::job_from_row)
+                    .query_map(params![now, now + lease_ms, limit as i64, token.as_bytes()], rows::job_from_row)
+                    .map_err(db_err)?
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(db_err)?;
-                jobs.collect::<Result<Vec<_>, _>>().map_err(db_err)
+                if !jobs.is_empty() {
+                    counters.wrote();
+                }
+                Ok(jobs)
             })
             .await
     }
 
-    async fn finish_job(&self, id: i64) -> Result<(), StoreError> {
+    async fn renew_leases(&self, leases: Vec<Lease>) -> Result<usize, StoreError> {
+        let (counters, lease_ms) = (self.counters.clone(), self.lease_ms);
         self.pool
             .write(move |c| {
-                delete_job(c, id).map_err(db_err)?;
+                let until = now_ms() + lease_ms;
+                let mut renewed = 0;
+                for lease in leases {
+                    let sql = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2";
+                    match leased(c, sql, lease, &[&until]) {
+                        Ok(()) => renewed += 1,
+                        Err(StoreError::LeaseLost) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                counters.wrote();
+                Ok(renewed)
+            })
+            .await
+    }
+
+    async fn finish_job(&self, lease: Lease) -> Result<(), StoreError> {
+        let counters = self.counters.clone();
+        self.pool
+            .write(move |c| {
+                leased(c, "DELETE FROM jobs WHERE id = ?1 AND lease_owner = ?2", lease, &[])?;
+                counters.wrote();
                 Ok(())
             })
             .await
     }
 
-    async fn retry_job(&self, id: i64, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
-        let error = error.to_owned();
+    async fn retry_job(&self, lease: Lease, delay: Duration, error: &str) -> Result<(), StoreError> {
+        let (error, counters) = (error.to_owned(), self.counters.clone());
         self.pool
             .write(move |c| {
-                c.prepare_cached("UPDATE jobs SET run_at = ?2, locked_until = NULL, last_error = ?3 WHERE id = ?1")
-                    .and_then(|mut s| s.execute(params![id, ms(run_at), error]))
-                    .map_err(db_err)?;
+                let run_at = now_ms() + millis(delay);
+                let sql = "UPDATE jobs SET run_at = ?3, lease_until = NULL, lease_owner = NULL, last_error = ?4 \
+                           WHERE id = ?1 AND lease_owner = ?2";
+                leased(c, sql, lease, &[&run_at, &error])?;
+                counters.wrote();
                 Ok(())
             })
             .await
     }
 
-    async fn bury_job(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        let error = error.to_owned();
+    async fn bury_job(&self, lease: Lease, error: &str) -> Result<(), StoreError> {
+        let (error, counters) = (error.to_owned(), self.counters.clone());
         self.pool
             .write(move |c| {
-                c.execute(
-                    "UPDATE jobs SET dead = 1, locked_until = NULL, last_error = ?2 WHERE id = ?1",
-                    params![id, error],
-                )
-                .map_err(db_err)?;
+                let sql = "UPDATE jobs SET dead = 1, lease_until = NULL, lease_owner = NULL, last_error = ?3 \
+                           WHERE id = ?1 AND lease_owner = ?2";
+                leased(c, sql, lease, &[&error])?;
+                counters.wrote();
                 Ok(())
             })
             .await
     }
 
-    async fn next_job_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_job_in(&self) -> Result<Option<Duration>, StoreError> {
         self.pool
             .read(|c| {
                 let next: Option<i64> = c
                     .query_row(
-                        "SELECT MIN(COALESCE(MAX(run_at, locked_until), run_at)) FROM jobs WHERE dead = 0",
+                        "SELECT MIN(MAX(run_at, COALESCE(lease_until, run_at))) FROM jobs WHERE dead = 0",
                         [],
                         |r| r.get(0),
                     )
                     .map_err(db_err)?;
-                next.map(rows::from_ms).transpose().map_err(db_err)
+                Ok(next.map(|t| Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))))
             })
             .await
     }
@@ -401,5 +534,22 @@ impl Store for SqliteStore {
                 Ok(out)
             })
             .await
+    }
+
+    async fn heartbeat(&self, _node: Uuid) -> Result<u32, StoreError> {
+        // The file lock admits one server: it is alone.
+        Ok(1)
+    }
+
+    async fn leave(&self, _node: Uuid) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn job_signal(&self) -> Option<Arc<Notify>> {
+        None
+    }
+
+    fn counters(&self) -> &WriteCounters {
+        &self.counters
     }
 }

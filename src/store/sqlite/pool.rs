@@ -8,13 +8,14 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteCounters};
 
 /// Largest group the writer commits at once; bounds the latency of the first write in a group.
 const MAX_GROUP: usize = 1024;
@@ -102,7 +103,11 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
 
 impl Pool {
     /// Opens the writer (running `init` on it first, e.g. migrations) and the readers.
-    pub fn open(path: &Path, init: impl FnOnce(&Connection) -> Result<(), StoreError>) -> Result<Self, StoreError> {
+    pub fn open(
+        path: &Path,
+        init: impl FnOnce(&Connection) -> Result<(), StoreError>,
+        counters: Arc<WriteCounters>,
+    ) -> Result<Self, StoreError> {
         let writer_conn = connect(path, false)?;
         init(&writer_conn)?;
         // Checkpoints run on their own thread, not inside some unlucky commit
@@ -131,7 +136,7 @@ impl Pool {
         let (wtx, wrx) = crossbeam_channel::unbounded::<WriteOp>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&writer_conn, &wrx))
+            .spawn(move || write_loop(&writer_conn, &wrx, &counters))
             .map_err(db_err)?;
         let (rtx, rrx) = crossbeam_channel::unbounded::<ReadOp>();
         for n in 0..READERS {
@@ -158,8 +163,8 @@ impl Pool {
     {
         let (reply, rx) = oneshot::channel();
         let op: WriteOp = Box::new(Task { f, reply });
-        self.writer.send(op).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.writer.send(op).map_err(|_| StoreError::closed())?;
+        rx.await.map_err(|_| StoreError::closed())?
     }
 
     /// Runs `f` on one of the reader connections.
@@ -174,12 +179,12 @@ impl Pool {
                 .unwrap_or_else(|_| Err(StoreError::Corrupt("read panicked".into())));
             let _ = tx.send(result);
         });
-        self.readers.send(op).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.readers.send(op).map_err(|_| StoreError::closed())?;
+        rx.await.map_err(|_| StoreError::closed())?
     }
 }
 
-fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>) {
+fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>, counters: &WriteCounters) {
     let mut group: Vec<WriteOp> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = rx.recv() {
         group.push(first);
@@ -189,12 +194,13 @@ fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        commit_group(conn, &mut group);
+        commit_group(conn, &mut group, counters);
     }
 }
 
 /// One transaction for the whole group, one savepoint per operation.
-fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>) {
+fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>, counters: &WriteCounters) {
+    let changes_before = conn.total_changes();
     let mut finishers: Vec<Finish> = Vec::with_capacity(group.len());
     if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         let msg = e.to_string();
@@ -220,6 +226,8 @@ fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>) {
     let commit = run(conn, "COMMIT").map(|_| ()).map_err(|e| e.to_string());
     if commit.is_err() {
         let _ = run(conn, "ROLLBACK");
+    } else if conn.total_changes() > changes_before {
+        counters.committed();
     }
     for finish in finishers {
         finish(commit.clone().map_err(|m| StoreError::Database(m.into())));

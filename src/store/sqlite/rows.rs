@@ -38,16 +38,6 @@ fn parsed_opt<T>(row: &Row<'_>, col: usize, parse: fn(&str) -> Option<T>) -> rus
     text.map(|t| parse(&t).ok_or_else(|| corrupt("unknown enum value"))).transpose()
 }
 
-/// The columns `request_from_row` reads, in its order (a macro, so queries can `concat!` it).
-macro_rules! request_columns {
-    () => {
-        "id, tenant_id, external_id, fingerprint, mode, phone_number, code_hash, code_salt, code_length, \
-         user_id, locale, max_attempts, attempts, no_input_count, callback_url, status, failure_reason, \
-         call_sid, call_status, created_at, updated_at, expires_at, verified_at"
-    };
-}
-pub(crate) use request_columns;
-
 /// Reads a row selected with `request_columns!()`, by position (no name lookups).
 pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
     Ok(AuthRequest {
@@ -135,14 +125,6 @@ pub fn update_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
     ])
 }
 
-/// The columns `tenant_from_row` reads, in its order.
-macro_rules! tenant_columns {
-    () => {
-        "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at"
-    };
-}
-pub(crate) use tenant_columns;
-
 pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
         id: uuid(row, 0)?,
@@ -169,7 +151,7 @@ pub fn tenant_params(t: &Tenant) -> [Box<dyn rusqlite::ToSql + '_>; 8] {
     ]
 }
 
-/// Reads `id, kind, request_id, payload, attempts, created_at`, by position.
+/// Reads `id, kind, request_id, payload, attempts, created_at, lease_owner`, by position.
 pub fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
         id: row.get(0)?,
@@ -178,5 +160,6 @@ pub fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         payload: row.get(3)?,
         attempts: row.get(4)?,
         created_at: from_ms(row.get(5)?)?,
+        token: uuid(row, 6)?,
     })
 }

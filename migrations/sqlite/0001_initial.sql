@@ -1,4 +1,4 @@
--- ivr-auth schema, SQLite dialect (version 1).
+-- ivr-auth schema, SQLite dialect, version 1 (migrations/sqlite/ holds the later steps).
 -- Times are INTEGER milliseconds since the Unix epoch (UTC); ids are 16-byte UUIDs.
 -- Applied by the server at start-up; `ivr-auth migrate` applies it alone.
 

@@ -1,0 +1,58 @@
+//! This server among the others on one database: it says it is alive, and
+//! learns how many servers are, so limits meant for the whole service can be
+//! shared out between them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::store::Store;
+
+/// How often a server says it is alive (the store counts a server as alive
+/// for three of these).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// This server's identity and its view of the cluster.
+pub struct Cluster {
+    pub node: Uuid,
+    /// Live servers, this one included.
+    pub nodes: Arc<AtomicU32>,
+}
+
+impl Cluster {
+    /// Joins: the first heartbeat is written before the server answers anything.
+    pub async fn join(store: &dyn Store) -> Result<Self, crate::store::StoreError> {
+        let node = Uuid::now_v7();
+        let n = store.heartbeat(node).await?;
+        Ok(Self { node, nodes: Arc::new(AtomicU32::new(n)) })
+    }
+
+    /// Keeps the heartbeat going until `shutdown`, then leaves.
+    pub fn spawn(&self, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let (node, nodes) = (self.node, self.nodes.clone());
+        tokio::spawn(async move {
+            while !*shutdown.borrow() {
+                tokio::select! {
+                    () = tokio::time::sleep(HEARTBEAT) => {}
+                    _ = shutdown.changed() => break,
+                }
+                match store.heartbeat(node).await {
+                    Ok(n) => {
+                        let before = nodes.swap(n, Ordering::Relaxed);
+                        if before != n {
+                            tracing::info!(servers = n, "servers on this database changed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+            if let Err(e) = store.leave(node).await {
+                tracing::warn!(error = %e, "could not sign off from the database");
+            }
+        })
+    }
+}

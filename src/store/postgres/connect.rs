@@ -1,0 +1,190 @@
+//! From a `postgres://` URL to a connection configuration and a rustls connector.
+//!
+//! The URL is libpq's: several hosts (`postgres://u@h1:5432,h2:5432/db`) with
+//! `target_session_attrs=read-write` follow a standby's promotion, and
+//! `sslmode` asks for TLS. libpq's `verify-ca`, `verify-full` and
+//! `sslrootcert` are understood here, since the driver knows only
+//! `disable`, `prefer` and `require`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::store::StoreError;
+
+/// How much of the server's certificate is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// No TLS, or TLS without checking who answers (libpq's `prefer`, `require`).
+    Nothing,
+    /// The chain must lead to a trusted root (libpq's `verify-ca`).
+    Chain,
+    /// The chain, and the name matches the host (libpq's `verify-full`).
+    Full,
+}
+
+/// A parsed database URL, ready to connect.
+pub struct Target {
+    pub config: tokio_postgres::Config,
+    pub tls: MakeRustlsConnect,
+}
+
+fn bad_url(why: impl Into<String>) -> StoreError {
+    StoreError::Database(format!("IVR_AUTH_DATABASE_URL: {}", why.into()).into())
+}
+
+/// Parses `url`, taking out the TLS parameters the driver does not know.
+pub fn target(url: &str) -> Result<Target, StoreError> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut kept = Vec::new();
+    let mut verify = Verify::Nothing;
+    let mut root_file = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (key, value) {
+            ("sslmode", "verify-ca") => {
+                verify = Verify::Chain;
+                kept.push("sslmode=require".to_owned());
+            }
+            ("sslmode", "verify-full") => {
+                verify = Verify::Full;
+                kept.push("sslmode=require".to_owned());
+            }
+            ("sslrootcert", path) => root_file = Some(percent_decode(path)),
+            _ => kept.push(pair.to_owned()),
+        }
+    }
+    // libpq: a root certificate file turns `require` into `verify-ca`.
+    if verify == Verify::Nothing && root_file.is_some() && kept.iter().any(|p| p == "sslmode=require") {
+        verify = Verify::Chain;
+    }
+    let driver_url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    let mut config: tokio_postgres::Config = driver_url.parse().map_err(|e| bad_url(format!("{e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(3));
+    }
+    // A peer that vanished (no RST) is noticed within seconds, not at the OS's default of minutes.
+    config.keepalives(true).keepalives_idle(Duration::from_secs(10)).tcp_user_timeout(Duration::from_secs(10));
+    if config.get_application_name().is_none() {
+        config.application_name("ivr-auth");
+    }
+    let tls = MakeRustlsConnect::new(client_config(verify, root_file.as_deref())?);
+    Ok(Target { config, tls })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+fn roots(file: Option<&str>) -> Result<RootCertStore, StoreError> {
+    let mut roots = RootCertStore::empty();
+    match file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad_url(format!("sslrootcert {path}: {e}")))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad_url(format!("sslrootcert {path}: {e}")))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(bad_url(format!("sslrootcert {path}: no certificate in it")));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(roots)
+}
+
+fn client_config(verify: Verify, root_file: Option<&str>) -> Result<ClientConfig, StoreError> {
+    let builder = ClientConfig::builder();
+    let config = match verify {
+        Verify::Full => builder.with_root_certificates(roots(root_file)?).with_no_client_auth(),
+        Verify::Chain | Verify::Nothing => {
+            let webpki = WebPkiServerVerifier::builder(Arc::new(roots(root_file)?))
+                .build()
+                .map_err(|e| bad_url(format!("TLS roots: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Lenient { webpki, check_chain: verify == Verify::Chain }))
+                .with_no_client_auth()
+        }
+    };
+    Ok(config)
+}
+
+/// libpq's weaker modes: `verify-ca` checks the chain but not the name;
+/// `require` checks neither (it only encrypts). The handshake's signatures
+/// are always checked.
+#[derive(Debug)]
+struct Lenient {
+    webpki: Arc<WebPkiServerVerifier>,
+    check_chain: bool,
+}
+
+impl ServerCertVerifier for Lenient {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if !self.check_chain {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_host_urls_and_libpq_tls_modes_parse() {
+        crate::install_tls_provider();
+        let t = target("postgresql://app@db1:5432,db2:5433/ivr?target_session_attrs=read-write&sslmode=verify-full")
+            .unwrap();
+        assert_eq!(t.config.get_hosts().len(), 2);
+        assert_eq!(t.config.get_ports(), [5432, 5433]);
+        assert_eq!(t.config.get_target_session_attrs(), tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        assert_eq!(t.config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert!(target("postgres://app@db/ivr?sslmode=verify-ca").is_ok());
+        let missing = target("postgres://app@db/ivr?sslmode=require&sslrootcert=/nonexistent.pem");
+        assert!(missing.is_err_and(|e| e.to_string().contains("sslrootcert")));
+        assert!(target("postgres://app@db/ivr?nonsense=1").is_err());
+    }
+}

@@ -1,0 +1,843 @@
+//! The PostgreSQL backend: several server processes on one database.
+//!
+//! - Every operation runs on a pooled connection; a lost connection, a
+//!   serialization failure or a deadlock runs it again on a fresh one until
+//!   the operation's time budget is spent, and only then is the database
+//!   "unavailable" (the site API answers 503).
+//! - `update_request` is optimistic: it reads the row and its version,
+//!   decides, and writes in one statement only if the version is unchanged
+//!   (else it reads and decides again). Each write records its operation id,
+//!   so a retry after a lost connection sees its own commit and does not
+//!   apply the same event twice.
+//! - Job leases carry a claim token and are timed by the database's clock;
+//!   claims skip rows that other servers are claiming (`FOR UPDATE SKIP LOCKED`).
+
+mod connect;
+mod listen;
+mod rows;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::clock::to_millis;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::request::AuthRequest;
+use crate::domain::tenant::Tenant;
+use crate::store::{
+    Applied, Decide, Inserted, Job, JobKind, Lease, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError,
+    WriteCounters,
+};
+use connect::target;
+use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
+
+/// Ordered migrations; the index + 1 is the schema version.
+const MIGRATIONS: [&str; 1] = [include_str!("../../../migrations/postgres/0001_initial.sql")];
+
+/// Optimistic writes that lost to a concurrent change, at most, before giving up.
+const MAX_CONFLICTS: u32 = 200;
+
+/// PostgreSQL-backed store.
+pub struct PgStore {
+    pool: Pool,
+    counters: Arc<WriteCounters>,
+    lease: Duration,
+    /// How long one operation may take, retries included.
+    budget: Duration,
+    signal: Option<Arc<Notify>>,
+    listener: Option<AbortHandle>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+        self.pool.close();
+    }
+}
+
+/// Why one attempt of an operation failed.
+enum Fail {
+    /// Worth another attempt on a fresh connection.
+    Retry(Box<dyn std::error::Error + Send + Sync>),
+    /// Final.
+    Stop(StoreError),
+}
+
+/// Whether `e` is about the connection or a transient conflict rather than
+/// about the statement: a lost or refused connection, a terminated backend, a
+/// server starting or stopping, a serialization failure or a deadlock.
+fn is_transient(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(state) = e.code() {
+        let code = state.code();
+        return matches!(code, "40001" | "40P01" | "53300" | "57014" | "57P01" | "57P02" | "57P03")
+            || code.starts_with("08");
+    }
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// A database error as a store error: transient ones mean "unavailable".
+pub(super) fn db(e: tokio_postgres::Error) -> StoreError {
+    if is_transient(&e) { StoreError::Unavailable(Box::new(e)) } else { StoreError::Database(Box::new(e)) }
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code().is_some_and(|c| c.code() == "23505") {
+            return Self::Stop(StoreError::Conflict("a row with this key exists"));
+        }
+        if is_transient(&e) { Self::Retry(Box::new(e)) } else { Self::Stop(StoreError::Database(Box::new(e))) }
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Self::Stop(e)
+    }
+}
+
+/// Fixes the error type of an attempt's future.
+fn attempt<T, F: Future<Output = Result<T, Fail>>>(f: F) -> F {
+    f
+}
+
+/// Runs `$body` with `$client` (a `&mut` pooled connection) and `$tries`
+/// (1 for the first attempt), again on a fresh connection after a transient
+/// failure, within the store's time budget.
+macro_rules! retrying {
+    ($store:expr, |$client:ident, $tries:ident| $body:expr) => {{
+        let store: &PgStore = $store;
+        let deadline = Instant::now() + store.budget;
+        let mut $tries: u32 = 0;
+        loop {
+            $tries += 1;
+            let result = match store.connection(deadline).await {
+                Err(fail) => Err(fail),
+                Ok(mut conn) => {
+                    let outcome = tokio::time::timeout_at(
+                        deadline,
+                        attempt(async {
+                            let $client = &mut conn;
+                            $body
+                        }),
+                    )
+                    .await;
+                    match outcome {
+                        Ok(Ok(value)) => Ok(value),
+                        Ok(Err(fail)) => {
+                            if matches!(fail, Fail::Retry(_)) {
+                                drop(Object::take(conn));
+                            }
+                            Err(fail)
+                        }
+                        Err(_) => {
+                            drop(Object::take(conn));
+                            Err(Fail::Retry("the database did not answer in time".into()))
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(value) => break Ok(value),
+                Err(Fail::Stop(e)) => break Err(e),
+                Err(Fail::Retry(why)) => {
+                    let pause = Duration::from_millis(20u64 << $tries.min(4));
+                    if Instant::now() + pause >= deadline {
+                        break Err(StoreError::Unavailable(why));
+                    }
+                    tracing::debug!(error = %why, attempt = $tries, "database operation will be retried");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }};
+}
+
+fn millis_f64(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+const SELECT_REQUEST: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = $1");
+const SELECT_FOR_DECIDE: &str =
+    concat!("SELECT ", request_columns!(), ", version, last_op FROM auth_requests WHERE id = $1");
+const SELECT_BY_EXTERNAL_ID: &str =
+    concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = $1 AND external_id = $2");
+const JOB_COLUMNS: &str = "id, kind, request_id, payload, attempts - 1, created_at, lease_owner";
+
+/// Inserts a request and its jobs in one statement; a conflict on any unique
+/// key inserts nothing. Answers how many requests were inserted (0 or 1) and
+/// the jobs inserted already leased (one row with NULLs when there are none).
+const INSERT_REQUEST: &str = concat!(
+    "WITH req AS (INSERT INTO auth_requests (",
+    request_columns!(),
+    ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING RETURNING id), \
+     job AS (INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
+       SELECT k, req.id, p, now() + d * interval '1 millisecond', now(), \
+              CASE WHEN c THEN $29::uuid END, \
+              CASE WHEN c THEN now() + $30::float8 * interval '1 millisecond' END, \
+              CASE WHEN c THEN 1 ELSE 0 END \
+       FROM req, unnest($25::text[], $26::text[], $27::float8[], $28::bool[]) AS j(k, p, d, c) \
+       RETURNING id, kind, request_id, payload, attempts - 1 AS attempts, created_at, lease_owner) \
+     SELECT n.inserted, job.id, job.kind, job.request_id, job.payload, job.attempts, job.created_at, job.lease_owner \
+     FROM (SELECT count(*) AS inserted FROM req) n \
+     LEFT JOIN job ON job.lease_owner IS NOT NULL"
+);
+
+/// Writes a decided update if the row still has the version it was decided
+/// on (and, when finishing a job, only while the caller holds its lease),
+/// deletes the finished job and adds the new ones, in one statement.
+const UPDATE_REQUEST: &str = "WITH lease AS ( \
+       SELECT id FROM jobs WHERE id = $13::int8 AND lease_owner = $14::uuid FOR UPDATE), \
+     upd AS ( \
+       UPDATE auth_requests SET attempts = $3, no_input_count = $4, status = $5, failure_reason = $6, \
+         call_sid = $7, call_status = $8, updated_at = $9, verified_at = $10, terminal = $11, \
+         version = version + 1, last_op = $12 \
+       WHERE id = $1 AND version = $2 AND ($13::int8 IS NULL OR EXISTS (SELECT 1 FROM lease)) \
+       RETURNING id), \
+     done AS (DELETE FROM jobs WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM upd)), \
+     added AS ( \
+       INSERT INTO jobs (kind, request_id, payload, run_at, created_at, attempts) \
+       SELECT k, upd.id, p, now() + d * interval '1 millisecond', now(), 0 \
+       FROM upd, unnest($15::text[], $16::text[], $17::float8[]) AS j(k, p, d)) \
+     SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lease)";
+
+const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
+
+/// The `$25..$28` job arrays of `INSERT_REQUEST` (and `$15..$17` of `UPDATE_REQUEST`).
+struct JobArrays {
+    kinds: Vec<&'static str>,
+    payloads: Vec<String>,
+    delays: Vec<f64>,
+    claims: Vec<bool>,
+}
+
+impl JobArrays {
+    fn new(jobs: &[NewJob]) -> Self {
+        Self {
+            kinds: jobs.iter().map(|j| j.kind.as_str()).collect(),
+            payloads: jobs.iter().map(|j| j.payload.clone()).collect(),
+            delays: jobs.iter().map(|j| millis_f64(j.delay)).collect(),
+            claims: jobs.iter().map(|j| j.claim).collect(),
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url`, creating or upgrading its schema
+    /// (several servers may do this at once: one migrates, the others wait).
+    pub async fn open(url: &str, options: OpenOptions) -> Result<Self, StoreError> {
+        crate::install_tls_provider();
+        let target = Arc::new(target(url)?);
+        let manager = Manager::from_config(
+            target.config.clone(),
+            target.tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1) as usize)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(2)))
+            .create_timeout(Some(Duration::from_secs(3)))
+            .recycle_timeout(Some(Duration::from_secs(2)))
+            .build()
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        let budget = match options.role {
+            Role::Server => Duration::from_secs(4),
+            Role::Cli => Duration::from_secs(60),
+        };
+        let mut store = Self {
+            pool,
+            counters: Arc::new(WriteCounters::default()),
+            lease: options.lease,
+            budget,
+            signal: None,
+            listener: None,
+        };
+        let schema = store.migrate().await?;
+        if options.role == Role::Server {
+            let wake = Arc::new(Notify::new());
+            store.listener = Some(listen::spawn(target, schema, wake.clone()).abort_handle());
+            store.signal = Some(wake);
+        }
+        Ok(store)
+    }
+
+    async fn connection(&self, deadline: Instant) -> Result<Object, Fail> {
+        match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(PoolError::Backend(e))) => Err(e.into()),
+            Ok(Err(PoolError::Closed)) => Err(Fail::Stop(StoreError::closed())),
+            Ok(Err(e)) => Err(Fail::Retry(Box::new(e))),
+            Err(_) => Err(Fail::Retry("no database connection in time".into())),
+        }
+    }
+
+    /// Applies the migrations the database lacks, under a lock per schema; answers the schema.
+    async fn migrate(&self) -> Result<String, StoreError> {
+        retrying!(self, |c, _tries| {
+            let tx = c.transaction().await?;
+            let schema: Option<String> = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
+            let Some(schema) = schema else {
+                return Err(Fail::Stop(StoreError::Database(
+                    "the database URL's search_path names no existing schema to create the tables in".into(),
+                )));
+            };
+            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('ivr-auth migrate ' || $1, 0))", &[&schema])
+                .await?;
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)").await?;
+            let current: i32 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[]).await?.get(0);
+            if current > MIGRATIONS.len() as i32 {
+                return Err(Fail::Stop(StoreError::Corrupt(format!(
+                    "database schema version {current} is newer than this ivr-auth understands"
+                ))));
+            }
+            for (n, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                tx.batch_execute(sql).await?;
+                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(n as i32 + 1)]).await?;
+            }
+            tx.commit().await?;
+            Ok(schema)
+        })
+    }
+
+    /// Stores many requests at once, without jobs, in one transaction (benchmark seeding).
+    pub async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError> {
+        const SQL: &str = concat!(
+            "INSERT INTO auth_requests (",
+            request_columns!(),
+            ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24)"
+        );
+        retrying!(self, |c, _tries| {
+            let tx = c.transaction().await?;
+            let stmt = tx.prepare_cached(SQL).await?;
+            let params: Vec<RequestParams<'_>> = requests.iter().map(RequestParams::new).collect();
+            // Pipelined: all inserts are sent before the first answer is awaited.
+            let inserts = params.iter().map(|p| {
+                let stmt = &stmt;
+                let tx = &tx;
+                async move { tx.execute(stmt, &p.all()).await }
+            });
+            for done in futures_util::future::join_all(inserts).await {
+                done?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // One attempt, briefly: readiness must answer fast, not retry.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let check = async {
+            let conn = self.connection(deadline).await?;
+            conn.simple_query("SELECT 1").await?;
+            Ok::<(), Fail>(())
+        };
+        match tokio::time::timeout_at(deadline, check).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Fail::Stop(e))) => Err(e),
+            Ok(Err(Fail::Retry(why))) => Err(StoreError::Unavailable(why)),
+            Err(_) => Err(StoreError::Unavailable("the database did not answer in time".into())),
+        }
+    }
+
+    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        retrying!(self, |c, _tries| {
+            c.execute(
+                "INSERT INTO server_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&candidate],
+            )
+            .await?;
+            Ok(c.query_one("SELECT secret FROM server_secret WHERE id = 1", &[]).await?.get(0))
+        })
+    }
+
+    async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {
+        const SQL: &str =
+            concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        let p = TenantParams::new(&tenant);
+        let result = retrying!(self, |c, tries| {
+            match c.execute(SQL, &p.all(&tenant)).await {
+                Ok(_) => Ok(()),
+                // Our own earlier attempt may have committed before its connection was lost.
+                Err(e) if tries > 1 && e.code().is_some_and(|s| s.code() == "23505") => {
+                    let again = c.query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&tenant.id]).await?;
+                    if again.is_some() { Ok(()) } else { Err(e.into()) }
+                }
+                Err(e) => Err(e.into()),
+            }
+        });
+        match result {
+            Err(StoreError::Conflict(_)) => Err(StoreError::Conflict("a tenant with this name exists")),
+            other => other,
+        }
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants ORDER BY name");
+        retrying!(self, |c, _tries| {
+            let rows = c.query(SQL, &[]).await?;
+            Ok(rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    async fn update_tenant_credentials(&self, tenant: Tenant) -> Result<bool, StoreError> {
+        let p = TenantParams::new(&tenant);
+        retrying!(self, |c, _tries| {
+            let all = p.all(&tenant);
+            let n = c
+                .execute(
+                    "UPDATE tenants SET key_id = $3, key_hash = $4, callback_secret = $5, \
+                     previous_callback_secret = $6, previous_until = $7 WHERE name = $2 AND id = $1",
+                    &all[..7],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError> {
+        const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = $1");
+        retrying!(self, |c, _tries| {
+            let stmt = c.prepare_cached(SQL).await?;
+            Ok(c.query_opt(&stmt, &[&key_id]).await?.as_ref().map(tenant_from_row).transpose()?)
+        })
+    }
+
+    async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
+        const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
+        retrying!(self, |c, _tries| {
+            let stmt = c.prepare_cached(SQL).await?;
+            Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(tenant_from_row).transpose()?)
+        })
+    }
+
+    async fn insert_request(
+        &self,
+        request: AuthRequest,
+        jobs: Vec<NewJob>,
+        limit: Option<NumberLimit>,
+    ) -> Result<Inserted, StoreError> {
+        let new = NewRequest {
+            params: RequestParams::new(&request),
+            jobs: JobArrays::new(&jobs),
+            token: Uuid::now_v7(),
+            lease_ms: millis_f64(self.lease),
+            request: &request,
+        };
+        let inserted = retrying!(self, |c, _tries| {
+            let Some(limit) = limit else { return new.insert(&*c).await };
+            let tx = c.transaction().await?;
+            // One registration per number at a time, across every server.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[&request.phone_number.as_str()])
+                .await?;
+            // A retry after a lost connection finds its own earlier commit before counting it.
+            if tx.query_opt("SELECT 1 FROM auth_requests WHERE id = $1", &[&request.id]).await?.is_none() {
+                if let Some(existing) = new.same_external_id(&tx).await? {
+                    return Ok(existing);
+                }
+                if let Some(retry_after) = new.limited(&tx, limit).await? {
+                    return Ok(Inserted::Limited { retry_after });
+                }
+            }
+            let inserted = new.insert(&tx).await?;
+            tx.commit().await?;
+            Ok(inserted)
+        })?;
+        if matches!(inserted, Inserted::Created { .. }) {
+            self.counters.wrote();
+            self.counters.committed();
+        }
+        Ok(inserted)
+    }
+
+    async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
+        retrying!(self, |c, _tries| {
+            let stmt = c.prepare_cached(SELECT_REQUEST).await?;
+            Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(request_from_row).transpose()?)
+        })
+    }
+
+    async fn newest_pending_inbound(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuthRequest>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM auth_requests WHERE phone_number = $1 AND mode = 'inbound' AND status = 'pending' \
+             AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        retrying!(self, |c, _tries| {
+            let stmt = c.prepare_cached(SQL).await?;
+            Ok(c.query_opt(&stmt, &[&phone.as_str(), &now]).await?.as_ref().map(request_from_row).transpose()?)
+        })
+    }
+
+    async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM auth_requests WHERE call_sid = $1 ORDER BY created_at DESC LIMIT 1"
+        );
+        retrying!(self, |c, _tries| {
+            let stmt = c.prepare_cached(SQL).await?;
+            Ok(c.query_opt(&stmt, &[&call_sid]).await?.as_ref().map(request_from_row).transpose()?)
+        })
+    }
+
+    async fn update_request(
+        &self,
+        id: Uuid,
+        decide: Decide,
+        finishing: Option<Lease>,
+    ) -> Result<Option<Applied>, StoreError> {
+        let op = Uuid::now_v7();
+        let counters = &self.counters;
+        let (lease_job, lease_token) = (finishing.map(|l| l.job), finishing.map(|l| l.token));
+        retrying!(self, |c, tries| {
+            let select = c.prepare_cached(SELECT_FOR_DECIDE).await?;
+            let mut conflicts = 0;
+            loop {
+                let Some(row) = c.query_opt(&select, &[&id]).await? else {
+                    if let Some(lease) = finishing {
+                        finish_leased(c, lease, tries).await?;
+                        counters.wrote();
+                        counters.committed();
+                    }
+                    return Ok(None);
+                };
+                let before = request_from_row(&row)?;
+                let version: i64 = row.get(23);
+                let last_op: Option<Uuid> = row.get(24);
+                if last_op == Some(op) {
+                    // Our earlier attempt committed; its answer was lost with the connection.
+                    return Ok(Some(Applied { before: before.clone(), after: Some(before) }));
+                }
+                let Some(update) = decide(&before) else {
+                    if let Some(lease) = finishing {
+                        finish_leased(c, lease, tries).await?;
+                        counters.wrote();
+                        counters.committed();
+                    }
+                    return Ok(Some(Applied { before, after: None }));
+                };
+                let p = RequestParams::new(&update.request);
+                let arrays = JobArrays::new(&update.jobs);
+                let changing = p.changing();
+                let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&id, &version];
+                params.extend_from_slice(&changing);
+                params.extend_from_slice(&[
+                    &op,
+                    &lease_job,
+                    &lease_token,
+                    &arrays.kinds,
+                    &arrays.payloads,
+                    &arrays.delays,
+                ]);
+                let stmt = c.prepare_cached(UPDATE_REQUEST).await?;
+                let row = c.query_one(&stmt, &params).await?;
+                let (updated, leased): (i64, i64) = (row.get(0), row.get(1));
+                if updated == 1 {
+                    counters.wrote();
+                    counters.committed();
+                    return Ok(Some(Applied { before, after: Some(update.request) }));
+                }
+                if finishing.is_some() && leased == 0 {
+                    return Err(Fail::Stop(StoreError::LeaseLost));
+                }
+                conflicts += 1;
+                if conflicts > MAX_CONFLICTS {
+                    return Err(Fail::Retry("too many concurrent changes to one request".into()));
+                }
+            }
+        })
+    }
+
+    async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError> {
+        retrying!(self, |c, _tries| {
+            let n: i64 =
+                c.query_one("SELECT count(*) FROM auth_requests WHERE tenant_id = $1", &[&tenant]).await?.get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        retrying!(self, |c, _tries| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT id FROM auth_requests WHERE NOT terminal AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT $2",
+                )
+                .await?;
+            let rows = c.query(&stmt, &[&now, &(limit as i64)]).await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
+        let counters = &self.counters;
+        retrying!(self, |c, _tries| {
+            // Servers purging at once skip each other's rows instead of waiting on them.
+            let n = c
+                .execute(
+                    "DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
+                     WHERE terminal AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                    &[&before, &(limit as i64)],
+                )
+                .await?;
+            if n > 0 {
+                counters.wrote();
+                counters.committed();
+            }
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn claim_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET lease_owner = $1, lease_until = now() + $2::float8 * interval '1 millisecond', \
+             attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE NOT dead AND run_at <= now() \
+             AND (lease_until IS NULL OR lease_until <= now()) ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let token = Uuid::now_v7();
+        let lease_ms = millis_f64(self.lease);
+        let counters = &self.counters;
+        retrying!(self, |c, _tries| {
+            let stmt = c.prepare_cached(&sql).await?;
+            let rows = c.query(&stmt, &[&token, &lease_ms, &(limit as i64)]).await?;
+            if !rows.is_empty() {
+                counters.wrote();
+                counters.committed();
+            }
+            Ok(rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    async fn renew_leases(&self, leases: Vec<Lease>) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = leases.iter().map(|l| l.job).collect();
+        let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
+        let lease_ms = millis_f64(self.lease);
+        let counters = &self.counters;
+        retrying!(self, |c, _tries| {
+            let n = c
+                .execute(
+                    "UPDATE jobs SET lease_until = now() + $3::float8 * interval '1 millisecond' \
+                     FROM unnest($1::int8[], $2::uuid[]) AS l(id, token) \
+                     WHERE jobs.id = l.id AND jobs.lease_owner = l.token",
+                    &[&ids, &tokens, &lease_ms],
+                )
+                .await?;
+            counters.wrote();
+            counters.committed();
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn finish_job(&self, lease: Lease) -> Result<(), StoreError> {
+        let counters = &self.counters;
+        retrying!(self, |c, tries| {
+            finish_leased(c, lease, tries).await?;
+            counters.wrote();
+            counters.committed();
+            Ok(())
+        })
+    }
+
+    async fn retry_job(&self, lease: Lease, delay: Duration, error: &str) -> Result<(), StoreError> {
+        let delay_ms = millis_f64(delay);
+        self.leased_write(
+            "UPDATE jobs SET run_at = now() + $3::float8 * interval '1 millisecond', lease_owner = NULL, \
+             lease_until = NULL, last_error = $4 WHERE id = $1 AND lease_owner = $2",
+            lease,
+            &[&delay_ms, &error],
+        )
+        .await
+    }
+
+    async fn bury_job(&self, lease: Lease, error: &str) -> Result<(), StoreError> {
+        self.leased_write(
+            "UPDATE jobs SET dead = true, lease_owner = NULL, lease_until = NULL, last_error = $3 \
+             WHERE id = $1 AND lease_owner = $2",
+            lease,
+            &[&error],
+        )
+        .await
+    }
+
+    async fn next_job_in(&self) -> Result<Option<Duration>, StoreError> {
+        retrying!(self, |c, _tries| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT EXTRACT(EPOCH FROM min(GREATEST(run_at, COALESCE(lease_until, run_at))) - now())::float8 \
+                     FROM jobs WHERE NOT dead",
+                )
+                .await?;
+            let secs: Option<f64> = c.query_one(&stmt, &[]).await?.get(0);
+            Ok(secs.map(|s| Duration::from_secs_f64(s.clamp(0.0, 86_400.0))))
+        })
+    }
+
+    async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError> {
+        retrying!(self, |c, _tries| {
+            let rows = c.query("SELECT kind, count(*) FROM jobs WHERE NOT dead GROUP BY kind", &[]).await?;
+            Ok(rows.iter().filter_map(|r| JobKind::parse(r.get(0)).map(|k| (k, r.get::<_, i64>(1)))).collect())
+        })
+    }
+
+    async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError> {
+        retrying!(self, |c, _tries| {
+            c.execute(
+                "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, now(), now()) \
+                 ON CONFLICT (id) DO UPDATE SET last_seen = now()",
+                &[&node],
+            )
+            .await?;
+            // Servers that stopped without saying so are forgotten after a day.
+            let row = c
+                .query_one(
+                    "WITH gone AS (DELETE FROM nodes WHERE last_seen < now() - interval '1 day') \
+                     SELECT count(*) FROM nodes WHERE last_seen > now() - interval '15 seconds'",
+                    &[],
+                )
+                .await?;
+            Ok(u32::try_from(row.get::<_, i64>(0)).unwrap_or(1).max(1))
+        })
+    }
+
+    async fn leave(&self, node: Uuid) -> Result<(), StoreError> {
+        retrying!(self, |c, _tries| {
+            c.execute("DELETE FROM nodes WHERE id = $1", &[&node]).await?;
+            Ok(())
+        })
+    }
+
+    fn job_signal(&self) -> Option<Arc<Notify>> {
+        self.signal.clone()
+    }
+
+    fn counters(&self) -> &WriteCounters {
+        &self.counters
+    }
+}
+
+/// A request on its way in, with its jobs, as statement parameters.
+struct NewRequest<'a> {
+    request: &'a AuthRequest,
+    params: RequestParams<'a>,
+    jobs: JobArrays,
+    /// The claim token of the jobs inserted already leased.
+    token: Uuid,
+    lease_ms: f64,
+}
+
+impl NewRequest<'_> {
+    /// Inserts the request and its jobs in one statement. When a unique key
+    /// is taken, finds out by whom: our own earlier attempt (whose answer was
+    /// lost with its connection) or a request with the same external_id.
+    async fn insert(&self, c: &impl GenericClient) -> Result<Inserted, Fail> {
+        let r = self.request;
+        let stmt = c.prepare_cached(INSERT_REQUEST).await?;
+        let mut params = self.params.all().to_vec();
+        let j = &self.jobs;
+        params.extend_from_slice(&[&j.kinds, &j.payloads, &j.delays, &j.claims, &self.token, &self.lease_ms]);
+        let rows = c.query(&stmt, &params).await?;
+        if rows.first().is_some_and(|row| row.get::<_, i64>(0) == 1) {
+            let claimed = rows.iter().filter(|row| row.get::<_, Option<i64>>(1).is_some());
+            return Ok(Inserted::Created {
+                claimed: claimed.map(|row| job_from_row_at(row, 1)).collect::<Result<_, _>>()?,
+            });
+        }
+        let stmt = c.prepare_cached(SELECT_REQUEST).await?;
+        if c.query_opt(&stmt, &[&r.id]).await?.is_some() {
+            let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = $1 AND lease_owner = $2");
+            let rows = c.query(&sql, &[&r.id, &self.token]).await?;
+            return Ok(Inserted::Created { claimed: rows.iter().map(job_from_row).collect::<Result<_, _>>()? });
+        }
+        match self.same_external_id(c).await? {
+            Some(existing) => Ok(existing),
+            None => Err(Fail::Retry("the conflicting request disappeared; trying again".into())),
+        }
+    }
+
+    /// The tenant's request with the same external_id, if there is one.
+    async fn same_external_id(&self, c: &impl GenericClient) -> Result<Option<Inserted>, Fail> {
+        let Some(ext) = &self.request.external_id else { return Ok(None) };
+        let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
+        let row = c.query_opt(&stmt, &[&self.request.tenant_id, ext]).await?;
+        Ok(row.map(|row| request_from_row(&row).map(|r| Inserted::Existing(Box::new(r)))).transpose()?)
+    }
+
+    /// When `limit` is reached for the number: how long until a slot frees up.
+    async fn limited(&self, c: &impl GenericClient, limit: NumberLimit) -> Result<Option<Duration>, Fail> {
+        let r = self.request;
+        let since = to_millis(r.created_at - limit.window);
+        let nth_newest: Option<DateTime<Utc>> = c
+            .query_opt(
+                "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
+                 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
+                &[&r.phone_number.as_str(), &since, &(i64::from(limit.max.max(1)) - 1)],
+            )
+            .await?
+            .map(|row| row.get(0));
+        Ok(nth_newest
+            .map(|t| (t + limit.window - r.created_at).to_std().unwrap_or_default().max(Duration::from_millis(1))))
+    }
+}
+
+impl PgStore {
+    /// A write of job `lease.job` that only its lease holder may make.
+    async fn leased_write(
+        &self,
+        sql: &str,
+        lease: Lease,
+        extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        let counters = &self.counters;
+        retrying!(self, |c, tries| {
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&lease.job, &lease.token];
+            params.extend_from_slice(extra);
+            let stmt = c.prepare_cached(sql).await?;
+            let n = c.execute(&stmt, &params).await?;
+            // On a retry, "not ours" may be our own earlier write having landed.
+            if n == 0 && tries == 1 {
+                return Err(Fail::Stop(StoreError::LeaseLost));
+            }
+            counters.wrote();
+            counters.committed();
+            Ok(())
+        })
+    }
+}
+
+/// Deletes a finished job if the lease is still ours. On a retry a missing
+/// row is our own earlier delete; a row leased to someone else is not.
+async fn finish_leased(c: &Object, lease: Lease, tries: u32) -> Result<(), Fail> {
+    let stmt = c.prepare_cached(DELETE_LEASED_JOB).await?;
+    if c.execute(&stmt, &[&lease.job, &lease.token]).await? == 1 {
+        return Ok(());
+    }
+    if tries > 1 && c.query_opt("SELECT 1 FROM jobs WHERE id = $1", &[&lease.job]).await?.is_none() {
+        return Ok(());
+    }
+    Err(Fail::Stop(StoreError::LeaseLost))
+}

@@ -1,0 +1,342 @@
+//! The store's contract, run against every backend: each test runs its body
+//! on SQLite and then on PostgreSQL, each on a fresh database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use ivr_auth::domain::phone::PhoneNumber;
+use ivr_auth::domain::registration::Registration;
+use ivr_auth::domain::request::{AuthRequest, Sealed};
+use ivr_auth::domain::status::{Mode, Status};
+use ivr_auth::domain::tenant::Tenant;
+use ivr_auth::store::{
+    Decide, Inserted, JobKind, Lease, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError, Update,
+};
+use uuid::Uuid;
+
+use crate::db::{Backend, TestDb};
+
+/// Runs `body` once per backend, each with a fresh database.
+macro_rules! on_every_backend {
+    (|$db:ident| $body:block) => {
+        for backend in Backend::ALL {
+            let $db = TestDb::new(backend).await;
+            eprintln!("-- {backend:?}");
+            $body
+        }
+    };
+}
+
+async fn tenant(store: &dyn Store, name: &str) -> Tenant {
+    let (t, _key) = Tenant::create(name.into(), Utc::now());
+    store.create_tenant(t.clone()).await.unwrap();
+    t
+}
+
+fn request(tenant: &Tenant, phone: &str, external_id: Option<&str>, at: DateTime<Utc>) -> AuthRequest {
+    let mut reg = Registration::with_defaults(PhoneNumber::from_stored(phone.into()));
+    reg.mode = Mode::Inbound;
+    reg.external_id = external_id.map(str::to_owned);
+    let sealed = Sealed { code_hash: vec![1; 32], code_salt: Some(vec![2; 16]), fingerprint: vec![3; 32] };
+    AuthRequest::new(Uuid::now_v7(), tenant.id, &reg, sealed, at)
+}
+
+fn now_ms() -> DateTime<Utc> {
+    ivr_auth::clock::to_millis(Utc::now())
+}
+
+fn job(kind: JobKind, request: Uuid) -> NewJob {
+    NewJob::now(kind, request, String::new())
+}
+
+/// A decision that counts one more no-input, whatever the state.
+fn one_more_no_input() -> Decide {
+    Arc::new(|r: &AuthRequest| {
+        let mut next = r.clone();
+        next.no_input_count = r.no_input_count.saturating_add(1);
+        Some(Update { request: next, jobs: Vec::new() })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inserts_read_back_and_external_ids_are_idempotent_per_tenant() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let (a, b) = (tenant(&*store, "a").await, tenant(&*store, "b").await);
+        assert!(matches!(
+            store.create_tenant(Tenant::create("a".into(), Utc::now()).0).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let first = request(&a, "+819012345678", Some("order-1"), now_ms());
+        assert!(matches!(store.insert_request(first.clone(), vec![], None).await.unwrap(), Inserted::Created { .. }));
+        assert_eq!(store.request(first.id).await.unwrap().unwrap(), first, "read back exactly");
+        // The same external_id again: the stored request, nothing written.
+        let again = request(&a, "+819012345678", Some("order-1"), now_ms());
+        match store.insert_request(again.clone(), vec![job(JobKind::PlaceCall, again.id)], None).await.unwrap() {
+            Inserted::Existing(existing) => assert_eq!(existing.id, first.id),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.request(again.id).await.unwrap().is_none());
+        assert!(store.job_backlog().await.unwrap().is_empty(), "no job of the refused insert");
+        // Another tenant may use it.
+        let theirs = request(&b, "+819012345678", Some("order-1"), now_ms());
+        assert!(matches!(store.insert_request(theirs, vec![], None).await.unwrap(), Inserted::Created { .. }));
+        assert_eq!(store.count_requests(a.id).await.unwrap(), 1);
+        assert_eq!(store.count_requests(b.id).await.unwrap(), 1);
+        assert_eq!(store.tenant_by_key_id(&a.key_id).await.unwrap().unwrap().id, a.id);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let t = tenant(&*store, "t").await;
+        let limit = Some(NumberLimit { max: 2, window: chrono::Duration::minutes(10) });
+        let start = now_ms();
+        for (n, ext) in ["x1", "x2"].iter().enumerate() {
+            let r = request(&t, "+819011112222", Some(ext), start + chrono::Duration::seconds(n as i64));
+            assert!(matches!(store.insert_request(r, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        }
+        let third = request(&t, "+819011112222", None, start + chrono::Duration::seconds(60));
+        match store.insert_request(third, vec![], limit).await.unwrap() {
+            // The older of the two frees its slot 10 minutes after it was made.
+            Inserted::Limited { retry_after } => assert_eq!(retry_after, Duration::from_secs(540)),
+            other => panic!("{other:?}"),
+        }
+        let replay = request(&t, "+819011112222", Some("x1"), start + chrono::Duration::seconds(61));
+        assert!(matches!(store.insert_request(replay, vec![], limit).await.unwrap(), Inserted::Existing(_)));
+        let other_number = request(&t, "+819033334444", None, start);
+        assert!(matches!(store.insert_request(other_number, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        let later = request(&t, "+819011112222", None, start + chrono::Duration::minutes(11));
+        assert!(matches!(store.insert_request(later, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_updates_of_one_request_lose_nothing() {
+    on_every_backend!(|db| {
+        let store = db.store_with(OpenOptions { max_connections: 6, ..OpenOptions::new(Role::Cli) }).await;
+        let t = tenant(&*store, "t").await;
+        let r = request(&t, "+819012345678", None, now_ms());
+        store.insert_request(r.clone(), vec![], None).await.unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (store, id) = (store.clone(), r.id);
+                tokio::spawn(async move { store.update_request(id, one_more_no_input(), None).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            let applied = t.await.unwrap().unwrap();
+            let after = applied.after.unwrap();
+            assert_eq!(after.no_input_count, applied.before.no_input_count + 1, "decided on what it replaced");
+        }
+        assert_eq!(store.request(r.id).await.unwrap().unwrap().no_input_count, 40);
+        // A decision of "nothing" writes nothing; an unknown id is None.
+        let (writes, _) = store.counters().read();
+        let none: Decide = Arc::new(|_| None);
+        assert!(store.update_request(r.id, none.clone(), None).await.unwrap().unwrap().after.is_none());
+        assert_eq!(store.counters().read().0, writes);
+        assert!(store.update_request(Uuid::now_v7(), none, None).await.unwrap().is_none());
+    });
+}
+
+/// Inserts `n` requests with one due job each; returns the request ids.
+async fn with_due_jobs(store: &dyn Store, n: usize) -> Vec<Uuid> {
+    let t = tenant(store, &format!("jobs-{}", Uuid::now_v7().simple())).await;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let r = request(&t, "+819012345678", None, now_ms());
+        store.insert_request(r.clone(), vec![job(JobKind::Callback, r.id)], None).await.unwrap();
+        ids.push(r.id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_stores_on_one_database_never_claim_the_same_job() {
+    on_every_backend!(|db| {
+        let one = db.store().await;
+        let two = db.store().await;
+        let ids = with_due_jobs(&*one, 120).await;
+        let claim_all = |store: Arc<dyn Store>| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for _ in 0..100 {
+                    let got = store.claim_jobs(7).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got);
+                }
+                panic!("claims never ran dry: leased jobs are handed out again");
+            })
+        };
+        let (a, b) = (claim_all(one.clone()), claim_all(two.clone()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let ids_a: HashSet<i64> = a.iter().map(|j| j.id).collect();
+        let ids_b: HashSet<i64> = b.iter().map(|j| j.id).collect();
+        assert!(ids_a.is_disjoint(&ids_b), "a job was claimed twice");
+        assert_eq!(ids_a.len() + ids_b.len(), ids.len(), "every job was claimed");
+        let requests: HashSet<Uuid> = a.iter().chain(&b).map(|j| j.request_id).collect();
+        assert_eq!(requests, ids.into_iter().collect());
+        // Only the holder may finish its job.
+        let (holder, other, job) = if a.is_empty() { (&two, &one, &b[0]) } else { (&one, &two, &a[0]) };
+        let forged = Lease { job: job.id, token: Uuid::now_v7() };
+        assert!(matches!(other.finish_job(forged).await, Err(StoreError::LeaseLost)));
+        holder.finish_job(job.lease()).await.unwrap();
+        assert!(matches!(holder.finish_job(job.lease()).await, Err(StoreError::LeaseLost)), "finished once");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leases_end_on_the_database_clock_and_renewal_keeps_them() {
+    on_every_backend!(|db| {
+        let short = OpenOptions { lease: Duration::from_millis(600), ..OpenOptions::new(Role::Cli) };
+        let (one, two) = (db.store_with(short).await, db.store_with(short).await);
+        with_due_jobs(&*one, 2).await;
+        let mine = one.claim_jobs(10).await.unwrap();
+        assert_eq!(mine.len(), 2);
+        assert!(two.claim_jobs(10).await.unwrap().is_empty(), "leased");
+        let next = one.next_job_in().await.unwrap().unwrap();
+        assert!(next > Duration::from_millis(300) && next <= Duration::from_millis(600), "{next:?}");
+        // Keep the first alive; let the second run out.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(one.renew_leases(vec![mine[0].lease()]).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let taken = two.claim_jobs(10).await.unwrap();
+        assert_eq!(taken.iter().map(|j| j.id).collect::<Vec<_>>(), [mine[1].id], "the lapsed one only");
+        assert_eq!(taken[0].attempts, 1, "the second claim is the second attempt");
+        // The old holder can do nothing with it any more; the new one can.
+        assert!(matches!(one.retry_job(mine[1].lease(), Duration::ZERO, "x").await, Err(StoreError::LeaseLost)));
+        assert!(matches!(one.bury_job(mine[1].lease(), "x").await, Err(StoreError::LeaseLost)));
+        assert_eq!(one.renew_leases(vec![mine[1].lease()]).await.unwrap(), 0);
+        one.finish_job(mine[0].lease()).await.unwrap();
+        two.retry_job(taken[0].lease(), Duration::from_millis(300), "provider down").await.unwrap();
+        assert!(two.claim_jobs(10).await.unwrap().is_empty(), "not due yet");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let again = two.claim_jobs(10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        two.bury_job(again[0].lease(), "gave up").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(two.claim_jobs(10).await.unwrap().is_empty(), "a buried job never runs again");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_last_transition_needs_its_lease() {
+    on_every_backend!(|db| {
+        let short = OpenOptions { lease: Duration::from_millis(300), ..OpenOptions::new(Role::Cli) };
+        let (one, two) = (db.store_with(short).await, db.store_with(short).await);
+        let id = with_due_jobs(&*one, 1).await[0];
+        let stale = one.claim_jobs(1).await.unwrap().remove(0);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let current = two.claim_jobs(1).await.unwrap().remove(0);
+        let result = one.update_request(id, one_more_no_input(), Some(stale.lease())).await;
+        assert!(matches!(result, Err(StoreError::LeaseLost)), "{result:?}");
+        assert_eq!(one.request(id).await.unwrap().unwrap().no_input_count, 0, "nothing written");
+        let applied = two.update_request(id, one_more_no_input(), Some(current.lease())).await.unwrap().unwrap();
+        assert_eq!(applied.after.unwrap().no_input_count, 1);
+        assert!(two.job_backlog().await.unwrap().is_empty(), "the job went with its last transition");
+        // With nothing to change, the job still goes.
+        let id = with_due_jobs(&*one, 1).await[0];
+        let job = one.claim_jobs(1).await.unwrap().remove(0);
+        let none: Decide = Arc::new(|_| None);
+        assert!(one.update_request(id, none, Some(job.lease())).await.unwrap().unwrap().after.is_none());
+        assert!(one.job_backlog().await.unwrap().is_empty());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_inserted_claimed_are_the_inserters_and_new_jobs_wait_their_delay() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let other = db.store().await;
+        let t = tenant(&*store, "t").await;
+        let r = request(&t, "+819012345678", None, now_ms());
+        let claimed = NewJob { claim: true, ..job(JobKind::PlaceCall, r.id) };
+        let later = NewJob { delay: Duration::from_millis(400), ..job(JobKind::FinalizeCall, r.id) };
+        let Inserted::Created { claimed } = store.insert_request(r.clone(), vec![claimed, later], None).await.unwrap()
+        else {
+            panic!("not created")
+        };
+        assert_eq!(claimed.len(), 1);
+        assert_eq!((claimed[0].kind, claimed[0].request_id, claimed[0].attempts), (JobKind::PlaceCall, r.id, 0));
+        assert!(other.claim_jobs(10).await.unwrap().is_empty(), "one is leased, one is not due");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let due = other.claim_jobs(10).await.unwrap();
+        assert_eq!(due.iter().map(|j| j.kind).collect::<Vec<_>>(), [JobKind::FinalizeCall]);
+        store.finish_job(claimed[0].lease()).await.unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiry_listing_and_purge_see_only_what_they_should() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let t = tenant(&*store, "t").await;
+        let long_ago = now_ms() - chrono::Duration::days(40);
+        let mut old_done = request(&t, "+819012345678", None, long_ago);
+        old_done.status = Status::Verified;
+        old_done.verified_at = Some(long_ago);
+        let old_open = request(&t, "+819012345678", None, long_ago);
+        let fresh = request(&t, "+819012345678", None, now_ms());
+        for r in [&old_done, &old_open, &fresh] {
+            store.insert_request(r.clone(), vec![], None).await.unwrap();
+        }
+        assert_eq!(store.overdue_requests(now_ms(), 10).await.unwrap(), [old_open.id], "open and past expiry");
+        let cutoff = now_ms() - chrono::Duration::days(30);
+        assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 1);
+        assert!(store.request(old_done.id).await.unwrap().is_none());
+        assert!(store.request(old_open.id).await.unwrap().is_some(), "not finished: kept");
+        assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 0);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn times_are_kept_to_the_millisecond() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let t = tenant(&*store, "t").await;
+        let precise = Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap();
+        let r = request(&t, "+819012345678", None, precise);
+        store.insert_request(r.clone(), vec![], None).await.unwrap();
+        let back = store.request(r.id).await.unwrap().unwrap();
+        assert_eq!(back.created_at, Utc.timestamp_opt(1_790_000_000, 123_000_000).unwrap());
+        assert_eq!(back.expires_at - back.created_at, chrono::Duration::seconds(300));
+        let found = store.newest_pending_inbound(&r.phone_number, back.created_at).await.unwrap();
+        assert_eq!(found.map(|f| f.id), Some(r.id), "found while not expired at that instant");
+        let at_expiry = store.newest_pending_inbound(&r.phone_number, back.expires_at).await.unwrap();
+        assert!(at_expiry.is_none(), "expired at its expires_at");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_count_each_other_and_new_jobs_wake_other_servers() {
+    on_every_backend!(|db| {
+        let server = OpenOptions::new(Role::Server);
+        let one = db.store_with(server).await;
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(one.heartbeat(a).await.unwrap(), 1);
+        match db.backend {
+            // The file's lock admits one server.
+            Backend::Sqlite => assert!(one.job_signal().is_none()),
+            Backend::Postgres => {
+                let two = db.store_with(server).await;
+                assert_eq!(two.heartbeat(b).await.unwrap(), 2);
+                two.leave(b).await.unwrap();
+                assert_eq!(one.heartbeat(a).await.unwrap(), 1);
+                // A due job added through one store wakes the other's runner.
+                let signal = two.job_signal().unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await; // the listener is connected
+                // It wakes once on connecting (for jobs added while it was deaf): take that one first.
+                let _ = tokio::time::timeout(Duration::from_millis(50), signal.notified()).await;
+                let woken = signal.notified();
+                with_due_jobs(&*one, 1).await;
+                tokio::time::timeout(Duration::from_secs(2), woken).await.expect("woken by NOTIFY");
+            }
+        }
+    });
+}
