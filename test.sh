@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: Rust unit, property and
-# integration tests (real server, real HTTP, real SQLite), then the examples
-# against a live server. Installs nothing it does not need; safe to re-run.
+# integration tests (real server, real HTTP, on SQLite and on PostgreSQL),
+# then the examples against a live server. Installs nothing it does not need;
+# safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-echo "== cargo test"
+echo "== PostgreSQL for the tests (started or installed if missing)"
+bash tests/ensure-postgres.sh
+
+echo "== cargo test (integration tests on SQLite; store contract, multi-node and outage tests on PostgreSQL)"
 cargo test --all-targets 2>&1
+
+echo "== integration tests again, on PostgreSQL (a schema per test)"
+IVR_AUTH_TEST_BACKEND=postgres cargo test --test api -- --skip store:: --skip cluster:: --skip outage:: 2>&1
 
 echo "== examples against a live server"
 cargo build --quiet

@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use super::twiml::Verb;
 
-/// Redirects at most, then the caller is told "sorry" (about half a minute on the line).
-pub const MAX_HOLDS: u32 = 12;
+/// Redirects at most, then the caller is told "sorry": with the store's 4 s retry budget per
+/// attempt and 2 s pauses, about 40 s on the line.
+pub const MAX_HOLDS: u32 = 6;
 /// Seconds of silence before each retry.
 pub const PAUSE_SECONDS: u32 = 2;
 /// A sealed code is accepted for this long after it was typed.

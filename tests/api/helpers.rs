@@ -52,18 +52,27 @@ pub struct Opts {
     pub voice_prompts_dir: Option<PathBuf>,
     /// Any other setting.
     pub configure: Option<Configure>,
+    /// Reach the test database by another URL (e.g. through a proxy).
+    pub database_url: Option<String>,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Self { twilio_api: None, gather_timeout: 10, public_url: None, voice_prompts_dir: None, configure: None }
+        Self {
+            twilio_api: None,
+            gather_timeout: 10,
+            public_url: None,
+            voice_prompts_dir: None,
+            configure: None,
+            database_url: None,
+        }
     }
 }
 
 pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
     let mut a = ServeArgs {
         listen: Some("127.0.0.1:0".into()),
-        database_url: Some(db_url.into()),
+        database_url: Some(opts.database_url.clone().unwrap_or_else(|| db_url.into())),
         public_url: opts.public_url.clone(),
         provider: Some(if opts.twilio_api.is_some() { "twilio" } else { "simulator" }.into()),
         twilio_account_sid: Some("AC00000000000000000000000000000000".into()),
@@ -324,7 +333,11 @@ pub struct ProviderDouble {
 async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDouble>) -> HttpResponse {
     let auth_ok = req.headers().get("authorization").is_some();
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    d.calls.lock().unwrap().push(params);
+    let n = {
+        let mut calls = d.calls.lock().unwrap();
+        calls.push(params);
+        calls.len()
+    };
     let scripted = {
         let mut s = d.script.lock().unwrap();
         if s.is_empty() { None } else { Some(s.remove(0)) }
@@ -334,10 +347,7 @@ async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDo
             .content_type("application/json")
             .body(body),
         None if !auth_ok => HttpResponse::Unauthorized().finish(),
-        None => {
-            let n = d.calls.lock().unwrap().len();
-            HttpResponse::Created().json(json!({ "sid": format!("CA{n:032x}"), "status": "queued" }))
-        }
+        None => HttpResponse::Created().json(json!({ "sid": ProviderDouble::sid(n - 1), "status": "queued" })),
     }
 }
 
@@ -362,6 +372,19 @@ impl ProviderDouble {
         d.base = format!("http://{}", server.addrs()[0]);
         tokio::spawn(server.run());
         d
+    }
+
+    /// The sid the double gave the `index`-th call request (if it answered 201).
+    pub fn sid(index: usize) -> String {
+        format!("CA{:032x}", index + 1)
+    }
+
+    /// The sids of the call requests made for request `id` (found by its answer URL).
+    pub fn calls_for(&self, id: &str) -> Vec<String> {
+        let suffix = format!("/answer/{id}");
+        let calls = self.calls.lock().unwrap();
+        let placed = calls.iter().enumerate().filter(|(_, p)| param(p, "Url").iter().any(|u| u.ends_with(&suffix)));
+        placed.map(|(i, _)| Self::sid(i)).collect()
     }
 
     pub fn then(&self, status: u16, body: &str) {

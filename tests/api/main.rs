@@ -2,13 +2,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod callbacks;
+mod cluster;
 mod contract;
 mod db;
 mod flows;
 mod helpers;
 mod ops;
+mod outage;
 mod pages;
 mod process;
+mod procs;
+mod proxy;
 mod random_sequences;
 mod store;
 mod webhooks;

@@ -1,0 +1,282 @@
+//! Three server processes on one PostgreSQL database behind an imaginary load
+//! balancer: every webhook of a call goes to another node than the one
+//! before; then one node is SIGKILLed while calls are in flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::procs::{Proc, spawn_proc};
+use crate::proxy::{Mode, Proxy};
+
+/// The public URL every node is configured with (the load balancer's).
+const PUBLIC: &str = "https://ivr.example.test";
+
+struct Nodes {
+    apps: Vec<TestApp>,
+    up: Vec<AtomicBool>,
+    next: AtomicUsize,
+}
+
+impl Nodes {
+    /// A node other than `after` that is up (round robin).
+    fn pick(&self, after: Option<usize>) -> usize {
+        loop {
+            let n = self.next.fetch_add(1, Ordering::Relaxed) % self.apps.len();
+            if self.up[n].load(Ordering::Relaxed) && Some(n) != after {
+                return n;
+            }
+        }
+    }
+}
+
+/// One caller's way through a verification, hopping between nodes.
+struct Caller<'a> {
+    nodes: &'a Nodes,
+    last: Option<usize>,
+}
+
+impl Caller<'_> {
+    fn hop(&mut self) -> &TestApp {
+        let n = self.nodes.pick(self.last);
+        self.last = Some(n);
+        &self.nodes.apps[n]
+    }
+
+    /// A signed webhook to the next node; a node that is gone is skipped, as a load balancer would.
+    async fn webhook(&mut self, path: &str, params: &[(&str, &str)]) -> String {
+        for _ in 0..10 {
+            let app = self.hop();
+            let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &format!("{PUBLIC}{path}"), &owned);
+            let sent = app.http.post(app.url(path)).header("X-Twilio-Signature", sig).form(params).send().await;
+            match sent {
+                Ok(resp) => {
+                    assert_eq!(resp.status(), 200, "{path}");
+                    return resp.text().await.unwrap();
+                }
+                Err(e) if e.is_connect() => continue,
+                Err(e) => panic!("{path}: {e}"),
+            }
+        }
+        panic!("no node answered {path}");
+    }
+
+    /// Registers (with an external_id, so a retry on another node is safe) and
+    /// returns the request; `on` pins the node.
+    async fn register(&mut self, body: Value, on: Option<usize>) -> Value {
+        for attempt in 0..10 {
+            let app = match on {
+                Some(n) if attempt == 0 => {
+                    self.last = Some(n);
+                    &self.nodes.apps[n]
+                }
+                _ => self.hop(),
+            };
+            match app.http.post(app.url("/v1/auth-requests")).bearer_auth(&app.tenant.api_key).json(&body).send().await
+            {
+                Ok(resp) => {
+                    assert!(matches!(resp.status().as_u16(), 200 | 201), "{}", resp.status());
+                    return resp.json().await.unwrap();
+                }
+                Err(e) if e.is_connect() => continue,
+                Err(e) => panic!("register: {e}"),
+            }
+        }
+        panic!("no node took the registration");
+    }
+
+    async fn result(&mut self, id: &str) -> Value {
+        loop {
+            let app = self.hop();
+            if let Ok(resp) = app.get_as(&app.tenant, id).await.error_for_status() {
+                return resp.json().await.unwrap();
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Plan {
+    n: usize,
+    inbound: bool,
+    wrong_first: bool,
+    /// Register on this node (else the next in turn).
+    register_on: Option<usize>,
+}
+
+fn number(n: usize) -> String {
+    format!("+8190{:08}", 20_000_000 + n)
+}
+
+/// One whole verification; returns the request id.
+async fn lifecycle(nodes: &Nodes, double: &ProviderDouble, sink_url: &str, plan: Plan) -> String {
+    let mut caller = Caller { nodes, last: None };
+    let phone = number(plan.n);
+    let code = format!("{:06}", 100_000 + plan.n * 7);
+    let mode = if plan.inbound { "inbound" } else { "outbound" };
+    let body = json!({
+        "phone_number": phone, "mode": mode, "code": code, "locale": "en-US",
+        "external_id": format!("life-{}", plan.n), "callback_url": sink_url,
+    });
+    let r = caller.register(body, plan.register_on).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    let (sid, to, from) = if plan.inbound {
+        let sid = format!("CAin{:030}", plan.n);
+        let doc = caller
+            .webhook(
+                "/webhooks/twilio/voice/inbound",
+                &[("CallSid", &sid), ("From", &phone), ("To", INBOUND), ("CallStatus", "ringing")],
+            )
+            .await;
+        assert!(doc.contains("<Gather"), "inbound {}: {doc}", plan.n);
+        (sid, INBOUND.to_owned(), phone.clone())
+    } else {
+        let started = Instant::now();
+        let sid = loop {
+            if let Some(sid) = double.calls_for(&id).first() {
+                break sid.clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "call of {id} never placed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let answer =
+            [("CallSid", sid.as_str()), ("From", "+815011112222"), ("To", &phone), ("CallStatus", "in-progress")];
+        let doc = caller.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &answer).await;
+        assert!(doc.contains("<Gather"), "answer {}: {doc}", plan.n);
+        (sid, phone.clone(), "+815011112222".to_owned())
+    };
+    let base = [("CallSid", sid.as_str()), ("From", from.as_str()), ("To", to.as_str()), ("CallStatus", "in-progress")];
+    let gather = format!("/webhooks/twilio/voice/gather/{id}");
+    if plan.wrong_first {
+        let mut p = base.to_vec();
+        p.push(("Digits", "000000"));
+        let doc = caller.webhook(&gather, &p).await;
+        assert!(doc.contains("<Gather"), "wrong code {}: {doc}", plan.n);
+    }
+    let mut p = base.to_vec();
+    p.push(("Digits", &code));
+    let doc = caller.webhook(&gather, &p).await;
+    assert!(doc.contains("<Hangup/>") && !doc.contains("<Gather"), "right code {}: {doc}", plan.n);
+    let mut done = base.to_vec();
+    done[3] = ("CallStatus", "completed");
+    let status_path = if plan.inbound {
+        "/webhooks/twilio/voice/status".to_owned()
+    } else {
+        format!("/webhooks/twilio/voice/status/{id}")
+    };
+    caller.webhook(&status_path, &done).await;
+    let v = caller.result(&id).await;
+    assert_eq!(v["status"], "verified", "lifecycle {}: {v}", plan.n);
+    assert_eq!(v["attempts"], u64::from(plan.wrong_first), "lifecycle {}", plan.n);
+    id
+}
+
+fn node_env(double: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("IVR_AUTH_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        ("TWILIO_API_BASE", double),
+        ("IVR_AUTH_CALLER_ID", "+815011112222"),
+        ("IVR_AUTH_PUBLIC_URL", PUBLIC),
+        ("IVR_AUTH_JOB_LEASE_SECONDS", "3"),
+        ("IVR_AUTH_LOG", "warn"),
+    ]
+}
+
+async fn run_all(nodes: &Arc<Nodes>, double: &ProviderDouble, sink: &str, plans: Vec<Plan>) -> Vec<String> {
+    let tasks: Vec<_> = plans
+        .into_iter()
+        .map(|plan| {
+            let (nodes, double, sink) = (nodes.clone(), double.clone(), sink.to_owned());
+            tokio::spawn(async move { lifecycle(&nodes, &double, &sink, plan).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_share_every_call_and_survive_losing_one() {
+    let db = Arc::new(TestDb::new(Backend::Postgres).await);
+    let tenant = create_tenant(&db.url, "acme").await;
+    let double = ProviderDouble::start().await;
+    let sink = CallbackSink::start().await;
+    // Node 0 reaches the provider through a path the test can cut.
+    let to_provider = Proxy::start(double.base.trim_start_matches("http://").parse().unwrap()).await;
+    let via_proxy = format!("http://{}", to_provider.addr);
+    let mut procs: Vec<Proc> = Vec::new();
+    for n in 0..3 {
+        let api = if n == 0 { via_proxy.as_str() } else { double.base.as_str() };
+        procs.push(spawn_proc(&db.url, &node_env(api)));
+    }
+    let apps = procs
+        .iter()
+        .map(|p| TestApp { public_url: PUBLIC.into(), ..TestApp::attach(p.base.clone(), tenant.clone(), db.clone()) })
+        .collect();
+    let nodes =
+        Arc::new(Nodes { apps, up: (0..3).map(|_| AtomicBool::new(true)).collect(), next: AtomicUsize::new(0) });
+
+    // 120 lifecycles at once: outbound and inbound, a fifth with a wrong code first.
+    let plans: Vec<Plan> =
+        (0..120).map(|n| Plan { n, inbound: n % 3 == 0, wrong_first: n % 5 == 0, register_on: None }).collect();
+    let started = Instant::now();
+    let ids = run_all(&nodes, &double, &sink.url, plans.clone()).await;
+    eprintln!("120 lifecycles over 3 nodes in {:?}", started.elapsed());
+    for (plan, id) in plans.iter().zip(&ids) {
+        assert_eq!(double.calls_for(id).len(), usize::from(!plan.inbound), "calls placed for lifecycle {}", plan.n);
+    }
+
+    // Now node 0 cannot reach the provider: the calls it takes hang there.
+    to_provider.set(Mode::Stall);
+    let stalled: Vec<Plan> =
+        (1000..1020).map(|n| Plan { n, inbound: false, wrong_first: n % 4 == 0, register_on: Some(0) }).collect();
+    let others: Vec<Plan> =
+        (2000..2040).map(|n| Plan { n, inbound: n % 2 == 0, wrong_first: n % 3 == 0, register_on: None }).collect();
+    let phase2 = {
+        let (nodes, double, sink) = (nodes.clone(), double.clone(), sink.url.clone());
+        let all: Vec<Plan> = stalled.iter().chain(&others).copied().collect();
+        tokio::spawn(async move { run_all(&nodes, &double, &sink, all).await })
+    };
+    // Once node 0 holds the stalled placements, it dies; the others go on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while *to_provider.stalled.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "node 0 never tried to place a call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes.up[0].store(false, Ordering::Relaxed);
+    procs[0].kill9();
+    let ids2 = phase2.await.unwrap();
+    eprintln!("after the kill: {} more lifecycles finished on the other nodes", ids2.len());
+
+    // No call twice, no lost request, every callback delivered.
+    for (plan, id) in stalled.iter().chain(&others).zip(&ids2) {
+        assert_eq!(double.calls_for(id).len(), usize::from(!plan.inbound), "calls placed for lifecycle {}", plan.n);
+    }
+    let all: Vec<&String> = ids.iter().chain(&ids2).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hits = sink.hits.lock().unwrap().clone();
+        let delivered: std::collections::HashSet<String> = hits
+            .iter()
+            .filter_map(|(sig, body)| {
+                assert!(signature_valid(sig, body, &tenant.callback_secret));
+                let v: Value = serde_json::from_str(body).ok()?;
+                (v["status"] == "verified").then(|| v["id"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let missing: Vec<&&String> = all.iter().filter(|id| !delivered.contains(id.as_str())).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} result callbacks never came, e.g. {:?}", missing.len(), missing[0]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
