@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use ivr_auth::domain::phone::PhoneNumber;
 use ivr_auth::domain::registration::Registration;
 use ivr_auth::domain::request::{AuthRequest, Event, NO_INPUT_LIMIT, Sealed};
-use ivr_auth::domain::status::{CallStatus, Mode, Status};
+use ivr_auth::domain::status::{CallStatus, FailureReason, Mode, Status};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -49,6 +49,42 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
+/// What an event must do to a request that has not ended (a refusal where a
+/// change is due fails the test, so a state machine that refuses everything
+/// cannot pass).
+fn must(before: &AuthRequest, event: &Event, now: chrono::DateTime<Utc>, after: &AuthRequest) -> Result<(), String> {
+    if before.status.is_terminal() {
+        return Ok(());
+    }
+    let expect = |ok: bool, what: &str| {
+        if ok { Ok(()) } else { Err(format!("{event:?} on {:?}: {what}, got {:?}", before.status, after.status)) }
+    };
+    if now >= before.expires_at {
+        return expect(after.status == Status::Expired, "expired");
+    }
+    match event {
+        Event::Cancel => expect(after.status == Status::Canceled, "canceled"),
+        Event::CallRefused => expect(after.failure_reason == Some(FailureReason::CallFailed), "failed: call_failed"),
+        Event::CodeEntered { correct: true } if before.status == Status::InProgress => {
+            expect(after.status == Status::Verified, "verified")
+        }
+        Event::CodeEntered { correct: false } if before.status == Status::InProgress => {
+            expect(after.attempts == before.attempts + 1, "one more attempt")
+        }
+        Event::CallConnected { call_sid }
+            if before.status != Status::InProgress && before.call_sid.as_ref().is_none_or(|b| b == call_sid) =>
+        {
+            expect(after.status == Status::InProgress, "in progress")
+        }
+        Event::CallStatusReported { status: CallStatus::NoAnswer, .. }
+            if before.call_status.is_none_or(|c| c.rank() < CallStatus::NoAnswer.rank()) =>
+        {
+            expect(after.failure_reason == Some(FailureReason::NoAnswer), "failed: no_answer")
+        }
+        _ => Ok(()),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -68,6 +104,8 @@ proptest! {
             if let Ok(t) = r.apply(&event, now) {
                 r = t.next;
             }
+            let due = must(&before, &event, now, &r);
+            prop_assert!(due.is_ok(), "{}", due.unwrap_err());
             prop_assert!(r.attempts <= r.max_attempts, "attempts {} > max {}", r.attempts, r.max_attempts);
             prop_assert!(r.attempts >= before.attempts, "attempts went down");
             prop_assert!(r.no_input_count <= NO_INPUT_LIMIT);

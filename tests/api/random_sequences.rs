@@ -65,23 +65,36 @@ async fn run(app: &TestApp, max_attempts: u32, ops: &[Op]) -> Result<(), String>
     for op in ops {
         let base =
             vec![("CallSid", sid.as_str()), ("To", PHONE), ("From", "+815011112222"), ("CallStatus", "in-progress")];
-        match op {
-            Op::Answer => drop(app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &base).await),
+        let answered = match op {
+            Op::Answer => app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &base).await.0,
             Op::RightCode | Op::WrongCode => {
                 let digits = if matches!(op, Op::RightCode) { "13579" } else { "24680" };
                 let mut p = base.clone();
                 p.push(("Digits", digits));
-                app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &p).await;
+                app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &p).await.0
             }
-            Op::NoInput => drop(app.webhook(&format!("/webhooks/twilio/voice/no-input/{id}"), &base).await),
+            Op::NoInput => app.webhook(&format!("/webhooks/twilio/voice/no-input/{id}"), &base).await.0,
             Op::Status(s) => {
                 let mut p = base.clone();
                 p[3] = ("CallStatus", s);
-                app.webhook(&format!("/webhooks/twilio/voice/status/{id}"), &p).await;
+                app.webhook(&format!("/webhooks/twilio/voice/status/{id}"), &p).await.0
             }
-            Op::Cancel => drop(app.cancel(&id).await),
-            Op::Expire => app.expire_now(&id).await,
-            Op::Read => {}
+            Op::Cancel => {
+                let status = app.cancel(&id).await.status().as_u16();
+                let open = !["verified", "failed", "expired", "canceled"].contains(&last["status"].as_str().unwrap());
+                if status != if open { 200 } else { 409 } {
+                    return Err(format!("cancel answered {status} on {}", last["status"]));
+                }
+                200
+            }
+            Op::Expire => {
+                app.expire_now(&id).await;
+                200
+            }
+            Op::Read => 200,
+        };
+        if answered != 200 {
+            return Err(format!("{op:?} answered HTTP {answered}"));
         }
         let now = app.get(&id).await;
         let attempts = now["attempts"].as_u64().unwrap();
@@ -90,6 +103,20 @@ async fn run(app: &TestApp, max_attempts: u32, ops: &[Op]) -> Result<(), String>
         }
         if attempts < last["attempts"].as_u64().unwrap() {
             return Err(format!("attempts went down after {op:?}"));
+        }
+        let was = last["status"].as_str().unwrap();
+        let is = now["status"].as_str().unwrap();
+        let due = match op {
+            Op::RightCode if was == "in_progress" => Some("verified"),
+            Op::Answer if was == "calling" => Some("in_progress"),
+            Op::Cancel if ["pending", "calling", "in_progress"].contains(&was) => Some("canceled"),
+            Op::Expire if ["pending", "calling", "in_progress"].contains(&was) => Some("expired"),
+            _ => None,
+        };
+        if let Some(due) = due
+            && is != due
+        {
+            return Err(format!("{op:?} on {was} must give {due}, gave {is}"));
         }
         if let Some(t) = &terminal {
             for field in ["status", "failure_reason", "attempts", "verified_at"] {
