@@ -26,4 +26,11 @@ echo "== load generator smoke run (checks it works and errs 0; no timing asserte
 target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 \
   --inbound-share 0.3 --wrong-share 0.2 --fail-on-error
 
+echo "== load generator smoke run on PostgreSQL, three servers (a fresh schema; no timing asserted)"
+pg="${IVR_AUTH_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "DROP SCHEMA IF EXISTS ivr_bench_smoke CASCADE; CREATE SCHEMA ivr_bench_smoke"
+target/debug/ivr-auth bench run --database-url "$pg?options=-csearch_path%3Divr_bench_smoke" --nodes 3 \
+  --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 --inbound-share 0.3 --wrong-share 0.2 --fail-on-error
+PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "DROP SCHEMA ivr_bench_smoke CASCADE"
+
 echo "== all tests passed"

@@ -1,50 +1,14 @@
-//! Command-line interface: `serve`, `tenant create|list|rotate-key`, `migrate`.
-
-use std::path::PathBuf;
+//! The one-shot commands `tenant create|list|rotate-key` and `migrate` (the
+//! command line itself is parsed in `main.rs`).
 
 use chrono::Utc;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::config::{ServeArgs, parse_database_url};
 use crate::domain::tenant::{Tenant, new_api_key, new_callback_secret};
 use crate::store::{self, OpenOptions, Role, StoreError};
-
-/// IVR phone-authentication server.
-#[derive(Debug, Parser)]
-#[command(name = "ivr-auth", version, about)]
-pub struct Cli {
-    /// TOML file with settings (names as the flags, with underscores)
-    #[arg(long, global = true, env = "IVR_AUTH_CONFIG")]
-    pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant)] // parsed once at start-up
-pub enum Command {
-    /// Run the server
-    Serve(ServeArgs),
-    /// Manage tenants (the sites that use the API)
-    Tenant {
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(subcommand)]
-        action: TenantAction,
-    },
-    /// Load generator and database seeding (see BENCHMARKS.md)
-    Bench {
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
-    },
-    /// Create or upgrade the database schema, then exit
-    Migrate {
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
 
 #[derive(Debug, Args)]
 pub struct DbArgs {

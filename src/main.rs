@@ -1,11 +1,52 @@
 //! `ivr-auth`: parse the command line, run one command.
+//!
+//! The load generator (`bench`) is a tool beside the server, built into the
+//! same binary but not into the server's library.
 
+mod bench;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use ivr_auth::cli::{self, Cli, Command};
-use ivr_auth::config::{Settings, unknown_env_vars};
+use clap::{Parser, Subcommand};
+use ivr_auth::cli::{self, DbArgs, TenantAction};
+use ivr_auth::config::{ServeArgs, Settings, unknown_env_vars};
 use ivr_auth::startup::Application;
+
+/// IVR phone-authentication server.
+#[derive(Debug, Parser)]
+#[command(name = "ivr-auth", version, about)]
+pub struct Cli {
+    /// TOML file with settings (names as the flags, with underscores)
+    #[arg(long, global = true, env = "IVR_AUTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
+pub enum Command {
+    /// Run the server
+    Serve(ServeArgs),
+    /// Manage tenants (the sites that use the API)
+    Tenant {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Load generator and database seeding (see BENCHMARKS.md)
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+    /// Create or upgrade the database schema, then exit
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
 
 fn main() -> ExitCode {
     let args = Cli::parse();
@@ -24,8 +65,8 @@ fn main() -> ExitCode {
                 .await
                 .map(|out| println!("{out}"))
                 .map_err(|e| e.to_string()),
-            Command::Bench { command: ivr_auth::bench::BenchCommand::Run(args) } => ivr_auth::bench::run(args).await,
-            Command::Bench { command: ivr_auth::bench::BenchCommand::Seed(args) } => ivr_auth::bench::seed(args).await,
+            Command::Bench { command: bench::BenchCommand::Run(args) } => bench::run(args).await,
+            Command::Bench { command: bench::BenchCommand::Seed(args) } => bench::seed(args).await,
             Command::Migrate { db } => {
                 cli::migrate(&db, config.as_deref()).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
             }
@@ -40,7 +81,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve_command(serve: ivr_auth::config::ServeArgs, config: Option<&std::path::Path>) -> Result<(), String> {
+async fn serve_command(serve: ServeArgs, config: Option<&std::path::Path>) -> Result<(), String> {
     let settings = serve.with_file(config).and_then(Settings::from_args).map_err(|e| e.to_string())?;
     ivr_auth::telemetry::init(settings.log_json);
     for name in unknown_env_vars() {

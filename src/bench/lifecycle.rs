@@ -1,16 +1,18 @@
 //! One full verification lifecycle, driven over real HTTP exactly as a site
 //! and the provider would: register → answer → gather → status → poll.
 //! Every answer is checked; a fast wrong answer is an error, not a data point.
+//! With several servers, each step goes to another server than the one
+//! before, as behind a load balancer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::double::Waiting;
 use super::report::{Recorder, Step};
-use crate::voice::signature;
+use ivr_auth::voice::signature;
 
 /// The code every bench request uses (the server stores only its hash).
 const CODE: &str = "246810";
@@ -19,7 +21,12 @@ const WRONG: &str = "135799";
 /// What every lifecycle needs.
 pub struct Driver {
     pub http: reqwest::Client,
-    pub base: String,
+    /// Every server's own address.
+    pub bases: Vec<String>,
+    /// The public URL all servers are configured with: webhook URLs start with
+    /// it and are signed with it, and are sent to one server's address.
+    pub public: String,
+    pub next_server: AtomicUsize,
     pub api_key: String,
     pub auth_token: Vec<u8>,
     pub waiting: Arc<Waiting>,
@@ -36,6 +43,19 @@ pub struct Driver {
 
 /// Which step failed, and how.
 pub type Failure = (Step, String);
+
+/// The server of each step of one lifecycle: the next one in turn each time.
+struct Route<'a> {
+    bases: &'a [String],
+    at: usize,
+}
+
+impl Route<'_> {
+    fn next(&mut self) -> &str {
+        self.at = (self.at + 1) % self.bases.len();
+        &self.bases[self.at]
+    }
+}
 
 fn fail(step: Step, what: impl Into<String>) -> Failure {
     (step, what.into())
@@ -57,13 +77,15 @@ impl Driver {
         }
     }
 
-    async fn webhook(&self, step: Step, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
+    /// Posts a webhook for the public `url` to `base`, signed as the provider signs it.
+    async fn webhook(&self, step: Step, base: &str, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
         let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let sig = signature::sign(&self.auth_token, url, &owned);
+        let target = url.replacen(&self.public, base, 1);
         let _slot = self.http_slots.acquire().await.map_err(|_| fail(step, "closed"))?;
         let resp = self
             .http
-            .post(url)
+            .post(target)
             .header("X-Twilio-Signature", sig)
             .form(params)
             .send()
@@ -80,7 +102,7 @@ impl Driver {
         Ok(body)
     }
 
-    async fn register(&self, phone: &str, inbound: bool) -> Result<String, Failure> {
+    async fn register(&self, base: &str, phone: &str, inbound: bool) -> Result<String, Failure> {
         let body = serde_json::json!({
             "phone_number": phone,
             "code": CODE,
@@ -89,7 +111,7 @@ impl Driver {
         let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Register, "closed"))?;
         let resp = self
             .http
-            .post(format!("{}/v1/auth-requests", self.base))
+            .post(format!("{base}/v1/auth-requests"))
             .bearer_auth(&self.api_key)
             .json(&body)
             .send()
@@ -113,13 +135,14 @@ impl Driver {
     /// Runs one lifecycle, recording each step's latency.
     pub async fn run(&self, inbound: bool, wrong_first: bool, rec: &mut Recorder) -> Result<(), Failure> {
         let phone = self.next_phone();
+        let mut route = Route { bases: &self.bases, at: self.next_server.fetch_add(1, Ordering::Relaxed) };
         let t = Instant::now();
-        let id = self.register(&phone, inbound).await?;
+        let id = self.register(route.next(), &phone, inbound).await?;
         rec.record(Step::Register, t.elapsed());
 
         let (sid, gather_url, status_url, from) = if inbound {
             let sid = format!("CAin{}", id.replace('-', ""));
-            let url = format!("{}/webhooks/twilio/voice/inbound", self.base);
+            let url = format!("{}/webhooks/twilio/voice/inbound", self.public);
             let params = [
                 ("CallSid", sid.as_str()),
                 ("From", phone.as_str()),
@@ -129,13 +152,13 @@ impl Driver {
             ];
             self.think().await;
             let t = Instant::now();
-            let doc = self.webhook(Step::Answer, &url, &params).await?;
+            let doc = self.webhook(Step::Answer, route.next(), &url, &params).await?;
             rec.record(Step::Answer, t.elapsed());
-            let gather_url = format!("{}/webhooks/twilio/voice/gather/{id}", self.base);
+            let gather_url = format!("{}/webhooks/twilio/voice/gather/{id}", self.public);
             if !doc.contains(&format!("action=\"{gather_url}\"")) {
                 return Err(fail(Step::Answer, "inbound call not matched to its request"));
             }
-            (sid, gather_url, format!("{}/webhooks/twilio/voice/status", self.base), phone.clone())
+            (sid, gather_url, format!("{}/webhooks/twilio/voice/status", self.public), phone.clone())
         } else {
             let t = Instant::now();
             let call = tokio::time::timeout(Duration::from_secs(10), self.waiting.expect(&id))
@@ -155,7 +178,7 @@ impl Driver {
             ];
             self.think().await;
             let t = Instant::now();
-            let doc = self.webhook(Step::Answer, &call.answer_url, &params).await?;
+            let doc = self.webhook(Step::Answer, route.next(), &call.answer_url, &params).await?;
             rec.record(Step::Answer, t.elapsed());
             let gather_url = call.answer_url.replace("/answer/", "/gather/");
             if !doc.contains("<Gather") || !doc.contains(&format!("action=\"{gather_url}\"")) {
@@ -176,7 +199,7 @@ impl Driver {
             ];
             self.think().await;
             let t = Instant::now();
-            let doc = self.webhook(Step::Gather, &gather_url, &params).await?;
+            let doc = self.webhook(Step::Gather, route.next(), &gather_url, &params).await?;
             rec.record(Step::Gather, t.elapsed());
             if !doc.contains("<Gather") {
                 return Err(fail(Step::Gather, "a wrong code did not ask again"));
@@ -186,7 +209,7 @@ impl Driver {
             [("CallSid", sid.as_str()), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("Digits", CODE)];
         self.think().await;
         let t = Instant::now();
-        let doc = self.webhook(Step::Gather, &gather_url, &params).await?;
+        let doc = self.webhook(Step::Gather, route.next(), &gather_url, &params).await?;
         rec.record(Step::Gather, t.elapsed());
         if doc.contains("<Gather") || !doc.ends_with("<Hangup/></Response>") {
             return Err(fail(Step::Gather, "the right code was not accepted"));
@@ -202,7 +225,7 @@ impl Driver {
         ];
         self.think().await;
         let t = Instant::now();
-        self.webhook(Step::Status, &status_url, &params).await?;
+        self.webhook(Step::Status, route.next(), &status_url, &params).await?;
         rec.record(Step::Status, t.elapsed());
 
         self.think().await;
@@ -210,7 +233,7 @@ impl Driver {
         let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Poll, "closed"))?;
         let resp = self
             .http
-            .get(format!("{}/v1/auth-requests/{id}", self.base))
+            .get(format!("{}/v1/auth-requests/{id}", route.next()))
             .bearer_auth(&self.api_key)
             .send()
             .await

@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 use rand::RngExt;
 use serde_json::Value;
 
-use crate::cli::{DbArgs, TenantAction};
+use ivr_auth::cli::{DbArgs, TenantAction};
 use lifecycle::Driver;
 use report::{Recorder, Report};
 
@@ -48,9 +48,14 @@ pub struct RunArgs {
     /// Share of lifecycles that type a wrong code first, 0–1
     #[arg(long, default_value_t = 0.0)]
     pub wrong_share: f64,
-    /// Database of the server the bench starts (default: a new SQLite file in a temp dir)
+    /// Database of the servers the bench starts (default: a new SQLite file in a
+    /// temp dir; `postgres://…` to measure PostgreSQL)
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Servers to start on the database (more than one needs PostgreSQL); each
+    /// step of a lifecycle goes to another server than the one before
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// Seconds of the /healthz comparison run
     #[arg(long, default_value_t = 3.0)]
     pub healthz_seconds: f64,
@@ -89,6 +94,9 @@ pub struct Durability {
 }
 
 const AUTH_TOKEN: &str = "bench-auth-token-not-secret";
+const SECRET_KEY: &str = "bench-secret-key-shared-by-the-nodes-0123";
+/// The public URL every server is told it is reached at (the "load balancer").
+const PUBLIC: &str = "http://ivr-auth.bench.invalid";
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000bench";
 const CALLER_ID: &str = "+815011112222";
 const INBOUND: &str = "+81312345678";
@@ -135,6 +143,8 @@ fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Serve
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
         .env("TWILIO_API_BASE", double_base)
         .env("IVR_AUTH_CALLER_ID", CALLER_ID)
+        .env("IVR_AUTH_PUBLIC_URL", PUBLIC)
+        .env("IVR_AUTH_SECRET_KEY", SECRET_KEY)
         .env("IVR_AUTH_INBOUND_NUMBER", INBOUND)
         .env("IVR_AUTH_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
@@ -163,7 +173,7 @@ fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Serve
 async fn create_tenant(db_url: &str) -> Result<String, String> {
     let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
     let db = DbArgs { database_url: Some(db_url.to_owned()) };
-    let out = crate::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
+    let out = ivr_auth::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
     v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
 }
@@ -235,15 +245,24 @@ async fn healthz(http: &reqwest::Client, base: &str, concurrency: usize, seconds
 
 /// `bench run`.
 pub async fn run(args: RunArgs) -> Result<(), String> {
-    crate::install_tls_provider();
+    ivr_auth::install_tls_provider();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let db_url =
         args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    if args.nodes == 0 || (args.nodes > 1 && !db_url.starts_with("postgres")) {
+        return Err("--nodes: 1, or more with a postgres:// --database-url (SQLite has one server per file)".into());
+    }
+    if args.nodes > 1 && args.kill_after.is_some() {
+        return Err("--kill-after measures one server; leave --nodes at 1".into());
+    }
     let api_key = create_tenant(&db_url).await?;
-    let listener = crate::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
+    let listener = ivr_auth::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
     let double_base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let (waiting, double) = double::start(listener).map_err(|e| e.to_string())?;
-    let server = start_server(&args, &db_url, &double_base)?;
+    let mut servers = Vec::new();
+    for _ in 0..args.nodes {
+        servers.push(start_server(&args, &db_url, &double_base)?);
+    }
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.max_connections.min(args.concurrency).max(1))
@@ -254,7 +273,9 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let driver = Arc::new(Driver {
         http: http.clone(),
-        base: server.base.clone(),
+        bases: servers.iter().map(|s| s.base.clone()).collect(),
+        public: PUBLIC.into(),
+        next_server: std::sync::atomic::AtomicUsize::new(0),
         api_key,
         auth_token: AUTH_TOKEN.as_bytes().to_vec(),
         waiting,
@@ -267,7 +288,6 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     });
 
     let started = Instant::now() + Duration::from_secs_f64(args.warmup);
-    let mut server = server;
     let rec = match args.kill_after {
         None => load(driver.clone(), &args, started, started + Duration::from_secs_f64(args.duration)).await,
         Some(after) => {
@@ -275,7 +295,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(after));
             let killer = async {
                 tokio::time::sleep_until((started + Duration::from_secs_f64(after)).into()).await;
-                server.kill9();
+                servers[0].kill9();
             };
             let (rec, ()) = tokio::join!(running, killer);
             rec
@@ -284,13 +304,17 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let elapsed = started.elapsed().as_secs_f64();
     let durability = match args.kill_after {
         Some(_) => {
-            server = start_server(&args, &db_url, &double_base)?;
-            Some(check_durability(&driver, &server.base, &db_url).await?)
+            servers[0] = start_server(&args, &db_url, &double_base)?;
+            Some(check_durability(&driver, &servers[0].base, &db_url).await?)
         }
         None => None,
     };
+    let writes = match args.kill_after {
+        None => probe_writes(&driver, &servers).await,
+        Some(_) => Vec::new(),
+    };
     let healthz_per_s =
-        healthz(&http, &server.base, args.concurrency.min(args.max_connections), args.healthz_seconds).await;
+        healthz(&http, &servers[0].base, args.concurrency.min(args.max_connections), args.healthz_seconds).await;
     let lifecycles_per_s = rec.lifecycles as f64 / elapsed;
     let report = Report {
         concurrency: args.concurrency,
@@ -298,6 +322,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         inbound_share: args.inbound_share,
         wrong_code_share: args.wrong_share,
         database: if db_url.starts_with("sqlite") { "sqlite".into() } else { "postgres".into() },
+        nodes: args.nodes,
+        writes_per_lifecycle: writes,
         lifecycles: rec.lifecycles,
         lifecycles_per_s,
         errors: rec.errors.values().sum(),
@@ -306,10 +332,14 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         healthz_per_s,
         efficiency_ratio: if healthz_per_s > 0.0 { 5.0 * lifecycles_per_s / healthz_per_s } else { 0.0 },
         // After a kill the process is a new one: its peak says nothing about the run.
-        server_peak_rss_mb: if durability.is_some() { None } else { server.peak_rss_mb() },
+        server_peak_rss_mb: if durability.is_some() {
+            None
+        } else {
+            servers.iter().filter_map(Server::peak_rss_mb).reduce(f64::max)
+        },
         durability,
     };
-    drop(server);
+    drop(servers);
     double.stop(false).await;
     print!("{}", report.table());
     if let Some(path) = &args.json {
@@ -345,12 +375,55 @@ async fn check_durability(driver: &Driver, base: &str, db_url: &str) -> Result<D
         found += futures_util::future::join_all(lookups).await.into_iter().filter(|ok| *ok).count();
     }
     let integrity_check = match db_url.strip_prefix("sqlite://") {
-        Some(path) => rusqlite::Connection::open(path)
-            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)))
-            .map_err(|e| e.to_string())?,
+        Some(path) => {
+            let options = ivr_auth::store::OpenOptions::new(ivr_auth::store::Role::Cli);
+            let store = ivr_auth::store::sqlite::SqliteStore::open(std::path::Path::new(path), options)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.integrity_check().await.map_err(|e| e.to_string())?
+        }
         None => "n/a".into(),
     };
     Ok(Durability { acknowledged: acked.len(), found_after_restart: found, integrity_check })
+}
+
+/// The servers' store write and commit counters, summed (`None` if a server has none: an older build).
+async fn store_counters(http: &reqwest::Client, servers: &[Server]) -> Option<(f64, f64)> {
+    let mut total = (0.0, 0.0);
+    for s in servers {
+        let text = http.get(format!("{}/metrics", s.base)).send().await.ok()?.text().await.ok()?;
+        let value =
+            |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()));
+        total.0 += value("ivr_auth_store_writes ")?;
+        total.1 += value("ivr_auth_store_commits ")?;
+    }
+    Some(total)
+}
+
+/// Store writes (and durable commits) per lifecycle of each kind, counted
+/// over lifecycles run one after another, so that no other work is mixed in.
+async fn probe_writes(driver: &Driver, servers: &[Server]) -> Vec<report::Writes> {
+    const EACH: u32 = 20;
+    let kinds = [("outbound", false, false), ("inbound", true, false), ("outbound, one wrong code", false, true)];
+    let mut out = Vec::new();
+    for (kind, inbound, wrong) in kinds {
+        let Some(before) = store_counters(&driver.http, servers).await else { return Vec::new() };
+        let mut rec = Recorder::default();
+        for _ in 0..EACH {
+            if driver.run(inbound, wrong, &mut rec).await.is_err() {
+                return Vec::new();
+            }
+        }
+        // Writes that follow a lifecycle (a job's last step) land within moments.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Some(after) = store_counters(&driver.http, servers).await else { return Vec::new() };
+        out.push(report::Writes {
+            kind,
+            writes: (after.0 - before.0) / f64::from(EACH),
+            commits: (after.1 - before.1) / f64::from(EACH),
+        });
+    }
+    out
 }
 
 /// `bench seed`.

@@ -96,6 +96,10 @@ pub struct Report {
     pub inbound_share: f64,
     pub wrong_code_share: f64,
     pub database: String,
+    /// Servers on the database.
+    pub nodes: usize,
+    /// Store writes and commits per lifecycle, by kind (empty when the server does not count them).
+    pub writes_per_lifecycle: Vec<Writes>,
     pub lifecycles: u64,
     pub lifecycles_per_s: f64,
     pub errors: u64,
@@ -108,6 +112,16 @@ pub struct Report {
     pub server_peak_rss_mb: Option<f64>,
     /// With `--kill-after`: what survived the SIGKILL.
     pub durability: Option<super::Durability>,
+}
+
+/// Store writes per lifecycle of one kind.
+#[derive(Debug, serde::Serialize)]
+pub struct Writes {
+    pub kind: &'static str,
+    /// Write transactions (each a commit on its own without group commit).
+    pub writes: f64,
+    /// Durable commits (fewer than writes where commits are grouped).
+    pub commits: f64,
 }
 
 fn ms(us: u64) -> f64 {
@@ -136,7 +150,7 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "lifecycles: {} in {:.1} s = {:.0}/s   errors: {}   (concurrency {}, inbound {:.0}%, wrong code {:.0}%, {})\n",
+            "lifecycles: {} in {:.1} s = {:.0}/s   errors: {}   (concurrency {}, inbound {:.0}%, wrong code {:.0}%, {}, {} node{})\n",
             self.lifecycles,
             self.duration_s,
             self.lifecycles_per_s,
@@ -144,7 +158,9 @@ impl Report {
             self.concurrency,
             self.inbound_share * 100.0,
             self.wrong_code_share * 100.0,
-            self.database
+            self.database,
+            self.nodes,
+            if self.nodes == 1 { "" } else { "s" }
         ));
         out.push_str(&format!(
             "{:<11} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
@@ -160,6 +176,12 @@ impl Report {
             "healthz: {:.0} req/s   efficiency ratio (5 × lifecycles/s ÷ healthz/s): {:.3}\n",
             self.healthz_per_s, self.efficiency_ratio
         ));
+        for w in &self.writes_per_lifecycle {
+            out.push_str(&format!(
+                "store writes per lifecycle ({}): {:.2}   durable commits: {:.2}\n",
+                w.kind, w.writes, w.commits
+            ));
+        }
         if let Some(rss) = self.server_peak_rss_mb {
             out.push_str(&format!("server peak RSS: {rss:.1} MB\n"));
         }

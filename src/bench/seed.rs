@@ -7,13 +7,13 @@ use clap::Args;
 use rand::{Rng, RngExt};
 use uuid::{NoContext, Timestamp, Uuid};
 
-use crate::cli::{DbArgs, TenantAction};
-use crate::config::parse_database_url;
-use crate::domain::phone::PhoneNumber;
-use crate::domain::registration::Registration;
-use crate::domain::request::{AuthRequest, Sealed};
-use crate::domain::status::{CallStatus, FailureReason, Mode, Status};
-use crate::store::seed::Seeder;
+use ivr_auth::cli::{DbArgs, TenantAction};
+use ivr_auth::config::parse_database_url;
+use ivr_auth::domain::phone::PhoneNumber;
+use ivr_auth::domain::registration::Registration;
+use ivr_auth::domain::request::{AuthRequest, Sealed};
+use ivr_auth::domain::status::{CallStatus, FailureReason, Mode, Status};
+use ivr_auth::store::seed::Seeder;
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
@@ -68,7 +68,7 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
     let url = parse_database_url(&args.database_url).map_err(|e| e.to_string())?;
     let db = DbArgs { database_url: Some(args.database_url.clone()) };
     let name = format!("seed-{}", Uuid::now_v7().simple());
-    let out = crate::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
+    let out = ivr_auth::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
     let tenant: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
     let tenant = tenant["tenant_id"].as_str().and_then(|t| Uuid::parse_str(t).ok()).ok_or("no tenant id")?;
     let store = Seeder::open(&url).await.map_err(|e| e.to_string())?;
