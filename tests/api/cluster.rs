@@ -280,3 +280,83 @@ async fn three_nodes_share_every_call_and_survive_losing_one() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Three servers in this process on one database, each with its own clock.
+async fn in_process_nodes(configure: Configure) -> (Arc<TestDb>, Vec<TestApp>) {
+    let db = Arc::new(TestDb::new(Backend::Postgres).await);
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        let opts = Opts { configure: Some(configure.clone()), ..Default::default() };
+        let tenant = apps.first().map(|a: &TestApp| a.tenant.clone());
+        apps.push(match tenant {
+            Some(t) => spawn_as(opts, db.clone(), Some(t)).await,
+            None => spawn_on(opts, db.clone()).await,
+        });
+    }
+    // Every node learns that there are three (heartbeats every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(12);
+    for app in &apps {
+        loop {
+            let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+            if metrics.lines().any(|l| l == "ivr_auth_servers 3") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "servers never counted to 3");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    (db, apps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_across_nodes_and_expiry_runs_once() {
+    let (_db, apps) = in_process_nodes(Arc::new(|a| {
+        a.phone_rate_limit = Some(2);
+        a.rate_limit = Some(6);
+    }))
+    .await;
+    let register = |n: usize, body: Value| apps[n % 3].register_as(&apps[n % 3].tenant, body);
+    // Per number: two registrations in 10 minutes, whichever nodes take them.
+    let mut accepted = 0;
+    for n in 0..6 {
+        let resp = register(n, json!({ "phone_number": PHONE, "mode": "inbound" })).await;
+        match resp.status().as_u16() {
+            201 => accepted += 1,
+            429 => assert!(resp.text().await.unwrap().contains("phone_number")),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(accepted, 2, "the per-number limit counts across nodes");
+    // Per tenant: 6 requests a second for the service, not 6 per node.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut ok = 0;
+    for n in 0..18 {
+        let app = &apps[n % 3];
+        if app.get_as(&app.tenant, "0192aaaa-0000-7000-8000-000000000000").await.status() == 404 {
+            ok += 1;
+        }
+    }
+    assert!(ok <= 6, "{ok} requests passed a limit of 6 a second over 3 nodes");
+
+    // Every node's sweeper expires what is overdue; each request ends (and is told) once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let sink = CallbackSink::start().await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let body = json!({ "phone_number": format!("+8190{:08}", 30_000_000 + n), "mode": "inbound", "callback_url": sink.url });
+        let resp = register(n, body).await;
+        assert_eq!(resp.status(), 201);
+        ids.push(resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(170)).await; // under the tenant limit
+    }
+    for app in &apps {
+        app.clock.as_ref().unwrap().advance(chrono::Duration::minutes(6));
+    }
+    sink.wait_hits(ids.len(), Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // any second delivery would land by now
+    let hits = sink.hits.lock().unwrap().clone();
+    for id in &ids {
+        let told = hits.iter().filter(|(_, body)| body.contains(id.as_str())).count();
+        assert_eq!(told, 1, "request {id} was told {told} times");
+    }
+}

@@ -126,12 +126,20 @@ pub async fn spawn_with(opts: Opts) -> TestApp {
 
 /// A server in this process on `db`, with tenant "acme".
 pub async fn spawn_on(opts: Opts, db: Arc<TestDb>) -> TestApp {
+    let mut app = spawn_as(opts, db.clone(), None).await;
+    app.tenant = create_tenant(&db.url, "acme").await;
+    app
+}
+
+/// A server in this process on `db`, acting for `tenant` (one that exists), or for nobody yet.
+pub async fn spawn_as(opts: Opts, db: Arc<TestDb>, tenant: Option<Tenant>) -> TestApp {
     let settings = Settings::from_args(args(&opts, &db.url)).unwrap();
     let clock = Arc::new(ShiftedClock::default());
     let app = Application::build_with_clock(settings, clock.clone()).await.unwrap();
     let base = app.base_url().to_owned();
     tokio::spawn(app.run_until_stopped());
-    let tenant = create_tenant(&db.url, "acme").await;
+    let tenant =
+        tenant.unwrap_or(Tenant { tenant_id: String::new(), api_key: String::new(), callback_secret: String::new() });
     let public_url = opts.public_url.clone().unwrap_or_else(|| base.clone());
     TestApp { base, http: http(), tenant, db, public_url, clock: Some(clock) }
 }

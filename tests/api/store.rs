@@ -340,3 +340,58 @@ async fn servers_count_each_other_and_new_jobs_wake_other_servers() {
         }
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_starting_together_create_the_schema_once() {
+    on_every_backend!(|db| {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move {
+                    let url = ivr_auth::config::parse_database_url(&url).unwrap();
+                    ivr_auth::store::open(&url, OpenOptions::new(Role::Cli)).await
+                })
+            })
+            .collect();
+        for o in opens {
+            let store = o.await.unwrap().unwrap_or_else(|e| panic!("a concurrent start failed: {e}"));
+            store.ping().await.unwrap();
+        }
+        // And the schema works: a tenant and a request go in.
+        let store = db.store().await;
+        let t = tenant(&*store, "t").await;
+        store.insert_request(request(&t, "+819012345678", None, now_ms()), vec![], None).await.unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls_when_the_url_asks() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let name = format!("ivrt-tls-{}", Uuid::now_v7().simple());
+    let tls_url = format!("{}&sslmode=require&application_name={name}", db.url);
+    let store =
+        ivr_auth::store::open(&ivr_auth::config::parse_database_url(&tls_url).unwrap(), OpenOptions::new(Role::Cli))
+            .await
+            .unwrap();
+    store.ping().await.unwrap();
+    let admin_url =
+        std::env::var("IVR_AUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let row = admin
+        .query_one(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    let (n, all_tls): (i64, Option<bool>) = (row.get(0), row.get(1));
+    assert!(n >= 1 && all_tls == Some(true), "{n} connections, TLS: {all_tls:?}");
+    // verify-full checks the certificate: this server's self-signed one is refused.
+    let strict = format!("{}&sslmode=verify-full", db.url);
+    let refused =
+        ivr_auth::store::open(&ivr_auth::config::parse_database_url(&strict).unwrap(), OpenOptions::new(Role::Cli))
+            .await;
+    assert!(refused.is_err(), "an unverifiable certificate was accepted");
+}

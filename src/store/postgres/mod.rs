@@ -85,7 +85,26 @@ fn is_transient(e: &tokio_postgres::Error) -> bool {
         return matches!(code, "40001" | "40P01" | "53300" | "57014" | "57P01" | "57P02" | "57P03")
             || code.starts_with("08");
     }
-    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+    // No SQLSTATE: the network. A refused, reset or timed-out connection is
+    // worth another try; a certificate that does not verify is not.
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    io.is_some_and(|io| {
+        use std::io::ErrorKind::*;
+        matches!(
+            io.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | BrokenPipe
+                | TimedOut
+                | UnexpectedEof
+                | NotConnected
+                | AddrNotAvailable
+                | HostUnreachable
+                | NetworkUnreachable
+                | Interrupted
+        )
+    })
 }
 
 /// A database error as a store error: transient ones mean "unavailable".

@@ -43,22 +43,28 @@ pub struct SqliteStore {
     _server_lock: Option<File>,
 }
 
+/// Applies the migrations the file lacks, in one write transaction: a CLI
+/// command and a starting server may migrate the same file at once.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(db_err)?;
-    let current: i64 =
-        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0)).map_err(db_err)?;
-    if current > MIGRATIONS.len() as i64 {
-        return Err(StoreError::Corrupt(format!(
-            "database schema version {current} is newer than this ivr-auth understands"
-        )));
-    }
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.unchecked_transaction().map_err(db_err)?;
-        tx.execute_batch(sql).map_err(db_err)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [n as i64 + 1]).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-    }
-    Ok(())
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+    let applied = (|| {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(db_err)?;
+        let current: i64 =
+            conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0)).map_err(db_err)?;
+        if current > MIGRATIONS.len() as i64 {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {current} is newer than this ivr-auth understands"
+            )));
+        }
+        for (n, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            conn.execute_batch(sql).map_err(db_err)?;
+            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [n as i64 + 1]).map_err(db_err)?;
+        }
+        Ok(())
+    })();
+    let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(db_err)?;
+    applied
 }
 
 fn lock_path(path: &Path) -> PathBuf {
