@@ -5,6 +5,7 @@
 //! are the service's own (`ServiceError`); each edge turns them into its answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -226,10 +227,15 @@ impl Core {
         let now = self.now();
         let grace = self.call_end_grace;
         let inbound = self.inbound_number.clone();
+        // Whether the decision that was written added jobs (it may run more than once).
+        let added_jobs = Arc::new(AtomicBool::new(false));
+        let added = added_jobs.clone();
         let decide = Arc::new(move |r: &AuthRequest| {
             let event = event_for(r)?;
             let t = r.apply(&event, now).ok()?;
-            Some(Update { jobs: jobs_for(&t, now, grace, inbound.as_ref()), request: t.next })
+            let jobs = jobs_for(&t, now, grace, inbound.as_ref());
+            added.store(!jobs.is_empty(), Ordering::Relaxed);
+            Some(Update { jobs, request: t.next })
         });
         let applied = self.store.update_request(id, decide, finishing).await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {
@@ -243,7 +249,7 @@ impl Core {
                     "auth request status changed"
                 );
             }
-            if !after.status.is_terminal() || before.status != after.status {
+            if added_jobs.load(Ordering::Relaxed) {
                 self.jobs_wakeup.notify_one();
             }
         }

@@ -19,7 +19,6 @@ use clap::{Args, Subcommand};
 use rand::RngExt;
 use serde_json::Value;
 
-use ivr_auth::cli::{DbArgs, TenantAction};
 use lifecycle::Driver;
 use report::{Recorder, Report};
 
@@ -120,6 +119,15 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// CPU seconds the process has used so far (user + system), from /proc.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command name (which may hold spaces) end with ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / clock_ticks_per_second())
+    }
+
     /// Peak resident set size (VmHWM) in MB, from /proc.
     fn peak_rss_mb(&self) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -129,12 +137,26 @@ impl Server {
     }
 }
 
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU seconds used so far by all the servers.
+fn servers_cpu(servers: &[Server]) -> Option<f64> {
+    servers.iter().map(Server::cpu_seconds).sum()
+}
+
 fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Server, String> {
-    let bin = match &args.server_bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe().map_err(|e| e.to_string())?,
-    };
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(server_bin(args)?);
     cmd.arg("serve")
         .env("IVR_AUTH_LISTEN", "127.0.0.1:0")
         .env("IVR_AUTH_DATABASE_URL", db_url)
@@ -170,12 +192,28 @@ fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Serve
     Ok(Server { child, base })
 }
 
-async fn create_tenant(db_url: &str) -> Result<String, String> {
+/// Creates the bench's tenant with the server binary itself, so that the
+/// database's schema is the one that binary knows (an older build in an A/B run).
+fn create_tenant(args: &RunArgs, db_url: &str) -> Result<String, String> {
     let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
-    let db = DbArgs { database_url: Some(db_url.to_owned()) };
-    let out = ivr_auth::cli::tenant(&db, None, TenantAction::Create { name }).await.map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    let out = Command::new(server_bin(args)?)
+        .args(["tenant", "create", &name])
+        .env("IVR_AUTH_DATABASE_URL", db_url)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run tenant create: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("tenant create failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
+}
+
+fn server_bin(args: &RunArgs) -> Result<PathBuf, String> {
+    match &args.server_bin {
+        Some(b) => Ok(b.clone()),
+        None => std::env::current_exe().map_err(|e| e.to_string()),
+    }
 }
 
 /// Runs lifecycles on `concurrency` tasks until `until`, measuring those that
@@ -255,7 +293,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     if args.nodes > 1 && args.kill_after.is_some() {
         return Err("--kill-after measures one server; leave --nodes at 1".into());
     }
-    let api_key = create_tenant(&db_url).await?;
+    let api_key = create_tenant(&args, &db_url)?;
     let listener = ivr_auth::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
     let double_base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let (waiting, double) = double::start(listener).map_err(|e| e.to_string())?;
@@ -288,8 +326,17 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     });
 
     let started = Instant::now() + Duration::from_secs_f64(args.warmup);
+    let mut cpu_at_start = None;
     let rec = match args.kill_after {
-        None => load(driver.clone(), &args, started, started + Duration::from_secs_f64(args.duration)).await,
+        None => {
+            let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(args.duration));
+            let sample = async {
+                tokio::time::sleep_until(started.into()).await;
+                cpu_at_start = servers_cpu(&servers);
+            };
+            let (rec, ()) = tokio::join!(running, sample);
+            rec
+        }
         Some(after) => {
             // New lifecycles stop starting at the kill; those in flight meet it.
             let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(after));
@@ -302,6 +349,10 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_per_lifecycle_us = match (cpu_at_start, servers_cpu(&servers)) {
+        (Some(a), Some(b)) if rec.lifecycles > 0 => Some((b - a) * 1e6 / rec.lifecycles as f64),
+        _ => None,
+    };
     let durability = match args.kill_after {
         Some(_) => {
             servers[0] = start_server(&args, &db_url, &double_base)?;
@@ -324,6 +375,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         database: if db_url.starts_with("sqlite") { "sqlite".into() } else { "postgres".into() },
         nodes: args.nodes,
         writes_per_lifecycle: writes,
+        server_cpu_per_lifecycle_us: cpu_per_lifecycle_us,
         lifecycles: rec.lifecycles,
         lifecycles_per_s,
         errors: rec.errors.values().sum(),

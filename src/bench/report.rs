@@ -100,6 +100,8 @@ pub struct Report {
     pub nodes: usize,
     /// Store writes and commits per lifecycle, by kind (empty when the server does not count them).
     pub writes_per_lifecycle: Vec<Writes>,
+    /// Server CPU time (user + system, all servers) per measured lifecycle, in µs.
+    pub server_cpu_per_lifecycle_us: Option<f64>,
     pub lifecycles: u64,
     pub lifecycles_per_s: f64,
     pub errors: u64,
@@ -176,6 +178,9 @@ impl Report {
             "healthz: {:.0} req/s   efficiency ratio (5 × lifecycles/s ÷ healthz/s): {:.3}\n",
             self.healthz_per_s, self.efficiency_ratio
         ));
+        if let Some(cpu) = self.server_cpu_per_lifecycle_us {
+            out.push_str(&format!("server CPU per lifecycle: {cpu:.0} µs (user + system, all servers)\n"));
+        }
         for w in &self.writes_per_lifecycle {
             out.push_str(&format!(
                 "store writes per lifecycle ({}): {:.2}   durable commits: {:.2}\n",

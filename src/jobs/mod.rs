@@ -84,33 +84,40 @@ impl Jobs {
         let signal = self.core.store.job_signal();
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
+            // The store is asked for due jobs when something may have become due
+            // (a wake-up, another server's notice, the next job's time), not for
+            // every job this process leased to itself.
+            let mut look = true;
+            let mut next_look = tokio::time::Instant::now();
             while !*shutdown.borrow() {
-                while let Ok(job) = claimed.try_recv() {
-                    self.start(job, &slots, &running).await;
-                }
-                let free = slots.available_permits();
-                let jobs = if free == 0 {
-                    Vec::new()
-                } else {
-                    match self.core.store.claim_jobs(free.min(128)).await {
-                        Ok(jobs) => jobs,
-                        Err(e) => {
-                            tracing::error!(error = %e, "claiming jobs failed");
-                            Vec::new()
+                if look || tokio::time::Instant::now() >= next_look {
+                    look = false;
+                    let free = slots.available_permits();
+                    let jobs = if free == 0 {
+                        Vec::new()
+                    } else {
+                        match self.core.store.claim_jobs(free.min(128)).await {
+                            Ok(jobs) => jobs,
+                            Err(e) => {
+                                tracing::error!(error = %e, "claiming jobs failed");
+                                Vec::new()
+                            }
                         }
+                    };
+                    let any = !jobs.is_empty();
+                    for job in jobs {
+                        self.start(job, &slots, &running).await;
                     }
-                };
-                let any = !jobs.is_empty();
-                for job in jobs {
-                    self.start(job, &slots, &running).await;
+                    if any {
+                        look = true;
+                        continue;
+                    }
+                    let wait = match self.core.store.next_job_in().await {
+                        Ok(Some(d)) => d.clamp(Duration::from_millis(5), Duration::from_secs(1)),
+                        _ => Duration::from_secs(1),
+                    };
+                    next_look = tokio::time::Instant::now() + wait;
                 }
-                if any {
-                    continue;
-                }
-                let wait = match self.core.store.next_job_in().await {
-                    Ok(Some(d)) => d.clamp(Duration::from_millis(5), Duration::from_secs(1)),
-                    _ => Duration::from_secs(1),
-                };
                 let elsewhere = async {
                     match &signal {
                         Some(s) => s.notified().await,
@@ -119,9 +126,9 @@ impl Jobs {
                 };
                 tokio::select! {
                     Some(job) = claimed.recv() => self.start(job, &slots, &running).await,
-                    () = self.core.jobs_wakeup.notified() => {}
-                    () = elsewhere => {}
-                    () = tokio::time::sleep(wait) => {}
+                    () = self.core.jobs_wakeup.notified() => look = true,
+                    () = elsewhere => look = true,
+                    () = tokio::time::sleep_until(next_look) => look = true,
                     _ = shutdown.changed() => {}
                 }
             }

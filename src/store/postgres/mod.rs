@@ -233,6 +233,19 @@ const UPDATE_REQUEST: &str = "WITH lease AS ( \
        FROM upd, unnest($15::text[], $16::text[], $17::float8[]) AS j(k, p, d)) \
      SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lease)";
 
+/// A request alone (no jobs): a conflict on any unique key inserts nothing.
+const INSERT_REQUEST_ALONE: &str = concat!(
+    "INSERT INTO auth_requests (",
+    request_columns!(),
+    ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING"
+);
+
+/// `UPDATE_REQUEST` without a job to finish or jobs to add (most webhooks): the row alone.
+const UPDATE_REQUEST_ALONE: &str = "UPDATE auth_requests SET attempts = $3, no_input_count = $4, status = $5, \
+     failure_reason = $6, call_sid = $7, call_status = $8, updated_at = $9, verified_at = $10, terminal = $11, \
+     version = version + 1, last_op = $12 WHERE id = $1 AND version = $2";
+
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
 /// The `$25..$28` job arrays of `INSERT_REQUEST` (and `$15..$17` of `UPDATE_REQUEST`).
@@ -564,17 +577,22 @@ impl Store for PgStore {
                 let changing = p.changing();
                 let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&id, &version];
                 params.extend_from_slice(&changing);
-                params.extend_from_slice(&[
-                    &op,
-                    &lease_job,
-                    &lease_token,
-                    &arrays.kinds,
-                    &arrays.payloads,
-                    &arrays.delays,
-                ]);
-                let stmt = c.prepare_cached(UPDATE_REQUEST).await?;
-                let row = c.query_one(&stmt, &params).await?;
-                let (updated, leased): (i64, i64) = (row.get(0), row.get(1));
+                params.push(&op);
+                let (updated, leased): (i64, i64) = if finishing.is_none() && update.jobs.is_empty() {
+                    let stmt = c.prepare_cached(UPDATE_REQUEST_ALONE).await?;
+                    (i64::try_from(c.execute(&stmt, &params).await?).unwrap_or(0), 0)
+                } else {
+                    params.extend_from_slice(&[
+                        &lease_job,
+                        &lease_token,
+                        &arrays.kinds,
+                        &arrays.payloads,
+                        &arrays.delays,
+                    ]);
+                    let stmt = c.prepare_cached(UPDATE_REQUEST).await?;
+                    let row = c.query_one(&stmt, &params).await?;
+                    (row.get(0), row.get(1))
+                };
                 if updated == 1 {
                     counters.wrote();
                     counters.committed();
@@ -775,16 +793,23 @@ impl NewRequest<'_> {
     /// lost with its connection) or a request with the same external_id.
     async fn insert(&self, c: &impl GenericClient) -> Result<Inserted, Fail> {
         let r = self.request;
-        let stmt = c.prepare_cached(INSERT_REQUEST).await?;
-        let mut params = self.params.all().to_vec();
         let j = &self.jobs;
-        params.extend_from_slice(&[&j.kinds, &j.payloads, &j.delays, &j.claims, &self.token, &self.lease_ms]);
-        let rows = c.query(&stmt, &params).await?;
-        if rows.first().is_some_and(|row| row.get::<_, i64>(0) == 1) {
-            let claimed = rows.iter().filter(|row| row.get::<_, Option<i64>>(1).is_some());
-            return Ok(Inserted::Created {
-                claimed: claimed.map(|row| job_from_row_at(row, 1)).collect::<Result<_, _>>()?,
-            });
+        if j.kinds.is_empty() {
+            let stmt = c.prepare_cached(INSERT_REQUEST_ALONE).await?;
+            if c.execute(&stmt, &self.params.all()).await? == 1 {
+                return Ok(Inserted::Created { claimed: Vec::new() });
+            }
+        } else {
+            let stmt = c.prepare_cached(INSERT_REQUEST).await?;
+            let mut params = self.params.all().to_vec();
+            params.extend_from_slice(&[&j.kinds, &j.payloads, &j.delays, &j.claims, &self.token, &self.lease_ms]);
+            let rows = c.query(&stmt, &params).await?;
+            if rows.first().is_some_and(|row| row.get::<_, i64>(0) == 1) {
+                let claimed = rows.iter().filter(|row| row.get::<_, Option<i64>>(1).is_some());
+                return Ok(Inserted::Created {
+                    claimed: claimed.map(|row| job_from_row_at(row, 1)).collect::<Result<_, _>>()?,
+                });
+            }
         }
         let stmt = c.prepare_cached(SELECT_REQUEST).await?;
         if c.query_opt(&stmt, &[&r.id]).await?.is_some() {
