@@ -64,8 +64,9 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     /// Wakes the job runner when new jobs are committed.
     pub jobs_wakeup: Notify,
-    /// Jobs this process inserted already leased to itself, for its runner.
-    pub claimed_jobs: mpsc::UnboundedSender<Job>,
+    /// Jobs this process inserted already leased to itself, for its runner,
+    /// with the request as it was inserted (so the runner need not read it back).
+    pub claimed_jobs: mpsc::UnboundedSender<(Job, Box<AuthRequest>)>,
 }
 
 impl Core {
@@ -123,7 +124,7 @@ impl Core {
                 self.metrics.registered.get_or_create(&KindLabel { kind: reg.mode.as_str() }).inc();
                 for job in claimed {
                     // The runner lives as long as the server; if it is gone, the lease runs out and another takes it.
-                    let _ = self.claimed_jobs.send(job);
+                    let _ = self.claimed_jobs.send((job, Box::new(request.clone())));
                 }
                 tracing::info!(request_id = %id, mode = %reg.mode, phone = %reg.phone_number, "auth request registered");
                 Ok(Registered { request, code, created: true })

@@ -327,12 +327,14 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 
     let started = Instant::now() + Duration::from_secs_f64(args.warmup);
     let mut cpu_at_start = None;
+    let mut counters_at_start = None;
     let rec = match args.kill_after {
         None => {
             let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(args.duration));
             let sample = async {
                 tokio::time::sleep_until(started.into()).await;
                 cpu_at_start = servers_cpu(&servers);
+                counters_at_start = store_counters(&http, &servers).await;
             };
             let (rec, ()) = tokio::join!(running, sample);
             rec
@@ -349,6 +351,10 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
+    let writes_per_commit_under_load = match (counters_at_start, store_counters(&http, &servers).await) {
+        (Some(a), Some(b)) if b.1 > a.1 => Some((b.0 - a.0) / (b.1 - a.1)),
+        _ => None,
+    };
     let cpu_per_lifecycle_us = match (cpu_at_start, servers_cpu(&servers)) {
         (Some(a), Some(b)) if rec.lifecycles > 0 => Some((b - a) * 1e6 / rec.lifecycles as f64),
         _ => None,
@@ -376,6 +382,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         nodes: args.nodes,
         writes_per_lifecycle: writes,
         server_cpu_per_lifecycle_us: cpu_per_lifecycle_us,
+        writes_per_commit_under_load,
         lifecycles: rec.lifecycles,
         lifecycles_per_s,
         errors: rec.errors.values().sum(),

@@ -102,6 +102,8 @@ pub struct Report {
     pub writes_per_lifecycle: Vec<Writes>,
     /// Server CPU time (user + system, all servers) per measured lifecycle, in µs.
     pub server_cpu_per_lifecycle_us: Option<f64>,
+    /// Writes that shared one durable commit, on average, during the measured run (group commit).
+    pub writes_per_commit_under_load: Option<f64>,
     pub lifecycles: u64,
     pub lifecycles_per_s: f64,
     pub errors: u64,
@@ -180,6 +182,9 @@ impl Report {
         ));
         if let Some(cpu) = self.server_cpu_per_lifecycle_us {
             out.push_str(&format!("server CPU per lifecycle: {cpu:.0} µs (user + system, all servers)\n"));
+        }
+        if let Some(g) = self.writes_per_commit_under_load {
+            out.push_str(&format!("writes per durable commit under load: {g:.1}\n"));
         }
         for w in &self.writes_per_lifecycle {
             out.push_str(&format!(

@@ -18,10 +18,10 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::domain::phone::PhoneNumber;
-use crate::domain::request::Event;
+use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::Status;
 use crate::service::Core;
-use crate::store::{Job, JobKind, Lease, StoreError};
+use crate::store::{Applied, Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, OutboundCall, Telephony};
 use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
@@ -77,7 +77,7 @@ impl Jobs {
     pub fn spawn(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
-        mut claimed: mpsc::UnboundedReceiver<Job>,
+        mut claimed: mpsc::UnboundedReceiver<(Job, Box<AuthRequest>)>,
     ) -> JoinHandle<()> {
         let running = Arc::new(Running::default());
         let renewer = self.clone().spawn_renewer(running.clone(), shutdown.clone());
@@ -106,7 +106,7 @@ impl Jobs {
                     };
                     let any = !jobs.is_empty();
                     for job in jobs {
-                        self.start(job, &slots, &running).await;
+                        self.start(job, None, &slots, &running).await;
                     }
                     if any {
                         look = true;
@@ -125,7 +125,7 @@ impl Jobs {
                     }
                 };
                 tokio::select! {
-                    Some(job) = claimed.recv() => self.start(job, &slots, &running).await,
+                    Some((job, request)) = claimed.recv() => self.start(job, Some(request), &slots, &running).await,
                     () = self.core.jobs_wakeup.notified() => look = true,
                     () = elsewhere => look = true,
                     () = tokio::time::sleep_until(next_look) => look = true,
@@ -138,13 +138,19 @@ impl Jobs {
         })
     }
 
-    async fn start(self: &Arc<Self>, job: Job, slots: &Arc<Semaphore>, running: &Arc<Running>) {
+    async fn start(
+        self: &Arc<Self>,
+        job: Job,
+        request: Option<Box<AuthRequest>>,
+        slots: &Arc<Semaphore>,
+        running: &Arc<Running>,
+    ) {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let (me, running) = (self.clone(), running.clone());
         running.start(job.lease());
         tokio::spawn(async move {
             let lease = job.lease();
-            me.run_one(job).await;
+            me.run_one(job, request).await;
             running.end(lease);
             drop(permit);
         });
@@ -173,11 +179,11 @@ impl Jobs {
         })
     }
 
-    async fn run_one(&self, job: Job) {
+    async fn run_one(&self, job: Job, request: Option<Box<AuthRequest>>) {
         let kind = job.kind.as_str();
         let lease = job.lease();
         let outcome = match job.kind {
-            JobKind::PlaceCall => self.place_call(&job).await,
+            JobKind::PlaceCall => self.place_call(&job, request).await,
             JobKind::Callback => self.deliver_callback(&job).await,
             JobKind::EndCall => self.end_call(&job).await,
             JobKind::FinalizeCall => self.finalize_call(&job).await,
@@ -225,11 +231,16 @@ impl Jobs {
         }
     }
 
-    async fn place_call(&self, job: &Job) -> Outcome {
-        let r = match self.core.store.request(job.request_id).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Outcome::Done,
-            Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
+    /// Places the call of a request; `inserted` is the request as this
+    /// process inserted it a moment ago, if it did.
+    async fn place_call(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Outcome {
+        let r = match inserted {
+            Some(r) => *r,
+            None => match self.core.store.request(job.request_id).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Outcome::Done,
+                Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
+            },
         };
         let t = self.core.now();
         if r.status_at(t) != Status::Pending || r.call_sid.is_some() {
@@ -246,10 +257,18 @@ impl Jobs {
         match self.telephony.place_call(&call).await {
             Ok(sid) => {
                 tracing::info!(request_id = %r.id, call_sid = %sid, phone = %r.phone_number, "call placed");
-                let event = Event::CallPlaced { call_sid: sid };
+                let event = Event::CallPlaced { call_sid: sid.clone() };
                 let placed =
                     self.core.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await;
                 match placed {
+                    Ok(Some(Applied { before, after: None })) if before.status.is_terminal() => {
+                        // It ended (canceled, say) while the call was being placed: hang up.
+                        tracing::info!(request_id = %r.id, call_sid = %sid, "request ended while its call was placed; hanging up");
+                        if let Err(e) = self.telephony.end_call(&sid).await {
+                            tracing::warn!(request_id = %r.id, error = ?e, "hanging up the call failed");
+                        }
+                        Outcome::Finished
+                    }
                     Ok(_) => Outcome::Finished,
                     Err(e) => {
                         // The call exists; the answer webhook binds it. Placing it again would ring twice.

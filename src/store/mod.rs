@@ -75,7 +75,7 @@ pub struct NumberLimit {
 }
 
 /// The result of inserting an auth request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Inserted {
     /// Stored, together with its jobs, durably. `claimed` are the jobs that
     /// were inserted already leased to this process (`NewJob::claim`).
@@ -101,7 +101,7 @@ pub struct Update {
 pub type Decide = Arc<dyn Fn(&AuthRequest) -> Option<Update> + Send + Sync>;
 
 /// A request before and after a decision (`after` is `None` when nothing changed).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Applied {
     pub before: AuthRequest,
     pub after: Option<AuthRequest>,

@@ -74,12 +74,16 @@ pub fn target(url: &str) -> Result<Target, StoreError> {
     if config.get_application_name().is_none() {
         config.application_name("ivr-auth");
     }
-    // Every statement is prepared once per connection and looks rows up by
-    // key: a generic plan is as good as a custom one, and replanning the
-    // multi-statement writes on each execution costs more than running them.
+    // Every statement is prepared once per connection and finds its rows by
+    // an index: a generic plan is as good as a custom one, and replanning
+    // the multi-statement writes on each execution costs more than running
+    // them. A generic plan made while a table was nearly empty would scan it
+    // whole forever after, so sequential scans are off for these sessions
+    // (every query here has an index to use).
+    const SESSION: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
     let options = match config.get_options() {
-        Some(o) if !o.is_empty() => format!("{o} -c plan_cache_mode=force_generic_plan"),
-        _ => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        Some(o) if !o.is_empty() => format!("{o} {SESSION}"),
+        _ => SESSION.to_owned(),
     };
     config.options(options);
     let tls = MakeRustlsConnect::new(client_config(verify, root_file.as_deref())?);

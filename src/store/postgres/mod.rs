@@ -12,6 +12,7 @@
 //! - Job leases carry a claim token and are timed by the database's clock;
 //!   claims skip rows that other servers are claiming (`FOR UPDATE SKIP LOCKED`).
 
+mod batch;
 mod connect;
 mod listen;
 mod rows;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -42,26 +43,31 @@ use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_f
 /// Ordered migrations; the index + 1 is the schema version.
 const MIGRATIONS: [&str; 1] = [include_str!("../../../migrations/postgres/0001_initial.sql")];
 
-/// Optimistic writes that lost to a concurrent change, at most, before giving up.
-const MAX_CONFLICTS: u32 = 200;
-
 /// PostgreSQL-backed store.
 pub struct PgStore {
+    db: Arc<Db>,
+    /// The group-commit writers' queue (`batch`).
+    writes: mpsc::UnboundedSender<batch::Op>,
+    signal: Option<Arc<Notify>>,
+    /// The job listener and the writers, stopped with the store.
+    tasks: Vec<AbortHandle>,
+}
+
+/// What every operation needs: the pool and its limits.
+struct Db {
     pool: Pool,
     counters: Arc<WriteCounters>,
     lease: Duration,
     /// How long one operation may take, retries included.
     budget: Duration,
-    signal: Option<Arc<Notify>>,
-    listener: Option<AbortHandle>,
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        if let Some(l) = &self.listener {
-            l.abort();
+        for t in &self.tasks {
+            t.abort();
         }
-        self.pool.close();
+        self.db.pool.close();
     }
 }
 
@@ -137,7 +143,7 @@ fn attempt<T, F: Future<Output = Result<T, Fail>>>(f: F) -> F {
 /// failure, within the store's time budget.
 macro_rules! retrying {
     ($store:expr, |$client:ident, $tries:ident| $body:expr) => {{
-        let store: &PgStore = $store;
+        let store: &Db = $store;
         let deadline = Instant::now() + store.budget;
         let mut $tries: u32 = 0;
         loop {
@@ -189,8 +195,6 @@ fn millis_f64(d: Duration) -> f64 {
 }
 
 const SELECT_REQUEST: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = $1");
-const SELECT_FOR_DECIDE: &str =
-    concat!("SELECT ", request_columns!(), ", version, last_op FROM auth_requests WHERE id = $1");
 const SELECT_BY_EXTERNAL_ID: &str =
     concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = $1 AND external_id = $2");
 const JOB_COLUMNS: &str = "id, kind, request_id, payload, attempts - 1, created_at, lease_owner";
@@ -215,24 +219,6 @@ const INSERT_REQUEST: &str = concat!(
      LEFT JOIN job ON job.lease_owner IS NOT NULL"
 );
 
-/// Writes a decided update if the row still has the version it was decided
-/// on (and, when finishing a job, only while the caller holds its lease),
-/// deletes the finished job and adds the new ones, in one statement.
-const UPDATE_REQUEST: &str = "WITH lease AS ( \
-       SELECT id FROM jobs WHERE id = $13::int8 AND lease_owner = $14::uuid FOR UPDATE), \
-     upd AS ( \
-       UPDATE auth_requests SET attempts = $3, no_input_count = $4, status = $5, failure_reason = $6, \
-         call_sid = $7, call_status = $8, updated_at = $9, verified_at = $10, terminal = $11, \
-         version = version + 1, last_op = $12 \
-       WHERE id = $1 AND version = $2 AND ($13::int8 IS NULL OR EXISTS (SELECT 1 FROM lease)) \
-       RETURNING id), \
-     done AS (DELETE FROM jobs WHERE id IN (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM upd)), \
-     added AS ( \
-       INSERT INTO jobs (kind, request_id, payload, run_at, created_at, attempts) \
-       SELECT k, upd.id, p, now() + d * interval '1 millisecond', now(), 0 \
-       FROM upd, unnest($15::text[], $16::text[], $17::float8[]) AS j(k, p, d)) \
-     SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM lease)";
-
 /// A request alone (no jobs): a conflict on any unique key inserts nothing.
 const INSERT_REQUEST_ALONE: &str = concat!(
     "INSERT INTO auth_requests (",
@@ -240,11 +226,6 @@ const INSERT_REQUEST_ALONE: &str = concat!(
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING"
 );
-
-/// `UPDATE_REQUEST` without a job to finish or jobs to add (most webhooks): the row alone.
-const UPDATE_REQUEST_ALONE: &str = "UPDATE auth_requests SET attempts = $3, no_input_count = $4, status = $5, \
-     failure_reason = $6, call_sid = $7, call_status = $8, updated_at = $9, verified_at = $10, terminal = $11, \
-     version = version + 1, last_op = $12 WHERE id = $1 AND version = $2";
 
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
@@ -290,23 +271,20 @@ impl PgStore {
             Role::Server => Duration::from_secs(4),
             Role::Cli => Duration::from_secs(60),
         };
-        let mut store = Self {
-            pool,
-            counters: Arc::new(WriteCounters::default()),
-            lease: options.lease,
-            budget,
-            signal: None,
-            listener: None,
-        };
-        let schema = store.migrate().await?;
+        let db = Arc::new(Db { pool, counters: Arc::new(WriteCounters::default()), lease: options.lease, budget });
+        let schema = db.migrate().await?;
+        let (writes, mut tasks) = batch::spawn(db.clone());
+        let mut signal = None;
         if options.role == Role::Server {
             let wake = Arc::new(Notify::new());
-            store.listener = Some(listen::spawn(target, schema, wake.clone()).abort_handle());
-            store.signal = Some(wake);
+            tasks.push(listen::spawn(target, schema, wake.clone()).abort_handle());
+            signal = Some(wake);
         }
-        Ok(store)
+        Ok(Self { db, writes, signal, tasks })
     }
+}
 
+impl Db {
     async fn connection(&self, deadline: Instant) -> Result<Object, Fail> {
         match tokio::time::timeout_at(deadline, self.pool.get()).await {
             Ok(Ok(conn)) => Ok(conn),
@@ -344,6 +322,18 @@ impl PgStore {
             Ok(schema)
         })
     }
+}
+
+impl PgStore {
+    /// Sends a write to the group-commit writers and waits for its answer.
+    async fn write<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> batch::Op,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes.send(op(reply)).map_err(|_| StoreError::closed())?;
+        answer.await.map_err(|_| StoreError::closed())?
+    }
 
     /// Stores many requests at once, without jobs, in one transaction (benchmark seeding).
     pub async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError> {
@@ -353,7 +343,7 @@ impl PgStore {
             ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
              $18, $19, $20, $21, $22, $23, $24)"
         );
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let tx = c.transaction().await?;
             let stmt = tx.prepare_cached(SQL).await?;
             let params: Vec<RequestParams<'_>> = requests.iter().map(RequestParams::new).collect();
@@ -378,7 +368,7 @@ impl Store for PgStore {
         // One attempt, briefly: readiness must answer fast, not retry.
         let deadline = Instant::now() + Duration::from_secs(2);
         let check = async {
-            let conn = self.connection(deadline).await?;
+            let conn = self.db.connection(deadline).await?;
             conn.simple_query("SELECT 1").await?;
             Ok::<(), Fail>(())
         };
@@ -391,7 +381,7 @@ impl Store for PgStore {
     }
 
     async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             c.execute(
                 "INSERT INTO server_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
                 &[&candidate],
@@ -405,7 +395,7 @@ impl Store for PgStore {
         const SQL: &str =
             concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
         let p = TenantParams::new(&tenant);
-        let result = retrying!(self, |c, tries| {
+        let result = retrying!(&self.db, |c, tries| {
             match c.execute(SQL, &p.all(&tenant)).await {
                 Ok(_) => Ok(()),
                 // Our own earlier attempt may have committed before its connection was lost.
@@ -424,7 +414,7 @@ impl Store for PgStore {
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants ORDER BY name");
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let rows = c.query(SQL, &[]).await?;
             Ok(rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?)
         })
@@ -432,7 +422,7 @@ impl Store for PgStore {
 
     async fn update_tenant_credentials(&self, tenant: Tenant) -> Result<bool, StoreError> {
         let p = TenantParams::new(&tenant);
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let all = p.all(&tenant);
             let n = c
                 .execute(
@@ -447,7 +437,7 @@ impl Store for PgStore {
 
     async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = $1");
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             Ok(c.query_opt(&stmt, &[&key_id]).await?.as_ref().map(tenant_from_row).transpose()?)
         })
@@ -455,7 +445,7 @@ impl Store for PgStore {
 
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(tenant_from_row).transpose()?)
         })
@@ -467,15 +457,11 @@ impl Store for PgStore {
         jobs: Vec<NewJob>,
         limit: Option<NumberLimit>,
     ) -> Result<Inserted, StoreError> {
-        let new = NewRequest {
-            params: RequestParams::new(&request),
-            jobs: JobArrays::new(&jobs),
-            token: Uuid::now_v7(),
-            lease_ms: millis_f64(self.lease),
-            request: &request,
+        let Some(limit) = limit else {
+            return self.write(|reply| batch::Op::Insert { request, jobs, reply }).await;
         };
-        let inserted = retrying!(self, |c, _tries| {
-            let Some(limit) = limit else { return new.insert(&*c).await };
+        let new = NewRequest::new(&request, &jobs, Uuid::now_v7(), self.db.lease);
+        let inserted = retrying!(&self.db, |c, _tries| {
             let tx = c.transaction().await?;
             // One registration per number at a time, across every server.
             tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[&request.phone_number.as_str()])
@@ -494,14 +480,14 @@ impl Store for PgStore {
             Ok(inserted)
         })?;
         if matches!(inserted, Inserted::Created { .. }) {
-            self.counters.wrote();
-            self.counters.committed();
+            self.db.counters.wrote();
+            self.db.counters.committed();
         }
         Ok(inserted)
     }
 
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SELECT_REQUEST).await?;
             Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(request_from_row).transpose()?)
         })
@@ -518,7 +504,7 @@ impl Store for PgStore {
             " FROM auth_requests WHERE phone_number = $1 AND mode = 'inbound' AND status = 'pending' \
              AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT 1"
         );
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             Ok(c.query_opt(&stmt, &[&phone.as_str(), &now]).await?.as_ref().map(request_from_row).transpose()?)
         })
@@ -530,7 +516,7 @@ impl Store for PgStore {
             request_columns!(),
             " FROM auth_requests WHERE call_sid = $1 ORDER BY created_at DESC LIMIT 1"
         );
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             Ok(c.query_opt(&stmt, &[&call_sid]).await?.as_ref().map(request_from_row).transpose()?)
         })
@@ -542,75 +528,11 @@ impl Store for PgStore {
         decide: Decide,
         finishing: Option<Lease>,
     ) -> Result<Option<Applied>, StoreError> {
-        let op = Uuid::now_v7();
-        let counters = &self.counters;
-        let (lease_job, lease_token) = (finishing.map(|l| l.job), finishing.map(|l| l.token));
-        retrying!(self, |c, tries| {
-            let select = c.prepare_cached(SELECT_FOR_DECIDE).await?;
-            let mut conflicts = 0;
-            loop {
-                let Some(row) = c.query_opt(&select, &[&id]).await? else {
-                    if let Some(lease) = finishing {
-                        finish_leased(c, lease, tries).await?;
-                        counters.wrote();
-                        counters.committed();
-                    }
-                    return Ok(None);
-                };
-                let before = request_from_row(&row)?;
-                let version: i64 = row.get(23);
-                let last_op: Option<Uuid> = row.get(24);
-                if last_op == Some(op) {
-                    // Our earlier attempt committed; its answer was lost with the connection.
-                    return Ok(Some(Applied { before: before.clone(), after: Some(before) }));
-                }
-                let Some(update) = decide(&before) else {
-                    if let Some(lease) = finishing {
-                        finish_leased(c, lease, tries).await?;
-                        counters.wrote();
-                        counters.committed();
-                    }
-                    return Ok(Some(Applied { before, after: None }));
-                };
-                let p = RequestParams::new(&update.request);
-                let arrays = JobArrays::new(&update.jobs);
-                let changing = p.changing();
-                let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&id, &version];
-                params.extend_from_slice(&changing);
-                params.push(&op);
-                let (updated, leased): (i64, i64) = if finishing.is_none() && update.jobs.is_empty() {
-                    let stmt = c.prepare_cached(UPDATE_REQUEST_ALONE).await?;
-                    (i64::try_from(c.execute(&stmt, &params).await?).unwrap_or(0), 0)
-                } else {
-                    params.extend_from_slice(&[
-                        &lease_job,
-                        &lease_token,
-                        &arrays.kinds,
-                        &arrays.payloads,
-                        &arrays.delays,
-                    ]);
-                    let stmt = c.prepare_cached(UPDATE_REQUEST).await?;
-                    let row = c.query_one(&stmt, &params).await?;
-                    (row.get(0), row.get(1))
-                };
-                if updated == 1 {
-                    counters.wrote();
-                    counters.committed();
-                    return Ok(Some(Applied { before, after: Some(update.request) }));
-                }
-                if finishing.is_some() && leased == 0 {
-                    return Err(Fail::Stop(StoreError::LeaseLost));
-                }
-                conflicts += 1;
-                if conflicts > MAX_CONFLICTS {
-                    return Err(Fail::Retry("too many concurrent changes to one request".into()));
-                }
-            }
-        })
+        self.write(|reply| batch::Op::Update { id, decide, finishing, reply }).await
     }
 
     async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let n: i64 =
                 c.query_one("SELECT count(*) FROM auth_requests WHERE tenant_id = $1", &[&tenant]).await?.get(0);
             Ok(u64::try_from(n).unwrap_or(0))
@@ -618,7 +540,7 @@ impl Store for PgStore {
     }
 
     async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c
                 .prepare_cached(
                     "SELECT id FROM auth_requests WHERE NOT terminal AND expires_at <= $1 \
@@ -631,8 +553,8 @@ impl Store for PgStore {
     }
 
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        let counters = &self.counters;
-        retrying!(self, |c, _tries| {
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, _tries| {
             // Servers purging at once skip each other's rows instead of waiting on them.
             let n = c
                 .execute(
@@ -657,9 +579,9 @@ impl Store for PgStore {
              RETURNING {JOB_COLUMNS}"
         );
         let token = Uuid::now_v7();
-        let lease_ms = millis_f64(self.lease);
-        let counters = &self.counters;
-        retrying!(self, |c, _tries| {
+        let lease_ms = millis_f64(self.db.lease);
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(&sql).await?;
             let rows = c.query(&stmt, &[&token, &lease_ms, &(limit as i64)]).await?;
             if !rows.is_empty() {
@@ -673,9 +595,9 @@ impl Store for PgStore {
     async fn renew_leases(&self, leases: Vec<Lease>) -> Result<usize, StoreError> {
         let ids: Vec<i64> = leases.iter().map(|l| l.job).collect();
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
-        let lease_ms = millis_f64(self.lease);
-        let counters = &self.counters;
-        retrying!(self, |c, _tries| {
+        let lease_ms = millis_f64(self.db.lease);
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, _tries| {
             let n = c
                 .execute(
                     "UPDATE jobs SET lease_until = now() + $3::float8 * interval '1 millisecond' \
@@ -691,8 +613,8 @@ impl Store for PgStore {
     }
 
     async fn finish_job(&self, lease: Lease) -> Result<(), StoreError> {
-        let counters = &self.counters;
-        retrying!(self, |c, tries| {
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, tries| {
             finish_leased(c, lease, tries).await?;
             counters.wrote();
             counters.committed();
@@ -722,7 +644,7 @@ impl Store for PgStore {
     }
 
     async fn next_job_in(&self) -> Result<Option<Duration>, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let stmt = c
                 .prepare_cached(
                     "SELECT EXTRACT(EPOCH FROM min(GREATEST(run_at, COALESCE(lease_until, run_at))) - now())::float8 \
@@ -735,14 +657,14 @@ impl Store for PgStore {
     }
 
     async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             let rows = c.query("SELECT kind, count(*) FROM jobs WHERE NOT dead GROUP BY kind", &[]).await?;
             Ok(rows.iter().filter_map(|r| JobKind::parse(r.get(0)).map(|k| (k, r.get::<_, i64>(1)))).collect())
         })
     }
 
     async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             c.execute(
                 "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, now(), now()) \
                  ON CONFLICT (id) DO UPDATE SET last_seen = now()",
@@ -762,7 +684,7 @@ impl Store for PgStore {
     }
 
     async fn leave(&self, node: Uuid) -> Result<(), StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(&self.db, |c, _tries| {
             c.execute("DELETE FROM nodes WHERE id = $1", &[&node]).await?;
             Ok(())
         })
@@ -773,7 +695,7 @@ impl Store for PgStore {
     }
 
     fn counters(&self) -> &WriteCounters {
-        &self.counters
+        &self.db.counters
     }
 }
 
@@ -787,7 +709,17 @@ struct NewRequest<'a> {
     lease_ms: f64,
 }
 
-impl NewRequest<'_> {
+impl<'a> NewRequest<'a> {
+    fn new(request: &'a AuthRequest, jobs: &[NewJob], token: Uuid, lease: Duration) -> Self {
+        Self {
+            params: RequestParams::new(request),
+            jobs: JobArrays::new(jobs),
+            token,
+            lease_ms: millis_f64(lease),
+            request,
+        }
+    }
+
     /// Inserts the request and its jobs in one statement. When a unique key
     /// is taken, finds out by whom: our own earlier attempt (whose answer was
     /// lost with its connection) or a request with the same external_id.
@@ -856,8 +788,8 @@ impl PgStore {
         lease: Lease,
         extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<(), StoreError> {
-        let counters = &self.counters;
-        retrying!(self, |c, tries| {
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, tries| {
             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&lease.job, &lease.token];
             params.extend_from_slice(extra);
             let stmt = c.prepare_cached(sql).await?;

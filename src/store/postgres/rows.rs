@@ -118,22 +118,6 @@ impl<'a> RequestParams<'a> {
             &self.terminal,
         ]
     }
-
-    /// The fields a transition may change: attempts, no_input_count, status,
-    /// failure_reason, call_sid, call_status, updated_at, verified_at, terminal.
-    pub fn changing(&self) -> [&(dyn ToSql + Sync); 9] {
-        [
-            &self.small[2],
-            &self.small[3],
-            &self.texts[3],
-            &self.optional[0],
-            &self.r.call_sid,
-            &self.optional[1],
-            &self.times[1],
-            &self.verified_at,
-            &self.terminal,
-        ]
-    }
 }
 
 /// Reads `tenant_columns!()`, by position.

@@ -1,0 +1,402 @@
+//! Group commit for PostgreSQL: the writes of one server that queue up
+//! together share one transaction, as the SQLite writer's do.
+//!
+//! A batch locks its rows (requests, then the jobs it finishes, each in id
+//! order, so that the batches of several servers never deadlock), runs every
+//! decision in arrival order against the locked state (two events for one
+//! request see each other), sends all its writes pipelined and commits once.
+//! A batch that fails on a lost connection, a serialization failure or a
+//! deadlock runs again from the start (decisions are re-runnable); a commit
+//! whose answer was lost with its connection is recognised by the batch id it
+//! wrote into every row it changed, or by its inserted rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use futures_util::future::try_join_all;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::rows::request_from_row;
+use super::{Db, Fail, JobArrays, NewRequest};
+use crate::clock::to_millis;
+use crate::domain::request::AuthRequest;
+use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};
+
+/// Writes in one batch at most.
+const MAX_BATCH: usize = 256;
+/// Batches in flight at once (a connection each): one fills while another commits.
+const WRITERS: usize = 2;
+
+/// A queued write and where its answer goes.
+#[allow(clippy::large_enum_variant)] // short-lived, one per write in flight
+pub(super) enum Op {
+    Insert {
+        request: AuthRequest,
+        jobs: Vec<NewJob>,
+        reply: oneshot::Sender<Result<Inserted, StoreError>>,
+    },
+    Update {
+        id: Uuid,
+        decide: Decide,
+        finishing: Option<Lease>,
+        reply: oneshot::Sender<Result<Option<Applied>, StoreError>>,
+    },
+}
+
+/// What an op's answer will be once its batch commits.
+#[allow(clippy::large_enum_variant)] // short-lived, one per write in flight
+enum Outcome {
+    Inserted(Inserted),
+    Updated(Option<Applied>),
+    LeaseLost,
+}
+
+impl Outcome {
+    fn wrote(&self) -> bool {
+        matches!(self, Self::Inserted(Inserted::Created { .. }) | Self::Updated(Some(Applied { after: Some(_), .. })))
+    }
+}
+
+/// Starts the writers; they stop when the returned sender is dropped.
+pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Op>, Vec<AbortHandle>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rx = Arc::new(Mutex::new(rx));
+    let writers = (0..WRITERS)
+        .map(|_| {
+            let (rx, db) = (rx.clone(), db.clone());
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&rx).await {
+                    run(&db, batch).await;
+                }
+            })
+            .abort_handle()
+        })
+        .collect();
+    (tx, writers)
+}
+
+/// Waits for a write, then takes whatever else has queued up behind it.
+async fn next_batch(rx: &Mutex<mpsc::UnboundedReceiver<Op>>) -> Option<Vec<Op>> {
+    let mut rx = rx.lock().await;
+    let mut batch = vec![rx.recv().await?];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Runs a batch until it commits or its time runs out, then answers every op.
+async fn run(db: &Db, batch: Vec<Op>) {
+    let batch_id = Uuid::now_v7();
+    // Claim tokens of inserted jobs stay the same across attempts, so that a
+    // retry finds the jobs its lost commit leased.
+    let tokens: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+    let deadline = Instant::now() + db.budget;
+    let mut tries = 0u32;
+    let mut decided = None;
+    let result = loop {
+        tries += 1;
+        let once = async {
+            let mut conn = db.connection(deadline).await?;
+            let work = attempt(&mut conn, db, &batch, batch_id, &tokens, tries, &mut decided);
+            match tokio::time::timeout_at(deadline, work).await {
+                Ok(Ok(outcomes)) => Ok(outcomes),
+                Ok(Err(fail)) => {
+                    if matches!(fail, Fail::Retry(_)) {
+                        drop(deadpool_postgres::Object::take(conn));
+                    }
+                    Err(fail)
+                }
+                Err(_) => {
+                    drop(deadpool_postgres::Object::take(conn));
+                    Err(Fail::Retry("the database did not answer in time".into()))
+                }
+            }
+        };
+        match once.await {
+            Ok(outcomes) => break Ok(outcomes),
+            Err(Fail::Stop(e)) => break Err(e),
+            Err(Fail::Retry(why)) => {
+                let pause = Duration::from_millis(20u64 << tries.min(4));
+                if Instant::now() + pause >= deadline {
+                    break Err(StoreError::Unavailable(why));
+                }
+                tracing::debug!(error = %why, attempt = tries, "database batch will be retried");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    };
+    match result {
+        Ok(outcomes) => {
+            // A write changed something, or finished its job.
+            let finished = |op: &Op| matches!(op, Op::Update { finishing: Some(_), .. });
+            let wrote = outcomes
+                .iter()
+                .zip(&batch)
+                .filter(|(o, op)| o.wrote() || (finished(op) && !matches!(o, Outcome::LeaseLost)))
+                .count();
+            for _ in 0..wrote {
+                db.counters.wrote();
+            }
+            if wrote > 0 {
+                db.counters.committed();
+            }
+            for (op, outcome) in batch.into_iter().zip(outcomes) {
+                answer(op, Ok(outcome));
+            }
+        }
+        Err(e) => {
+            let unavailable = matches!(e, StoreError::Unavailable(_));
+            let why = e.to_string();
+            for op in batch {
+                let e = if unavailable {
+                    StoreError::Unavailable(why.clone().into())
+                } else {
+                    StoreError::Database(why.clone().into())
+                };
+                answer(op, Err(e));
+            }
+        }
+    }
+}
+
+fn answer(op: Op, outcome: Result<Outcome, StoreError>) {
+    let mismatch = || StoreError::Corrupt("a batch decided the wrong kind of write".into());
+    match op {
+        Op::Insert { reply, .. } => {
+            let _ = reply.send(match outcome {
+                Ok(Outcome::Inserted(i)) => Ok(i),
+                Ok(_) => Err(mismatch()),
+                Err(e) => Err(e),
+            });
+        }
+        Op::Update { reply, .. } => {
+            let _ = reply.send(match outcome {
+                Ok(Outcome::Updated(u)) => Ok(u),
+                Ok(Outcome::LeaseLost) => Err(StoreError::LeaseLost),
+                Ok(Outcome::Inserted(_)) => Err(mismatch()),
+                Err(e) => Err(e),
+            });
+        }
+    }
+}
+
+const LOCK_REQUESTS: &str =
+    concat!("SELECT ", request_columns!(), ", last_op FROM auth_requests WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+const LOCK_JOBS: &str = "SELECT id, lease_owner FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+/// Every changed request of a batch in one statement.
+const WRITE_REQUESTS: &str = "UPDATE auth_requests AS a SET attempts = u.attempts, no_input_count = u.no_input, \
+     status = u.status, failure_reason = u.reason, call_sid = u.sid, call_status = u.call, updated_at = u.updated, \
+     verified_at = u.verified, terminal = u.terminal, version = a.version + 1, last_op = $11 \
+     FROM unnest($1::uuid[], $2::int2[], $3::int2[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                 $8::timestamptz[], $9::timestamptz[], $10::bool[]) \
+          AS u(id, attempts, no_input, status, reason, sid, call, updated, verified, terminal) \
+     WHERE a.id = u.id";
+const ADD_JOBS: &str = "INSERT INTO jobs (kind, request_id, payload, run_at, created_at, attempts) \
+     SELECT k, r, p, now() + d * interval '1 millisecond', now(), 0 \
+     FROM unnest($1::text[], $2::uuid[], $3::text[], $4::float8[]) AS j(k, r, p, d)";
+const DROP_JOBS: &str = "DELETE FROM jobs WHERE id = ANY($1)";
+
+/// One attempt of a batch: lock, decide, write, commit.
+async fn attempt(
+    conn: &mut deadpool_postgres::Object,
+    db: &Db,
+    batch: &[Op],
+    batch_id: Uuid,
+    tokens: &[Uuid],
+    tries: u32,
+    decided: &mut Option<Vec<Outcome>>,
+) -> Result<Vec<Outcome>, Fail> {
+    let tx = conn.transaction().await?;
+    let mut ids: Vec<Uuid> =
+        batch.iter().filter_map(|op| if let Op::Update { id, .. } = op { Some(*id) } else { None }).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut job_ids: Vec<i64> = batch
+        .iter()
+        .filter_map(|op| if let Op::Update { finishing: Some(l), .. } = op { Some(l.job) } else { None })
+        .collect();
+    job_ids.sort_unstable();
+    job_ids.dedup();
+
+    // Lock what the decisions read.
+    let mut current: HashMap<Uuid, (AuthRequest, bool)> = HashMap::new();
+    if !ids.is_empty() {
+        let stmt = tx.prepare_cached(LOCK_REQUESTS).await?;
+        let mut committed_before = false;
+        for row in tx.query(&stmt, &[&ids]).await? {
+            committed_before |= row.get::<_, Option<Uuid>>(23) == Some(batch_id);
+            let r = request_from_row(&row)?;
+            current.insert(r.id, (r, false));
+        }
+        if committed_before && tries > 1 {
+            // The previous attempt committed; only its answer was lost.
+            if let Some(outcomes) = decided.take() {
+                return Ok(outcomes);
+            }
+        }
+    }
+    let mut leases: HashMap<i64, Option<Uuid>> = HashMap::new();
+    if !job_ids.is_empty() {
+        let stmt = tx.prepare_cached(LOCK_JOBS).await?;
+        for row in tx.query(&stmt, &[&job_ids]).await? {
+            leases.insert(row.get(0), row.get(1));
+        }
+    }
+
+    // Decide, in arrival order, on the locked state.
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut new_jobs: Vec<NewJob> = Vec::new();
+    let mut finished: Vec<i64> = Vec::new();
+    for op in batch {
+        let Op::Update { id, decide, finishing, .. } = op else {
+            outcomes.push(None);
+            continue;
+        };
+        if let Some(lease) = finishing {
+            let holds = leases.get(&lease.job).copied().flatten() == Some(lease.token);
+            if !holds || finished.contains(&lease.job) {
+                outcomes.push(Some(Outcome::LeaseLost));
+                continue;
+            }
+            finished.push(lease.job);
+        }
+        let Some((state, dirty)) = current.get_mut(id) else {
+            outcomes.push(Some(Outcome::Updated(None)));
+            continue;
+        };
+        let before = state.clone();
+        match decide(&before) {
+            None => outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: None })))),
+            Some(update) => {
+                *state = update.request.clone();
+                *dirty = true;
+                new_jobs.extend(update.jobs);
+                outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: Some(update.request) }))));
+            }
+        }
+    }
+
+    // Write, pipelined: every statement is sent before the first answer is read.
+    let changed = Changed::of(current.values().filter(|(_, d)| *d).map(|(r, _)| r));
+    let updates = async {
+        if !changed.ids.is_empty() {
+            let stmt = tx.prepare_cached(WRITE_REQUESTS).await?;
+            tx.execute(&stmt, &changed.params(&batch_id)).await?;
+        }
+        Ok::<(), Fail>(())
+    };
+    let arrays = JobArrays::new(&new_jobs);
+    let request_ids: Vec<Uuid> = new_jobs.iter().map(|j| j.request_id).collect();
+    let adding = async {
+        if !new_jobs.is_empty() {
+            tx.execute(ADD_JOBS, &[&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays]).await?;
+        }
+        Ok::<(), Fail>(())
+    };
+    let dropping = async {
+        if !finished.is_empty() {
+            tx.execute(DROP_JOBS, &[&finished]).await?;
+        }
+        Ok::<(), Fail>(())
+    };
+    let inserts = batch.iter().zip(tokens).enumerate().filter_map(|(n, (op, token))| match op {
+        Op::Insert { request, jobs, .. } => {
+            let tx = &tx;
+            Some(async move { Ok::<_, Fail>((n, NewRequest::new(request, jobs, *token, db.lease).insert(tx).await?)) })
+        }
+        Op::Update { .. } => None,
+    });
+    let ((), (), (), inserted) = tokio::try_join!(updates, adding, dropping, try_join_all(inserts))?;
+    for (n, result) in inserted {
+        outcomes[n] = Some(Outcome::Inserted(result));
+    }
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.ok_or_else(|| Fail::Stop(StoreError::Corrupt("a write of the batch was not decided".into()))))
+        .collect::<Result<_, _>>()?;
+    *decided = Some(outcomes.iter().map(Outcome::copy).collect());
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// The changed requests of a batch as the column arrays of `WRITE_REQUESTS`.
+struct Changed {
+    ids: Vec<Uuid>,
+    attempts: Vec<i16>,
+    no_input: Vec<i16>,
+    status: Vec<&'static str>,
+    reason: Vec<Option<&'static str>>,
+    sid: Vec<Option<String>>,
+    call: Vec<Option<&'static str>>,
+    updated: Vec<DateTime<Utc>>,
+    verified: Vec<Option<DateTime<Utc>>>,
+    terminal: Vec<bool>,
+}
+
+impl Changed {
+    fn of<'a>(requests: impl Iterator<Item = &'a AuthRequest>) -> Self {
+        let mut c = Self {
+            ids: Vec::new(),
+            attempts: Vec::new(),
+            no_input: Vec::new(),
+            status: Vec::new(),
+            reason: Vec::new(),
+            sid: Vec::new(),
+            call: Vec::new(),
+            updated: Vec::new(),
+            verified: Vec::new(),
+            terminal: Vec::new(),
+        };
+        for r in requests {
+            c.ids.push(r.id);
+            c.attempts.push(r.attempts.into());
+            c.no_input.push(r.no_input_count.into());
+            c.status.push(r.status.as_str());
+            c.reason.push(r.failure_reason.map(|f| f.as_str()));
+            c.sid.push(r.call_sid.clone());
+            c.call.push(r.call_status.map(|s| s.as_str()));
+            c.updated.push(to_millis(r.updated_at));
+            c.verified.push(r.verified_at.map(to_millis));
+            c.terminal.push(r.status.is_terminal());
+        }
+        c
+    }
+
+    fn params<'a>(&'a self, batch_id: &'a Uuid) -> [&'a (dyn ToSql + Sync); 11] {
+        [
+            &self.ids,
+            &self.attempts,
+            &self.no_input,
+            &self.status,
+            &self.reason,
+            &self.sid,
+            &self.call,
+            &self.updated,
+            &self.verified,
+            &self.terminal,
+            batch_id,
+        ]
+    }
+}
+
+impl Outcome {
+    /// A copy kept in case the commit's answer is lost.
+    fn copy(&self) -> Self {
+        match self {
+            Self::Inserted(i) => Self::Inserted(i.clone()),
+            Self::Updated(u) => Self::Updated(u.clone()),
+            Self::LeaseLost => Self::LeaseLost,
+        }
+    }
+}
