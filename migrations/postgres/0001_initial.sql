@@ -44,10 +44,10 @@ CREATE TABLE IF NOT EXISTS auth_requests (
     expires_at      timestamptz NOT NULL,
     verified_at     timestamptz,
     terminal        boolean NOT NULL DEFAULT false,
-    -- Optimistic concurrency: every write names the version it read.
+    -- Counts the writes of the row (for operators; writes lock the row).
     version         bigint NOT NULL DEFAULT 0,
-    -- The last write's operation id: a write retried after a lost connection
-    -- recognises its own earlier commit instead of applying twice.
+    -- The id of the batch that last wrote the row: a batch retried after a
+    -- lost connection recognises its own earlier commit instead of applying twice.
     last_op         uuid
 );
 

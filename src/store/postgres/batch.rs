@@ -112,21 +112,21 @@ async fn run(db: &Db, batch: Vec<Op>) {
             match tokio::time::timeout_at(deadline, work).await {
                 Ok(Ok(outcomes)) => Ok(outcomes),
                 Ok(Err(fail)) => {
-                    if matches!(fail, Fail::Retry(_)) {
+                    if matches!(fail, Fail::Lost(_)) {
                         drop(deadpool_postgres::Object::take(conn));
                     }
                     Err(fail)
                 }
                 Err(_) => {
                     drop(deadpool_postgres::Object::take(conn));
-                    Err(Fail::Retry("the database did not answer in time".into()))
+                    Err(Fail::Lost("the database did not answer in time".into()))
                 }
             }
         };
-        match once.await {
+        match once.await.map_err(Fail::transient) {
             Ok(outcomes) => break Ok(outcomes),
-            Err(Fail::Stop(e)) => break Err(e),
-            Err(Fail::Retry(why)) => {
+            Err(Err(e)) => break Err(e),
+            Err(Ok(why)) => {
                 let pause = Duration::from_millis(20u64 << tries.min(4));
                 if Instant::now() + pause >= deadline {
                     break Err(StoreError::Unavailable(why));

@@ -4,17 +4,18 @@
 //!   serialization failure or a deadlock runs it again on a fresh one until
 //!   the operation's time budget is spent, and only then is the database
 //!   "unavailable" (the site API answers 503).
-//! - `update_request` is optimistic: it reads the row and its version,
-//!   decides, and writes in one statement only if the version is unchanged
-//!   (else it reads and decides again). Each write records its operation id,
-//!   so a retry after a lost connection sees its own commit and does not
-//!   apply the same event twice.
+//! - Writes (`update_request`, and `insert_request` without a number limit)
+//!   go through group commit (`batch`): the writes queued together lock their
+//!   rows, decide in order, and commit as one transaction. A batch retried
+//!   after a lost connection recognises its own earlier commit by the batch
+//!   id it wrote, so no event is applied twice.
 //! - Job leases carry a claim token and are timed by the database's clock;
 //!   claims skip rows that other servers are claiming (`FOR UPDATE SKIP LOCKED`).
 
 mod batch;
 mod connect;
 mod listen;
+mod reads;
 mod rows;
 
 use std::future::Future;
@@ -48,6 +49,8 @@ pub struct PgStore {
     db: Arc<Db>,
     /// The group-commit writers' queue (`batch`).
     writes: mpsc::UnboundedSender<batch::Op>,
+    /// The batched point readers' queue (`reads`).
+    reads: mpsc::UnboundedSender<reads::Read>,
     signal: Option<Arc<Notify>>,
     /// The job listener and the writers, stopped with the store.
     tasks: Vec<AbortHandle>,
@@ -73,10 +76,28 @@ impl Drop for PgStore {
 
 /// Why one attempt of an operation failed.
 enum Fail {
-    /// Worth another attempt on a fresh connection.
+    /// Worth another attempt; the connection is fine (a serialization
+    /// failure, a deadlock, no free connection yet).
     Retry(Box<dyn std::error::Error + Send + Sync>),
+    /// Worth another attempt on a fresh connection: this one is lost or stuck.
+    Lost(Box<dyn std::error::Error + Send + Sync>),
     /// Final.
     Stop(StoreError),
+}
+
+impl Fail {
+    /// Whether another attempt may help, and why this one failed.
+    fn transient(self) -> Result<Box<dyn std::error::Error + Send + Sync>, StoreError> {
+        match self {
+            Self::Retry(why) | Self::Lost(why) => Ok(why),
+            Self::Stop(e) => Err(e),
+        }
+    }
+}
+
+/// A conflict between transactions: the statement may simply run again.
+fn is_conflict(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| matches!(c.code(), "40001" | "40P01"))
 }
 
 /// Whether `e` is about the connection or a transient conflict rather than
@@ -123,7 +144,13 @@ impl From<tokio_postgres::Error> for Fail {
         if e.code().is_some_and(|c| c.code() == "23505") {
             return Self::Stop(StoreError::Conflict("a row with this key exists"));
         }
-        if is_transient(&e) { Self::Retry(Box::new(e)) } else { Self::Stop(StoreError::Database(Box::new(e))) }
+        if is_conflict(&e) {
+            Self::Retry(Box::new(e))
+        } else if is_transient(&e) {
+            Self::Lost(Box::new(e))
+        } else {
+            Self::Stop(StoreError::Database(Box::new(e)))
+        }
     }
 }
 
@@ -162,22 +189,22 @@ macro_rules! retrying {
                     match outcome {
                         Ok(Ok(value)) => Ok(value),
                         Ok(Err(fail)) => {
-                            if matches!(fail, Fail::Retry(_)) {
+                            if matches!(fail, Fail::Lost(_)) {
                                 drop(Object::take(conn));
                             }
                             Err(fail)
                         }
                         Err(_) => {
                             drop(Object::take(conn));
-                            Err(Fail::Retry("the database did not answer in time".into()))
+                            Err(Fail::Lost("the database did not answer in time".into()))
                         }
                     }
                 }
             };
-            match result {
+            match result.map_err(Fail::transient) {
                 Ok(value) => break Ok(value),
-                Err(Fail::Stop(e)) => break Err(e),
-                Err(Fail::Retry(why)) => {
+                Err(Err(e)) => break Err(e),
+                Err(Ok(why)) => {
                     let pause = Duration::from_millis(20u64 << $tries.min(4));
                     if Instant::now() + pause >= deadline {
                         break Err(StoreError::Unavailable(why));
@@ -274,13 +301,15 @@ impl PgStore {
         let db = Arc::new(Db { pool, counters: Arc::new(WriteCounters::default()), lease: options.lease, budget });
         let schema = db.migrate().await?;
         let (writes, mut tasks) = batch::spawn(db.clone());
+        let (reads, readers) = reads::spawn(db.clone());
+        tasks.extend(readers);
         let mut signal = None;
         if options.role == Role::Server {
             let wake = Arc::new(Notify::new());
             tasks.push(listen::spawn(target, schema, wake.clone()).abort_handle());
             signal = Some(wake);
         }
-        Ok(Self { db, writes, signal, tasks })
+        Ok(Self { db, writes, reads, signal, tasks })
     }
 }
 
@@ -335,6 +364,16 @@ impl PgStore {
         answer.await.map_err(|_| StoreError::closed())?
     }
 
+    /// Sends a point read to the batched readers and waits for its answer.
+    async fn read<T>(
+        &self,
+        read: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> reads::Read,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.reads.send(read(reply)).map_err(|_| StoreError::closed())?;
+        answer.await.map_err(|_| StoreError::closed())?
+    }
+
     /// Stores many requests at once, without jobs, in one transaction (benchmark seeding).
     pub async fn insert_requests_bulk(&self, requests: Vec<AuthRequest>) -> Result<(), StoreError> {
         const SQL: &str = concat!(
@@ -374,8 +413,7 @@ impl Store for PgStore {
         };
         match tokio::time::timeout_at(deadline, check).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(Fail::Stop(e))) => Err(e),
-            Ok(Err(Fail::Retry(why))) => Err(StoreError::Unavailable(why)),
+            Ok(Err(fail)) => Err(fail.transient().map_or_else(|e| e, StoreError::Unavailable)),
             Err(_) => Err(StoreError::Unavailable("the database did not answer in time".into())),
         }
     }
@@ -436,11 +474,8 @@ impl Store for PgStore {
     }
 
     async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError> {
-        const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = $1");
-        retrying!(&self.db, |c, _tries| {
-            let stmt = c.prepare_cached(SQL).await?;
-            Ok(c.query_opt(&stmt, &[&key_id]).await?.as_ref().map(tenant_from_row).transpose()?)
-        })
+        let key_id = key_id.to_owned();
+        self.read(|reply| reads::Read::Tenant { key_id, reply }).await
     }
 
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
@@ -487,10 +522,7 @@ impl Store for PgStore {
     }
 
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
-        retrying!(&self.db, |c, _tries| {
-            let stmt = c.prepare_cached(SELECT_REQUEST).await?;
-            Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(request_from_row).transpose()?)
-        })
+        self.read(|reply| reads::Read::Request { id, reply }).await
     }
 
     async fn newest_pending_inbound(
