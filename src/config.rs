@@ -68,6 +68,11 @@ pub struct Settings {
     pub call_end_grace: Duration,
     /// Simulator: prompts take as long as speaking them would (people need the time).
     pub simulator_pacing: bool,
+    /// Let the simulator serve on an address other than loopback (it shows
+    /// codes and numbers to anyone who can reach it).
+    pub simulator_public: bool,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Flags of `ivr-auth serve`; each also reads its environment variable.
@@ -143,6 +148,12 @@ pub struct ServeArgs {
     /// Simulator: let prompts take as long as speaking them would (true), or no time (false, for tests)
     #[arg(long, env = "IVR_AUTH_SIMULATOR_PACING")]
     pub simulator_pacing: Option<bool>,
+    /// Simulator: allow a non-loopback listen address (development machines shared on a network only)
+    #[arg(long, env = "IVR_AUTH_SIMULATOR_ALLOW_PUBLIC")]
+    pub simulator_allow_public: Option<bool>,
+    /// Bearer token that /metrics requires (unset: /metrics is open)
+    #[arg(long, env = "IVR_AUTH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// A setting that is missing, malformed or contradicts another: one line naming it.
@@ -202,7 +213,9 @@ impl ServeArgs {
             voice_prompts_dir,
             log_format,
             call_end_grace_ms,
-            simulator_pacing
+            simulator_pacing,
+            simulator_allow_public,
+            metrics_token
         ))
     }
 }
@@ -338,8 +351,14 @@ impl Settings {
             log_json,
             call_end_grace: Duration::from_millis(a.call_end_grace_ms.unwrap_or(3000).min(60_000)),
             simulator_pacing: a.simulator_pacing.unwrap_or(true),
+            simulator_public: a.simulator_allow_public.unwrap_or(false),
+            metrics_token: match a.metrics_token.filter(|t| !t.is_empty()) {
+                Some(t) if t.len() < 16 => return Err(bad("IVR_AUTH_METRICS_TOKEN", "must be at least 16 characters")),
+                other => other.map(SecretString::from),
+            },
         };
         settings.check_provider()?;
+        settings.check_simulator()?;
         Ok(settings)
     }
 
@@ -362,6 +381,23 @@ impl Settings {
         Ok(())
     }
 
+    /// The simulator shows typed codes, full numbers and any tenant's status
+    /// without authentication: it stays on loopback unless explicitly allowed.
+    fn check_simulator(&self) -> Result<(), ConfigError> {
+        if self.provider == ProviderKind::Simulator && !self.listen.ip().is_loopback() && !self.simulator_public {
+            return Err(bad(
+                "IVR_AUTH_LISTEN",
+                format!(
+                    "{} is not a loopback address, and the simulator provider exposes codes and numbers to anyone \
+                     who can reach it; listen on 127.0.0.1, or set IVR_AUTH_SIMULATOR_ALLOW_PUBLIC=true for a \
+                     development machine on a trusted network",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether outbound calls can be placed with these settings.
     pub fn outbound_enabled(&self) -> bool {
         self.provider == ProviderKind::Simulator || self.caller_id.is_some()
@@ -370,7 +406,7 @@ impl Settings {
 
 /// Environment variables that look like ours but are not: most likely typos.
 pub fn unknown_env_vars() -> Vec<String> {
-    const KNOWN: [&str; 23] = [
+    const KNOWN: [&str; 25] = [
         "IVR_AUTH_LISTEN",
         "IVR_AUTH_DATABASE_URL",
         "IVR_AUTH_PUBLIC_URL",
@@ -392,6 +428,8 @@ pub fn unknown_env_vars() -> Vec<String> {
         "IVR_AUTH_LOG_FORMAT",
         "IVR_AUTH_CALL_END_GRACE_MS",
         "IVR_AUTH_SIMULATOR_PACING",
+        "IVR_AUTH_SIMULATOR_ALLOW_PUBLIC",
+        "IVR_AUTH_METRICS_TOKEN",
         "IVR_AUTH_LOG",
         "IVR_AUTH_CONFIG",
     ];
@@ -447,6 +485,24 @@ mod tests {
         let err = ServeArgs::default().with_file(Some(&file)).unwrap_err();
         assert_eq!(err.setting, "--config");
         assert!(!err.to_string().contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn the_simulator_stays_on_loopback_unless_allowed() {
+        let public = ServeArgs { listen: Some("0.0.0.0:8080".into()), ..Default::default() };
+        assert_eq!(Settings::from_args(public).unwrap_err().setting, "IVR_AUTH_LISTEN");
+        let allowed =
+            ServeArgs { listen: Some("0.0.0.0:8080".into()), simulator_allow_public: Some(true), ..Default::default() };
+        assert!(Settings::from_args(allowed).is_ok());
+        let twilio = ServeArgs {
+            listen: Some("0.0.0.0:8080".into()),
+            provider: Some("twilio".into()),
+            twilio_account_sid: Some("AC1".into()),
+            twilio_auth_token: Some("t".into()),
+            caller_id: Some("+815011112222".into()),
+            ..Default::default()
+        };
+        assert!(Settings::from_args(twilio).is_ok(), "only the simulator is held to loopback");
     }
 
     #[test]

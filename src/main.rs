@@ -48,12 +48,18 @@ pub enum Command {
     },
 }
 
+/// One line on stderr; a stderr that is gone is not worth a panic.
+fn complain(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "ivr-auth: {message}");
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ivr-auth: cannot start the async runtime: {e}");
+            complain(&format!("cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -63,19 +69,20 @@ fn main() -> ExitCode {
             Command::Serve(serve) => serve_command(serve, config.as_deref()).await,
             Command::Tenant { db, action } => cli::tenant(&db, config.as_deref(), action)
                 .await
-                .map(|out| println!("{out}"))
+                .map(|out| ivr_auth::telemetry::say(&out))
                 .map_err(|e| e.to_string()),
             Command::Bench { command: bench::BenchCommand::Run(args) } => bench::run(args).await,
             Command::Bench { command: bench::BenchCommand::Seed(args) } => bench::seed(args).await,
-            Command::Migrate { db } => {
-                cli::migrate(&db, config.as_deref()).await.map(|out| println!("{out}")).map_err(|e| e.to_string())
-            }
+            Command::Migrate { db } => cli::migrate(&db, config.as_deref())
+                .await
+                .map(|out| ivr_auth::telemetry::say(&out))
+                .map_err(|e| e.to_string()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("ivr-auth: {message}");
+            complain(&message);
             ExitCode::FAILURE
         }
     }
@@ -83,16 +90,16 @@ fn main() -> ExitCode {
 
 async fn serve_command(serve: ServeArgs, config: Option<&std::path::Path>) -> Result<(), String> {
     let settings = serve.with_file(config).and_then(Settings::from_args).map_err(|e| e.to_string())?;
-    ivr_auth::telemetry::init(settings.log_json);
+    let _logging = ivr_auth::telemetry::init(settings.log_json);
     for name in unknown_env_vars() {
         tracing::warn!(variable = %name, "unknown IVR_AUTH_ environment variable ignored (typo?)");
     }
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
     tracing::info!(url = %app.base_url(), "ivr-auth listening");
-    println!("ivr-auth is listening on {}", app.base_url());
+    ivr_auth::telemetry::say(&format!("ivr-auth is listening on {}", app.base_url()));
     if let [phone, demo] = app.pages() {
-        println!("  dev phone (answer simulated calls): {phone}");
-        println!("  demo site (try a verification):     {demo}");
+        ivr_auth::telemetry::say(&format!("  dev phone (answer simulated calls): {phone}"));
+        ivr_auth::telemetry::say(&format!("  demo site (try a verification):     {demo}"));
     }
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }

@@ -18,7 +18,7 @@ use crate::config::{ProviderKind, Settings};
 use crate::domain::code::CodeKeys;
 use crate::error::AppError;
 use crate::jobs::{Jobs, spawn_sweeper};
-use crate::limits::SharedLimiter;
+use crate::limits::{Limiter, SharedLimiter};
 use crate::metrics::{HttpLabels, Metrics, RouteLabel};
 use crate::service::Core;
 use crate::simulator::Simulator;
@@ -96,6 +96,13 @@ impl Application {
             max_connections: settings.database_max_connections,
             ..OpenOptions::new(Role::Server)
         };
+        if settings.provider == ProviderKind::Simulator && settings.simulator_public {
+            tracing::warn!(
+                listen = %settings.listen,
+                "THE SIMULATOR IS SERVING ON A NON-LOOPBACK ADDRESS: anyone who can reach it sees typed codes and \
+                 full phone numbers and can dial in with any caller ID. Development only."
+            );
+        }
         let store = store::open(&settings.database, options).await?;
         let cluster = Cluster::join(&*store).await?;
         let secret = match &settings.secret_key {
@@ -169,6 +176,9 @@ impl Application {
             allow_private_callbacks: settings.allow_private_callbacks,
             tenant_limiter: SharedLimiter::new(settings.rate_limit, Duration::from_secs(1), cluster.nodes.clone()),
             servers: cluster.nodes.clone(),
+            metrics_token: settings.metrics_token.clone(),
+            // Enough for a person trying the demo (tens a minute), not for a script.
+            demo_limiter: Limiter::new(30, Duration::from_secs(60)),
             metrics,
             provider: settings.provider,
         });
@@ -191,7 +201,10 @@ impl Application {
             spawn_sweeper(
                 core,
                 chrono::Duration::days(i64::from(settings.retention_days)),
-                move || trim_state.tenant_limiter.shrink(),
+                move || {
+                    trim_state.tenant_limiter.shrink();
+                    trim_state.demo_limiter.shrink();
+                },
                 shutdown_rx,
             ),
         ];

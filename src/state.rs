@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::config::ProviderKind;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::limits::SharedLimiter;
+use crate::limits::{Limiter, SharedLimiter};
 use crate::metrics::Metrics;
 use crate::service::Core;
 use crate::voice::prompts::Prompts;
@@ -30,6 +30,10 @@ pub struct AppState {
     pub tenant_limiter: SharedLimiter<Uuid>,
     /// Servers alive on this database, this one included.
     pub servers: Arc<AtomicU32>,
+    /// What `/metrics` requires, if anything.
+    pub metrics_token: Option<SecretString>,
+    /// Demo-page starts per client address (simulator only).
+    pub demo_limiter: Limiter<std::net::IpAddr>,
     pub metrics: Arc<Metrics>,
     pub provider: ProviderKind,
 }

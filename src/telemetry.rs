@@ -9,8 +9,12 @@ use tracing_subscriber::filter::Directive;
 /// the filter says.
 const CHATTY: [&str; 2] = ["tokio_postgres=info", "deadpool_postgres=info"];
 
-/// Installs the global subscriber once; later calls do nothing.
-pub fn init(json: bool) {
+/// Installs the global subscriber once; later calls do nothing. Events are
+/// written to stdout by a thread of their own through a bounded queue that
+/// drops lines when full: a slow, full or closed stdout (a pipe whose reader
+/// stopped or exited) never blocks or stops serving. Keep the guard until
+/// exit: dropping it flushes what is queued.
+pub fn init(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = std::env::var("IVR_AUTH_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     let mut filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     for cap in CHATTY {
@@ -19,6 +23,17 @@ pub fn init(json: bool) {
         }
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    let (writer, guard) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(true).finish(std::io::stdout());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(writer);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    guard
+}
+
+/// Prints a line to stdout for the operator; a stdout that is gone is not an error.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

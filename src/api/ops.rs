@@ -1,7 +1,8 @@
 //! Operations endpoints: health, readiness, metrics, the OpenAPI document, prompt audio.
 
 use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use secrecy::ExposeSecret;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -48,7 +49,26 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Whether `req` carries the metrics bearer token (always, when none is configured).
+fn may_read_metrics(state: &AppState, req: &HttpRequest) -> bool {
+    let Some(token) = &state.metrics_token else { return true };
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    // Compare digests, so that the comparison is constant-time whatever the lengths.
+    let digest = |s: &str| <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes());
+    subtle::ConstantTimeEq::ct_eq(digest(presented).as_slice(), digest(token.expose_secret()).as_slice()).into()
+}
+
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if !may_read_metrics(&state, &req) {
+        return AppError::Unauthorized.error_response();
+    }
     let m = &state.metrics;
     if let Ok(backlog) = state.core.store.job_backlog().await {
         for kind in crate::store::JobKind::ALL {

@@ -130,8 +130,15 @@ pub fn is_withheld_caller_id(from: &str) -> bool {
         return true;
     }
     let lower = from.to_ascii_lowercase();
-    let user = lower.strip_prefix("sip:").unwrap_or(&lower);
-    let user = user.split('@').next().unwrap_or(user);
+    // A SIP name-addr (`"Anonymous" <sip:anonymous@host>`): the URI in the angle brackets.
+    let uri = match (lower.find('<'), lower.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &lower[a + 1..b],
+        _ => lower.as_str(),
+    };
+    let uri = uri.trim();
+    let user = ["sip:", "sips:", "tel:"].iter().find_map(|p| uri.strip_prefix(p)).unwrap_or(uri);
+    // The user part, without parameters (`anonymous;phone-context=…`) or host.
+    let user = user.split(['@', ';']).next().unwrap_or(user).trim_matches('"');
     matches!(user, "anonymous" | "restricted" | "private" | "blocked" | "unknown" | "unavailable" | "withheld")
 }
 
@@ -174,9 +181,22 @@ mod tests {
 
     #[test]
     fn withheld_caller_ids() {
-        for s in ["", "anonymous", "Restricted", "+266696687", "sip:anonymous@x.invalid"] {
+        for s in [
+            "",
+            "anonymous",
+            "Restricted",
+            "+266696687",
+            "sip:anonymous@x.invalid",
+            "tel:anonymous",
+            "TEL:Anonymous",
+            "\"Anonymous\" <sip:anonymous@anonymous.invalid>",
+            "<sip:anonymous@anonymous.invalid;transport=udp>",
+            "sips:Restricted@x.invalid",
+            "tel:anonymous;phone-context=x.invalid",
+        ] {
             assert!(is_withheld_caller_id(s), "{s}");
         }
         assert!(!is_withheld_caller_id("+819012345678"));
+        assert!(!is_withheld_caller_id("\"Anonymous\" <sip:+819012345678@x.invalid>"), "a name is not the number");
     }
 }

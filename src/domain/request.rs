@@ -187,7 +187,10 @@ impl AuthRequest {
             Event::CallRefused => Ok(self.finish(Status::Failed, Some(FailureReason::CallFailed), now)),
             Event::CallConnected { call_sid } => {
                 self.check_call(call_sid)?;
-                if self.status == Status::InProgress {
+                // An `in-progress` status callback may have come first (before
+                // even the placed call was recorded): the call is connected but
+                // not yet bound, and binding it now serves the caller.
+                if self.status == Status::InProgress && self.call_sid.is_some() {
                     return Err(Refusal::NoChange);
                 }
                 next.call_sid = Some(call_sid.clone());
@@ -382,6 +385,17 @@ pub(crate) mod tests {
         let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
         assert_eq!(r.apply(&Event::CallPlaced { call_sid: "CA1".into() }, now), Err(Refusal::NoChange));
         assert_eq!(r.apply(&Event::CallConnected { call_sid: "CA2".into() }, now), Err(Refusal::OtherCall));
+    }
+
+    #[test]
+    fn an_in_progress_callback_before_the_answer_still_lets_the_answer_bind_the_call() {
+        let now = Utc::now();
+        let in_progress = Event::CallStatusReported { status: CallStatus::InProgress, sip_code: None };
+        let r = step(&sample(now), in_progress, now);
+        assert_eq!((r.status, r.call_sid.as_deref()), (Status::InProgress, None));
+        let r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
+        assert_eq!((r.status, r.call_sid.as_deref()), (Status::InProgress, Some("CA1")));
+        assert_eq!(r.apply(&Event::CallConnected { call_sid: "CA1".into() }, now), Err(Refusal::NoChange));
     }
 
     #[test]

@@ -91,6 +91,12 @@ async fn start(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        state.demo_limiter.check(&ip).map_err(|retry_after| AppError::RateLimited {
+            retry_after,
+            message: "too many demo verifications from this address; try again in a minute".into(),
+        })?;
+    }
     let body = read_limited(payload).await?;
     let b: StartBody = parse_json(&req, &body)?;
     if b.user_id.trim().is_empty() || b.user_id.chars().count() > 64 {

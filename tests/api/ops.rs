@@ -49,3 +49,48 @@ async fn unknown_routes_answer_json_404() {
     let e: Value = resp.json().await.unwrap();
     assert_eq!(e["error"]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_require_a_bearer_token() {
+    let token = "metrics-token-0123456789abcdef";
+    let app = spawn_with(Opts {
+        configure: Some(std::sync::Arc::new(move |a| a.metrics_token = Some(token.into()))),
+        ..Default::default()
+    })
+    .await;
+    let get = |auth: Option<&str>| {
+        let mut req = app.http.get(app.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        req.send()
+    };
+    for refused in [None, Some("Bearer wrong-token-0123456789abcdef"), Some(&format!("Basic {token}")[..])] {
+        let resp = get(refused).await.unwrap();
+        assert_eq!(resp.status(), 401, "{refused:?}");
+        assert!(!resp.text().await.unwrap().contains("ivr_auth_"), "nothing shown");
+    }
+    let ok = get(Some(&format!("Bearer {token}"))).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("ivr_auth_http_requests_total"));
+    // Open without a token, as before.
+    let open = spawn_app().await;
+    assert_eq!(open.http.get(open.url("/metrics")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_page_limits_starts_per_client() {
+    let app = spawn_app().await;
+    let start = || {
+        app.http
+            .post(app.url("/demo/api/start"))
+            .json(&serde_json::json!({ "user_id": "u", "phone_number": PHONE }))
+            .send()
+    };
+    let mut codes = Vec::new();
+    for _ in 0..35 {
+        codes.push(start().await.unwrap().status().as_u16());
+    }
+    assert!(codes[..30].iter().all(|c| *c == 201), "a person trying the demo is served: {codes:?}");
+    assert!(codes[30..].iter().all(|c| *c == 429), "a script is not: {codes:?}");
+}

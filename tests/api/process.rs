@@ -60,6 +60,7 @@ async fn sigkill_during_registrations_loses_nothing_acknowledged() {
     let mut server = spawn_proc(&db_url, &[]);
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     ivr_auth::install_tls_provider();
+    ivr_auth::install_tls_provider();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut tasks = Vec::new();
     for worker in 0..16u32 {
@@ -181,4 +182,90 @@ async fn logs_never_show_codes_keys_or_full_phone_numbers() {
     for s in secrets.iter().copied().chain(codes.iter().map(String::as_str)) {
         assert!(!log.contains(s), "the log contains {s:?}:\n{log}");
     }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `ivr-auth serve` (simulator, debug logging) with stdout to a pipe; `reader` decides what
+/// becomes of the pipe. Then serves `requests` registrations and must obey SIGTERM with status 0.
+async fn survives_stdout(
+    requests: usize,
+    reader: impl FnOnce(std::process::ChildStdout) -> Option<std::process::ChildStdout>,
+) {
+    let (_db, db_url, tenant) = setup().await;
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ivr-auth"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IVR_AUTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IVR_AUTH_DATABASE_URL", &db_url)
+        .env("IVR_AUTH_SECRET_KEY", SECRET_KEY)
+        .env("IVR_AUTH_INBOUND_NUMBER", INBOUND)
+        .env("IVR_AUTH_RATE_LIMIT", "0")
+        .env("IVR_AUTH_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _held = reader(child.stdout.take().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    // A wedged server fails the test instead of hanging it.
+    ivr_auth::install_tls_provider();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server never answered (status {:?})", child.try_wait().unwrap());
+    for n in 0..requests {
+        let resp = http
+            .post(format!("{base}/v1/auth-requests"))
+            .bearer_auth(&tenant.api_key)
+            .json(&json!({ "phone_number": PHONE, "mode": "inbound", "external_id": format!("x{n}") }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {n} while stdout goes nowhere: {e}"));
+        assert_eq!(resp.status(), 201, "request {n} while stdout goes nowhere");
+    }
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let exited = tokio::task::spawn_blocking(move || {
+        for _ in 0..150 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .unwrap();
+    let status = exited.expect("SIGTERM was not obeyed within 15 s");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdout_whose_reader_went_away_neither_stops_nor_wedges_the_server() {
+    // As `ivr-auth serve | head -1`: the reader takes a line and exits, before the address is printed.
+    survives_stdout(200, |out| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+        None
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdout_nobody_reads_neither_stops_nor_wedges_the_server() {
+    // The pipe stays open and fills up: 3,000 registrations log far more than the 64 KiB a pipe holds.
+    survives_stdout(3000, Some).await;
 }

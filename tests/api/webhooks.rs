@@ -320,3 +320,27 @@ async fn recorded_audio_is_played_and_served() {
     let missing = app.http.get(app.url("/voice_prompts/en-US/..%2F..%2Fetc%2Fpasswd")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_progress_callback_before_the_call_is_recorded_does_not_hang_up_the_caller() {
+    let (app, double) = twilio_app().await;
+    // The provider's answer to the call request is slow to be recorded: here, never (503s).
+    for _ in 0..20 {
+        double.then(503, "{}");
+    }
+    let r = app.register(json!({ "phone_number": PHONE, "locale": "en-US", "code": "4242" })).await;
+    let id = r["id"].as_str().unwrap();
+    double.wait_calls(1).await;
+    let sid = "CA0123456789abcdef0123456789abcdef";
+    let mut status = call_params(sid, PHONE);
+    status.retain(|(k, _)| *k != "CallStatus");
+    status.push(("CallStatus", "in-progress"));
+    let (s, _) = app.webhook(&format!("/webhooks/twilio/voice/status/{id}"), &status).await;
+    assert_eq!(s, 200);
+    let (_, doc) = app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(sid, PHONE)).await;
+    assert!(doc.contains("<Gather") && !doc.contains("<Hangup/>"), "the caller is served: {doc}");
+    let mut p = call_params(sid, PHONE);
+    p.push(("Digits", "4242"));
+    app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &p).await;
+    assert_eq!(app.get(id).await["status"], "verified");
+}
