@@ -192,6 +192,7 @@ impl Application {
             ring_timeout: settings.ring_timeout,
             callbacks: crate::jobs::callback::client(settings.allow_private_callbacks)?,
             lease: settings.job_lease,
+            allow_private_callbacks: settings.allow_private_callbacks,
         });
         let trim_state = state.clone();
         let core_for_demo = core.clone();

@@ -24,6 +24,16 @@ pub fn signature_header(secrets: &[&str], t: i64, body: &str) -> String {
     header
 }
 
+/// Whether `url`'s host is an address literal in a private or special-purpose range.
+pub fn names_private_address(url: &str) -> bool {
+    match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => is_private_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_private_ip(ip.into()),
+        Some(url::Host::Domain(_)) => false,
+        None => true,
+    }
+}
+
 /// Resolves names with the system resolver but drops private addresses, so
 /// that a public-looking callback host cannot be pointed at the inside (SSRF
 /// by DNS). Off when private callbacks are allowed.
@@ -59,6 +69,14 @@ pub fn client(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_literals_are_checked_again_at_delivery() {
+        assert!(names_private_address("http://[64:ff9b::7f00:1]/cb"));
+        assert!(names_private_address("https://198.18.0.1/cb"));
+        assert!(!names_private_address("https://203.0.114.1/cb"));
+        assert!(!names_private_address("https://hooks.example.com/cb"), "names meet the resolver's filter");
+    }
 
     #[test]
     fn header_has_one_v1_per_secret() {
