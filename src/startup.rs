@@ -252,6 +252,10 @@ impl Application {
             }
         })
         .shutdown_timeout(10)
+        // A request's head must arrive within 5 s of the connection (or of the
+        // previous request on it); its body within 10 s more (`body.rs`).
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
         .disable_signals()
         .listen(listener)?
         .run();

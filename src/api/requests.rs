@@ -45,7 +45,7 @@ pub async fn register(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let body = read_limited(payload).await?;
+    let body = read_limited(&req, payload).await?;
     let parsed: RegisterBody = parse_json(&req, &body)?;
     let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
     let done = state.core.register(&tenant, registration).await?;

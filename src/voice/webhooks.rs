@@ -58,7 +58,7 @@ impl Params {
 
 /// Reads the form body and checks its signature against the public URL.
 async fn verified(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<Params, AppError> {
-    let body = read_limited(payload).await?;
+    let body = read_limited(req, payload).await?;
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let given = req.headers().get("X-Twilio-Signature").and_then(|v| v.to_str().ok()).unwrap_or("");
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());

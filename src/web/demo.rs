@@ -97,7 +97,7 @@ async fn start(
             message: "too many demo verifications from this address; try again in a minute".into(),
         })?;
     }
-    let body = read_limited(payload).await?;
+    let body = read_limited(&req, payload).await?;
     let b: StartBody = parse_json(&req, &body)?;
     if b.user_id.trim().is_empty() || b.user_id.chars().count() > 64 {
         return Err(AppError::invalid("user_id", "user_id: enter 1 to 64 characters"));

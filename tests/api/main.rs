@@ -14,5 +14,6 @@ mod process;
 mod procs;
 mod proxy;
 mod random_sequences;
+mod slow_clients;
 mod store;
 mod webhooks;
