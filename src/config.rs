@@ -59,6 +59,9 @@ pub struct Settings {
     /// Registrations per phone number per 10 minutes (0 = unlimited; default 10 with
     /// `twilio`, unlimited with the simulator, whose phones are not real).
     pub phone_rate_limit: u32,
+    /// Registrations per phone number per 10 minutes by all tenants together
+    /// (0 = unlimited; default 30 with `twilio`, unlimited with the simulator).
+    pub phone_rate_limit_server: u32,
     /// Days finished requests are kept before the retention job deletes them.
     pub retention_days: u32,
     pub voice_prompts_dir: PathBuf,
@@ -133,6 +136,9 @@ pub struct ServeArgs {
     /// Registrations per phone number per 10 minutes (0 = unlimited)
     #[arg(long, env = "IVR_AUTH_PHONE_RATE_LIMIT")]
     pub phone_rate_limit: Option<u32>,
+    /// Registrations per phone number per 10 minutes by all tenants together (0 = unlimited)
+    #[arg(long, env = "IVR_AUTH_PHONE_RATE_LIMIT_SERVER")]
+    pub phone_rate_limit_server: Option<u32>,
     /// Days finished requests are kept
     #[arg(long, env = "IVR_AUTH_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
@@ -209,6 +215,7 @@ impl ServeArgs {
             ring_timeout,
             rate_limit,
             phone_rate_limit,
+            phone_rate_limit_server,
             retention_days,
             voice_prompts_dir,
             log_format,
@@ -346,6 +353,11 @@ impl Settings {
             rate_limit: a.rate_limit.unwrap_or(50),
             // Simulated phones cannot be pestered; real ones can.
             phone_rate_limit: a.phone_rate_limit.unwrap_or(if provider == ProviderKind::Twilio { 10 } else { 0 }),
+            phone_rate_limit_server: a.phone_rate_limit_server.unwrap_or(if provider == ProviderKind::Twilio {
+                30
+            } else {
+                0
+            }),
             retention_days: in_range("IVR_AUTH_RETENTION_DAYS", a.retention_days.unwrap_or(30), 1, 3650)?,
             voice_prompts_dir: a.voice_prompts_dir.unwrap_or_else(|| PathBuf::from("voice_prompts")),
             log_json,
@@ -406,7 +418,7 @@ impl Settings {
 
 /// Environment variables that look like ours but are not: most likely typos.
 pub fn unknown_env_vars() -> Vec<String> {
-    const KNOWN: [&str; 25] = [
+    const KNOWN: [&str; 26] = [
         "IVR_AUTH_LISTEN",
         "IVR_AUTH_DATABASE_URL",
         "IVR_AUTH_PUBLIC_URL",
@@ -423,6 +435,7 @@ pub fn unknown_env_vars() -> Vec<String> {
         "IVR_AUTH_RING_TIMEOUT",
         "IVR_AUTH_RATE_LIMIT",
         "IVR_AUTH_PHONE_RATE_LIMIT",
+        "IVR_AUTH_PHONE_RATE_LIMIT_SERVER",
         "IVR_AUTH_RETENTION_DAYS",
         "IVR_AUTH_VOICE_PROMPTS_DIR",
         "IVR_AUTH_LOG_FORMAT",

@@ -22,7 +22,9 @@ use crate::domain::status::{Mode, Status};
 use crate::domain::tenant::{PresentedKey, Tenant};
 use crate::domain::view::RequestView;
 use crate::metrics::{KindLabel, Metrics};
-use crate::store::{Applied, Inserted, Job, JobKind, Lease, NewJob, NumberLimit, Store, StoreError, Update};
+use crate::store::{
+    Applied, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, Store, StoreError, Update,
+};
 
 /// Why a service call did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -130,14 +132,30 @@ impl Core {
                 Ok(Registered { request, code, created: true })
             }
             Inserted::Existing(existing) => self.replay(*existing, &fingerprint, reg),
-            Inserted::Limited { retry_after } => {
-                tracing::warn!(phone = %reg.phone_number, "phone number rate limit hit");
-                Err(ServiceError::RateLimited {
-                    retry_after,
-                    message: "too many registrations for this phone_number; try again later".into(),
-                })
+            Inserted::Limited { retry_after, scope } => {
+                tracing::warn!(phone = %reg.phone_number, ?scope, "phone number rate limit hit");
+                let message = match scope {
+                    LimitScope::Tenant => {
+                        "phone_number: too many registrations of this number by this API key in 10 minutes \
+                         (the per-number limit, IVR_AUTH_PHONE_RATE_LIMIT); try again later"
+                    }
+                    LimitScope::Server => {
+                        "phone_number: too many registrations of this number on this server in 10 minutes \
+                         (the server-wide ceiling per number, IVR_AUTH_PHONE_RATE_LIMIT_SERVER); try again later"
+                    }
+                };
+                Err(ServiceError::RateLimited { retry_after, message: message.into() })
             }
         }
+    }
+
+    /// The stored request that `reg` repeats (same tenant and `external_id`),
+    /// answered as `register` would answer it, if there is one.
+    pub async fn replay_of(&self, tenant: &Tenant, reg: &Registration) -> Result<Option<Registered>, ServiceError> {
+        let Some(external_id) = &reg.external_id else { return Ok(None) };
+        let Some(existing) = self.store.request_by_external_id(tenant.id, external_id).await? else { return Ok(None) };
+        let fingerprint = self.keys.fingerprint(&reg.canonical()).to_vec();
+        self.replay(existing, &fingerprint, reg.clone()).map(Some)
     }
 
     /// A repeated `external_id`: the same body gets the stored request back

@@ -159,8 +159,13 @@ impl Application {
             inbound_number: settings.inbound_number.clone(),
             outbound_enabled: settings.outbound_enabled(),
             call_end_grace: settings.call_end_grace,
-            number_limit: (settings.phone_rate_limit > 0)
-                .then(|| NumberLimit { max: settings.phone_rate_limit, window: chrono::Duration::minutes(10) }),
+            number_limit: (settings.phone_rate_limit > 0 || settings.phone_rate_limit_server > 0).then(|| {
+                NumberLimit {
+                    per_tenant: settings.phone_rate_limit,
+                    overall: settings.phone_rate_limit_server,
+                    window: chrono::Duration::minutes(10),
+                }
+            }),
             metrics: metrics.clone(),
             jobs_wakeup: Notify::new(),
             claimed_jobs,

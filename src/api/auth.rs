@@ -9,8 +9,14 @@ use crate::domain::tenant::Tenant;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// The tenant whose API key signed this request.
+/// The tenant whose API key signed this request; the request counted
+/// against the tenant's rate limit.
 pub struct Authenticated(pub Tenant);
+
+/// The tenant whose API key signed this request, not yet counted against its
+/// rate limit: the handler counts it once it knows the request is not a
+/// replay (an idempotent replay is never rate limited).
+pub struct Identified(pub Tenant);
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -18,23 +24,45 @@ fn bearer(req: &HttpRequest) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
-async fn authenticate(state: web::Data<AppState>, token: Option<String>) -> Result<Authenticated, AppError> {
+async fn identify(state: &AppState, token: Option<String>) -> Result<Tenant, AppError> {
     let token = token.ok_or(AppError::Unauthorized)?;
-    let tenant = state.core.tenant_for_key(&token).await?.ok_or(AppError::Unauthorized)?;
-    state.tenant_limiter.check(&tenant.id).map_err(AppError::tenant_rate_limited)?;
-    Ok(Authenticated(tenant))
+    state.core.tenant_for_key(&token).await?.ok_or(AppError::Unauthorized)
+}
+
+/// Counts one request of `tenant` against its rate limit.
+pub fn count(state: &AppState, tenant: &Tenant) -> Result<(), AppError> {
+    state.tenant_limiter.check(&tenant.id).map_err(AppError::tenant_rate_limited)
+}
+
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
+
+fn extract<T: 'static>(req: &HttpRequest, then: fn(&AppState, Tenant) -> Result<T, AppError>) -> Extracted<T> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer(req);
+    Box::pin(async move {
+        let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
+        let tenant = identify(&state, token).await?;
+        then(&state, tenant)
+    })
 }
 
 impl FromRequest for Authenticated {
     type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+    type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(req);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
-            authenticate(state, token).await
+        extract(req, |state, tenant| {
+            count(state, &tenant)?;
+            Ok(Authenticated(tenant))
         })
+    }
+}
+
+impl FromRequest for Identified {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        extract(req, |_, tenant| Ok(Identified(tenant)))
     }
 }

@@ -4,7 +4,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::auth::Authenticated;
+use super::auth::{Authenticated, Identified, count};
 use super::input::{RegisterBody, parse_json};
 use crate::body::read_limited;
 use crate::domain::view::RequestView;
@@ -41,14 +41,21 @@ fn parse_id(raw: &str) -> Result<Uuid, AppError> {
 )]
 pub async fn register(
     state: web::Data<AppState>,
-    Authenticated(tenant): Authenticated,
+    Identified(tenant): Identified,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body = read_limited(&req, payload).await?;
     let parsed: RegisterBody = parse_json(&req, &body)?;
     let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
-    let done = state.core.register(&tenant, registration).await?;
+    // A replay of an earlier registration answers before any rate limit is counted.
+    let done = match state.core.replay_of(&tenant, &registration).await? {
+        Some(replayed) => replayed,
+        None => {
+            count(&state, &tenant)?;
+            state.core.register(&tenant, registration).await?
+        }
+    };
     let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
     view.code = Some(done.code.expose().to_owned());
     let mut resp = if done.created { HttpResponse::Created() } else { HttpResponse::Ok() };

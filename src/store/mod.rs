@@ -67,11 +67,22 @@ impl StoreError {
     }
 }
 
-/// At most `max` registrations for one phone number within `window`.
+/// Registrations for one phone number within `window`: at most `per_tenant`
+/// by one tenant, and at most `overall` by all tenants together (0: no such limit).
 #[derive(Debug, Clone, Copy)]
 pub struct NumberLimit {
-    pub max: u32,
+    pub per_tenant: u32,
+    pub overall: u32,
     pub window: chrono::Duration,
+}
+
+/// Which number limit a registration met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// The registering tenant's own registrations for the number.
+    Tenant,
+    /// Every tenant's registrations for the number (the server-wide ceiling).
+    Server,
 }
 
 /// The result of inserting an auth request.
@@ -82,9 +93,9 @@ pub enum Inserted {
     Created { claimed: Vec<Job> },
     /// A request with the same tenant and `external_id` exists; nothing was written.
     Existing(Box<AuthRequest>),
-    /// The phone number has had `NumberLimit::max` registrations within the
-    /// window; nothing was written. A slot frees up after `retry_after`.
-    Limited { retry_after: Duration },
+    /// The phone number has had as many registrations within the window as
+    /// the limit of `scope` allows; nothing was written. A slot frees up after `retry_after`.
+    Limited { retry_after: Duration, scope: LimitScope },
 }
 
 /// What a decision writes: the request's new state and the jobs that follow from it.
@@ -153,7 +164,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new request and its jobs in one commit. A request whose
     /// tenant already used its `external_id` is answered `Existing` before
     /// `limit` is looked at; then `limit` counts the requests for the same
-    /// phone number created within its window before `request.created_at`.
+    /// phone number created within its window before `request.created_at`,
+    /// the tenant's own and everybody's.
     async fn insert_request(
         &self,
         request: AuthRequest,
@@ -161,6 +173,8 @@ pub trait Store: Send + Sync + 'static {
         limit: Option<NumberLimit>,
     ) -> Result<Inserted, StoreError>;
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError>;
+    /// The tenant's request with this `external_id`, if there is one.
+    async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError>;
     /// The newest `pending` inbound request for `phone` that has not expired at `now`.
     async fn newest_pending_inbound(
         &self,

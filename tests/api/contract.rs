@@ -266,3 +266,40 @@ async fn rate_limits_answer_429_with_retry_after() {
     let e: Value = per_tenant.json().await.unwrap();
     assert_eq!(e["error"]["code"], "rate_limited");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn number_limits_are_per_tenant_under_a_server_ceiling_and_replays_are_never_limited() {
+    let app = spawn_with(Opts {
+        configure: Some(std::sync::Arc::new(|a| {
+            a.rate_limit = Some(3);
+            a.phone_rate_limit = Some(2);
+            a.phone_rate_limit_server = Some(3);
+        })),
+        ..Default::default()
+    })
+    .await;
+    let b = create_tenant(app.db_url(), "b").await;
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(400)); // under 3 a second
+    let body = |ext: &str| json!({ "phone_number": PHONE, "mode": "inbound", "external_id": ext });
+    // B uses up its own limit for the number; A is not affected.
+    for ext in ["b1", "b2"] {
+        assert_eq!(app.register_as(&b, body(ext)).await.status(), 201);
+        pause().await;
+    }
+    let (s, e) = error_of(app.register_as(&b, body("b3")).await).await;
+    assert_eq!(s, 429);
+    assert!(e["error"]["message"].as_str().unwrap().contains("IVR_AUTH_PHONE_RATE_LIMIT"), "{e}");
+    pause().await;
+    assert_eq!(app.register_as(&app.tenant, body("a1")).await.status(), 201, "A has its own per-number limit");
+    pause().await;
+    // …until all tenants together reach the server-wide ceiling for the number.
+    let (s, e) = error_of(app.register_as(&app.tenant, body("a2")).await).await;
+    assert_eq!(s, 429);
+    assert!(e["error"]["message"].as_str().unwrap().contains("IVR_AUTH_PHONE_RATE_LIMIT_SERVER"), "{e}");
+    // A replay answers 200 with the request and its code, whatever the limits, many times a second.
+    for _ in 0..10 {
+        let resp = app.register_as(&b, body("b1")).await;
+        assert_eq!(resp.status(), 200, "a replay is never rate limited");
+        assert!(resp.json::<Value>().await.unwrap()["code"].is_string());
+    }
+}

@@ -12,7 +12,7 @@ use ivr_auth::domain::request::{AuthRequest, Sealed};
 use ivr_auth::domain::status::{Mode, Status};
 use ivr_auth::domain::tenant::Tenant;
 use ivr_auth::store::{
-    Decide, Inserted, JobKind, Lease, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError, Update,
+    Decide, Inserted, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError, Update,
 };
 use uuid::Uuid;
 
@@ -93,8 +93,8 @@ async fn inserts_read_back_and_external_ids_are_idempotent_per_tenant() {
 async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited() {
     on_every_backend!(|db| {
         let store = db.store().await;
-        let t = tenant(&*store, "t").await;
-        let limit = Some(NumberLimit { max: 2, window: chrono::Duration::minutes(10) });
+        let (t, other) = (tenant(&*store, "t").await, tenant(&*store, "other").await);
+        let limit = Some(NumberLimit { per_tenant: 2, overall: 3, window: chrono::Duration::minutes(10) });
         let start = now_ms();
         for (n, ext) in ["x1", "x2"].iter().enumerate() {
             let r = request(&t, "+819011112222", Some(ext), start + chrono::Duration::seconds(n as i64));
@@ -103,15 +103,30 @@ async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited()
         let third = request(&t, "+819011112222", None, start + chrono::Duration::seconds(60));
         match store.insert_request(third, vec![], limit).await.unwrap() {
             // The older of the two frees its slot 10 minutes after it was made.
-            Inserted::Limited { retry_after } => assert_eq!(retry_after, Duration::from_secs(540)),
+            Inserted::Limited { retry_after, scope } => {
+                assert_eq!((retry_after, scope), (Duration::from_secs(540), LimitScope::Tenant));
+            }
             other => panic!("{other:?}"),
         }
         let replay = request(&t, "+819011112222", Some("x1"), start + chrono::Duration::seconds(61));
         assert!(matches!(store.insert_request(replay, vec![], limit).await.unwrap(), Inserted::Existing(_)));
+        // Another tenant has its own limit, under the ceiling of all tenants together.
+        let theirs = request(&other, "+819011112222", None, start + chrono::Duration::seconds(62));
+        assert!(matches!(store.insert_request(theirs, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        let more = request(&other, "+819011112222", None, start + chrono::Duration::seconds(63));
+        match store.insert_request(more, vec![], limit).await.unwrap() {
+            Inserted::Limited { scope, .. } => assert_eq!(scope, LimitScope::Server),
+            other => panic!("{other:?}"),
+        }
         let other_number = request(&t, "+819033334444", None, start);
         assert!(matches!(store.insert_request(other_number, vec![], limit).await.unwrap(), Inserted::Created { .. }));
         let later = request(&t, "+819011112222", None, start + chrono::Duration::minutes(11));
         assert!(matches!(store.insert_request(later, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        assert_eq!(
+            store.request_by_external_id(t.id, "x2").await.unwrap().map(|r| r.external_id),
+            Some(Some("x2".into()))
+        );
+        assert!(store.request_by_external_id(other.id, "x2").await.unwrap().is_none(), "per tenant");
     });
 }
 

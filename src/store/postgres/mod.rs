@@ -35,8 +35,8 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::Tenant;
 use crate::store::{
-    Applied, Decide, Inserted, Job, JobKind, Lease, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError,
-    WriteCounters,
+    Applied, Decide, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store,
+    StoreError, WriteCounters,
 };
 use connect::target;
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
@@ -506,8 +506,8 @@ impl Store for PgStore {
                 if let Some(existing) = new.same_external_id(&tx).await? {
                     return Ok(existing);
                 }
-                if let Some(retry_after) = new.limited(&tx, limit).await? {
-                    return Ok(Inserted::Limited { retry_after });
+                if let Some((retry_after, scope)) = new.limited(&tx, limit).await? {
+                    return Ok(Inserted::Limited { retry_after, scope });
                 }
             }
             let inserted = new.insert(&tx).await?;
@@ -523,6 +523,13 @@ impl Store for PgStore {
 
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
         self.read(|reply| reads::Read::Request { id, reply }).await
+    }
+
+    async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
+        retrying!(&self.db, |c, _tries| {
+            let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
+            Ok(c.query_opt(&stmt, &[&tenant, &external_id]).await?.as_ref().map(request_from_row).transpose()?)
+        })
     }
 
     async fn newest_pending_inbound(
@@ -796,19 +803,44 @@ impl<'a> NewRequest<'a> {
     }
 
     /// When `limit` is reached for the number: how long until a slot frees up.
-    async fn limited(&self, c: &impl GenericClient, limit: NumberLimit) -> Result<Option<Duration>, Fail> {
+    /// When `limit` is reached for the number: which limit, and how long
+    /// until a slot frees up. The tenant's own limit is looked at first.
+    async fn limited(
+        &self,
+        c: &impl GenericClient,
+        limit: NumberLimit,
+    ) -> Result<Option<(Duration, LimitScope)>, Fail> {
         let r = self.request;
         let since = to_millis(r.created_at - limit.window);
-        let nth_newest: Option<DateTime<Utc>> = c
-            .query_opt(
-                "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
-                 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-                &[&r.phone_number.as_str(), &since, &(i64::from(limit.max.max(1)) - 1)],
-            )
-            .await?
-            .map(|row| row.get(0));
-        Ok(nth_newest
-            .map(|t| (t + limit.window - r.created_at).to_std().unwrap_or_default().max(Duration::from_millis(1))))
+        for (max, scope) in [(limit.per_tenant, LimitScope::Tenant), (limit.overall, LimitScope::Server)] {
+            if max == 0 {
+                continue;
+            }
+            let offset = i64::from(max) - 1;
+            let row = match scope {
+                LimitScope::Tenant => {
+                    c.query_opt(
+                        "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
+                         AND tenant_id = $4 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
+                        &[&r.phone_number.as_str(), &since, &offset, &r.tenant_id],
+                    )
+                    .await?
+                }
+                LimitScope::Server => {
+                    c.query_opt(
+                        "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
+                         ORDER BY created_at DESC LIMIT 1 OFFSET $3",
+                        &[&r.phone_number.as_str(), &since, &offset],
+                    )
+                    .await?
+                }
+            };
+            if let Some(t) = row.map(|row| row.get::<_, DateTime<Utc>>(0)) {
+                let wait = (t + limit.window - r.created_at).to_std().unwrap_or_default().max(Duration::from_millis(1));
+                return Ok(Some((wait, scope)));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -22,8 +22,8 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::Tenant;
 use crate::store::{
-    Applied, Decide, Inserted, Job, JobKind, Lease, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError,
-    WriteCounters,
+    Applied, Decide, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store,
+    StoreError, WriteCounters,
 };
 use pool::{Pool, db_err};
 use rows::ms;
@@ -139,20 +139,43 @@ fn select_by_external_id(conn: &Connection, tenant: Uuid, external_id: &str) -> 
     conn.prepare_cached(SQL)?.query_row(params![tenant.as_bytes(), external_id], rows::request_from_row).optional()
 }
 
-/// When `limit` is reached for the request's number: how long until a slot frees up.
-fn number_limited(conn: &Connection, r: &AuthRequest, limit: NumberLimit) -> rusqlite::Result<Option<Duration>> {
+/// When `limit` is reached for the request's number: which limit, and how
+/// long until a slot frees up. The tenant's own limit is looked at first.
+fn number_limited(
+    conn: &Connection,
+    r: &AuthRequest,
+    limit: NumberLimit,
+) -> rusqlite::Result<Option<(Duration, LimitScope)>> {
     let since = ms(r.created_at - limit.window);
-    let nth_newest: Option<i64> = conn
-        .prepare_cached(
-            "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
-             ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
-        )?
-        .query_row(params![r.phone_number.as_str(), since, i64::from(limit.max.max(1)) - 1], |row| row.get(0))
-        .optional()?;
-    Ok(nth_newest.map(|t| {
-        let frees_at = t + limit.window.num_milliseconds();
-        Duration::from_millis(u64::try_from(frees_at - ms(r.created_at)).unwrap_or(0).max(1))
-    }))
+    for (max, scope) in [(limit.per_tenant, LimitScope::Tenant), (limit.overall, LimitScope::Server)] {
+        if max == 0 {
+            continue;
+        }
+        // The max-th newest registration in the window: while there is one, the number is at its limit.
+        let offset = i64::from(max) - 1;
+        let nth_newest: Option<i64> = match scope {
+            LimitScope::Tenant => conn
+                .prepare_cached(
+                    "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
+                     AND tenant_id = ?4 ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+                )?
+                .query_row(params![r.phone_number.as_str(), since, offset, r.tenant_id.as_bytes()], |row| row.get(0))
+                .optional()?,
+            LimitScope::Server => conn
+                .prepare_cached(
+                    "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
+                     ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+                )?
+                .query_row(params![r.phone_number.as_str(), since, offset], |row| row.get(0))
+                .optional()?,
+        };
+        if let Some(t) = nth_newest {
+            let frees_at = t + limit.window.num_milliseconds();
+            let wait = Duration::from_millis(u64::try_from(frees_at - ms(r.created_at)).unwrap_or(0).max(1));
+            return Ok(Some((wait, scope)));
+        }
+    }
+    Ok(None)
 }
 
 impl SqliteStore {
@@ -301,9 +324,9 @@ impl Store for SqliteStore {
                     return Ok(Inserted::Existing(Box::new(existing)));
                 }
                 if let Some(limit) = limit
-                    && let Some(retry_after) = number_limited(c, &request, limit).map_err(db_err)?
+                    && let Some((retry_after, scope)) = number_limited(c, &request, limit).map_err(db_err)?
                 {
-                    return Ok(Inserted::Limited { retry_after });
+                    return Ok(Inserted::Limited { retry_after, scope });
                 }
                 rows::insert_request(c, &request).map_err(db_err)?;
                 let claimed = insert_jobs(c, &jobs, lease_ms)?;
@@ -315,6 +338,11 @@ impl Store for SqliteStore {
 
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
         self.pool.read(move |c| select_request(c, id).map_err(db_err)).await
+    }
+
+    async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
+        let external_id = external_id.to_owned();
+        self.pool.read(move |c| select_by_external_id(c, tenant, &external_id).map_err(db_err)).await
     }
 
     async fn newest_pending_inbound(
