@@ -7,7 +7,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::config::{ServeArgs, parse_database_url};
-use crate::domain::tenant::{Tenant, new_api_key, new_callback_secret};
+use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::tenant::{Tenant, TenantPolicy, new_api_key, new_callback_secret};
 use crate::store::{self, OpenOptions, Role, StoreError};
 
 #[derive(Debug, Args)]
@@ -26,6 +27,88 @@ pub enum TenantAction {
     /// Issue a new API key and callback secret; the old key stops working at once,
     /// the old callback secret keeps signing (as a second v1=) for 24 hours
     RotateKey { name: String },
+    /// Change a tenant's own settings; only the ones given change
+    Set(SetArgs),
+}
+
+/// The settings `tenant set` changes.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    pub name: String,
+    /// The tenant's own number for inbound mode (E.164), or `none` for the server's
+    #[arg(long)]
+    pub inbound_number: Option<String>,
+    /// Countries its calls may go to, e.g. `JP,US`, or `default` (the server's default region)
+    #[arg(long)]
+    pub allowed_countries: Option<String>,
+    /// Outbound calls a minute at most, or 0 for the server's default
+    #[arg(long)]
+    pub calls_per_minute: Option<u32>,
+    /// Outbound calls a day at most, or 0 for the server's default
+    #[arg(long)]
+    pub calls_per_day: Option<u32>,
+    /// The least STIR/SHAKEN attestation of inbound calls: A, B, C, or `none`
+    #[arg(long)]
+    pub min_attestation: Option<String>,
+}
+
+impl SetArgs {
+    /// `policy` with the given settings applied, each checked.
+    fn apply(&self, mut policy: TenantPolicy) -> Result<TenantPolicy, CliError> {
+        if let Some(raw) = &self.inbound_number {
+            policy.inbound_number = match raw.as_str() {
+                "none" => None,
+                n if n.starts_with('+') => Some(
+                    PhoneNumber::parse(n, Region::default())
+                        .map_err(|e| CliError::Usage(format!("--inbound-number: {e}")))?
+                        .as_str()
+                        .to_owned(),
+                ),
+                _ => {
+                    return Err(CliError::Usage("--inbound-number: an E.164 number like +81312345678, or none".into()));
+                }
+            };
+        }
+        if let Some(raw) = &self.allowed_countries {
+            policy.allowed_countries = match raw.as_str() {
+                "default" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|c| {
+                        let c = c.trim().to_ascii_uppercase();
+                        Region::parse(&c).map(|_| c.clone()).ok_or_else(|| {
+                            CliError::Usage(format!("--allowed-countries: {c:?} is not a region code like JP"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+        }
+        if let Some(n) = self.calls_per_minute {
+            policy.calls_per_minute = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.calls_per_day {
+            policy.calls_per_day = (n > 0).then_some(n);
+        }
+        if let Some(raw) = &self.min_attestation {
+            policy.min_attestation = match raw.to_ascii_uppercase().as_str() {
+                "NONE" => None,
+                level @ ("A" | "B" | "C") => Some(level.to_owned()),
+                _ => return Err(CliError::Usage("--min-attestation: A, B, C or none".into())),
+            };
+        }
+        Ok(policy)
+    }
+}
+
+/// A tenant without its secrets.
+fn public_json(t: &Tenant) -> serde_json::Value {
+    json!({
+        "tenant_id": t.id.to_string(),
+        "name": t.name,
+        "key_id": t.key_id,
+        "created_at": t.created_at.to_rfc3339(),
+        "policy": t.policy,
+    })
 }
 
 /// A CLI failure, printed as one line.
@@ -75,13 +158,18 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
             Ok(credentials_json(&tenant, key.full.expose_secret()).to_string())
         }
         TenantAction::List => {
-            let list: Vec<_> = store
-                .list_tenants()
-                .await?
-                .iter()
-                .map(|t| json!({ "tenant_id": t.id.to_string(), "name": t.name, "key_id": t.key_id, "created_at": t.created_at.to_rfc3339() }))
-                .collect();
+            let list: Vec<_> = store.list_tenants().await?.iter().map(public_json).collect();
             Ok(serde_json::Value::Array(list).to_string())
+        }
+        TenantAction::Set(args) => {
+            let Some(mut tenant) = store.list_tenants().await?.into_iter().find(|t| t.name == args.name) else {
+                return Err(CliError::Usage(format!("no tenant named {:?}", args.name)));
+            };
+            tenant.policy = args.apply(tenant.policy)?;
+            if !store.set_tenant_policy(&tenant.name, &tenant.policy).await? {
+                return Err(CliError::Usage(format!("tenant {:?} changed while setting; try again", args.name)));
+            }
+            Ok(public_json(&tenant).to_string())
         }
         TenantAction::RotateKey { name } => {
             let Some(mut tenant) = store.list_tenants().await?.into_iter().find(|t| t.name == name) else {

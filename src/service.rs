@@ -89,10 +89,13 @@ impl Core {
     /// call, leased to this process so it runs here at once), or returns the
     /// existing one for a repeated `external_id`.
     pub async fn register(&self, tenant: &Tenant, reg: Registration) -> Result<Registered, ServiceError> {
-        if reg.mode == Mode::Inbound && self.inbound_number.is_none() {
+        let inbound_number = self.inbound_number_of(tenant);
+        if reg.mode == Mode::Inbound && inbound_number.is_none() {
             return Err(ServiceError::Invalid {
                 field: "mode",
-                message: "inbound mode is not enabled on this server (IVR_AUTH_INBOUND_NUMBER is unset)".into(),
+                message: "inbound mode needs a number to call: this tenant has none of its own \
+                          (ivr-auth tenant set --inbound-number) and IVR_AUTH_INBOUND_NUMBER is unset"
+                    .into(),
             });
         }
         if reg.mode == Mode::Outbound && !self.outbound_enabled {
@@ -116,7 +119,10 @@ impl Core {
             code_salt: salt,
             fingerprint: fingerprint.clone(),
         };
-        let request = AuthRequest::new(id, tenant.id, &reg, sealed, now);
+        let mut request = AuthRequest::new(id, tenant.id, &reg, sealed, now);
+        if reg.mode == Mode::Inbound {
+            request.inbound_number = inbound_number;
+        }
         let jobs = match reg.mode {
             Mode::Outbound => vec![NewJob { claim: true, ..NewJob::now(JobKind::PlaceCall, id, String::new()) }],
             Mode::Inbound => Vec::new(),
@@ -215,9 +221,25 @@ impl Core {
         self.store.ping().await
     }
 
-    /// The newest pending inbound request for a caller.
-    pub async fn pending_inbound_for(&self, caller: &PhoneNumber) -> Result<Option<AuthRequest>, StoreError> {
-        self.store.newest_pending_inbound(caller, self.now()).await
+    /// The requests a call from `caller` to `called` may be for: of each
+    /// tenant waiting for this caller on this number, its newest pending
+    /// inbound request (an older one of the same tenant is superseded).
+    /// Requests of other numbers, and so of tenants with a number of their
+    /// own, are never among them.
+    pub async fn inbound_candidates(
+        &self,
+        caller: &PhoneNumber,
+        called: &PhoneNumber,
+    ) -> Result<Vec<AuthRequest>, StoreError> {
+        let servers = self.inbound_number.as_ref() == Some(called);
+        let found = self.store.pending_inbound(caller, called, servers, self.now(), 50).await?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(found.into_iter().filter(|r| seen.insert(r.tenant_id)).collect())
+    }
+
+    /// The number `tenant`'s users call in inbound mode: its own, or the server's.
+    pub fn inbound_number_of(&self, tenant: &Tenant) -> Option<PhoneNumber> {
+        tenant.policy.inbound_number.clone().map(PhoneNumber::from_stored).or_else(|| self.inbound_number.clone())
     }
 
     /// The request a provider call is bound to.

@@ -340,6 +340,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(paths::STATUS, web::post().to(webhooks::status))
         .route(paths::STATUS_BY_SID, web::post().to(webhooks::status_by_sid))
         .route(paths::INBOUND, web::post().to(webhooks::inbound))
+        .route(paths::INBOUND_GATHER, web::post().to(webhooks::inbound_gather))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

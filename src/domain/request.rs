@@ -38,6 +38,9 @@ pub struct AuthRequest {
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+    /// Inbound mode: the number the user is to call, the tenant's own or the
+    /// server's (`None` on requests stored before tenants had numbers: the server's).
+    pub inbound_number: Option<PhoneNumber>,
 }
 
 /// Something that happened to a request: from the site, the provider, or the clock.
@@ -132,6 +135,7 @@ impl AuthRequest {
             updated_at: now,
             expires_at: now + chrono::Duration::seconds(i64::from(reg.ttl_seconds)),
             verified_at: None,
+            inbound_number: None,
         }
     }
 

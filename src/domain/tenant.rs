@@ -25,6 +25,45 @@ pub struct Tenant {
     pub previous_callback_secret: Option<SecretString>,
     pub previous_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// What the operator set for this tenant (`ivr-auth tenant set`).
+    pub policy: TenantPolicy,
+}
+
+/// A tenant's own settings. Stored as JSON, so a setting added later needs
+/// no migration; an absent setting is the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// The tenant's own number for inbound mode (E.164); unset: the server's
+    /// `IVR_AUTH_INBOUND_NUMBER`, shared with the other tenants without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_number: Option<String>,
+    /// Countries (ISO 3166 regions, e.g. `JP`) this tenant may have called;
+    /// empty: the server's default region only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_countries: Vec<String>,
+    /// Outbound calls per minute at most; unset: the server's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_minute: Option<u32>,
+    /// Outbound calls per day (24 hours) at most; unset: the server's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_day: Option<u32>,
+    /// The least STIR/SHAKEN attestation an inbound call must carry (`A`, `B`
+    /// or `C`); unset: none is required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_attestation: Option<String>,
+}
+
+impl TenantPolicy {
+    /// The stored JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads the stored JSON form; `None` when it is not a policy.
+    pub fn from_json(s: &str) -> Option<Self> {
+        serde_json::from_str(s).ok()
+    }
 }
 
 /// A freshly minted API key: `ivr_<key id>_<secret>`. Shown once.
@@ -99,6 +138,7 @@ impl Tenant {
             previous_callback_secret: None,
             previous_until: None,
             created_at: now,
+            policy: TenantPolicy::default(),
         };
         (tenant, key)
     }
@@ -130,6 +170,7 @@ mod tests {
             previous_callback_secret: None,
             previous_until: None,
             created_at: Utc::now(),
+            policy: TenantPolicy::default(),
         }
     }
 

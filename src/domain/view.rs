@@ -20,7 +20,8 @@ pub struct RequestView {
     /// Only in the registration answer: the digits to show the user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
-    /// The number to call, in inbound mode.
+    /// The number to call, in inbound mode: the tenant's own (`ivr-auth tenant set
+    /// --inbound-number`), or the server's, which tenants without one share.
     pub inbound_number: Option<String>,
     pub external_id: Option<String>,
     pub user_id: Option<String>,
@@ -52,7 +53,7 @@ impl RequestView {
             phone_number: r.phone_number.as_str().to_owned(),
             code: None,
             inbound_number: match r.mode {
-                Mode::Inbound => inbound_number.map(|n| n.as_str().to_owned()),
+                Mode::Inbound => r.inbound_number.as_ref().or(inbound_number).map(|n| n.as_str().to_owned()),
                 Mode::Outbound => None,
             },
             external_id: r.external_id,

@@ -48,6 +48,9 @@ pub struct DigitsBody {
 pub struct DialBody {
     /// Caller ID; `anonymous` (or empty) simulates a withheld number.
     from: String,
+    /// The number dialled (E.164): a tenant's own inbound number; absent: the server's.
+    #[serde(default)]
+    to: Option<String>,
 }
 
 /// Routes under `/simulator`.
@@ -103,7 +106,7 @@ async fn digits(
 }
 
 async fn dial_in(sim: web::Data<Simulator>, body: web::Json<DialBody>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Created().json(sim.dial_in(&body.from)?))
+    Ok(HttpResponse::Created().json(sim.dial_in(&body.from, body.to.as_deref())?))
 }
 
 fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {

@@ -196,14 +196,26 @@ impl Simulator {
         Ok(snap)
     }
 
-    /// The user calls the inbound number from `from` (a number, or a withheld caller ID).
-    pub fn dial_in(&self, from: &str) -> Result<CallSnapshot, SimError> {
-        let to = self
-            .inner
-            .inbound_number
-            .as_ref()
-            .map(|n| n.as_str().to_owned())
-            .ok_or(SimError::NotNow("inbound calls are disabled: IVR_AUTH_INBOUND_NUMBER is unset"))?;
+    /// The user calls `to` (a tenant's own number; `None`: the server's inbound
+    /// number) from `from` (a number, or a withheld caller ID).
+    pub fn dial_in(&self, from: &str, to: Option<&str>) -> Result<CallSnapshot, SimError> {
+        let to = match to {
+            Some(to) => {
+                let e164 = to
+                    .strip_prefix('+')
+                    .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
+                if !e164 {
+                    return Err(SimError::Invalid("to: an E.164 number like +81312345678"));
+                }
+                to.to_owned()
+            }
+            None => self
+                .inner
+                .inbound_number
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+                .ok_or(SimError::NotNow("inbound calls are disabled: IVR_AUTH_INBOUND_NUMBER is unset"))?,
+        };
         if from.chars().count() > 64 || from.chars().any(char::is_control) {
             return Err(SimError::Invalid("from: at most 64 printable characters"));
         }

@@ -10,14 +10,14 @@ macro_rules! request_columns {
     () => {
         "id, tenant_id, external_id, fingerprint, mode, phone_number, code_hash, code_salt, code_length, \
          user_id, locale, max_attempts, attempts, no_input_count, callback_url, status, failure_reason, \
-         call_sid, call_status, created_at, updated_at, expires_at, verified_at"
+         call_sid, call_status, created_at, updated_at, expires_at, verified_at, inbound_number"
     };
 }
 
 /// The columns every backend's `tenant_from_row` reads, in its order.
 macro_rules! tenant_columns {
     () => {
-        "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at"
+        "id, name, key_id, key_hash, callback_secret, previous_callback_secret, previous_until, created_at, policy"
     };
 }
 
@@ -38,7 +38,7 @@ use uuid::Uuid;
 use crate::config::DatabaseUrl;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{Tenant, TenantPolicy};
 pub use jobs::{Job, JobKind, Lease, NewJob};
 
 /// A storage failure.
@@ -158,6 +158,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
     /// Replaces the key and callback secret of the tenant named `tenant.name`.
     async fn update_tenant_credentials(&self, tenant: Tenant) -> Result<bool, StoreError>;
+    /// Replaces the policy of the tenant named `name`; `false` if there is none.
+    async fn set_tenant_policy(&self, name: &str, policy: &TenantPolicy) -> Result<bool, StoreError>;
     async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError>;
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError>;
 
@@ -175,12 +177,17 @@ pub trait Store: Send + Sync + 'static {
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError>;
     /// The tenant's request with this `external_id`, if there is one.
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError>;
-    /// The newest `pending` inbound request for `phone` that has not expired at `now`.
-    async fn newest_pending_inbound(
+    /// The `pending` inbound requests for calls from `caller` to `called`
+    /// that have not expired at `now`, newest first, at most `limit`. Requests
+    /// stored without a number count as the server's (`called_is_servers`).
+    async fn pending_inbound(
         &self,
-        phone: &PhoneNumber,
+        caller: &PhoneNumber,
+        called: &PhoneNumber,
+        called_is_servers: bool,
         now: DateTime<Utc>,
-    ) -> Result<Option<AuthRequest>, StoreError>;
+        limit: usize,
+    ) -> Result<Vec<AuthRequest>, StoreError>;
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
     /// Reads request `id`, lets `decide` choose an update, writes it and its
     /// jobs, all atomically; nothing is written when `decide` chooses none.

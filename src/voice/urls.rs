@@ -16,6 +16,7 @@ pub mod paths {
     pub const STATUS: &str = "/webhooks/twilio/voice/status/{id}";
     pub const STATUS_BY_SID: &str = "/webhooks/twilio/voice/status";
     pub const INBOUND: &str = "/webhooks/twilio/voice/inbound";
+    pub const INBOUND_GATHER: &str = "/webhooks/twilio/voice/inbound/gather";
 }
 
 impl Urls {
@@ -50,6 +51,11 @@ impl Urls {
 
     pub fn inbound(&self) -> String {
         format!("{}{}", self.base, paths::INBOUND)
+    }
+
+    /// The Gather action on a number several tenants share: `attempt` counts the caller's tries.
+    pub fn inbound_gather(&self, attempt: u32) -> String {
+        format!("{}{}?try={attempt}", self.base, paths::INBOUND_GATHER)
     }
 
     pub fn status_by_sid(&self) -> String {

@@ -114,6 +114,23 @@ impl<'a> Speaker<'a> {
         twiml(&verbs)
     }
 
+    /// The prompts, then a Gather whose code picks one of `candidates` (a
+    /// number several tenants share); silence comes back here as a try too.
+    fn ask_shared(&self, candidates: &[AuthRequest], attempt: u32, before: &[Prompt]) -> HttpResponse {
+        let longest = candidates.iter().map(|r| u32::from(r.code_length)).max().unwrap_or(10);
+        let next = self.state.urls.inbound_gather(attempt);
+        let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
+        verbs.push(Verb::Gather {
+            action: next.clone(),
+            num_digits: Some(longest),
+            timeout: self.state.gather_timeout,
+            finish_on_key: "#".into(),
+            prompts: vec![self.say(Prompt::EnterCode)],
+        });
+        verbs.push(Verb::Redirect { url: next });
+        twiml(&verbs)
+    }
+
     /// What to say when a request has ended (or never was).
     fn ended(&self, r: Option<&AuthRequest>) -> HttpResponse {
         match r.map(|r| (r.status, r.failure_reason)) {
@@ -375,29 +392,54 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpRes
     twiml(&[])
 }
 
-/// A user called the inbound number: match the caller ID to a pending request.
-pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
+/// Tries a caller has, on a number several tenants share, to type a code
+/// that belongs to one of the requests waiting for them.
+const SHARED_TRIES: u32 = 3;
+
+/// Of an inbound call: its sid and the requests it may be for (see
+/// `Core::inbound_candidates`), or what to answer when there is no asking.
+async fn inbound_call(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Params,
+) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
+    let nobody = Speaker::new(state, None);
     let from = p.get("From");
-    let nobody = Speaker::new(&state, None);
     if is_withheld_caller_id(from) {
         tracing::info!("inbound call with a withheld caller ID refused");
-        return nobody.end(&[Prompt::WithheldCallerId]);
+        return Err(nobody.end(&[Prompt::WithheldCallerId]));
     }
-    let (Some(_), Some(caller)) = (&state.inbound_number, e164(from, &state).map(PhoneNumber::from_stored)) else {
-        return nobody.end(&[Prompt::NoPendingRequest]);
-    };
     let call_sid = p.get("CallSid").to_owned();
-    if call_sid.is_empty() {
-        return nobody.end(&[Prompt::NoPendingRequest]);
-    }
-    let found = match state.core.pending_inbound_for(&caller).await {
-        Ok(found) => found,
-        Err(e) => return failed(&state, &req, None, &e),
+    let caller = e164(from, state).map(PhoneNumber::from_stored);
+    // The number called; a provider that does not say is calling the server's.
+    let called = e164(p.get("To"), state).map(PhoneNumber::from_stored).or_else(|| state.inbound_number.clone());
+    let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
+        return Err(nobody.end(&[Prompt::NoPendingRequest]));
     };
-    let Some(found) = found else {
+    let found = state.core.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
+    if found.is_empty() {
         tracing::info!(phone = %caller, "inbound call without a pending request");
-        return nobody.end(&[Prompt::NoPendingRequest]);
+        return Err(nobody.end(&[Prompt::NoPendingRequest]));
+    }
+    if found.len() > 1 {
+        tracing::info!(phone = %caller, tenants = found.len(), "inbound call on a shared number: the code decides");
+    }
+    Ok((call_sid, found))
+}
+
+/// A user called an inbound number: match the caller ID to a pending request
+/// of a tenant of this number. When several tenants share the number and
+/// each waits for this caller, the code the caller types picks the request.
+pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
+    let (call_sid, found) = match inbound_call(&state, &req, &p).await {
+        Ok(call) => call,
+        Err(answer) => return answer,
     };
+    let found = match found.as_slice() {
+        [one] => one.clone(),
+        several => return Speaker::new(&state, several.first()).ask_shared(several, 1, &[Prompt::Greeting]),
+    };
+    let caller = found.phone_number.clone();
     let sid = call_sid.clone();
     on_request(
         &state,
@@ -413,6 +455,62 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
                 speak.ask(r.id, &[Prompt::Greeting])
             }
             _ => speak.end(&[Prompt::NoPendingRequest]),
+        },
+    )
+    .await
+}
+
+/// The code typed on a number several tenants share: it selects the one
+/// request it belongs to (compared in constant time with every candidate's).
+/// A code that belongs to none changes no request: no tenant's attempts are
+/// spent and none learns of the call; the caller has `SHARED_TRIES` tries.
+pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
+    let (call_sid, found) = match inbound_call(&state, &req, &p).await {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    let tries: u32 = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "try")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(SHARED_TRIES);
+    let digits: String = p.get("Digits").chars().take(32).collect();
+    let keys = &state.core.keys;
+    // Every candidate is compared, whichever matches, so the time taken says nothing.
+    let matches: Vec<&AuthRequest> =
+        found.iter().filter(|r| !digits.is_empty() && keys.verify(r.id.as_bytes(), &digits, &r.code_hash)).collect();
+    let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
+        let speak = Speaker::new(&state, found.first());
+        let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
+        if tries >= SHARED_TRIES {
+            return speak.end(&[prompt, Prompt::Failure]);
+        }
+        return speak.ask_shared(&found, tries + 1, &[prompt]);
+    };
+    let sid = call_sid.clone();
+    let bound = state
+        .core
+        .transition(chosen, move |r| {
+            (r.status == Status::Pending).then(|| Event::CallConnected { call_sid: sid.clone() })
+        })
+        .await;
+    if let Err(e) = bound {
+        return failed(&state, &req, None, &e);
+    }
+    let guard = CallGuard::new(&state, &p);
+    let keys = state.core.keys.clone();
+    on_request(
+        &state,
+        &req,
+        None,
+        Some(chosen),
+        move |r| {
+            guard.check(r)?;
+            Some(Event::CodeEntered { correct: keys.verify(r.id.as_bytes(), &digits, &r.code_hash) })
+        },
+        |speak, before, after| match after {
+            Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),
+            Some(r) => speak.ended(Some(r)),
+            None => speak.ended(Some(before).filter(|b| b.status.is_terminal())),
         },
     )
     .await

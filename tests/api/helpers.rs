@@ -86,6 +86,7 @@ pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
         gather_timeout: Some(opts.gather_timeout),
         rate_limit: Some(0),
         phone_rate_limit: Some(0),
+        phone_rate_limit_server: Some(0),
         voice_prompts_dir: opts.voice_prompts_dir.clone(),
         call_end_grace_ms: Some(300),
         simulator_pacing: Some(false),
@@ -112,6 +113,20 @@ pub async fn create_tenant(db_url: &str, name: &str) -> Tenant {
         api_key: v["api_key"].as_str().unwrap().into(),
         callback_secret: v["callback_secret"].as_str().unwrap().into(),
     }
+}
+
+/// `ivr-auth tenant set NAME --inbound-number NUMBER`.
+pub async fn set_inbound_number(db_url: &str, name: &str, number: &str) {
+    let db = DbArgs { database_url: Some(db_url.into()) };
+    let args = ivr_auth::cli::SetArgs {
+        name: name.into(),
+        inbound_number: Some(number.into()),
+        allowed_countries: None,
+        calls_per_minute: None,
+        calls_per_day: None,
+        min_attestation: None,
+    };
+    ivr_auth::cli::tenant(&db, None, TenantAction::Set(args)).await.unwrap();
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -209,14 +224,24 @@ impl TestApp {
 
     /// Polls the result API until `pred` holds (10 s at most).
     pub async fn wait_for(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_as(&self.tenant, id, what, pred).await
+    }
+
+    /// `wait_for`, as `tenant`.
+    pub async fn wait_for_as(&self, tenant: &Tenant, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let get = || async {
+            let resp = self.get_as(tenant, id).await;
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        };
         for _ in 0..200 {
-            let v = self.get(id).await;
+            let v = get().await;
             if pred(&v) {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("timed out waiting for {what}: {}", self.get(id).await);
+        panic!("timed out waiting for {what}: {}", get().await);
     }
 
     pub async fn wait_status(&self, id: &str, status: &str) -> Value {
@@ -240,6 +265,14 @@ impl TestApp {
     /// The user dials the inbound number from `from`; returns the new call.
     pub async fn sim_dial(&self, from: &str) -> Value {
         let resp = self.http.post(self.url("/simulator/calls")).json(&json!({ "from": from })).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
+    /// The user dials `to` (a tenant's own inbound number) from `from`.
+    pub async fn sim_dial_to(&self, from: &str, to: &str) -> Value {
+        let body = json!({ "from": from, "to": to });
+        let resp = self.http.post(self.url("/simulator/calls")).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 201);
         resp.json().await.unwrap()
     }

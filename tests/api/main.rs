@@ -7,6 +7,7 @@ mod contract;
 mod db;
 mod flows;
 mod helpers;
+mod isolation;
 mod ops;
 mod outage;
 mod pages;

@@ -321,10 +321,21 @@ async fn times_are_kept_to_the_millisecond() {
         let back = store.request(r.id).await.unwrap().unwrap();
         assert_eq!(back.created_at, Utc.timestamp_opt(1_790_000_000, 123_000_000).unwrap());
         assert_eq!(back.expires_at - back.created_at, chrono::Duration::seconds(300));
-        let found = store.newest_pending_inbound(&r.phone_number, back.created_at).await.unwrap();
-        assert_eq!(found.map(|f| f.id), Some(r.id), "found while not expired at that instant");
-        let at_expiry = store.newest_pending_inbound(&r.phone_number, back.expires_at).await.unwrap();
-        assert!(at_expiry.is_none(), "expired at its expires_at");
+        // Stored without a number: the server's number's.
+        let ours = PhoneNumber::from_stored("+81312345678".into());
+        let found = store.pending_inbound(&r.phone_number, &ours, true, back.created_at, 5).await.unwrap();
+        assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), [r.id], "found while not expired at that instant");
+        let at_expiry = store.pending_inbound(&r.phone_number, &ours, true, back.expires_at, 5).await.unwrap();
+        assert!(at_expiry.is_empty(), "expired at its expires_at");
+        let elsewhere = store.pending_inbound(&r.phone_number, &ours, false, back.created_at, 5).await.unwrap();
+        assert!(elsewhere.is_empty(), "not a request of another number");
+        let mut own = request(&t, "+819012345678", None, precise);
+        own.inbound_number = Some(PhoneNumber::from_stored("+81355556666".into()));
+        store.insert_request(own.clone(), vec![], None).await.unwrap();
+        let theirs = PhoneNumber::from_stored("+81355556666".into());
+        let found = store.pending_inbound(&r.phone_number, &theirs, false, back.created_at, 5).await.unwrap();
+        assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), [own.id], "only the requests of the number called");
+        assert_eq!(store.request(own.id).await.unwrap().unwrap().inbound_number, own.inbound_number);
     });
 }
 

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::clock::to_millis;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{
     Applied, Decide, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store,
     StoreError, WriteCounters,
@@ -42,7 +42,10 @@ use connect::target;
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 1] = [include_str!("../../../migrations/postgres/0001_initial.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../../migrations/postgres/0001_initial.sql"),
+    include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
+];
 
 /// PostgreSQL-backed store.
 pub struct PgStore {
@@ -233,13 +236,13 @@ const INSERT_REQUEST: &str = concat!(
     "WITH req AS (INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING RETURNING id), \
+     $19, $20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING RETURNING id), \
      job AS (INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
        SELECT k, req.id, p, now() + d * interval '1 millisecond', now(), \
-              CASE WHEN c THEN $29::uuid END, \
-              CASE WHEN c THEN now() + $30::float8 * interval '1 millisecond' END, \
+              CASE WHEN c THEN $30::uuid END, \
+              CASE WHEN c THEN now() + $31::float8 * interval '1 millisecond' END, \
               CASE WHEN c THEN 1 ELSE 0 END \
-       FROM req, unnest($25::text[], $26::text[], $27::float8[], $28::bool[]) AS j(k, p, d, c) \
+       FROM req, unnest($26::text[], $27::text[], $28::float8[], $29::bool[]) AS j(k, p, d, c) \
        RETURNING id, kind, request_id, payload, attempts - 1 AS attempts, created_at, lease_owner) \
      SELECT n.inserted, job.id, job.kind, job.request_id, job.payload, job.attempts, job.created_at, job.lease_owner \
      FROM (SELECT count(*) AS inserted FROM req) n \
@@ -251,12 +254,12 @@ const INSERT_REQUEST_ALONE: &str = concat!(
     "INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING"
+     $19, $20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING"
 );
 
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
-/// The `$25..$28` job arrays of `INSERT_REQUEST` (and `$15..$17` of `UPDATE_REQUEST`).
+/// The `$26..$29` job arrays of `INSERT_REQUEST` (and of the batch's job inserts).
 struct JobArrays {
     kinds: Vec<&'static str>,
     payloads: Vec<String>,
@@ -380,7 +383,7 @@ impl PgStore {
             "INSERT INTO auth_requests (",
             request_columns!(),
             ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24)"
+             $18, $19, $20, $21, $22, $23, $24, $25)"
         );
         retrying!(&self.db, |c, _tries| {
             let tx = c.transaction().await?;
@@ -431,7 +434,7 @@ impl Store for PgStore {
 
     async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {
         const SQL: &str =
-            concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+            concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         let p = TenantParams::new(&tenant);
         let result = retrying!(&self.db, |c, tries| {
             match c.execute(SQL, &p.all(&tenant)).await {
@@ -470,6 +473,13 @@ impl Store for PgStore {
                 )
                 .await?;
             Ok(n == 1)
+        })
+    }
+
+    async fn set_tenant_policy(&self, name: &str, policy: &TenantPolicy) -> Result<bool, StoreError> {
+        let policy = policy.to_json();
+        retrying!(&self.db, |c, _tries| {
+            Ok(c.execute("UPDATE tenants SET policy = $2 WHERE name = $1", &[&name, &policy]).await? == 1)
         })
     }
 
@@ -532,20 +542,27 @@ impl Store for PgStore {
         })
     }
 
-    async fn newest_pending_inbound(
+    async fn pending_inbound(
         &self,
-        phone: &PhoneNumber,
+        caller: &PhoneNumber,
+        called: &PhoneNumber,
+        called_is_servers: bool,
         now: DateTime<Utc>,
-    ) -> Result<Option<AuthRequest>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<AuthRequest>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
             request_columns!(),
             " FROM auth_requests WHERE phone_number = $1 AND mode = 'inbound' AND status = 'pending' \
-             AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT 1"
+             AND expires_at > $2 AND (inbound_number = $3 OR ($4 AND inbound_number IS NULL)) \
+             ORDER BY created_at DESC, id DESC LIMIT $5"
         );
         retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
-            Ok(c.query_opt(&stmt, &[&phone.as_str(), &now]).await?.as_ref().map(request_from_row).transpose()?)
+            let rows = c
+                .query(&stmt, &[&caller.as_str(), &now, &called.as_str(), &called_is_servers, &(limit as i64)])
+                .await?;
+            Ok(rows.iter().map(request_from_row).collect::<Result<Vec<_>, _>>()?)
         })
     }
 

@@ -10,7 +10,7 @@ use crate::clock::to_millis;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{Job, JobKind, StoreError};
 
 fn corrupt(what: &str) -> StoreError {
@@ -61,6 +61,7 @@ pub fn request_from_row(row: &Row) -> Result<AuthRequest, StoreError> {
         updated_at: get(row, 20)?,
         expires_at: get(row, 21)?,
         verified_at: get(row, 22)?,
+        inbound_number: get::<Option<String>>(row, 23)?.map(PhoneNumber::from_stored),
     })
 }
 
@@ -72,6 +73,7 @@ pub struct RequestParams<'a> {
     optional: [Option<&'static str>; 2],
     times: [DateTime<Utc>; 3],
     verified_at: Option<DateTime<Utc>>,
+    inbound_number: Option<&'a str>,
     terminal: bool,
 }
 
@@ -84,12 +86,13 @@ impl<'a> RequestParams<'a> {
             optional: [r.failure_reason.map(FailureReason::as_str), r.call_status.map(CallStatus::as_str)],
             times: [to_millis(r.created_at), to_millis(r.updated_at), to_millis(r.expires_at)],
             verified_at: r.verified_at.map(to_millis),
+            inbound_number: r.inbound_number.as_ref().map(PhoneNumber::as_str),
             terminal: r.status.is_terminal(),
         }
     }
 
-    /// The 24 parameters of an insert.
-    pub fn all(&self) -> [&(dyn ToSql + Sync); 24] {
+    /// The 25 parameters of an insert: `request_columns!()`, then `terminal`.
+    pub fn all(&self) -> [&(dyn ToSql + Sync); 25] {
         let r = self.r;
         [
             &r.id,
@@ -115,6 +118,7 @@ impl<'a> RequestParams<'a> {
             &self.times[1],
             &self.times[2],
             &self.verified_at,
+            &self.inbound_number,
             &self.terminal,
         ]
     }
@@ -131,6 +135,7 @@ pub fn tenant_from_row(row: &Row) -> Result<Tenant, StoreError> {
         previous_callback_secret: get::<Option<String>>(row, 5)?.map(SecretString::from),
         previous_until: get(row, 6)?,
         created_at: get(row, 7)?,
+        policy: TenantPolicy::from_json(get::<&str>(row, 8)?).ok_or_else(|| corrupt("tenant policy"))?,
     })
 }
 
@@ -140,6 +145,7 @@ pub struct TenantParams {
     previous: Option<String>,
     previous_until: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    policy: String,
 }
 
 impl TenantParams {
@@ -149,11 +155,22 @@ impl TenantParams {
             previous: t.previous_callback_secret.as_ref().map(|s| s.expose_secret().to_owned()),
             previous_until: t.previous_until.map(to_millis),
             created_at: to_millis(t.created_at),
+            policy: t.policy.to_json(),
         }
     }
 
-    pub fn all<'a>(&'a self, t: &'a Tenant) -> [&'a (dyn ToSql + Sync); 8] {
-        [&t.id, &t.name, &t.key_id, &t.key_hash, &self.secret, &self.previous, &self.previous_until, &self.created_at]
+    pub fn all<'a>(&'a self, t: &'a Tenant) -> [&'a (dyn ToSql + Sync); 9] {
+        [
+            &t.id,
+            &t.name,
+            &t.key_id,
+            &t.key_hash,
+            &self.secret,
+            &self.previous,
+            &self.previous_until,
+            &self.created_at,
+            &self.policy,
+        ]
     }
 }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{
     Applied, Decide, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store,
     StoreError, WriteCounters,
@@ -29,9 +29,10 @@ use pool::{Pool, db_err};
 use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
+    include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
 ];
 
 /// SQLite-backed store.
@@ -249,8 +250,11 @@ impl Store for SqliteStore {
     async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {
         self.pool
             .write(move |c| {
-                let sql =
-                    concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                let sql = concat!(
+                    "INSERT INTO tenants (",
+                    tenant_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                );
                 let p = rows::tenant_params(&tenant);
                 match c.execute(sql, rusqlite::params_from_iter(p.iter())) {
                     Ok(_) => Ok(()),
@@ -282,6 +286,18 @@ impl Store for SqliteStore {
                          previous_callback_secret = ?6, previous_until = ?7 WHERE name = ?2 AND id = ?1",
                         rusqlite::params_from_iter(p.iter().take(7)),
                     )
+                    .map_err(db_err)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn set_tenant_policy(&self, name: &str, policy: &TenantPolicy) -> Result<bool, StoreError> {
+        let (name, policy) = (name.to_owned(), policy.to_json());
+        self.pool
+            .write(move |c| {
+                let n = c
+                    .execute("UPDATE tenants SET policy = ?2 WHERE name = ?1", params![name, policy])
                     .map_err(db_err)?;
                 Ok(n == 1)
             })
@@ -345,12 +361,15 @@ impl Store for SqliteStore {
         self.pool.read(move |c| select_by_external_id(c, tenant, &external_id).map_err(db_err)).await
     }
 
-    async fn newest_pending_inbound(
+    async fn pending_inbound(
         &self,
-        phone: &PhoneNumber,
+        caller: &PhoneNumber,
+        called: &PhoneNumber,
+        called_is_servers: bool,
         now: DateTime<Utc>,
-    ) -> Result<Option<AuthRequest>, StoreError> {
-        let phone = phone.as_str().to_owned();
+        limit: usize,
+    ) -> Result<Vec<AuthRequest>, StoreError> {
+        let (caller, called) = (caller.as_str().to_owned(), called.as_str().to_owned());
         self.pool
             .read(move |c| {
                 let sql = concat!(
@@ -358,10 +377,17 @@ impl Store for SqliteStore {
                     request_columns!(),
                     " FROM auth_requests WHERE phone_number = ?1 \
                      AND mode = 'inbound' AND status = 'pending' AND expires_at > ?2 \
-                     ORDER BY created_at DESC, id DESC LIMIT 1"
+                     AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL)) \
+                     ORDER BY created_at DESC, id DESC LIMIT ?5"
                 );
                 let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
-                stmt.query_row(params![phone, ms(now)], rows::request_from_row).optional().map_err(db_err)
+                let rows = stmt
+                    .query_map(
+                        params![caller, ms(now), called, called_is_servers, limit as i64],
+                        rows::request_from_row,
+                    )
+                    .map_err(db_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
             })
             .await
     }

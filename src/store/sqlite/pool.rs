@@ -85,10 +85,12 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
     // Every statement the store runs stays compiled (the default keeps 16).
     conn.set_prepared_statement_cache_capacity(64);
+    // The busy timeout comes first: switching a new file to WAL takes a lock
+    // that another process opening it at the same moment must wait for.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA busy_timeout = 10000;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA busy_timeout = 10000;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )

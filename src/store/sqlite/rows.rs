@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{Job, JobKind, StoreError};
 
 pub fn ms(t: DateTime<Utc>) -> i64 {
@@ -64,6 +64,7 @@ pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
         updated_at: from_ms(row.get(20)?)?,
         expires_at: from_ms(row.get(21)?)?,
         verified_at: row.get::<_, Option<i64>>(22)?.map(from_ms).transpose()?,
+        inbound_number: row.get::<_, Option<String>>(23)?.map(PhoneNumber::from_stored),
     })
 }
 
@@ -72,9 +73,9 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \
          code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
          callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
-         expires_at, verified_at, terminal) \
+         expires_at, verified_at, terminal, inbound_number) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21, ?22, ?23, ?24)",
+         ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
     )?;
     stmt.execute(params![
         r.id.as_bytes(),
@@ -101,6 +102,7 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         ms(r.expires_at),
         r.verified_at.map(ms),
         r.status.is_terminal(),
+        r.inbound_number.as_ref().map(PhoneNumber::as_str),
     ])
 }
 
@@ -135,10 +137,11 @@ pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
         previous_callback_secret: row.get::<_, Option<String>>(5)?.map(SecretString::from),
         previous_until: row.get::<_, Option<i64>>(6)?.map(from_ms).transpose()?,
         created_at: from_ms(row.get(7)?)?,
+        policy: TenantPolicy::from_json(&row.get::<_, String>(8)?).ok_or_else(|| corrupt("tenant policy"))?,
     })
 }
 
-pub fn tenant_params(t: &Tenant) -> [Box<dyn rusqlite::ToSql + '_>; 8] {
+pub fn tenant_params(t: &Tenant) -> [Box<dyn rusqlite::ToSql + '_>; 9] {
     [
         Box::new(t.id.as_bytes().as_slice()),
         Box::new(t.name.as_str()),
@@ -148,6 +151,7 @@ pub fn tenant_params(t: &Tenant) -> [Box<dyn rusqlite::ToSql + '_>; 8] {
         Box::new(t.previous_callback_secret.as_ref().map(|s| s.expose_secret())),
         Box::new(t.previous_until.map(ms)),
         Box::new(ms(t.created_at)),
+        Box::new(t.policy.to_json()),
     ]
 }
 
