@@ -62,6 +62,10 @@ pub struct Settings {
     /// Registrations per phone number per 10 minutes by all tenants together
     /// (0 = unlimited; default 30 with `twilio`, unlimited with the simulator).
     pub phone_rate_limit_server: u32,
+    /// Outbound calls a tenant may have placed per minute and per 24 hours
+    /// (0 = no such budget), unless `ivr-auth tenant set` gave it its own.
+    pub tenant_calls_per_minute: u32,
+    pub tenant_calls_per_day: u32,
     /// Days finished requests are kept before the retention job deletes them.
     pub retention_days: u32,
     pub voice_prompts_dir: PathBuf,
@@ -139,6 +143,12 @@ pub struct ServeArgs {
     /// Registrations per phone number per 10 minutes by all tenants together (0 = unlimited)
     #[arg(long, env = "IVR_AUTH_PHONE_RATE_LIMIT_SERVER")]
     pub phone_rate_limit_server: Option<u32>,
+    /// Outbound calls per minute a tenant may have placed, unless it has its own budget (0 = no budget)
+    #[arg(long, env = "IVR_AUTH_TENANT_CALLS_PER_MINUTE")]
+    pub tenant_calls_per_minute: Option<u32>,
+    /// Outbound calls per 24 hours a tenant may have placed, unless it has its own budget (0 = no budget)
+    #[arg(long, env = "IVR_AUTH_TENANT_CALLS_PER_DAY")]
+    pub tenant_calls_per_day: Option<u32>,
     /// Days finished requests are kept
     #[arg(long, env = "IVR_AUTH_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
@@ -216,6 +226,8 @@ impl ServeArgs {
             rate_limit,
             phone_rate_limit,
             phone_rate_limit_server,
+            tenant_calls_per_minute,
+            tenant_calls_per_day,
             retention_days,
             voice_prompts_dir,
             log_format,
@@ -358,6 +370,8 @@ impl Settings {
             } else {
                 0
             }),
+            tenant_calls_per_minute: a.tenant_calls_per_minute.unwrap_or(600),
+            tenant_calls_per_day: a.tenant_calls_per_day.unwrap_or(100_000),
             retention_days: in_range("IVR_AUTH_RETENTION_DAYS", a.retention_days.unwrap_or(30), 1, 3650)?,
             voice_prompts_dir: a.voice_prompts_dir.unwrap_or_else(|| PathBuf::from("voice_prompts")),
             log_json,
@@ -418,40 +432,34 @@ impl Settings {
 
 /// Environment variables that look like ours but are not: most likely typos.
 pub fn unknown_env_vars() -> Vec<String> {
-    const KNOWN: [&str; 26] = [
-        "IVR_AUTH_LISTEN",
-        "IVR_AUTH_DATABASE_URL",
-        "IVR_AUTH_PUBLIC_URL",
-        "IVR_AUTH_PROVIDER",
-        "IVR_AUTH_CALLER_ID",
-        "IVR_AUTH_INBOUND_NUMBER",
-        "IVR_AUTH_DEFAULT_REGION",
-        "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS",
-        "IVR_AUTH_SECRET_KEY",
-        "IVR_AUTH_SECRET_KEY_FILE",
-        "IVR_AUTH_JOB_LEASE_SECONDS",
-        "IVR_AUTH_DATABASE_MAX_CONNECTIONS",
-        "IVR_AUTH_GATHER_TIMEOUT",
-        "IVR_AUTH_RING_TIMEOUT",
-        "IVR_AUTH_RATE_LIMIT",
-        "IVR_AUTH_PHONE_RATE_LIMIT",
-        "IVR_AUTH_PHONE_RATE_LIMIT_SERVER",
-        "IVR_AUTH_RETENTION_DAYS",
-        "IVR_AUTH_VOICE_PROMPTS_DIR",
-        "IVR_AUTH_LOG_FORMAT",
-        "IVR_AUTH_CALL_END_GRACE_MS",
-        "IVR_AUTH_SIMULATOR_PACING",
-        "IVR_AUTH_SIMULATOR_ALLOW_PUBLIC",
-        "IVR_AUTH_METRICS_TOKEN",
-        "IVR_AUTH_LOG",
-        "IVR_AUTH_CONFIG",
-    ];
-    std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("IVR_AUTH_") && !KNOWN.contains(&k.as_str())).collect()
+    // Every setting of `serve` names its variable; the log filter and the config file are read elsewhere.
+    let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+    let mut known: Vec<String> =
+        command.get_arguments().filter_map(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned()).collect();
+    known.extend(["IVR_AUTH_LOG".to_owned(), "IVR_AUTH_CONFIG".to_owned()]);
+    unknown_among(std::env::vars().map(|(k, _)| k), &known)
+}
+
+fn unknown_among(names: impl Iterator<Item = String>, known: &[String]) -> Vec<String> {
+    names.filter(|k| k.starts_with("IVR_AUTH_") && !known.contains(k)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_s_variable_is_known_and_a_typo_is_not() {
+        let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let known: Vec<String> =
+            command.get_arguments().filter_map(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned()).collect();
+        assert!(known.len() >= 28, "{known:?}");
+        for name in ["IVR_AUTH_TENANT_CALLS_PER_DAY", "IVR_AUTH_METRICS_TOKEN", "IVR_AUTH_PHONE_RATE_LIMIT_SERVER"] {
+            assert!(known.iter().any(|k| k == name), "{name}");
+        }
+        let seen = ["IVR_AUTH_LISTEN", "IVR_AUTH_LISTN", "PATH"].map(String::from);
+        assert_eq!(unknown_among(seen.into_iter(), &known), ["IVR_AUTH_LISTN"]);
+    }
 
     #[test]
     fn defaults_match_the_contract() {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod body;
+pub mod budgets;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

@@ -30,6 +30,17 @@ pub struct JobLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabel {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantReason {
+    pub tenant: String,
+    pub reason: &'static str,
+}
+
 type Hist = Family<RouteLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -53,6 +64,10 @@ pub struct Metrics {
     pub store_commits: Gauge,
     /// Servers alive on this database, this one included.
     pub servers: Gauge,
+    /// Outbound calls registered, per tenant (what its call budgets count).
+    pub tenant_calls: Family<TenantLabel, Counter>,
+    /// Registrations a tenant's policy refused, by tenant and reason.
+    pub tenant_refusals: Family<TenantReason, Counter>,
 }
 
 impl Default for Metrics {
@@ -96,8 +111,18 @@ impl Default for Metrics {
         );
         let servers = Gauge::default();
         registry.register("servers", "Servers alive on this database, this one included", servers.clone());
+        let tenant_calls = Family::<TenantLabel, Counter>::default();
+        registry.register("tenant_calls", "Outbound calls registered, by tenant", tenant_calls.clone());
+        let tenant_refusals = Family::<TenantReason, Counter>::default();
+        registry.register(
+            "tenant_refusals",
+            "Registrations refused by a tenant's policy (destination, call budgets), by tenant and reason",
+            tenant_refusals.clone(),
+        );
         Self {
             registry,
+            tenant_calls,
+            tenant_refusals,
             webhook_holds,
             store_writes,
             store_commits,
@@ -121,6 +146,11 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// Counts a registration `tenant`'s policy refused, for `reason`.
+    pub fn refused(&self, tenant: &str, reason: &'static str) {
+        self.tenant_refusals.get_or_create(&TenantReason { tenant: tenant.to_owned(), reason }).inc();
     }
 
     /// Counts a job outcome.

@@ -13,9 +13,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
+use crate::budgets::CallBudgets;
 use crate::clock::Clock;
 use crate::domain::code::{Code, CodeKeys};
-use crate::domain::phone::PhoneNumber;
+use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::registration::Registration;
 use crate::domain::request::{AuthRequest, Effect, Event, Sealed, Transition};
 use crate::domain::status::{Mode, Status};
@@ -60,9 +61,14 @@ pub struct Core {
     pub keys: CodeKeys,
     pub inbound_number: Option<PhoneNumber>,
     pub outbound_enabled: bool,
+    /// The region of national-format numbers, and the one country calls go to
+    /// for tenants that allow no others.
+    pub default_region: Region,
     pub call_end_grace: Duration,
     /// Registrations per phone number, counted in the store (so across servers).
     pub number_limit: Option<NumberLimit>,
+    /// Outbound calls per tenant per minute and per day.
+    pub budgets: CallBudgets,
     pub metrics: Arc<Metrics>,
     /// Wakes the job runner when new jobs are committed.
     pub jobs_wakeup: Notify,
@@ -105,6 +111,10 @@ impl Core {
             });
         }
         let now = self.now();
+        if reg.mode == Mode::Outbound {
+            self.check_destination(tenant, &reg)?;
+            self.budgets.check(&*self.store, &self.metrics, tenant, now).await?;
+        }
         let id = Uuid::now_v7();
         let (code, salt) = match &reg.code {
             Some(code) => (code.clone(), None),
@@ -130,6 +140,9 @@ impl Core {
         match self.store.insert_request(request.clone(), jobs, self.number_limit).await? {
             Inserted::Created { claimed } => {
                 self.metrics.registered.get_or_create(&KindLabel { kind: reg.mode.as_str() }).inc();
+                if reg.mode == Mode::Outbound {
+                    self.budgets.spent(&self.metrics, tenant);
+                }
                 for job in claimed {
                     // The runner lives as long as the server; if it is gone, the lease runs out and another takes it.
                     let _ = self.claimed_jobs.send((job, Box::new(request.clone())));
@@ -235,6 +248,28 @@ impl Core {
         let found = self.store.pending_inbound(caller, called, servers, self.now(), 50).await?;
         let mut seen = std::collections::HashSet::new();
         Ok(found.into_iter().filter(|r| seen.insert(r.tenant_id)).collect())
+    }
+
+    /// Refuses a call the tenant may not have placed: a line nobody answers
+    /// at an ordinary rate, or a country outside the tenant's allowed ones
+    /// (the server's default region unless the operator set others).
+    fn check_destination(&self, tenant: &Tenant, reg: &Registration) -> Result<(), ServiceError> {
+        let mut allowed: Vec<Region> =
+            tenant.policy.allowed_countries.iter().filter_map(|c| Region::parse(c)).collect();
+        if allowed.is_empty() {
+            allowed.push(self.default_region);
+        }
+        let refusal = match reg.line.or_else(|| reg.phone_number.line()) {
+            Some(line) => line.refusal(&allowed),
+            None => Some("is a number whose kind of line is unknown, which is never called".into()),
+        };
+        match refusal {
+            Some(message) => {
+                self.metrics.refused(&tenant.name, "destination");
+                Err(ServiceError::Invalid { field: "phone_number", message })
+            }
+            None => Ok(()),
+        }
     }
 
     /// The number `tenant`'s users call in inbound mode: its own, or the server's.

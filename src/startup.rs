@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{ops, requests};
+use crate::budgets::CallBudgets;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::{ProviderKind, Settings};
@@ -158,6 +159,8 @@ impl Application {
             keys: CodeKeys::from_secret(&secret),
             inbound_number: settings.inbound_number.clone(),
             outbound_enabled: settings.outbound_enabled(),
+            default_region: settings.default_region,
+            budgets: CallBudgets::new(settings.tenant_calls_per_minute, settings.tenant_calls_per_day),
             call_end_grace: settings.call_end_grace,
             number_limit: (settings.phone_rate_limit > 0 || settings.phone_rate_limit_server > 0).then(|| {
                 NumberLimit {

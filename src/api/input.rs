@@ -127,7 +127,7 @@ pub fn callback_url(raw: &str, allow_private: bool) -> Result<String, AppError> 
 impl RegisterBody {
     /// Applies every field rule of the contract, naming the first field that breaks one.
     pub fn validate(self, region: Region, allow_private: bool) -> Result<Registration, AppError> {
-        let phone_number = PhoneNumber::parse(&self.phone_number, region)
+        let (phone_number, line) = PhoneNumber::parse_line(&self.phone_number, region)
             .map_err(|e| AppError::invalid("phone_number", format!("phone_number: {e}")))?;
         let mode = match self.mode.as_deref() {
             None => Mode::Outbound,
@@ -157,6 +157,7 @@ impl RegisterBody {
         };
         Ok(Registration {
             phone_number,
+            line: Some(line),
             mode,
             code,
             code_length: code_length as u8,

@@ -34,8 +34,12 @@ fn parse_id(raw: &str) -> Result<Uuid, AppError> {
         (status = 409, description = "external_id used with another body", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "A field breaks its rule; the message names it", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 422, description = "A field breaks its rule, or the number is not called (a kind of line that is \
+            never called: premium, shared-cost, personal, UAN, satellite; or a country the tenant may not call); \
+            the message names the field and the reason", body = ErrorBody),
+        (status = 429, description = "Rate limited: the API key's request rate, a per-number limit or the \
+            tenant's call budget (calls_per_minute, calls_per_day); the message names which; see Retry-After",
+            body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

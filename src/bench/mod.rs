@@ -171,6 +171,8 @@ fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Serve
         .env("IVR_AUTH_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT_SERVER", "0")
+        .env("IVR_AUTH_TENANT_CALLS_PER_MINUTE", "0")
+        .env("IVR_AUTH_TENANT_CALLS_PER_DAY", "0")
         .env("IVR_AUTH_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

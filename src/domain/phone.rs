@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use phonenumber::{Mode, country};
+use phonenumber::{Mode, Type, country};
 use serde::{Deserialize, Serialize};
 
 /// A dialable phone number in E.164 form (`+819012345678`).
@@ -32,9 +32,64 @@ impl Region {
     }
 }
 
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_ref())
+    }
+}
+
 impl Default for Region {
     fn default() -> Self {
         Self(country::Id::JP)
+    }
+}
+
+/// What a number reaches: its country and its kind of line, as
+/// libphonenumber's metadata says. Decides whether a call may be placed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    /// `None` for the non-geographic codes: satellite phones (+881, +870) and
+    /// international networks (+882, +883), none of which is a country.
+    pub country: Option<Region>,
+    pub country_code: u16,
+    pub kind: Type,
+}
+
+impl Line {
+    /// Why no call is placed to this line for a tenant whose calls may go to
+    /// `allowed` countries, or `None` when it may be called. Only lines a person
+    /// answers, at an ordinary rate, are called: fixed, mobile and IP phones.
+    pub fn refusal(&self, allowed: &[Region]) -> Option<String> {
+        let Some(country) = self.country else {
+            return Some(format!(
+                "is a satellite or international-network number (+{}), which is never called",
+                self.country_code
+            ));
+        };
+        let kind = match self.kind {
+            Type::FixedLine | Type::Mobile | Type::FixedLineOrMobile | Type::Voip => None,
+            Type::PremiumRate => Some("a premium-rate"),
+            Type::SharedCost => Some("a shared-cost"),
+            Type::PersonalNumber => Some("a personal (forwarding)"),
+            Type::Uan => Some("a universal access (UAN)"),
+            Type::TollFree => Some("a freephone"),
+            Type::Pager => Some("a pager"),
+            Type::Voicemail => Some("a voicemail access"),
+            _ => Some("an unknown kind of"),
+        };
+        if let Some(kind) = kind {
+            return Some(format!("is {kind} number, which is never called"));
+        }
+        if !allowed.contains(&country) {
+            let list: Vec<String> = allowed.iter().map(Region::to_string).collect();
+            return Some(format!(
+                "calls to {country} (+{}) are not allowed for this tenant (allowed: {}; \
+                 an operator can change it with ivr-auth tenant set --allowed-countries)",
+                self.country_code,
+                list.join(", ")
+            ));
+        }
+        None
     }
 }
 
@@ -43,6 +98,11 @@ impl PhoneNumber {
     /// usual separators and full-width digits, and refusing numbers that are
     /// not valid for their country or that cost the caller a premium.
     pub fn parse(input: &str, region: Region) -> Result<Self, PhoneError> {
+        Self::parse_line(input, region).map(|(number, _)| number)
+    }
+
+    /// `parse`, and what the number reaches.
+    pub fn parse_line(input: &str, region: Region) -> Result<(Self, Line), PhoneError> {
         let ascii = to_ascii_digits(input.trim());
         if ascii.is_empty() || ascii.len() > 40 {
             return Err(PhoneError::NotANumber);
@@ -51,10 +111,17 @@ impl PhoneNumber {
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
-        if parsed.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::PremiumRate {
+        let kind = parsed.number_type(&phonenumber::metadata::DATABASE);
+        if kind == Type::PremiumRate {
             return Err(PhoneError::PremiumRate);
         }
-        Ok(Self(parsed.format().mode(Mode::E164).to_string()))
+        let line = Line { country: parsed.country().id().map(Region), country_code: parsed.country().code(), kind };
+        Ok((Self(parsed.format().mode(Mode::E164).to_string()), line))
+    }
+
+    /// What a stored number reaches (`None` if it no longer parses).
+    pub fn line(&self) -> Option<Line> {
+        Self::parse_line(&self.0, Region::default()).ok().map(|(_, line)| line)
     }
 
     /// Wraps a value that is already E.164 (read back from storage).
@@ -169,6 +236,47 @@ mod tests {
         assert!(jp("123").is_err());
         assert!(jp("090-1234-5678-9999-1234").is_err());
         assert!(jp("+81 00 0000 0000").is_err());
+    }
+
+    /// Why a call to `number` is refused for a tenant allowed `allowed`, if it is.
+    fn refusal(number: &str, allowed: &[&str]) -> Option<String> {
+        let allowed: Vec<Region> = allowed.iter().map(|c| Region::parse(c).unwrap()).collect();
+        let (_, line) = PhoneNumber::parse_line(number, Region::default()).unwrap_or_else(|e| panic!("{number}: {e}"));
+        line.refusal(&allowed)
+    }
+
+    #[test]
+    fn the_review_s_toll_fraud_destinations_are_never_called() {
+        let refused = [
+            ("+881612345678", "satellite"),       // Iridium
+            ("+870301234567", "satellite"),       // Inmarsat
+            ("+8823421234", "satellite"),         // international networks
+            ("+883510012345", "satellite"),       //
+            ("+5351234567", "(+53)"),             // Cuba
+            ("+23225123456", "(+232)"),           // Sierra Leone
+            ("+25271123456", "(+252)"),           // Somalia
+            ("+6745551234", "(+674)"),            // Nauru
+            ("+2463801234", "(+246)"),            // Diego Garcia
+            ("+447012345678", "personal"),        // UK 070
+            ("0570-123-456", "universal access"), // JP navi dial
+            ("0120-123-456", "freephone"),
+            ("020-1234-5678", "pager"),
+            ("+538071234567", "shared-cost"),
+        ];
+        for (number, why) in refused {
+            let refusal = refusal(number, &["JP"]).unwrap_or_else(|| panic!("{number} would be called"));
+            assert!(refusal.contains(why), "{number}: {refusal}");
+        }
+        // A tenant may allow other countries, never the kinds of line above.
+        assert!(refusal("+5351234567", &["JP", "CU"]).is_none());
+        assert!(refusal("+447012345678", &["GB"]).unwrap().contains("personal"));
+        assert!(refusal("+881612345678", &["JP", "US"]).unwrap().contains("satellite"));
+        // Numbers a person answers in an allowed country are called.
+        for number in ["090-1234-5678", "03-1234-5678", "050-1234-5678"] {
+            assert_eq!(refusal(number, &["JP"]), None, "{number}");
+        }
+        assert!(refusal("+14158675309", &["JP"]).unwrap().contains("(+1)"));
+        assert_eq!(refusal("+14158675309", &["US"]), None);
     }
 
     #[test]

@@ -3,13 +3,15 @@
 use serde::Serialize;
 
 use super::code::Code;
-use super::phone::PhoneNumber;
+use super::phone::{Line, PhoneNumber};
 use super::status::{Locale, Mode};
 
 /// A registration that passed every field rule of the contract.
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub phone_number: PhoneNumber,
+    /// What the number reaches (found when it was parsed).
+    pub line: Option<Line>,
     pub mode: Mode,
     pub code: Option<Code>,
     pub code_length: u8,
@@ -40,6 +42,7 @@ impl Registration {
     /// A registration for `phone_number` with every optional field at the contract's default.
     pub fn with_defaults(phone_number: PhoneNumber) -> Self {
         Self {
+            line: phone_number.line(),
             phone_number,
             mode: Mode::Outbound,
             code: None,

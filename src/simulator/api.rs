@@ -51,6 +51,10 @@ pub struct DialBody {
     /// The number dialled (E.164): a tenant's own inbound number; absent: the server's.
     #[serde(default)]
     to: Option<String>,
+    /// The STIR/SHAKEN verification the provider would report (`StirVerstat`,
+    /// e.g. `TN-Validation-Passed-A`); absent: none, as for most calls in Japan.
+    #[serde(default)]
+    stir_verstat: Option<String>,
 }
 
 /// Routes under `/simulator`.
@@ -106,7 +110,7 @@ async fn digits(
 }
 
 async fn dial_in(sim: web::Data<Simulator>, body: web::Json<DialBody>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Created().json(sim.dial_in(&body.from, body.to.as_deref())?))
+    Ok(HttpResponse::Created().json(sim.dial_in(&body.from, body.to.as_deref(), body.stir_verstat.as_deref())?))
 }
 
 fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {

@@ -134,6 +134,7 @@ impl Call {
             ("Called", s.to.as_str()),
         ]
         .into_iter()
+        .chain(s.stir_verstat.as_deref().map(|v| ("StirVerstat", v)))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
     }

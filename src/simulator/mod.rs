@@ -52,6 +52,10 @@ pub struct CallSnapshot {
     pub direction: &'static str,
     pub from: String,
     pub to: String,
+    /// The STIR/SHAKEN verification the provider reports on an inbound call
+    /// (`StirVerstat`, e.g. `TN-Validation-Passed-A`), when the caller chose one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stir_verstat: Option<String>,
     /// ringing, in-progress, completed, busy, no-answer, failed, canceled
     pub state: &'static str,
     /// Whether a Gather is waiting for keys now.
@@ -198,7 +202,7 @@ impl Simulator {
 
     /// The user calls `to` (a tenant's own number; `None`: the server's inbound
     /// number) from `from` (a number, or a withheld caller ID).
-    pub fn dial_in(&self, from: &str, to: Option<&str>) -> Result<CallSnapshot, SimError> {
+    pub fn dial_in(&self, from: &str, to: Option<&str>, verstat: Option<&str>) -> Result<CallSnapshot, SimError> {
         let to = match to {
             Some(to) => {
                 let e164 = to
@@ -219,18 +223,30 @@ impl Simulator {
         if from.chars().count() > 64 || from.chars().any(char::is_control) {
             return Err(SimError::Invalid("from: at most 64 printable characters"));
         }
+        if verstat.is_some_and(|v| v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+            return Err(SimError::Invalid("stir_verstat: at most 64 letters, digits and dashes"));
+        }
         let urls = self.inner.urls.get().ok_or(SimError::NotNow("the server is not listening yet"))?;
         let kind = CallKind::Inbound { url: urls.inbound(), status_callback: urls.status_by_sid() };
-        Ok(self.start(from.to_owned(), to, "inbound", kind))
+        let call = self.start(from.to_owned(), to, "inbound", kind, verstat.map(str::to_owned));
+        Ok(call)
     }
 
-    fn start(&self, from: String, to: String, direction: &'static str, kind: CallKind) -> CallSnapshot {
+    fn start(
+        &self,
+        from: String,
+        to: String,
+        direction: &'static str,
+        kind: CallKind,
+        stir_verstat: Option<String>,
+    ) -> CallSnapshot {
         let (tx, rx) = mpsc::unbounded_channel();
         let snapshot = CallSnapshot {
             sid: new_sid(),
             direction,
             from,
             to,
+            stir_verstat,
             state: "ringing",
             awaiting_digits: false,
             request_id: None,
@@ -264,7 +280,7 @@ impl Telephony for Simulator {
             status_callback: c.status_callback.clone(),
             ring_seconds: c.timeout,
         };
-        Ok(self.start(from, c.to.as_str().to_owned(), "outbound-api", kind).sid)
+        Ok(self.start(from, c.to.as_str().to_owned(), "outbound-api", kind, None).sid)
     }
 
     async fn end_call(&self, call_sid: &str) -> Result<(), CallError> {

@@ -189,6 +189,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError>;
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
+    /// How many outbound requests `tenant` registered after `since` (its
+    /// call budgets), and, when there were at least `nth` (≥ 1), when the
+    /// `nth` newest of them was registered.
+    async fn outbound_since(
+        &self,
+        tenant: Uuid,
+        since: DateTime<Utc>,
+        nth: u32,
+    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError>;
     /// Reads request `id`, lets `decide` choose an update, writes it and its
     /// jobs, all atomically; nothing is written when `decide` chooses none.
     /// `None` if there is no such request. With `finishing`, that job is

@@ -282,7 +282,7 @@ async fn three_nodes_share_every_call_and_survive_losing_one() {
 }
 
 /// Three servers in this process on one database, each with its own clock.
-async fn in_process_nodes(configure: Configure) -> (Arc<TestDb>, Vec<TestApp>) {
+pub async fn in_process_nodes(configure: Configure) -> (Arc<TestDb>, Vec<TestApp>) {
     let db = Arc::new(TestDb::new(Backend::Postgres).await);
     let mut apps = Vec::new();
     for _ in 0..3 {

@@ -87,6 +87,8 @@ pub fn args(opts: &Opts, db_url: &str) -> ServeArgs {
         rate_limit: Some(0),
         phone_rate_limit: Some(0),
         phone_rate_limit_server: Some(0),
+        // Many tests register hundreds of calls a minute; the budgets have their own tests.
+        tenant_calls_per_minute: Some(0),
         voice_prompts_dir: opts.voice_prompts_dir.clone(),
         call_end_grace_ms: Some(300),
         simulator_pacing: Some(false),
@@ -117,16 +119,26 @@ pub async fn create_tenant(db_url: &str, name: &str) -> Tenant {
 
 /// `ivr-auth tenant set NAME --inbound-number NUMBER`.
 pub async fn set_inbound_number(db_url: &str, name: &str, number: &str) {
+    tenant_set(db_url, name, |a| a.inbound_number = Some(number.into())).await.unwrap();
+}
+
+/// `ivr-auth tenant set NAME …` with the options `set` gives.
+pub async fn tenant_set(
+    db_url: &str,
+    name: &str,
+    set: impl FnOnce(&mut ivr_auth::cli::SetArgs),
+) -> Result<String, ivr_auth::cli::CliError> {
     let db = DbArgs { database_url: Some(db_url.into()) };
-    let args = ivr_auth::cli::SetArgs {
+    let mut args = ivr_auth::cli::SetArgs {
         name: name.into(),
-        inbound_number: Some(number.into()),
+        inbound_number: None,
         allowed_countries: None,
         calls_per_minute: None,
         calls_per_day: None,
         min_attestation: None,
     };
-    ivr_auth::cli::tenant(&db, None, TenantAction::Set(args)).await.unwrap();
+    set(&mut args);
+    ivr_auth::cli::tenant(&db, None, TenantAction::Set(args)).await
 }
 
 pub async fn spawn_app() -> TestApp {

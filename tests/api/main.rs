@@ -17,4 +17,5 @@ mod proxy;
 mod random_sequences;
 mod slow_clients;
 mod store;
+mod toll_fraud;
 mod webhooks;

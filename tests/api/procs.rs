@@ -26,6 +26,7 @@ pub fn spawn_proc(db_url: &str, extra: &[(&str, &str)]) -> Proc {
         .env("IVR_AUTH_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
         .env("IVR_AUTH_PHONE_RATE_LIMIT_SERVER", "0")
+        .env("IVR_AUTH_TENANT_CALLS_PER_MINUTE", "0")
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
         .env("IVR_AUTH_SECRET_KEY", SECRET_KEY)
         .env("IVR_AUTH_DATABASE_MAX_CONNECTIONS", "4")

@@ -42,9 +42,10 @@ use connect::target;
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
+    include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
 ];
 
 /// PostgreSQL-backed store.
@@ -539,6 +540,30 @@ impl Store for PgStore {
         retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
             Ok(c.query_opt(&stmt, &[&tenant, &external_id]).await?.as_ref().map(request_from_row).transpose()?)
+        })
+    }
+
+    async fn outbound_since(
+        &self,
+        tenant: Uuid,
+        since: DateTime<Utc>,
+        nth: u32,
+    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        let since = to_millis(since);
+        let offset = i64::from(nth.max(1)) - 1;
+        retrying!(&self.db, |c, _tries| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT (SELECT count(*) FROM auth_requests \
+                             WHERE tenant_id = $1 AND mode = 'outbound' AND created_at > $2), \
+                            (SELECT created_at FROM auth_requests WHERE tenant_id = $1 AND mode = 'outbound' \
+                             AND created_at > $2 ORDER BY created_at DESC LIMIT 1 OFFSET $3)",
+                )
+                .await?;
+            let row = c.query_one(&stmt, &[&tenant, &since, &offset]).await?;
+            let count = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+            let nth_at = if nth == 0 { None } else { row.get::<_, Option<DateTime<Utc>>>(1) };
+            Ok((count, nth_at))
         })
     }
 

@@ -29,10 +29,11 @@ use pool::{Pool, db_err};
 use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
+    include_str!("../../../migrations/sqlite/0004_call_budgets.sql"),
 ];
 
 /// SQLite-backed store.
@@ -359,6 +360,39 @@ impl Store for SqliteStore {
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
         let external_id = external_id.to_owned();
         self.pool.read(move |c| select_by_external_id(c, tenant, &external_id).map_err(db_err)).await
+    }
+
+    async fn outbound_since(
+        &self,
+        tenant: Uuid,
+        since: DateTime<Utc>,
+        nth: u32,
+    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        self.pool
+            .read(move |c| {
+                let count: i64 = c
+                    .prepare_cached(
+                        "SELECT count(*) FROM auth_requests \
+                         WHERE tenant_id = ?1 AND mode = 'outbound' AND created_at > ?2",
+                    )
+                    .and_then(|mut s| s.query_row(params![tenant.as_bytes(), ms(since)], |row| row.get(0)))
+                    .map_err(db_err)?;
+                let count = u64::try_from(count).unwrap_or(0);
+                if nth == 0 || count < u64::from(nth) {
+                    return Ok((count, None));
+                }
+                let at: i64 = c
+                    .prepare_cached(
+                        "SELECT created_at FROM auth_requests WHERE tenant_id = ?1 AND mode = 'outbound' \
+                         AND created_at > ?2 ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant.as_bytes(), ms(since), i64::from(nth) - 1], |row| row.get(0))
+                    })
+                    .map_err(db_err)?;
+                Ok((count, Some(rows::from_ms(at).map_err(db_err)?)))
+            })
+            .await
     }
 
     async fn pending_inbound(
