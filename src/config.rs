@@ -42,10 +42,12 @@ pub struct Settings {
     pub inbound_number: Option<PhoneNumber>,
     pub default_region: Region,
     pub allow_private_callbacks: bool,
-    /// Server secret for code hashes (from `IVR_AUTH_SECRET_KEY` or the file of
-    /// `IVR_AUTH_SECRET_KEY_FILE`); `None`: generated once and kept in the
-    /// database (SQLite only: with several servers every one must hold the same key).
-    pub secret_key: Option<SecretString>,
+    /// Server secret keys for code hashes, the current one first, then
+    /// earlier ones still accepted (from `IVR_AUTH_SECRET_KEY` and
+    /// `IVR_AUTH_SECRET_KEY_PREVIOUS`, or the lines of `IVR_AUTH_SECRET_KEY_FILE`);
+    /// empty: a SQLite server keeps its key in a file beside the database
+    /// (see `secrets`). Never stored in the database.
+    pub secret_keys: Vec<SecretString>,
     /// Seconds a claimed job stays its runner's before another server may take it.
     pub job_lease: Duration,
     /// Database connections this server opens at most (PostgreSQL).
@@ -119,9 +121,12 @@ pub struct ServeArgs {
     /// Server secret for code hashes (≥ 32 characters); required with PostgreSQL, the same on every node
     #[arg(long, env = "IVR_AUTH_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
-    /// A file holding the server secret (instead of IVR_AUTH_SECRET_KEY)
+    /// A file holding the server secret (instead of IVR_AUTH_SECRET_KEY): one key per line, the current first
     #[arg(long, env = "IVR_AUTH_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// An earlier secret key, still accepted for the requests it made (rotation)
+    #[arg(long, env = "IVR_AUTH_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
     /// Seconds a claimed job stays its runner's before another server may take it over
     #[arg(long, env = "IVR_AUTH_JOB_LEASE_SECONDS")]
     pub job_lease_seconds: Option<u32>,
@@ -219,6 +224,7 @@ impl ServeArgs {
             allow_private_callbacks,
             secret_key,
             secret_key_file,
+            secret_key_previous,
             job_lease_seconds,
             database_max_connections,
             gather_timeout,
@@ -273,24 +279,43 @@ fn in_range(setting: &'static str, value: u32, lo: u32, hi: u32) -> Result<u32, 
     if (lo..=hi).contains(&value) { Ok(value) } else { Err(bad(setting, format!("must be between {lo} and {hi}"))) }
 }
 
-/// The secret key from its setting or its file (one of them, at least 32 characters).
-fn secret_key(value: Option<String>, file: Option<&std::path::Path>) -> Result<Option<SecretString>, ConfigError> {
-    let (key, setting) = match (value, file) {
+/// The secret keys from their settings or the key file (see `secrets`):
+/// the current one first, each checked.
+fn secret_keys(
+    value: Option<String>,
+    file: Option<&std::path::Path>,
+    previous: Option<String>,
+) -> Result<Vec<SecretString>, ConfigError> {
+    let (mut keys, setting) = match (value, file) {
         (Some(_), Some(_)) => {
             return Err(bad("IVR_AUTH_SECRET_KEY_FILE", "set either IVR_AUTH_SECRET_KEY or IVR_AUTH_SECRET_KEY_FILE"));
         }
-        (Some(k), None) => (k, "IVR_AUTH_SECRET_KEY"),
+        (Some(k), None) => (vec![k], "IVR_AUTH_SECRET_KEY"),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| bad("IVR_AUTH_SECRET_KEY_FILE", format!("cannot read {}: {e}", path.display())))?;
-            (text.trim_end_matches(['\r', '\n']).to_owned(), "IVR_AUTH_SECRET_KEY_FILE")
+            let keys = crate::secrets::parse_key_file(&text);
+            if keys.is_empty() {
+                return Err(bad("IVR_AUTH_SECRET_KEY_FILE", format!("{} holds no key", path.display())));
+            }
+            (keys, "IVR_AUTH_SECRET_KEY_FILE")
         }
-        (None, None) => return Ok(None),
+        (None, None) if previous.is_some() => {
+            return Err(bad(
+                "IVR_AUTH_SECRET_KEY_PREVIOUS",
+                "an earlier key needs a current one (IVR_AUTH_SECRET_KEY)",
+            ));
+        }
+        (None, None) => return Ok(Vec::new()),
     };
-    if key.len() < 32 {
-        return Err(bad(setting, "the key must be at least 32 characters"));
+    for key in &keys {
+        crate::secrets::material(key).map_err(|message| bad(setting, message))?;
     }
-    Ok(Some(SecretString::from(key)))
+    if let Some(p) = previous {
+        crate::secrets::material(&p).map_err(|message| bad("IVR_AUTH_SECRET_KEY_PREVIOUS", message))?;
+        keys.push(p);
+    }
+    Ok(keys.into_iter().map(SecretString::from).collect())
 }
 
 impl Settings {
@@ -323,8 +348,8 @@ impl Settings {
             .transpose()?;
         let twilio_api_base =
             parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
-        let secret_key = secret_key(a.secret_key, a.secret_key_file.as_deref())?;
-        if secret_key.is_none() && matches!(database, DatabaseUrl::Postgres(_)) {
+        let secret_keys = secret_keys(a.secret_key, a.secret_key_file.as_deref(), a.secret_key_previous)?;
+        if secret_keys.is_empty() && matches!(database, DatabaseUrl::Postgres(_)) {
             return Err(bad(
                 "IVR_AUTH_SECRET_KEY",
                 "required with PostgreSQL (or IVR_AUTH_SECRET_KEY_FILE): every node must hash codes with the same key",
@@ -347,7 +372,7 @@ impl Settings {
             inbound_number,
             default_region,
             allow_private_callbacks: a.allow_private_callbacks.unwrap_or(false),
-            secret_key,
+            secret_keys,
             job_lease: Duration::from_secs(u64::from(in_range(
                 "IVR_AUTH_JOB_LEASE_SECONDS",
                 a.job_lease_seconds.unwrap_or(30),
@@ -481,11 +506,24 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let cases: [(ServeArgs, &str); 4] = [
+        let cases: [(ServeArgs, &str); 7] = [
             (ServeArgs { listen: Some("nope".into()), ..Default::default() }, "IVR_AUTH_LISTEN"),
             (ServeArgs { database_url: Some("mysql://x".into()), ..Default::default() }, "IVR_AUTH_DATABASE_URL"),
             (ServeArgs { public_url: Some("ftp://x".into()), ..Default::default() }, "IVR_AUTH_PUBLIC_URL"),
             (ServeArgs { inbound_number: Some("12".into()), ..Default::default() }, "IVR_AUTH_INBOUND_NUMBER"),
+            (ServeArgs { secret_key: Some("short".into()), ..Default::default() }, "IVR_AUTH_SECRET_KEY"),
+            (
+                ServeArgs { secret_key_previous: Some("k".repeat(32)), ..Default::default() },
+                "IVR_AUTH_SECRET_KEY_PREVIOUS",
+            ),
+            (
+                ServeArgs {
+                    secret_key: Some("k".repeat(32)),
+                    secret_key_previous: Some("hex:00".into()),
+                    ..Default::default()
+                },
+                "IVR_AUTH_SECRET_KEY_PREVIOUS",
+            ),
         ];
         for (args, setting) in cases {
             assert_eq!(Settings::from_args(args).unwrap_err().setting, setting);

@@ -18,6 +18,7 @@ pub mod error;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod secrets;
 pub mod service;
 pub mod simulator;
 pub mod startup;

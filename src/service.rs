@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::budgets::CallBudgets;
 use crate::clock::Clock;
-use crate::domain::code::{Code, CodeKeys};
-use crate::domain::phone::{PhoneNumber, Region};
+use crate::domain::code::{Code, CodeKeys, KeyRing};
+use crate::domain::phone::{Attestation, PhoneNumber, Region};
 use crate::domain::registration::Registration;
 use crate::domain::request::{AuthRequest, Effect, Event, Sealed, Transition};
 use crate::domain::status::{Mode, Status};
@@ -58,7 +58,7 @@ pub struct Registered {
 pub struct Core {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub keys: CodeKeys,
+    pub keys: KeyRing,
     pub inbound_number: Option<PhoneNumber>,
     pub outbound_enabled: bool,
     /// The region of national-format numbers, and the one country calls go to
@@ -116,18 +116,19 @@ impl Core {
             self.budgets.check(&*self.store, &self.metrics, tenant, now).await?;
         }
         let id = Uuid::now_v7();
+        let (key_id, keys) = self.keys.current();
         let (code, salt) = match &reg.code {
             Some(code) => (code.clone(), None),
             None => {
                 let salt = CodeKeys::new_salt();
-                (self.keys.generated_code(&salt, reg.code_length), Some(salt.to_vec()))
+                (keys.generated_code(&salt, reg.code_length), Some(salt.to_vec()))
             }
         };
-        let fingerprint = self.keys.fingerprint(&reg.canonical()).to_vec();
         let sealed = Sealed {
-            code_hash: self.keys.hash(id.as_bytes(), code.expose()).to_vec(),
+            key_id: Some(key_id.to_owned()),
+            code_hash: keys.hash(id.as_bytes(), code.expose()).to_vec(),
             code_salt: salt,
-            fingerprint: fingerprint.clone(),
+            fingerprint: keys.fingerprint(&reg.canonical()).to_vec(),
         };
         let mut request = AuthRequest::new(id, tenant.id, &reg, sealed, now);
         if reg.mode == Mode::Inbound {
@@ -150,7 +151,7 @@ impl Core {
                 tracing::info!(request_id = %id, mode = %reg.mode, phone = %reg.phone_number, "auth request registered");
                 Ok(Registered { request, code, created: true })
             }
-            Inserted::Existing(existing) => self.replay(*existing, &fingerprint, reg),
+            Inserted::Existing(existing) => self.replay(*existing, reg),
             Inserted::Limited { retry_after, scope } => {
                 tracing::warn!(phone = %reg.phone_number, ?scope, "phone number rate limit hit");
                 let message = match scope {
@@ -173,14 +174,20 @@ impl Core {
     pub async fn replay_of(&self, tenant: &Tenant, reg: &Registration) -> Result<Option<Registered>, ServiceError> {
         let Some(external_id) = &reg.external_id else { return Ok(None) };
         let Some(existing) = self.store.request_by_external_id(tenant.id, external_id).await? else { return Ok(None) };
-        let fingerprint = self.keys.fingerprint(&reg.canonical()).to_vec();
-        self.replay(existing, &fingerprint, reg.clone()).map(Some)
+        self.replay(existing, reg.clone()).map(Some)
     }
 
     /// A repeated `external_id`: the same body gets the stored request back
     /// (with its code, so the site can show it again); another body is a conflict.
-    fn replay(&self, existing: AuthRequest, fingerprint: &[u8], reg: Registration) -> Result<Registered, ServiceError> {
-        let same: bool = existing.fingerprint.ct_eq(fingerprint).into();
+    fn replay(&self, existing: AuthRequest, reg: Registration) -> Result<Registered, ServiceError> {
+        // Both the fingerprint and the code are the key's that made the request.
+        let Some(keys) = self.keys.for_request(existing.key_id.as_deref()) else {
+            return Err(ServiceError::Conflict {
+                code: "external_id_conflict",
+                message: "external_id: used for a request made with a secret key this server no longer has".into(),
+            });
+        };
+        let same: bool = existing.fingerprint.ct_eq(&keys.fingerprint(&reg.canonical())).into();
         if !same {
             return Err(ServiceError::Conflict {
                 code: "external_id_conflict",
@@ -188,7 +195,7 @@ impl Core {
             });
         }
         let code = match (&existing.code_salt, reg.code) {
-            (Some(salt), _) => self.keys.generated_code(salt, existing.code_length),
+            (Some(salt), _) => keys.generated_code(salt, existing.code_length),
             (None, Some(code)) => code,
             (None, None) => {
                 return Err(StoreError::Corrupt("stored request has neither salt nor code".into()).into());
@@ -270,6 +277,13 @@ impl Core {
             }
             None => Ok(()),
         }
+    }
+
+    /// The least STIR/SHAKEN attestation the tenant of `tenant_id` requires of
+    /// its inbound calls, if it requires one.
+    pub async fn required_attestation(&self, tenant_id: Uuid) -> Result<Option<Attestation>, StoreError> {
+        let tenant = self.store.tenant(tenant_id).await?;
+        Ok(tenant.and_then(|t| t.policy.min_attestation.as_deref().and_then(Attestation::parse)))
     }
 
     /// The number `tenant`'s users call in inbound mode: its own, or the server's.

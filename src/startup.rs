@@ -7,7 +7,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use futures_util::FutureExt;
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -15,8 +15,7 @@ use crate::api::{ops, requests};
 use crate::budgets::CallBudgets;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
-use crate::config::{ProviderKind, Settings};
-use crate::domain::code::CodeKeys;
+use crate::config::{DatabaseUrl, ProviderKind, Settings};
 use crate::error::AppError;
 use crate::jobs::{Jobs, spawn_sweeper};
 use crate::limits::{Limiter, SharedLimiter};
@@ -43,6 +42,8 @@ pub enum StartError {
     Prompts(String),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Keys(#[from] crate::secrets::KeyError),
 }
 
 /// A built, bound, not yet running server.
@@ -106,10 +107,11 @@ impl Application {
         }
         let store = store::open(&settings.database, options).await?;
         let cluster = Cluster::join(&*store).await?;
-        let secret = match &settings.secret_key {
-            Some(key) => key.expose_secret().as_bytes().to_vec(),
-            None => store.server_secret(random_secret()).await?,
+        let sqlite_file = match &settings.database {
+            DatabaseUrl::Sqlite(path) => Some(path.as_path()),
+            DatabaseUrl::Postgres(_) => None,
         };
+        let keys = crate::secrets::key_ring(&settings.secret_keys, sqlite_file, &*store).await?;
         let listener = crate::listen(settings.listen)?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
@@ -156,7 +158,7 @@ impl Application {
         let core = Arc::new(Core {
             store,
             clock,
-            keys: CodeKeys::from_secret(&secret),
+            keys,
             inbound_number: settings.inbound_number.clone(),
             outbound_enabled: settings.outbound_enabled(),
             default_region: settings.default_region,

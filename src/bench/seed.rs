@@ -45,7 +45,12 @@ fn finished(tenant: Uuid, age: Duration, rng: &mut impl RngExt) -> AuthRequest {
     if rng.random_bool(0.3) {
         reg.mode = Mode::Inbound;
     }
-    let sealed = Sealed { code_hash: random_bytes::<32>(rng), code_salt: None, fingerprint: random_bytes::<32>(rng) };
+    let sealed = Sealed {
+        key_id: None,
+        code_hash: random_bytes::<32>(rng),
+        code_salt: None,
+        fingerprint: random_bytes::<32>(rng),
+    };
     let mut r = AuthRequest::new(Uuid::new_v7(ts), tenant, &reg, sealed, created);
     let (status, reason) = match rng.random_range(0..10) {
         0..=6 => (Status::Verified, None),

@@ -118,9 +118,75 @@ impl CodeKeys {
     }
 }
 
+/// The server's secret keys: the current one, which makes every new
+/// request's hash, and earlier ones still accepted for the requests they
+/// made (rotation). Each request records the id of its key.
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    current: (String, CodeKeys),
+    previous: Vec<(String, CodeKeys)>,
+}
+
+impl KeyRing {
+    /// The ring of `current` and the `previous` keys still accepted.
+    pub fn new(current: &[u8], previous: &[&[u8]]) -> Self {
+        let keyed = |secret: &[u8]| (key_id(secret), CodeKeys::from_secret(secret));
+        Self { current: keyed(current), previous: previous.iter().map(|p| keyed(p)).collect() }
+    }
+
+    /// The keys new requests are made with, and their id.
+    pub fn current(&self) -> (&str, &CodeKeys) {
+        (&self.current.0, &self.current.1)
+    }
+
+    /// The keys a request made with `key_id` is checked with: `None` (a
+    /// request from before key ids) is the current key; an id of no key this
+    /// server has answers `None`, and such a request cannot be verified.
+    pub fn for_request(&self, key_id: Option<&str>) -> Option<&CodeKeys> {
+        let Some(id) = key_id else { return Some(&self.current.1) };
+        std::iter::once(&self.current).chain(&self.previous).find(|(k, _)| k == id).map(|(_, keys)| keys)
+    }
+
+    /// Whether `entered` is the code of the request (`id`, `key_id`, `stored`), in constant time.
+    pub fn verify(&self, key_id: Option<&str>, id: &[u8], entered: &str, stored: &[u8]) -> bool {
+        self.for_request(key_id).is_some_and(|keys| keys.verify(id, entered, stored))
+    }
+
+    /// Every key, the current first (what sealed a hold may have been sealed with).
+    pub fn all(&self) -> impl Iterator<Item = &CodeKeys> {
+        std::iter::once(&self.current.1).chain(self.previous.iter().map(|(_, keys)| keys))
+    }
+}
+
+/// A key's public id: 8 hex digits of a keyed hash of it, which says which
+/// key made a request's hash and nothing about the key.
+pub fn key_id(secret: &[u8]) -> String {
+    hex::encode(&hmac(secret, &[b"ivr-auth/key-id/v1"])[..4])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_checks_each_request_with_the_key_that_made_it() {
+        let old = KeyRing::new(b"old secret", &[]);
+        let (old_id, old_keys) = old.current();
+        let h = old_keys.hash(b"id-1", "482913");
+        // Rotated: the new key is current, the old one still accepted.
+        let ring = KeyRing::new(b"new secret", &[b"old secret"]);
+        assert_ne!(ring.current().0, old_id);
+        assert!(ring.verify(Some(old_id), b"id-1", "482913", &h));
+        assert!(!ring.verify(Some(ring.current().0), b"id-1", "482913", &h), "not with the new key");
+        assert!(!ring.verify(None, b"id-1", "482913", &h), "an id-less request is the current key's");
+        assert!(!ring.verify(Some("00000000"), b"id-1", "482913", &h), "an unknown key verifies nothing");
+        assert!(!ring.verify(Some(old_id), b"id-1", "482914", &h));
+        // Without the old key, its requests cannot be verified.
+        assert!(!KeyRing::new(b"new secret", &[]).verify(Some(old_id), b"id-1", "482913", &h));
+        assert!(old.verify(None, b"id-1", "482913", &h));
+        assert_eq!(ring.all().count(), 2);
+        assert_eq!(old_id.len(), 8);
+    }
 
     #[test]
     fn parse_accepts_only_4_to_10_digits() {

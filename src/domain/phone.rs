@@ -187,6 +187,51 @@ impl fmt::Display for PhoneNumber {
     }
 }
 
+/// How strongly the originating carrier vouched for a caller ID (STIR/SHAKEN):
+/// `A` (full: the caller is its customer and may use the number), `B`
+/// (partial: its customer, the number not known to be theirs), `C`
+/// (gateway: it only passed the call on). Ordered weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Attestation {
+    C,
+    B,
+    A,
+}
+
+impl Attestation {
+    /// `A`, `B` or `C`, as an operator writes a required level.
+    pub fn parse(level: &str) -> Option<Self> {
+        match level.trim().to_ascii_uppercase().as_str() {
+            "A" => Some(Self::A),
+            "B" => Some(Self::B),
+            "C" => Some(Self::C),
+            _ => None,
+        }
+    }
+
+    /// The level a provider's verification status proves: Twilio's
+    /// `StirVerstat` (`TN-Validation-Passed-A`), Telnyx's and SignalWire's
+    /// `verstat` (`TN-Validation-Passed` is A there). A failed check, no check
+    /// (`No-TN-Validation`), a missing or unknown value proves nothing.
+    pub fn from_verstat(verstat: &str) -> Option<Self> {
+        let v = verstat.trim().to_ascii_lowercase();
+        match v.strip_prefix("tn-validation-passed")? {
+            "" | "-a" => Some(Self::A),
+            "-b" => Some(Self::B),
+            "-c" => Some(Self::C),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::B => "B",
+            Self::C => "C",
+        }
+    }
+}
+
 /// Caller-ID values that mean "withheld": the provider's keypad spellings
 /// (ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN, UNAVAILABLE) and the plain words
 /// other providers send.
@@ -277,6 +322,29 @@ mod tests {
         }
         assert!(refusal("+14158675309", &["JP"]).unwrap().contains("(+1)"));
         assert_eq!(refusal("+14158675309", &["US"]), None);
+    }
+
+    #[test]
+    fn verification_statuses_prove_their_level_and_failures_prove_nothing() {
+        use Attestation::*;
+        let cases = [
+            ("TN-Validation-Passed-A", Some(A)),
+            ("TN-Validation-Passed-B", Some(B)),
+            ("TN-Validation-Passed-C", Some(C)),
+            ("tn-validation-passed", Some(A)),
+            ("TN-Validation-Failed-A", None),
+            ("TN-Validation-Failed", None),
+            ("No-TN-Validation", None),
+            ("TN-Validation-Passed-D", None),
+            ("TN-Validation-Passed-AB", None),
+            ("", None),
+        ];
+        for (verstat, level) in cases {
+            assert_eq!(Attestation::from_verstat(verstat), level, "{verstat}");
+        }
+        assert!(A > B && B > C);
+        assert_eq!(Attestation::parse("b"), Some(B));
+        assert_eq!(Attestation::parse("none"), None);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct AuthRequest {
     /// Inbound mode: the number the user is to call, the tenant's own or the
     /// server's (`None` on requests stored before tenants had numbers: the server's).
     pub inbound_number: Option<PhoneNumber>,
+    /// The id of the secret key its code hash and fingerprint were made with
+    /// (`None` on requests stored before keys had ids: the current key).
+    pub key_id: Option<String>,
 }
 
 /// Something that happened to a request: from the site, the provider, or the clock.
@@ -56,6 +59,9 @@ pub enum Event {
     CallStatusReported { status: CallStatus, sip_code: Option<u16> },
     /// Answering-machine detection says no human answered.
     MachineAnswered,
+    /// An inbound call for this pending request carried a weaker STIR/SHAKEN
+    /// attestation of its caller ID than the tenant requires.
+    CallerIdUnverified,
     /// The caller typed a code; `correct` was decided by a constant-time compare.
     CodeEntered { correct: bool },
     /// The gather timed out with no digits.
@@ -103,6 +109,8 @@ pub struct Transition {
 /// The stored forms of a new request's secrets (see `domain::code`).
 #[derive(Debug, Clone, Default)]
 pub struct Sealed {
+    /// The id of the secret key the hash and fingerprint were made with.
+    pub key_id: Option<String>,
     pub code_hash: Vec<u8>,
     pub code_salt: Option<Vec<u8>>,
     pub fingerprint: Vec<u8>,
@@ -120,6 +128,7 @@ impl AuthRequest {
             phone_number: reg.phone_number.clone(),
             code_hash: sealed.code_hash,
             code_salt: sealed.code_salt,
+            key_id: sealed.key_id,
             code_length: reg.code_length,
             user_id: reg.user_id.clone(),
             locale: reg.locale,
@@ -206,6 +215,12 @@ impl AuthRequest {
             }
             Event::CallStatusReported { status, sip_code } => self.apply_call_status(next, *status, *sip_code, now),
             Event::MachineAnswered => Ok(hangs_up(self.finish(Status::Failed, Some(FailureReason::Rejected), now))),
+            Event::CallerIdUnverified => {
+                if self.status != Status::Pending || self.mode != Mode::Inbound {
+                    return Err(Refusal::NotNow);
+                }
+                Ok(self.finish(Status::Failed, Some(FailureReason::Attestation), now))
+            }
             Event::CodeEntered { correct } => {
                 if self.status != Status::InProgress {
                     return Err(Refusal::NotNow);

@@ -61,6 +61,7 @@ string_enum!(
         Busy = "busy",
         CallFailed = "call_failed",
         Rejected = "rejected",
+        Attestation = "attestation",
     }
 );
 

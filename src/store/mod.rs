@@ -10,7 +10,7 @@ macro_rules! request_columns {
     () => {
         "id, tenant_id, external_id, fingerprint, mode, phone_number, code_hash, code_salt, code_length, \
          user_id, locale, max_attempts, attempts, no_input_count, callback_url, status, failure_reason, \
-         call_sid, call_status, created_at, updated_at, expires_at, verified_at, inbound_number"
+         call_sid, call_status, created_at, updated_at, expires_at, verified_at, inbound_number, key_id"
     };
 }
 
@@ -150,8 +150,10 @@ impl WriteCounters {
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// The server secret: the stored one, or `candidate` stored now if there is none.
-    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+    /// The server secret earlier versions kept in the database, if it is still there.
+    async fn stored_server_secret(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Removes that secret from the database (once it is safe elsewhere).
+    async fn forget_server_secret(&self) -> Result<(), StoreError>;
 
     /// Adds a tenant; `Conflict` if the name is taken.
     async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError>;

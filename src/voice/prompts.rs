@@ -18,13 +18,14 @@ pub enum Prompt {
     Failure,
     NoInput,
     WithheldCallerId,
+    CallerIdUnverified,
     NoPendingRequest,
     Expired,
     Goodbye,
 }
 
 impl Prompt {
-    pub const ALL: [Prompt; 10] = [
+    pub const ALL: [Prompt; 11] = [
         Self::Greeting,
         Self::EnterCode,
         Self::WrongCode,
@@ -32,6 +33,7 @@ impl Prompt {
         Self::Failure,
         Self::NoInput,
         Self::WithheldCallerId,
+        Self::CallerIdUnverified,
         Self::NoPendingRequest,
         Self::Expired,
         Self::Goodbye,
@@ -47,6 +49,7 @@ impl Prompt {
             Self::Failure => "failure",
             Self::NoInput => "no_input",
             Self::WithheldCallerId => "withheld_caller_id",
+            Self::CallerIdUnverified => "caller_id_unverified",
             Self::NoPendingRequest => "no_pending_request",
             Self::Expired => "expired",
             Self::Goodbye => "goodbye",
@@ -89,13 +92,19 @@ const BUILT_IN: [(Locale, &str); 2] = [
 ];
 const AUDIO_EXTENSIONS: [&str; 2] = ["wav", "mp3"];
 
-fn parse_set(locale: Locale, text: &str, origin: &str) -> Result<PromptSet, String> {
+/// A prompt file: every prompt, or (`base` given) the ones it overrides,
+/// the others taken from `base`, so a file written before a prompt was added
+/// keeps working.
+fn parse_set(locale: Locale, text: &str, origin: &str, base: Option<&PromptSet>) -> Result<PromptSet, String> {
     let file: PromptFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
     let mut texts = HashMap::new();
     for prompt in Prompt::ALL {
-        let t =
-            file.prompts.get(prompt.key()).ok_or_else(|| format!("{origin}: prompt `{}` is missing", prompt.key()))?;
-        texts.insert(prompt, t.clone());
+        let t = match (file.prompts.get(prompt.key()), base) {
+            (Some(t), _) => t.clone(),
+            (None, Some(base)) => base.texts.get(&prompt).cloned().unwrap_or_default(),
+            (None, None) => return Err(format!("{origin}: prompt `{}` is missing", prompt.key())),
+        };
+        texts.insert(prompt, t);
     }
     if let Some(unknown) = file.prompts.keys().find(|k| !Prompt::ALL.iter().any(|p| p.key() == k.as_str())) {
         return Err(format!("{origin}: unknown prompt `{unknown}`"));
@@ -103,7 +112,8 @@ fn parse_set(locale: Locale, text: &str, origin: &str) -> Result<PromptSet, Stri
     if file.language != locale.as_str() {
         return Err(format!("{origin}: language must be {locale}"));
     }
-    Ok(PromptSet { language: file.language, voice: file.voice, texts, audio: HashMap::new() })
+    let voice = file.voice.or_else(|| base.and_then(|b| b.voice.clone()));
+    Ok(PromptSet { language: file.language, voice, texts, audio: HashMap::new() })
 }
 
 impl Prompts {
@@ -113,9 +123,10 @@ impl Prompts {
         let mut sets = HashMap::new();
         for (locale, built_in) in BUILT_IN {
             let file = dir.join(format!("{locale}.toml"));
+            let built_in = parse_set(locale, built_in, "built-in prompts", None)?;
             let mut set = match std::fs::read_to_string(&file) {
-                Ok(text) => parse_set(locale, &text, &file.display().to_string())?,
-                Err(_) => parse_set(locale, built_in, "built-in prompts")?,
+                Ok(text) => parse_set(locale, &text, &file.display().to_string(), Some(&built_in))?,
+                Err(_) => built_in,
             };
             for prompt in Prompt::ALL {
                 for ext in AUDIO_EXTENSIONS {
@@ -186,5 +197,24 @@ mod tests {
         assert!(p.audio_path(Locale::EnUs, "success.wav").is_some());
         assert!(p.audio_path(Locale::EnUs, "../secret.wav").is_none());
         assert!(matches!(p.verb(Locale::JaJp, Prompt::Success, Vars::default(), "x"), Verb::Say { .. }));
+    }
+
+    #[test]
+    fn an_override_file_keeps_the_built_in_text_of_prompts_it_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = "language = \"en-US\"\n[prompts]\nsuccess = \"All done.\"\n";
+        std::fs::write(dir.path().join("en-US.toml"), file).unwrap();
+        let p = Prompts::load(dir.path()).unwrap();
+        let say = |prompt| match p.verb(Locale::EnUs, prompt, Vars::default(), "x") {
+            Verb::Say { text, voice, .. } => (text, voice),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(say(Prompt::Success).0, "All done.");
+        let (text, voice) = say(Prompt::CallerIdUnverified);
+        assert!(text.contains("could not confirm"), "{text}");
+        assert_eq!(voice.as_deref(), Some("Polly.Joanna"), "the built-in voice too");
+        // An unknown prompt is still refused.
+        std::fs::write(dir.path().join("en-US.toml"), "language = \"en-US\"\n[prompts]\nsucess = \"x\"\n").unwrap();
+        assert!(Prompts::load(dir.path()).err().unwrap().contains("unknown prompt `sucess`"));
     }
 }

@@ -19,7 +19,7 @@ use super::prompts::{Prompt, Vars};
 use super::signature;
 use super::twiml::{Verb, render};
 use crate::body::read_limited;
-use crate::domain::phone::{PhoneNumber, is_withheld_caller_id};
+use crate::domain::phone::{Attestation, PhoneNumber, is_withheld_caller_id};
 use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
 use crate::error::AppError;
@@ -138,6 +138,7 @@ impl<'a> Speaker<'a> {
             Some((Status::Expired, _)) => self.end(&[Prompt::Expired]),
             Some((Status::Failed, Some(FailureReason::NoInput))) => self.end(&[Prompt::NoInput, Prompt::Failure]),
             Some((Status::Failed, Some(FailureReason::WrongCode))) => self.end(&[Prompt::WrongCode, Prompt::Failure]),
+            Some((Status::Failed, Some(FailureReason::Attestation))) => self.end(&[Prompt::CallerIdUnverified]),
             Some((Status::Failed, _)) => self.end(&[Prompt::Failure]),
             _ => self.end(&[]),
         }
@@ -249,13 +250,16 @@ pub async fn gather(
     let mut sealed = Hold::from_query(req.query_string()).sealed;
     if let (true, Some(token), Some(id)) = (digits.is_empty(), &sealed, id) {
         // Typed during a database outage, carried through the hold.
-        digits = hold::unseal(keys.hold_key(), token, id, &guard.call_sid, state.core.now()).unwrap_or_default();
+        // Sealed with the key current then: after a rotation, an earlier key.
+        let now = state.core.now();
+        digits =
+            keys.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
     }
     if digits.is_empty() {
         return no_input_for(&state, &req, &p, id).await;
     }
     if let (None, Some(id)) = (&sealed, id) {
-        sealed = Some(hold::seal(keys.hold_key(), id, &guard.call_sid, &digits, state.core.now()));
+        sealed = Some(hold::seal(keys.current().1.hold_key(), id, &guard.call_sid, &digits, state.core.now()));
     }
     on_request(
         &state,
@@ -264,7 +268,7 @@ pub async fn gather(
         id,
         move |r| {
             guard.check(r)?;
-            let correct = keys.verify(r.id.as_bytes(), &digits, &r.code_hash);
+            let correct = keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash);
             Some(Event::CodeEntered { correct })
         },
         |speak, before, after| match after {
@@ -427,6 +431,40 @@ async fn inbound_call(
     Ok((call_sid, found))
 }
 
+/// When the tenant of request `r` requires a STIR/SHAKEN attestation that
+/// this inbound call's caller ID lacks: fails `r` (reason `attestation`; its
+/// code was shown to somebody who may be spoofing the number) and answers
+/// the prompt that says why. `None`: the call may go on.
+async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Params) -> Option<HttpResponse> {
+    let required = match state.core.required_attestation(r.tenant_id).await {
+        Ok(required) => required?,
+        Err(e) => return Some(failed(state, req, None, &e)),
+    };
+    let proven = Attestation::from_verstat(p.get("StirVerstat"));
+    if proven >= Some(required) {
+        return None;
+    }
+    tracing::info!(
+        request_id = %r.id,
+        required = required.as_str(),
+        proven = proven.map_or("none", Attestation::as_str),
+        "inbound call refused: its caller ID is not attested as the tenant requires"
+    );
+    let answer = on_request(
+        state,
+        req,
+        None,
+        Some(r.id),
+        |_| Some(Event::CallerIdUnverified),
+        |speak, _before, after| match after {
+            Some(r) => speak.ended(Some(r)),
+            None => speak.end(&[Prompt::CallerIdUnverified]),
+        },
+    )
+    .await;
+    Some(answer)
+}
+
 /// A user called an inbound number: match the caller ID to a pending request
 /// of a tenant of this number. When several tenants share the number and
 /// each waits for this caller, the code the caller types picks the request.
@@ -439,6 +477,9 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
         [one] => one.clone(),
         several => return Speaker::new(&state, several.first()).ask_shared(several, 1, &[Prompt::Greeting]),
     };
+    if let Some(refused) = unattested(&state, &req, &found, &p).await {
+        return refused;
+    }
     let caller = found.phone_number.clone();
     let sid = call_sid.clone();
     on_request(
@@ -476,8 +517,10 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
     let digits: String = p.get("Digits").chars().take(32).collect();
     let keys = &state.core.keys;
     // Every candidate is compared, whichever matches, so the time taken says nothing.
-    let matches: Vec<&AuthRequest> =
-        found.iter().filter(|r| !digits.is_empty() && keys.verify(r.id.as_bytes(), &digits, &r.code_hash)).collect();
+    let matches: Vec<&AuthRequest> = found
+        .iter()
+        .filter(|r| !digits.is_empty() && keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash))
+        .collect();
     let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
         let speak = Speaker::new(&state, found.first());
         let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
@@ -486,6 +529,11 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         }
         return speak.ask_shared(&found, tries + 1, &[prompt]);
     };
+    if let Some(r) = found.iter().find(|r| r.id == chosen)
+        && let Some(refused) = unattested(&state, &req, r, &p).await
+    {
+        return refused;
+    }
     let sid = call_sid.clone();
     let bound = state
         .core
@@ -505,7 +553,9 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         Some(chosen),
         move |r| {
             guard.check(r)?;
-            Some(Event::CodeEntered { correct: keys.verify(r.id.as_bytes(), &digits, &r.code_hash) })
+            Some(Event::CodeEntered {
+                correct: keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash),
+            })
         },
         |speak, before, after| match after {
             Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),

@@ -133,7 +133,7 @@ async fn start(
 /// A temporary password derived from the request: stable across polls, and
 /// issued only to a verified request.
 fn temporary_password(state: &AppState, id: Uuid) -> String {
-    let digest = state.core.keys.fingerprint(format!("demo-password:{id}").as_bytes());
+    let digest = state.core.keys.current().1.fingerprint(format!("demo-password:{id}").as_bytes());
     digest.iter().take(12).map(|b| char::from(PASSWORD_ALPHABET[usize::from(*b) % PASSWORD_ALPHABET.len()])).collect()
 }
 

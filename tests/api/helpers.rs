@@ -283,7 +283,11 @@ impl TestApp {
 
     /// The user dials `to` (a tenant's own inbound number) from `from`.
     pub async fn sim_dial_to(&self, from: &str, to: &str) -> Value {
-        let body = json!({ "from": from, "to": to });
+        self.sim_dial_with(json!({ "from": from, "to": to })).await
+    }
+
+    /// The user dials in, as `body` says (`from`, `to`, `stir_verstat`).
+    pub async fn sim_dial_with(&self, body: Value) -> Value {
         let resp = self.http.post(self.url("/simulator/calls")).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 201);
         resp.json().await.unwrap()

@@ -1,6 +1,7 @@
 //! Tenants never touch each other's requests (security review, item 1):
 //! inbound numbers of their own, and on a shared number the typed code
-//! chooses the request.
+//! chooses the request. And a tenant may require that an inbound call's
+//! caller ID be attested by STIR/SHAKEN (item 6).
 
 use serde_json::{Value, json};
 
@@ -92,4 +93,55 @@ async fn a_tenant_with_its_own_number_is_found_only_on_that_number() {
     app.wait_for_as(&beta, b["id"].as_str().unwrap(), "verified", |v| v["status"] == "verified").await;
     let v = seen_by(&app, &app.tenant, &a).await;
     assert_eq!((v["status"].as_str(), v["attempts"].as_u64()), (Some("pending"), Some(0)), "{v}");
+}
+
+/// What the caller heard, once the call is over.
+async fn heard_to_the_end(app: &TestApp, call: &Value) -> String {
+    let sid = call["sid"].as_str().unwrap();
+    app.sim_wait_state(sid, "completed").await;
+    app.sim_heard(sid).await.join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_requiring_attestation_refuses_calls_whose_caller_id_is_not_attested_enough() {
+    let app = spawn_app().await;
+    tenant_set(app.db_url(), "acme", |a| a.min_attestation = Some("b".into())).await.unwrap();
+    for verstat in [None, Some("TN-Validation-Passed-C"), Some("TN-Validation-Failed-A"), Some("No-TN-Validation")] {
+        let r = inbound(&app, &app.tenant, "1111").await;
+        let call = app.sim_dial_with(json!({ "from": PHONE, "stir_verstat": verstat })).await;
+        let heard = heard_to_the_end(&app, &call).await;
+        assert!(heard.contains("発信者番号が確かに"), "{verstat:?}: {heard}");
+        assert!(!heard.contains("ダイヤルボタンで入力"), "{verstat:?}: asked for the code: {heard}");
+        let v = app.get(r["id"].as_str().unwrap()).await;
+        assert_eq!((v["status"].as_str(), v["failure_reason"].as_str()), (Some("failed"), Some("attestation")), "{v}");
+    }
+    // At the level or above, the call goes on as usual.
+    for verstat in ["TN-Validation-Passed-B", "TN-Validation-Passed-A"] {
+        let r = inbound(&app, &app.tenant, "2222").await;
+        let call = app.sim_dial_with(json!({ "from": PHONE, "stir_verstat": verstat })).await;
+        app.sim_keys(call["sid"].as_str().unwrap(), "2222").await;
+        app.wait_status(r["id"].as_str().unwrap(), "verified").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_shared_number_attestation_is_the_chosen_tenant_s_rule() {
+    let app = spawn_app().await;
+    let beta = create_tenant(app.db_url(), "beta").await;
+    tenant_set(app.db_url(), "acme", |a| a.min_attestation = Some("A".into())).await.unwrap();
+    let a = inbound(&app, &app.tenant, "1111").await;
+    let b = inbound(&app, &beta, "2222").await;
+    // An unattested call: beta requires nothing, so beta's code verifies beta.
+    let call = app.sim_dial(PHONE).await;
+    app.sim_keys(call["sid"].as_str().unwrap(), "2222").await;
+    app.wait_for_as(&beta, b["id"].as_str().unwrap(), "verified", |v| v["status"] == "verified").await;
+    assert_eq!(app.get(a["id"].as_str().unwrap()).await["status"], "pending");
+    // Another request of beta's waits with acme's; acme's code on an unattested call fails acme's.
+    inbound(&app, &beta, "3333").await;
+    let call = app.sim_dial(PHONE).await;
+    app.sim_keys(call["sid"].as_str().unwrap(), "1111").await;
+    let heard = heard_to_the_end(&app, &call).await;
+    assert!(heard.contains("発信者番号が確かに"), "{heard}");
+    let v = app.get(a["id"].as_str().unwrap()).await;
+    assert_eq!(v["failure_reason"], "attestation", "{v}");
 }

@@ -15,6 +15,7 @@ mod process;
 mod procs;
 mod proxy;
 mod random_sequences;
+mod secrets;
 mod slow_clients;
 mod store;
 mod toll_fraud;

@@ -39,7 +39,12 @@ fn request(tenant: &Tenant, phone: &str, external_id: Option<&str>, at: DateTime
     let mut reg = Registration::with_defaults(PhoneNumber::from_stored(phone.into()));
     reg.mode = Mode::Inbound;
     reg.external_id = external_id.map(str::to_owned);
-    let sealed = Sealed { code_hash: vec![1; 32], code_salt: Some(vec![2; 16]), fingerprint: vec![3; 32] };
+    let sealed = Sealed {
+        key_id: Some("0a1b2c3d".into()),
+        code_hash: vec![1; 32],
+        code_salt: Some(vec![2; 16]),
+        fingerprint: vec![3; 32],
+    };
     AuthRequest::new(Uuid::now_v7(), tenant.id, &reg, sealed, at)
 }
 

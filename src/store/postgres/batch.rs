@@ -235,7 +235,7 @@ async fn attempt(
         let stmt = tx.prepare_cached(LOCK_REQUESTS).await?;
         let mut committed_before = false;
         for row in tx.query(&stmt, &[&ids]).await? {
-            committed_before |= row.get::<_, Option<Uuid>>(24) == Some(batch_id);
+            committed_before |= row.get::<_, Option<Uuid>>(25) == Some(batch_id);
             let r = request_from_row(&row)?;
             current.insert(r.id, (r, false));
         }

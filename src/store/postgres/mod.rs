@@ -42,10 +42,11 @@ use connect::target;
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
+    include_str!("../../../migrations/postgres/0004_key_ids.sql"),
 ];
 
 /// PostgreSQL-backed store.
@@ -237,13 +238,13 @@ const INSERT_REQUEST: &str = concat!(
     "WITH req AS (INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING RETURNING id), \
+     $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING RETURNING id), \
      job AS (INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
        SELECT k, req.id, p, now() + d * interval '1 millisecond', now(), \
-              CASE WHEN c THEN $30::uuid END, \
-              CASE WHEN c THEN now() + $31::float8 * interval '1 millisecond' END, \
+              CASE WHEN c THEN $31::uuid END, \
+              CASE WHEN c THEN now() + $32::float8 * interval '1 millisecond' END, \
               CASE WHEN c THEN 1 ELSE 0 END \
-       FROM req, unnest($26::text[], $27::text[], $28::float8[], $29::bool[]) AS j(k, p, d, c) \
+       FROM req, unnest($27::text[], $28::text[], $29::float8[], $30::bool[]) AS j(k, p, d, c) \
        RETURNING id, kind, request_id, payload, attempts - 1 AS attempts, created_at, lease_owner) \
      SELECT n.inserted, job.id, job.kind, job.request_id, job.payload, job.attempts, job.created_at, job.lease_owner \
      FROM (SELECT count(*) AS inserted FROM req) n \
@@ -255,12 +256,12 @@ const INSERT_REQUEST_ALONE: &str = concat!(
     "INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING"
+     $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING"
 );
 
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
-/// The `$26..$29` job arrays of `INSERT_REQUEST` (and of the batch's job inserts).
+/// The `$27..$30` job arrays of `INSERT_REQUEST` (and of the batch's job inserts).
 struct JobArrays {
     kinds: Vec<&'static str>,
     payloads: Vec<String>,
@@ -384,7 +385,7 @@ impl PgStore {
             "INSERT INTO auth_requests (",
             request_columns!(),
             ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25)"
+             $18, $19, $20, $21, $22, $23, $24, $25, $26)"
         );
         retrying!(&self.db, |c, _tries| {
             let tx = c.transaction().await?;
@@ -422,14 +423,16 @@ impl Store for PgStore {
         }
     }
 
-    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    async fn stored_server_secret(&self) -> Result<Option<Vec<u8>>, StoreError> {
         retrying!(&self.db, |c, _tries| {
-            c.execute(
-                "INSERT INTO server_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-                &[&candidate],
-            )
-            .await?;
-            Ok(c.query_one("SELECT secret FROM server_secret WHERE id = 1", &[]).await?.get(0))
+            Ok(c.query_opt("SELECT secret FROM server_secret WHERE id = 1", &[]).await?.map(|row| row.get(0)))
+        })
+    }
+
+    async fn forget_server_secret(&self) -> Result<(), StoreError> {
+        retrying!(&self.db, |c, _tries| {
+            c.execute("DELETE FROM server_secret", &[]).await?;
+            Ok(())
         })
     }
 

@@ -62,6 +62,7 @@ pub fn request_from_row(row: &Row) -> Result<AuthRequest, StoreError> {
         expires_at: get(row, 21)?,
         verified_at: get(row, 22)?,
         inbound_number: get::<Option<String>>(row, 23)?.map(PhoneNumber::from_stored),
+        key_id: get(row, 24)?,
     })
 }
 
@@ -91,8 +92,8 @@ impl<'a> RequestParams<'a> {
         }
     }
 
-    /// The 25 parameters of an insert: `request_columns!()`, then `terminal`.
-    pub fn all(&self) -> [&(dyn ToSql + Sync); 25] {
+    /// The 26 parameters of an insert: `request_columns!()`, then `terminal`.
+    pub fn all(&self) -> [&(dyn ToSql + Sync); 26] {
         let r = self.r;
         [
             &r.id,
@@ -119,6 +120,7 @@ impl<'a> RequestParams<'a> {
             &self.times[2],
             &self.verified_at,
             &self.inbound_number,
+            &r.key_id,
             &self.terminal,
         ]
     }

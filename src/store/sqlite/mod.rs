@@ -29,11 +29,12 @@ use pool::{Pool, db_err};
 use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
     include_str!("../../../migrations/sqlite/0004_call_budgets.sql"),
+    include_str!("../../../migrations/sqlite/0005_key_ids.sql"),
 ];
 
 /// SQLite-backed store.
@@ -238,14 +239,18 @@ impl Store for SqliteStore {
         self.pool.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
     }
 
-    async fn server_secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    async fn stored_server_secret(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.pool
-            .write(move |c| {
-                c.execute("INSERT OR IGNORE INTO server_secret (id, secret) VALUES (1, ?1)", [&candidate])
-                    .map_err(db_err)?;
-                c.query_row("SELECT secret FROM server_secret WHERE id = 1", [], |r| r.get(0)).map_err(db_err)
+            .read(|c| {
+                c.query_row("SELECT secret FROM server_secret WHERE id = 1", [], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)
             })
             .await
+    }
+
+    async fn forget_server_secret(&self) -> Result<(), StoreError> {
+        self.pool.write(|c| c.execute("DELETE FROM server_secret", []).map(|_| ()).map_err(db_err)).await
     }
 
     async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {

@@ -65,6 +65,7 @@ pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
         expires_at: from_ms(row.get(21)?)?,
         verified_at: row.get::<_, Option<i64>>(22)?.map(from_ms).transpose()?,
         inbound_number: row.get::<_, Option<String>>(23)?.map(PhoneNumber::from_stored),
+        key_id: row.get(24)?,
     })
 }
 
@@ -73,9 +74,9 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \
          code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
          callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
-         expires_at, verified_at, terminal, inbound_number) \
+         expires_at, verified_at, terminal, inbound_number, key_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     )?;
     stmt.execute(params![
         r.id.as_bytes(),
@@ -103,6 +104,7 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         r.verified_at.map(ms),
         r.status.is_terminal(),
         r.inbound_number.as_ref().map(PhoneNumber::as_str),
+        r.key_id,
     ])
 }
 
