@@ -19,6 +19,9 @@ echo "== examples against a live server"
 cargo build --quiet
 bash examples/run-against-live-server.sh target/debug/ivr-auth
 
+echo "== the OpenAPI document against the server: a bounded schemathesis run (installs it from PyPI once)"
+bash tests/schemathesis.sh target/debug/ivr-auth 100
+
 echo "== browser tests (headless Chromium: /demo and /dev/phone)"
 bash tests/browser/run.sh target/debug/ivr-auth
 

@@ -22,24 +22,34 @@ use crate::error::AppError;
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     /// E.164 (`+819012345678`) or national format of the default region (`090-1234-5678`).
+    #[schema(min_length = 1, max_length = 40, example = "090-1234-5678")]
     pub phone_number: String,
     /// `outbound` (default) or `inbound`.
+    #[schema(value_type = Option<Mode>)]
     pub mode: Option<String>,
     /// 4–10 digits; absent: generated.
+    #[schema(pattern = "^[0-9]{4,10}$")]
     pub code: Option<String>,
     /// 4–10, default 6.
+    #[schema(minimum = 4, maximum = 10)]
     pub code_length: Option<i64>,
     /// ≤ 128 characters, unique per tenant: repeating it with the same body returns the same request.
+    #[schema(min_length = 1, max_length = 128)]
     pub external_id: Option<String>,
     /// ≤ 128 characters, echoed back.
+    #[schema(min_length = 1, max_length = 128)]
     pub user_id: Option<String>,
     /// `ja-JP` (default) or `en-US`.
+    #[schema(value_type = Option<Locale>)]
     pub locale: Option<String>,
     /// 60–600, default 300.
+    #[schema(minimum = 60, maximum = 600)]
     pub ttl_seconds: Option<i64>,
     /// 1–10, default 3.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_attempts: Option<i64>,
     /// http(s) URL ≤ 2048 that receives the signed result.
+    #[schema(min_length = 1, max_length = 2048)]
     pub callback_url: Option<String>,
 }
 

@@ -20,6 +20,34 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Links from a registration's answer to the operations on the request it
+/// made (`$response.body#/id`), so that clients and tools can follow them.
+struct RegistrationLinks;
+
+impl Modify for RegistrationLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::Link;
+        let Some(register) = openapi.paths.paths.get_mut("/v1/auth-requests").and_then(|p| p.post.as_mut()) else {
+            return;
+        };
+        for status in ["200", "201"] {
+            if let Some(RefOr::T(response)) = register.responses.responses.get_mut(status) {
+                for (name, operation, what) in
+                    [("GetAuthRequest", "get", "Read its result"), ("CancelAuthRequest", "cancel", "Cancel it")]
+                {
+                    let link = Link::builder()
+                        .operation_id(operation)
+                        .parameter("id", "$response.body#/id")
+                        .description(what)
+                        .build();
+                    response.links.insert(name.to_owned(), RefOr::T(link));
+                }
+            }
+        }
+    }
+}
+
 /// The site API, described from the handlers themselves.
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +59,7 @@ impl Modify for BearerAuth {
         crate::error::ErrorBody,
         crate::error::ErrorDetail,
     )),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &RegistrationLinks)
 )]
 pub struct ApiDoc;
 

@@ -34,6 +34,7 @@ fn parse_id(raw: &str) -> Result<Uuid, AppError> {
         (status = 409, description = "external_id used with another body", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
         (status = 422, description = "A field breaks its rule, or the number is not called (a kind of line that is \
             never called: premium, shared-cost, personal, UAN, satellite; or a country the tenant may not call); \
             the message names the field and the reason", body = ErrorBody),
@@ -71,11 +72,13 @@ pub async fn register(
     get,
     path = "/v1/auth-requests/{id}",
     tag = "auth requests",
-    params(("id" = String, Path, description = "The id from registration")),
+    params(("id" = uuid::Uuid, Path, description = "The id from registration")),
     responses(
         (status = 200, description = "The request (never with its code)", body = RequestView),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant (or not an id)", body = ErrorBody),
+        (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -93,12 +96,14 @@ pub async fn get(
     post,
     path = "/v1/auth-requests/{id}/cancel",
     tag = "auth requests",
-    params(("id" = String, Path, description = "The id from registration")),
+    params(("id" = uuid::Uuid, Path, description = "The id from registration")),
     responses(
         (status = 200, description = "Canceled", body = RequestView),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant (or not an id)", body = ErrorBody),
         (status = 409, description = "Already terminal", body = ErrorBody),
+        (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
