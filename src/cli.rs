@@ -50,6 +50,10 @@ pub struct SetArgs {
     /// The least STIR/SHAKEN attestation of inbound calls: A, B, C, or `none`
     #[arg(long)]
     pub min_attestation: Option<String>,
+    /// An Ed25519 public key (base64 or hex of its 32 bytes): the tenant's API
+    /// requests must then be signed with it; `none` drops the requirement
+    #[arg(long)]
+    pub signing_key: Option<String>,
 }
 
 impl SetArgs {
@@ -94,6 +98,19 @@ impl SetArgs {
                 "NONE" => None,
                 level @ ("A" | "B" | "C") => Some(level.to_owned()),
                 _ => return Err(CliError::Usage("--min-attestation: A, B, C or none".into())),
+            };
+        }
+        if let Some(raw) = &self.signing_key {
+            policy.signing_key = match raw.trim() {
+                "none" => None,
+                key => {
+                    let key = crate::api::signing::parse_public_key(key).ok_or_else(|| {
+                        CliError::Usage(
+                            "--signing-key: an Ed25519 public key, base64 or hex of 32 bytes, or none".into(),
+                        )
+                    })?;
+                    Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.as_bytes()))
+                }
             };
         }
         Ok(policy)

@@ -20,6 +20,9 @@ pub enum AppError {
     /// 401: no API key, or not a valid one.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// 401: the tenant signs its requests, and this one is not validly signed.
+    #[error("{0}")]
+    Unsigned(String),
     /// 404: no such resource for this tenant.
     #[error("{0}")]
     NotFound(&'static str),
@@ -66,7 +69,7 @@ impl AppError {
     fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
-            Self::Unauthorized => "unauthorized",
+            Self::Unauthorized | Self::Unsigned(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Conflict { code, .. } => code,
             Self::RequestTimeout => "request_timeout",
@@ -132,7 +135,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::Unsigned(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -43,6 +43,8 @@ for _ in $(seq 1 300); do
 done
 [[ -n $base ]] || { echo "the server did not start" >&2; cat "$tmp/server.log" >&2; exit 1; }
 
+# From the temporary folder: schemathesis keeps a cache where it runs.
+cd "$tmp"
 "$venv/bin/st" run "$base/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection,ignored_auth \

@@ -15,7 +15,9 @@ pub struct Authenticated(pub Tenant);
 
 /// The tenant whose API key signed this request, not yet counted against its
 /// rate limit: the handler counts it once it knows the request is not a
-/// replay (an idempotent replay is never rate limited).
+/// replay (an idempotent replay is never rate limited). Nor is its request
+/// signature checked yet: the handler checks it (`check_signed`) once it has
+/// read the body the signature covers.
 pub struct Identified(pub Tenant);
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -36,14 +38,25 @@ pub fn count(state: &AppState, tenant: &Tenant) -> Result<(), AppError> {
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
 
-fn extract<T: 'static>(req: &HttpRequest, then: fn(&AppState, Tenant) -> Result<T, AppError>) -> Extracted<T> {
+fn extract<T: 'static>(
+    req: &HttpRequest,
+    then: fn(&AppState, &HttpRequest, Tenant) -> Result<T, AppError>,
+) -> Extracted<T> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let token = bearer(req);
+    let req = req.clone();
     Box::pin(async move {
         let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
         let tenant = identify(&state, token).await?;
-        then(&state, tenant)
+        then(&state, &req, tenant)
     })
+}
+
+/// Checks the signature of a request of `tenant` whose body is `body`, when
+/// the tenant signs its requests (`api::signing`).
+pub fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<(), AppError> {
+    let now = state.core.now().timestamp();
+    super::signing::check(tenant, req, body, now, &state.replays)
 }
 
 impl FromRequest for Authenticated {
@@ -51,7 +64,9 @@ impl FromRequest for Authenticated {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        extract(req, |state, tenant| {
+        // The operations behind it take no body: a signature covers the empty one.
+        extract(req, |state, req, tenant| {
+            check_signed(state, req, &tenant, b"")?;
             count(state, &tenant)?;
             Ok(Authenticated(tenant))
         })
@@ -63,6 +78,6 @@ impl FromRequest for Identified {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        extract(req, |_, tenant| Ok(Identified(tenant)))
+        extract(req, |_, _, tenant| Ok(Identified(tenant)))
     }
 }

@@ -4,3 +4,4 @@ pub mod auth;
 pub mod input;
 pub mod ops;
 pub mod requests;
+pub mod signing;

@@ -4,7 +4,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::auth::{Authenticated, Identified, count};
+use super::auth::{Authenticated, Identified, check_signed, count};
 use super::input::{RegisterBody, parse_json};
 use crate::body::read_limited;
 use crate::domain::view::RequestView;
@@ -30,7 +30,7 @@ fn parse_id(raw: &str) -> Result<Uuid, AppError> {
         (status = 201, description = "Registered", body = RequestView),
         (status = 200, description = "Same external_id and body: the existing request", body = RequestView),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key (or, for a tenant that signs its requests, signature)", body = ErrorBody),
         (status = 409, description = "external_id used with another body", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -51,6 +51,7 @@ pub async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body = read_limited(&req, payload).await?;
+    check_signed(&state, &req, &tenant, &body)?;
     let parsed: RegisterBody = parse_json(&req, &body)?;
     let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
     // A replay of an earlier registration answers before any rate limit is counted.
@@ -75,7 +76,7 @@ pub async fn register(
     params(("id" = uuid::Uuid, Path, description = "The id from registration")),
     responses(
         (status = 200, description = "The request (never with its code)", body = RequestView),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key (or, for a tenant that signs its requests, signature)", body = ErrorBody),
         (status = 404, description = "No such request for this tenant (or not an id)", body = ErrorBody),
         (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
         (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
@@ -99,7 +100,7 @@ pub async fn get(
     params(("id" = uuid::Uuid, Path, description = "The id from registration")),
     responses(
         (status = 200, description = "Canceled", body = RequestView),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key (or, for a tenant that signs its requests, signature)", body = ErrorBody),
         (status = 404, description = "No such request for this tenant (or not an id)", body = ErrorBody),
         (status = 409, description = "Already terminal", body = ErrorBody),
         (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),

@@ -52,6 +52,10 @@ pub struct TenantPolicy {
     /// or `C`); unset: none is required.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_attestation: Option<String>,
+    /// The tenant's Ed25519 public key (base64 of 32 bytes): when set, every
+    /// site-API request must be signed with it (`api::signing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 impl TenantPolicy {

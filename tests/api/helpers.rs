@@ -136,6 +136,7 @@ pub async fn tenant_set(
         calls_per_minute: None,
         calls_per_day: None,
         min_attestation: None,
+        signing_key: None,
     };
     set(&mut args);
     ivr_auth::cli::tenant(&db, None, TenantAction::Set(args)).await

@@ -16,6 +16,7 @@ mod procs;
 mod proxy;
 mod random_sequences;
 mod secrets;
+mod signed;
 mod slow_clients;
 mod store;
 mod toll_fraud;

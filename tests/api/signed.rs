@@ -1,0 +1,102 @@
+//! Signed requests from the site (security review, item 17): a tenant with
+//! an Ed25519 public key must sign every request; bearer-only is 401.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use ivr_auth::api::signing::signed_message;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn site_key() -> SigningKey {
+    SigningKey::from_bytes(&[42u8; 32])
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The two headers of a request signed by `key`.
+fn sign(key: &SigningKey, method: &str, path: &str, at: i64, body: &[u8]) -> [(String, String); 2] {
+    let message = signed_message(method, path, &at.to_string(), body);
+    let signature = STANDARD.encode(key.sign(&message).to_bytes());
+    [("IVR-Auth-Timestamp".into(), at.to_string()), ("IVR-Auth-Request-Signature".into(), signature)]
+}
+
+async fn send(app: &TestApp, method: &str, path: &str, body: &[u8], headers: &[(String, String)]) -> (u16, Value) {
+    let mut req = app
+        .http
+        .request(method.parse().unwrap(), app.url(path))
+        .bearer_auth(&app.tenant.api_key)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_with_a_signing_key_must_sign_every_request() {
+    let app = spawn_app().await;
+    let key = site_key();
+    let public = STANDARD.encode(key.verifying_key().as_bytes());
+    tenant_set(app.db_url(), "acme", |a| a.signing_key = Some(public.clone())).await.unwrap();
+    let body = serde_json::to_vec(&json!({ "phone_number": PHONE, "mode": "inbound" })).unwrap();
+    let path = "/v1/auth-requests";
+
+    // Bearer-only: 401, naming what is missing; nothing is registered.
+    let (status, err) = send(&app, "POST", path, &body, &[]).await;
+    assert_eq!(status, 401, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("IVR-Auth-Timestamp"), "{err}");
+
+    // Signed: registered.
+    let signed = sign(&key, "POST", path, unix_now(), &body);
+    let (status, created) = send(&app, "POST", path, &body, &signed).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    // The same signed request again: refused (a replay), although the body is valid.
+    let (status, err) = send(&app, "POST", path, &body, &signed).await;
+    assert_eq!(status, 401);
+    assert!(err["error"]["message"].as_str().unwrap().contains("already answered"), "{err}");
+
+    // Another body under a signature: refused.
+    let other = serde_json::to_vec(&json!({ "phone_number": "+819011112222", "mode": "inbound" })).unwrap();
+    let (status, err) = send(&app, "POST", path, &other, &sign(&key, "POST", path, unix_now() + 1, &body)).await;
+    assert_eq!(status, 401);
+    assert!(err["error"]["message"].as_str().unwrap().contains("does not verify"), "{err}");
+    // Signed by another key: refused.
+    let stranger = SigningKey::from_bytes(&[7u8; 32]);
+    let (status, _) = send(&app, "POST", path, &body, &sign(&stranger, "POST", path, unix_now(), &body)).await;
+    assert_eq!(status, 401);
+    // Too old or too far ahead: refused.
+    for at in [unix_now() - 301, unix_now() + 301] {
+        let (status, err) = send(&app, "POST", path, &body, &sign(&key, "POST", path, at, &body)).await;
+        assert_eq!(status, 401);
+        assert!(err["error"]["message"].as_str().unwrap().contains("5 minutes"), "{err}");
+    }
+
+    // Reads and cancels are signed too, over their own path.
+    let get_path = format!("/v1/auth-requests/{id}");
+    assert_eq!(send(&app, "GET", &get_path, b"", &[]).await.0, 401);
+    let (status, got) = send(&app, "GET", &get_path, b"", &sign(&key, "GET", &get_path, unix_now(), b"")).await;
+    assert_eq!((status, got["status"].as_str()), (200, Some("pending")));
+    let cancel_path = format!("{get_path}/cancel");
+    let wrong_path = sign(&key, "POST", &get_path, unix_now(), b"");
+    assert_eq!(send(&app, "POST", &cancel_path, b"", &wrong_path).await.0, 401, "signed for another path");
+    let (status, _) = send(&app, "POST", &cancel_path, b"", &sign(&key, "POST", &cancel_path, unix_now(), b"")).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get_as(&app.tenant, id).await.status(), 401, "bearer-only reads are refused too");
+
+    // Other tenants are not affected; dropping the key goes back to bearer-only.
+    let beta = create_tenant(app.db_url(), "beta").await;
+    assert_eq!(app.register_as(&beta, json!({ "phone_number": PHONE, "mode": "inbound" })).await.status(), 201);
+    tenant_set(app.db_url(), "acme", |a| a.signing_key = Some("none".into())).await.unwrap();
+    assert_eq!(app.get_as(&app.tenant, id).await.status(), 200);
+    // A key that is not one is refused by the CLI.
+    let err = tenant_set(app.db_url(), "acme", |a| a.signing_key = Some("bm90IGEga2V5".into())).await.unwrap_err();
+    assert!(err.to_string().contains("--signing-key"), "{err}");
+}
