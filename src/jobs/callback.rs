@@ -61,7 +61,9 @@ pub fn client(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ivr-auth/", env!("CARGO_PKG_VERSION")));
     if !allow_private {
-        builder = builder.dns_resolver(Arc::new(PublicOnly));
+        // Straight to the site: through an HTTP(S)_PROXY from the environment
+        // the proxy would resolve the name, and reach what `PublicOnly` refuses.
+        builder = builder.dns_resolver(Arc::new(PublicOnly)).no_proxy();
     }
     builder.build()
 }

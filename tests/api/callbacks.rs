@@ -1,5 +1,6 @@
 //! Result callbacks: signed, retried with backoff, delivered at least once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -81,4 +82,28 @@ async fn during_key_rotation_both_secrets_sign() {
     assert_eq!(sig.matches("v1=").count(), 2, "{sig}");
     assert!(signature_valid(sig, body, new_secret));
     assert!(signature_valid(sig, body, &app.tenant.callback_secret));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_never_go_through_a_proxy_from_the_environment() {
+    // A proxy in the environment would resolve the callback's name itself and
+    // reach private addresses the delivery-time check refuses.
+    let proxy = CallbackSink::start().await;
+    let proxy_base = proxy.url.trim_end_matches("/cb").to_owned();
+    let db = Arc::new(TestDb::new(Backend::of_run()).await);
+    let tenant = create_tenant(&db.url, "acme").await;
+    let env = [
+        ("IVR_AUTH_ALLOW_PRIVATE_CALLBACKS", "false"),
+        ("HTTP_PROXY", proxy_base.as_str()),
+        ("http_proxy", proxy_base.as_str()),
+        ("ALL_PROXY", proxy_base.as_str()),
+    ];
+    let server = crate::procs::spawn_proc(&db.url, &env);
+    let app = TestApp::attach(server.base.clone(), tenant, db);
+    let r = app
+        .register(json!({ "phone_number": PHONE, "mode": "inbound", "callback_url": "http://callback.invalid/cb" }))
+        .await;
+    assert_eq!(app.cancel(r["id"].as_str().unwrap()).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(proxy.hits.lock().unwrap().len(), 0, "the callback went through the proxy");
 }
