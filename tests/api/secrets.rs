@@ -43,6 +43,10 @@ async fn without_a_configured_key_a_sqlite_server_keeps_it_in_a_private_file_bes
     #[cfg(unix)]
     assert_eq!(mode(&file), 0o600, "only its owner reads it");
     assert_eq!(stored_secrets(&db), 0, "no key in the database");
+    #[cfg(unix)]
+    for file in ["ivr.db", "ivr.db-wal"] {
+        assert_eq!(mode(&sqlite_path(&db).with_file_name(file)), 0o600, "{file}: phone numbers and secrets");
+    }
     let key = ivr_auth::secrets::parse_key_file(&text).remove(0);
     let material = ivr_auth::secrets::material(&key).unwrap();
     // Requests are made with it, and say so.

@@ -181,6 +181,21 @@ fn number_limited(
     Ok(None)
 }
 
+/// Creates the database file, if it does not exist, readable by its owner
+/// only (it holds phone numbers and callback secrets); SQLite gives its
+/// journal files the same mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating) the database at `path`. A server takes
     /// an exclusive lock so that no second server shares the file, and then
@@ -189,6 +204,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err)?;
         }
+        create_private(path).map_err(db_err)?;
         let server_lock = match options.role {
             Role::Cli => None,
             Role::Server => {
@@ -250,7 +266,13 @@ impl Store for SqliteStore {
     }
 
     async fn forget_server_secret(&self) -> Result<(), StoreError> {
-        self.pool.write(|c| c.execute("DELETE FROM server_secret", []).map(|_| ()).map_err(db_err)).await
+        // The freed page is overwritten with zeros, not left for a later copy to find.
+        self.pool
+            .write(|c| {
+                c.execute_batch("PRAGMA secure_delete = ON; DELETE FROM server_secret; PRAGMA secure_delete = OFF;")
+                    .map_err(db_err)
+            })
+            .await
     }
 
     async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {
