@@ -27,6 +27,10 @@ pub enum DatabaseUrl {
     Postgres(String),
 }
 
+/// The inbound number of the simulator when none is set (050-1000-0000):
+/// nobody's, since the simulator places no real calls.
+pub const SIMULATED_INBOUND_NUMBER: &str = "+815010000000";
+
 /// The validated settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -345,7 +349,11 @@ impl Settings {
             .inbound_number
             .as_deref()
             .map(|n| parse_number("IVR_AUTH_INBOUND_NUMBER", n, default_region))
-            .transpose()?;
+            .transpose()?
+            // With the simulator, inbound mode works out of the box, on a simulated number.
+            .or_else(|| {
+                (provider == ProviderKind::Simulator).then(|| PhoneNumber::from_stored(SIMULATED_INBOUND_NUMBER.into()))
+            });
         let twilio_api_base =
             parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
         let secret_keys = secret_keys(a.secret_key, a.secret_key_file.as_deref(), a.secret_key_previous)?;
@@ -492,6 +500,8 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.database, DatabaseUrl::Sqlite("ivr-auth.db".into()));
         assert_eq!(s.provider, ProviderKind::Simulator);
+        // Contract section 8: inbound mode works with the simulator without IVR_AUTH_INBOUND_NUMBER.
+        assert_eq!(s.inbound_number.as_ref().map(PhoneNumber::as_str), Some(SIMULATED_INBOUND_NUMBER));
         assert_eq!(s.twilio_api_base.as_str(), "https://api.twilio.com/");
         assert!(!s.allow_private_callbacks);
         assert!(s.public_url.is_none());

@@ -200,3 +200,25 @@ async fn paced_prompts_take_their_time_and_a_key_interrupts_them() {
     app.wait_status(id, "verified").await;
     assert!(typed.elapsed() < std::time::Duration::from_secs(3), "barge-in: {:?}", typed.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_works_with_the_simulator_without_an_inbound_number_setting() {
+    let opts = Opts { configure: Some(std::sync::Arc::new(|a| a.inbound_number = None)), ..Default::default() };
+    let app = spawn_with(opts).await;
+    let r = app.register(json!({ "phone_number": PHONE, "mode": "inbound", "code": "5150" })).await;
+    assert_eq!(r["inbound_number"], ivr_auth::config::SIMULATED_INBOUND_NUMBER, "the site is told what to show");
+    // The demo page is told the same number.
+    let resp = app
+        .http
+        .post(app.url("/demo/api/start"))
+        .json(&json!({ "user_id": "demo-user", "phone_number": "+819011112222", "mode": "inbound" }))
+        .send()
+        .await
+        .unwrap();
+    let demo: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(demo["inbound_number"], ivr_auth::config::SIMULATED_INBOUND_NUMBER, "{demo}");
+    let call = app.sim_dial(PHONE).await;
+    assert_eq!(call["to"], ivr_auth::config::SIMULATED_INBOUND_NUMBER);
+    app.sim_keys(call["sid"].as_str().unwrap(), "5150").await;
+    app.wait_status(r["id"].as_str().unwrap(), "verified").await;
+}
