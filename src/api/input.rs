@@ -60,6 +60,12 @@ pub fn parse_json<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Resul
     if mime != "application/json" && !mime.ends_with("+json") {
         return Err(AppError::UnsupportedMediaType);
     }
+    // Only an object is a body: serde would also take an array of the fields
+    // in order (found by fuzzing, fuzz/artifacts/register_json).
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return Err(AppError::invalid("body", "body: must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -72,7 +78,12 @@ pub fn parse_json<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Resul
         }
         let message = inner.to_string();
         // Missing and unknown fields are reported at the root, with the name in backticks.
-        let field = if path == "." { message.split('`').nth(1).map_or("body".to_owned(), str::to_owned) } else { path };
+        let named = message.starts_with("missing field") || message.starts_with("unknown field");
+        let field = match (path.as_str(), named) {
+            (".", true) => message.split('`').nth(1).map_or("body".to_owned(), str::to_owned),
+            (".", false) => "body".to_owned(),
+            _ => path,
+        };
         AppError::invalid(field.clone(), format!("{field}: {message}"))
     })?;
     de.end().map_err(|e| AppError::MalformedJson(e.to_string()))?;
@@ -195,6 +206,23 @@ mod tests {
             AppError::Invalid { field, .. } => field,
             other => format!("not 422: {other:?}"),
         }
+    }
+
+    /// Found by fuzzing (fuzz/artifacts/register_json).
+    #[test]
+    fn only_an_object_is_a_body_and_a_422_names_a_field_or_the_body() {
+        let req =
+            actix_web::test::TestRequest::default().insert_header((CONTENT_TYPE, "application/json")).to_http_request();
+        let parse = |json: &str| parse_json::<RegisterBody>(&req, &Bytes::from(json.to_owned()));
+        let positional = r#"["090-1234-5678","inbound",null,null,null,null,null,null,null,null]"#;
+        for json in [positional, "1", "true", "[[]]", r#""x""#, "null"] {
+            assert_eq!(field_of(parse(json).unwrap_err()), "body", "{json}");
+        }
+        assert_eq!(field_of(parse(r#"{"mode":"inbound"}"#).unwrap_err()), "phone_number");
+        assert_eq!(field_of(parse(r#"{"phone_number":"1","phone":"2"}"#).unwrap_err()), "phone");
+        assert_eq!(field_of(parse(r#"{"phone_number":1}"#).unwrap_err()), "phone_number");
+        assert!(matches!(parse("[1,").unwrap_err(), AppError::MalformedJson(_)));
+        assert!(parse(r#" {"phone_number":"090-1234-5678"}"#).is_ok());
     }
 
     #[test]

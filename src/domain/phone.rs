@@ -107,8 +107,19 @@ impl PhoneNumber {
         if ascii.is_empty() || ascii.len() > 40 {
             return Err(PhoneError::NotANumber);
         }
-        let parsed = phonenumber::parse(Some(region.0), &ascii).map_err(|_| PhoneError::NotANumber)?;
+        // A number written with its country code is parsed without a region:
+        // libphonenumber would otherwise strip the region's trunk prefix from
+        // it (found by fuzzing: `+39 0331 234567` became another Italian number).
+        let international = ascii.trim_start().starts_with('+');
+        let parsed = phonenumber::parse(if international { None } else { Some(region.0) }, &ascii)
+            .map_err(|_| PhoneError::NotANumber)?;
         if !phonenumber::is_valid(&parsed) {
+            return Err(PhoneError::Invalid);
+        }
+        // What is stored must read back as the same number.
+        let e164 = parsed.format().mode(Mode::E164).to_string();
+        let again = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid);
+        if again.map(|n| n.format().mode(Mode::E164).to_string()).as_deref() != Some(e164.as_str()) {
             return Err(PhoneError::Invalid);
         }
         let kind = parsed.number_type(&phonenumber::metadata::DATABASE);
@@ -116,7 +127,7 @@ impl PhoneNumber {
             return Err(PhoneError::PremiumRate);
         }
         let line = Line { country: parsed.country().id().map(Region), country_code: parsed.country().code(), kind };
-        Ok((Self(parsed.format().mode(Mode::E164).to_string()), line))
+        Ok((Self(e164), line))
     }
 
     /// What a stored number reaches (`None` if it no longer parses).
@@ -345,6 +356,31 @@ mod tests {
         assert!(A > B && B > C);
         assert_eq!(Attestation::parse("b"), Some(B));
         assert_eq!(Attestation::parse("none"), None);
+    }
+
+    /// Found by fuzzing (fuzz/artifacts/phone): a number with its country
+    /// code must keep its digits, whatever the default region.
+    #[test]
+    fn a_number_with_its_country_code_keeps_its_digits_in_every_region() {
+        let us = Region::parse("US").unwrap();
+        for (input, region) in [
+            ("+39 0331 234567", Region::default()),
+            ("+49 1511 2345678", us),
+            ("+49 1611 2345678", us),
+            ("+49 1711 2345678", us),
+        ] {
+            let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+            match PhoneNumber::parse(input, region) {
+                Ok(n) => assert_eq!(n.as_str(), format!("+{digits}"), "{input}"),
+                Err(e) => assert_ne!(e, PhoneError::NotANumber, "{input}"),
+            }
+        }
+        // What is accepted reads back as itself.
+        for input in ["+91 00000800 0145356", "+1 415 867 5309", "090-1234-5678", "+81 90 1234 5678"] {
+            if let Ok(n) = PhoneNumber::parse(input, Region::default()) {
+                assert_eq!(PhoneNumber::parse(n.as_str(), Region::default()).unwrap(), n, "{input}");
+            }
+        }
     }
 
     #[test]

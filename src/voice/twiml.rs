@@ -43,9 +43,9 @@ fn xml_safe(text: &str) -> String {
 fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<()> {
     match verb {
         Verb::Say { text, language, voice } => {
-            let mut el = w.create_element("Say").with_attribute(("language", language.as_str()));
+            let mut el = w.create_element("Say").with_attribute(("language", xml_safe(language).as_str()));
             if let Some(voice) = voice {
-                el = el.with_attribute(("voice", voice.as_str()));
+                el = el.with_attribute(("voice", xml_safe(voice).as_str()));
             }
             el.write_text_content(BytesText::new(&xml_safe(text)))?;
         }
@@ -62,7 +62,7 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
                 .with_attribute(("action", xml_safe(action).as_str()))
                 .with_attribute(("method", "POST"))
                 .with_attribute(("timeout", timeout.to_string().as_str()))
-                .with_attribute(("finishOnKey", finish_on_key.as_str()));
+                .with_attribute(("finishOnKey", xml_safe(finish_on_key).as_str()));
             if let Some(n) = num_digits {
                 el = el.with_attribute(("numDigits", n.to_string().as_str()));
             }
@@ -125,5 +125,30 @@ mod tests {
     #[test]
     fn empty_response() {
         assert_eq!(render(&[]), "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
+    }
+
+    /// Found by fuzzing (fuzz/artifacts/twiml): a control character in an
+    /// attribute (a voice name from a prompt file, say) made the XML invalid.
+    #[test]
+    fn attributes_are_xml_safe_too() {
+        let doc = render(&[
+            Verb::Say { text: "x".into(), language: "en-US\u{7}".into(), voice: Some("Polly.Mizuki\u{7}".into()) },
+            Verb::Gather {
+                action: "https://x.test/g".into(),
+                num_digits: None,
+                timeout: 5,
+                finish_on_key: "#\u{1}".into(),
+                prompts: vec![],
+            },
+        ]);
+        assert!(!doc.contains('\u{7}') && !doc.contains('\u{1}'), "{doc:?}");
+        let mut reader = quick_xml::Reader::from_str(&doc);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("not well-formed: {e}: {doc:?}"),
+            }
+        }
     }
 }
