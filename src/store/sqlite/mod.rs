@@ -184,12 +184,8 @@ fn number_limited(
 /// Creates the database file, if it does not exist, readable by its owner
 /// only (it holds phone numbers and callback secrets); SQLite gives its
 /// journal files the same mode.
-fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+fn create_private_if_missing(path: &Path) -> std::io::Result<()> {
+    match crate::secrets::create_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
@@ -204,7 +200,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err)?;
         }
-        create_private(path).map_err(db_err)?;
+        create_private_if_missing(path).map_err(db_err)?;
         let server_lock = match options.role {
             Role::Cli => None,
             Role::Server => {
