@@ -19,7 +19,7 @@ use crate::domain::code::{Code, CodeKeys, KeyRing};
 use crate::domain::phone::{Attestation, PhoneNumber, Region};
 use crate::domain::registration::Registration;
 use crate::domain::request::{AuthRequest, Effect, Event, Sealed, Transition};
-use crate::domain::status::{Mode, Status};
+use crate::domain::status::{Channel, Mode, Status};
 use crate::domain::tenant::{PresentedKey, Tenant};
 use crate::domain::view::RequestView;
 use crate::metrics::{KindLabel, Metrics};
@@ -75,7 +75,17 @@ pub struct Core {
     /// Jobs this process inserted already leased to itself, for its runner,
     /// with the request as it was inserted (so the runner need not read it back).
     pub claimed_jobs: mpsc::UnboundedSender<(Job, Box<AuthRequest>)>,
+    /// Tenants read by webhooks (their voice settings), kept a few seconds.
+    pub tenant_cache: TenantCache,
 }
+
+/// Tenants as read a moment ago: a call's webhooks need its tenant's words
+/// each time, and a change made on any node is seen within `TENANT_TTL`.
+#[derive(Default)]
+pub struct TenantCache(std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, Arc<Tenant>)>>);
+
+/// How long a cached tenant is used before it is read again.
+const TENANT_TTL: Duration = Duration::from_secs(5);
 
 impl Core {
     /// Now, on the clock every rule reads.
@@ -134,10 +144,13 @@ impl Core {
         if reg.mode == Mode::Inbound {
             request.inbound_number = inbound_number;
         }
-        let jobs = match reg.mode {
-            Mode::Outbound => vec![NewJob { claim: true, ..NewJob::now(JobKind::PlaceCall, id, String::new()) }],
-            Mode::Inbound => Vec::new(),
+        let first = match (reg.mode, reg.channel) {
+            (Mode::Inbound, _) => None,
+            (Mode::Outbound, Channel::Sms) => Some(JobKind::SendSms),
+            (Mode::Outbound, _) => Some(JobKind::PlaceCall),
         };
+        let jobs: Vec<NewJob> =
+            first.map(|kind| NewJob { claim: true, ..NewJob::now(kind, id, String::new()) }).into_iter().collect();
         match self.store.insert_request(request.clone(), jobs, self.number_limit).await? {
             Inserted::Created { claimed } => {
                 self.metrics.registered.get_or_create(&KindLabel { kind: reg.mode.as_str() }).inc();
@@ -236,6 +249,51 @@ impl Core {
         }
     }
 
+    /// Checks the code the tenant's user typed on its page against request
+    /// `id` (a `voice_otp` or `sms` request, or a voice request that fell
+    /// back to SMS), with the same attempt limit and the same constant-time
+    /// comparison of keyed hashes as a code typed on the phone.
+    pub async fn check(&self, tenant: &Tenant, id: Uuid, entered: Code) -> Result<AuthRequest, ServiceError> {
+        let tenant_id = tenant.id;
+        let keys = self.keys.clone();
+        let applied = self
+            .transition(id, move |r| {
+                if r.tenant_id != tenant_id {
+                    return None;
+                }
+                let correct = if r.delivery.uses_fallback_code() {
+                    keys.for_request(r.key_id.as_deref()).is_some_and(|k| {
+                        let expected = k.fallback_code(r.id.as_bytes(), r.code_length);
+                        k.verify(r.id.as_bytes(), entered.expose(), &k.hash(r.id.as_bytes(), expected.expose()))
+                    })
+                } else {
+                    keys.verify(r.key_id.as_deref(), r.id.as_bytes(), entered.expose(), &r.code_hash)
+                };
+                Some(Event::CodeChecked { correct })
+            })
+            .await?;
+        let Some(Applied { before, after }) = applied.filter(|a| a.before.tenant_id == tenant_id) else {
+            return Err(ServiceError::NotFound("no auth request with this id"));
+        };
+        if let Some(after) = after {
+            return Ok(after);
+        }
+        let status = before.status_at(self.now());
+        if status.is_terminal() {
+            return Err(ServiceError::Conflict {
+                code: "already_terminal",
+                message: format!("request is already {status}"),
+            });
+        }
+        Err(ServiceError::Conflict {
+            code: "not_checked_here",
+            message: format!(
+                "this request's code is typed on the phone (channel {}), not checked with /check",
+                before.delivery.channel
+            ),
+        })
+    }
+
     /// Whether the database answers now.
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await
@@ -289,6 +347,33 @@ impl Core {
     /// The number `tenant`'s users call in inbound mode: its own, or the server's.
     pub fn inbound_number_of(&self, tenant: &Tenant) -> Option<PhoneNumber> {
         tenant.policy.inbound_number.clone().map(PhoneNumber::from_stored).or_else(|| self.inbound_number.clone())
+    }
+
+    /// Tenant `id`, read at most `TENANT_TTL` ago; `None` when it cannot be
+    /// read (the call goes on with the server's own words).
+    pub async fn tenant_cached(&self, id: Uuid) -> Option<Arc<Tenant>> {
+        let lock = || self.tenant_cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, t)) = lock().get(&id)
+            && at.elapsed() < TENANT_TTL
+        {
+            return Some(t.clone());
+        }
+        match self.store.tenant(id).await {
+            Ok(Some(t)) => {
+                let t = Arc::new(t);
+                let mut cache = lock();
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(id, (std::time::Instant::now(), t.clone()));
+                Some(t)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a tenant's voice settings failed; the server's are used");
+                None
+            }
+        }
     }
 
     /// The request a provider call is bound to.
@@ -367,6 +452,7 @@ fn jobs_for(t: &Transition, now: DateTime<Utc>, grace: Duration, inbound: Option
             Effect::FinalizeCallLater => {
                 NewJob { delay: grace, ..NewJob::now(JobKind::FinalizeCall, id, String::new()) }
             }
+            Effect::SendSms => NewJob::now(JobKind::SendSms, id, String::new()),
         })
         .collect()
 }

@@ -118,7 +118,7 @@ impl Application {
         let public =
             settings.public_url.as_ref().map_or(base_url.clone(), |u| u.as_str().trim_end_matches('/').to_owned());
         let urls = Urls::new(&public);
-        let prompts = Prompts::load(&settings.voice_prompts_dir).map_err(StartError::Prompts)?;
+        let prompts = Arc::new(Prompts::load(&settings.voice_prompts_dir).map_err(StartError::Prompts)?);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(10))
@@ -174,11 +174,12 @@ impl Application {
             metrics: metrics.clone(),
             jobs_wakeup: Notify::new(),
             claimed_jobs,
+            tenant_cache: Default::default(),
         });
         let state = web::Data::new(AppState {
             core: core.clone(),
             urls: urls.clone(),
-            prompts,
+            prompts: prompts.clone(),
             webhook_token,
             gather_timeout: settings.gather_timeout,
             default_region: settings.default_region,
@@ -199,6 +200,7 @@ impl Application {
             core: core.clone(),
             telephony,
             urls,
+            prompts,
             caller_id: settings.caller_id.clone(),
             ring_timeout: settings.ring_timeout,
             callbacks: crate::jobs::callback::client(settings.allow_private_callbacks)?,
@@ -340,6 +342,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/auth-requests", web::post().to(requests::register))
         .route("/v1/auth-requests/{id}", web::get().to(requests::get))
         .route("/v1/auth-requests/{id}/cancel", web::post().to(requests::cancel))
+        .route("/v1/auth-requests/{id}/check", web::post().to(requests::check))
         .route(paths::ANSWER, web::post().to(webhooks::answer))
         .route(paths::GATHER, web::post().to(webhooks::gather))
         .route(paths::NO_INPUT, web::post().to(webhooks::no_input))
@@ -347,6 +350,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(paths::STATUS_BY_SID, web::post().to(webhooks::status_by_sid))
         .route(paths::INBOUND, web::post().to(webhooks::inbound))
         .route(paths::INBOUND_GATHER, web::post().to(webhooks::inbound_gather))
+        .route(paths::OTP, web::post().to(webhooks::otp))
+        .route(paths::SMS_STATUS, web::post().to(webhooks::sms_status))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

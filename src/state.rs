@@ -18,7 +18,7 @@ use crate::voice::urls::Urls;
 pub struct AppState {
     pub core: Arc<Core>,
     pub urls: Urls,
-    pub prompts: Prompts,
+    pub prompts: Arc<Prompts>,
     /// The provider's auth token: it signs every webhook.
     pub webhook_token: SecretString,
     /// Seconds between digits before a Gather gives up.

@@ -100,14 +100,14 @@ fn build(data: &str) -> Vec<Verb> {
             }
             'G' => {
                 if let Some((action, prompts)) = gather.take() {
-                    verbs.push(Verb::Gather { action, num_digits, timeout, finish_on_key: key.clone(), prompts });
+                    verbs.push(Verb::Gather { action, num_digits, timeout, finish_on_key: key.clone(), action_on_empty_result: false, prompts });
                 }
                 gather = Some((value, Vec::new()));
                 continue;
             }
             'g' => {
                 if let Some((action, prompts)) = gather.take() {
-                    Verb::Gather { action, num_digits, timeout, finish_on_key: key.clone(), prompts }
+                    Verb::Gather { action, num_digits, timeout, finish_on_key: key.clone(), action_on_empty_result: false, prompts }
                 } else {
                     continue;
                 }
@@ -120,7 +120,7 @@ fn build(data: &str) -> Vec<Verb> {
         }
     }
     if let Some((action, prompts)) = gather {
-        verbs.push(Verb::Gather { action, num_digits, timeout, finish_on_key: key, prompts });
+        verbs.push(Verb::Gather { action, num_digits, timeout, finish_on_key: key, action_on_empty_result: true, prompts });
     }
     verbs
 }
@@ -135,11 +135,12 @@ fn expected(verbs: &[Verb]) -> Vec<Verb> {
             }
             Verb::Play { url } => Verb::Play { url: as_text(url) },
             Verb::Redirect { url } => Verb::Redirect { url: as_text(url) },
-            Verb::Gather { action, num_digits, timeout, finish_on_key, prompts } => Verb::Gather {
+            Verb::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => Verb::Gather {
                 action: as_attr(action),
                 num_digits: *num_digits,
                 timeout: *timeout,
                 finish_on_key: as_attr(finish_on_key),
+                action_on_empty_result,
                 prompts: expected(prompts),
             },
             other => other.clone(),

@@ -13,7 +13,7 @@ use crate::domain::code::Code;
 use crate::domain::ip::is_private_ip;
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::registration::Registration;
-use crate::domain::status::{Locale, Mode};
+use crate::domain::status::{Channel, Locale, Mode};
 use crate::error::AppError;
 
 /// The registration body. Unknown fields are refused (422), so that a typo
@@ -51,6 +51,35 @@ pub struct RegisterBody {
     /// http(s) URL ≤ 2048 that receives the signed result.
     #[schema(min_length = 1, max_length = 2048)]
     pub callback_url: Option<String>,
+    /// `voice_dtmf` (default: the page shows the code, the user types it on
+    /// the phone), `voice_otp` (a call reads the code aloud) or `sms`; for the
+    /// last two the 201 carries no `code`, and the site checks what its user
+    /// typed with `POST /v1/auth-requests/{id}/check`. Those two are outbound
+    /// only, and their code is always drawn by the server.
+    #[schema(value_type = Option<Channel>)]
+    pub channel: Option<String>,
+    /// `["sms"]`: when the call of an outbound voice request is not answered,
+    /// busy or declined, the code goes out by text message instead (a second
+    /// code, for `voice_dtmf`, since the first is on the page), and the site
+    /// checks it with `/check`. Empty or absent: no fallback.
+    #[schema(value_type = Option<Vec<Channel>>, max_items = 1)]
+    pub fallback: Option<Vec<String>>,
+}
+
+/// The body of `/check`: the code the user typed on the site's page.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    /// 4–10 digits, as the user typed them.
+    #[schema(pattern = "^[0-9]{4,10}$", example = "482913")]
+    pub code: String,
+}
+
+impl CheckBody {
+    /// The code, if it is 4 to 10 digits (422 naming `code` otherwise).
+    pub fn validate(self) -> Result<Code, AppError> {
+        Code::parse(&self.code).ok_or_else(|| AppError::invalid("code", "code: must be a string of 4 to 10 digits"))
+    }
 }
 
 /// Checks the media type and parses the JSON, naming the field of any type error.
@@ -145,6 +174,25 @@ pub fn callback_url(raw: &str, allow_private: bool) -> Result<String, AppError> 
     Ok(url.to_string())
 }
 
+/// The fallback channels of a registration: only `sms`, once, for an outbound voice request.
+fn fallback(raw: Option<Vec<String>>, channel: Channel, mode: Mode) -> Result<Vec<Channel>, AppError> {
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    let invalid = |msg: &str| AppError::invalid("fallback", format!("fallback: {msg}"));
+    if raw.len() > 1 || raw[0] != "sms" {
+        return Err(invalid("must be [\"sms\"] or left out"));
+    }
+    if channel == Channel::Sms {
+        return Err(invalid("an sms request has no fallback"));
+    }
+    if mode != Mode::Outbound {
+        return Err(invalid("only an outbound call can fall back (in inbound mode the user places the call)"));
+    }
+    Ok(vec![Channel::Sms])
+}
+
 impl RegisterBody {
     /// Applies every field rule of the contract, naming the first field that breaks one.
     pub fn validate(self, region: Region, allow_private: bool) -> Result<Registration, AppError> {
@@ -176,7 +224,40 @@ impl RegisterBody {
             (Some(c), _) => c.expose().len() as i64,
             (None, n) => range("code_length", n, 4, 10, 6)?,
         };
+        let channel = match self.channel.as_deref() {
+            None => Channel::VoiceDtmf,
+            Some(c) => Channel::parse(c).ok_or_else(|| {
+                AppError::invalid("channel", "channel: must be \"voice_dtmf\", \"voice_otp\" or \"sms\"")
+            })?,
+        };
+        let fallback = fallback(self.fallback, channel, mode)?;
+        if channel != Channel::VoiceDtmf {
+            if mode != Mode::Outbound {
+                return Err(AppError::invalid(
+                    "mode",
+                    format!("mode: the {channel} channel sends the code to the user, so it is outbound only"),
+                ));
+            }
+            if code.is_some() {
+                return Err(AppError::invalid(
+                    "code",
+                    format!(
+                        "code: a {channel} code is drawn by the server so that only the user receives it; \
+                         leave code out"
+                    ),
+                ));
+            }
+        }
+        let texts = channel == Channel::Sms || fallback.contains(&Channel::Sms);
+        if texts && !line.receives_sms() {
+            return Err(AppError::invalid(
+                "phone_number",
+                "phone_number: is a fixed line, which cannot receive text messages (channel or fallback sms)",
+            ));
+        }
         Ok(Registration {
+            channel,
+            fallback,
             phone_number,
             line: Some(line),
             mode,
@@ -247,6 +328,15 @@ mod tests {
             (r#"{"phone_number":"09012345678","ttl_seconds":601}"#, "ttl_seconds"),
             (r#"{"phone_number":"09012345678","max_attempts":0}"#, "max_attempts"),
             (r#"{"phone_number":"09012345678","locale":"fr-FR"}"#, "locale"),
+            (r#"{"phone_number":"09012345678","channel":"fax"}"#, "channel"),
+            (r#"{"phone_number":"09012345678","channel":"sms","mode":"inbound"}"#, "mode"),
+            (r#"{"phone_number":"09012345678","channel":"voice_otp","code":"123456"}"#, "code"),
+            (r#"{"phone_number":"09012345678","channel":"sms","fallback":["sms"]}"#, "fallback"),
+            (r#"{"phone_number":"09012345678","fallback":["voice_otp"]}"#, "fallback"),
+            (r#"{"phone_number":"09012345678","fallback":["sms","sms"]}"#, "fallback"),
+            (r#"{"phone_number":"09012345678","mode":"inbound","fallback":["sms"]}"#, "fallback"),
+            (r#"{"phone_number":"0312345678","channel":"sms"}"#, "phone_number"),
+            (r#"{"phone_number":"0312345678","fallback":["sms"]}"#, "phone_number"),
             (r#"{"phone_number":"09012345678","user_id":""}"#, "user_id"),
             (r#"{"phone_number":"09012345678","external_id":"a\u0000b"}"#, "external_id"),
             (r#"{"phone_number":"09012345678","callback_url":"ftp://x.example"}"#, "callback_url"),

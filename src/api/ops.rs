@@ -33,9 +33,11 @@ impl Modify for RegistrationLinks {
         };
         for status in ["200", "201"] {
             if let Some(RefOr::T(response)) = register.responses.responses.get_mut(status) {
-                for (name, operation, what) in
-                    [("GetAuthRequest", "get", "Read its result"), ("CancelAuthRequest", "cancel", "Cancel it")]
-                {
+                for (name, operation, what) in [
+                    ("GetAuthRequest", "get", "Read its result"),
+                    ("CancelAuthRequest", "cancel", "Cancel it"),
+                    ("CheckAuthRequest", "check", "Check the code its user typed (voice_otp, sms)"),
+                ] {
                     let link = Link::builder()
                         .operation_id(operation)
                         .parameter("id", "$response.body#/id")
@@ -52,10 +54,12 @@ impl Modify for RegistrationLinks {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ivr-auth site API", description = "Phone authentication by voice call and keypad code."),
-    paths(super::requests::register, super::requests::get, super::requests::cancel),
+    paths(super::requests::register, super::requests::get, super::requests::cancel, super::requests::check),
     components(schemas(
         crate::domain::view::RequestView,
+        crate::domain::delivery::Attempt,
         crate::api::input::RegisterBody,
+        crate::api::input::CheckBody,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,
     )),

@@ -5,8 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
 use super::auth::{Authenticated, Identified, check_signed, count};
-use super::input::{RegisterBody, parse_json};
+use super::input::{CheckBody, RegisterBody, parse_json};
 use crate::body::read_limited;
+use crate::domain::status::Channel;
 use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
@@ -63,7 +64,10 @@ pub async fn register(
         }
     };
     let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
-    view.code = Some(done.code.expose().to_owned());
+    // Only the page of a voice_dtmf request shows the code; other channels' reach only the user.
+    if done.request.delivery.channel == Channel::VoiceDtmf {
+        view.code = Some(done.code.expose().to_owned());
+    }
     let mut resp = if done.created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(resp.insert_header((LOCATION, format!("/v1/auth-requests/{}", view.id))).json(view))
 }
@@ -114,5 +118,49 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.cancel(&tenant, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+}
+
+/// Check the code the user typed on the site's page.
+///
+/// For `voice_otp` and `sms` requests (and voice requests that fell back to
+/// SMS): the code the call read aloud or the message carried. A wrong code
+/// counts an attempt; at `max_attempts` the request fails with `wrong_code`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth-requests/{id}/check",
+    tag = "auth requests",
+    params(("id" = uuid::Uuid, Path, description = "The id from registration")),
+    request_body = CheckBody,
+    responses(
+        (status = 200, description = "Checked: `verified`, or still open with `attempts` counted, or `failed` \
+            with `wrong_code` at the limit", body = RequestView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key (or, for a tenant that signs its requests, signature)", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant (or not an id)", body = ErrorBody),
+        (status = 409, description = "The request has ended (`already_terminal`), or its code is typed on the \
+            phone, not checked here (`not_checked_here`: a `voice_dtmf` request that did not fall back to SMS)",
+            body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`code` is not 4 to 10 digits", body = ErrorBody),
+        (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn check(
+    state: web::Data<AppState>,
+    Identified(tenant): Identified,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body = read_limited(&req, payload).await?;
+    check_signed(&state, &req, &tenant, &body)?;
+    count(&state, &tenant)?;
+    let parsed: CheckBody = parse_json(&req, &body)?;
+    let code = parsed.validate()?;
+    let r = state.core.check(&tenant, parse_id(&id)?, code).await?;
     Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
 }

@@ -106,6 +106,14 @@ impl CodeKeys {
         Code(digits)
     }
 
+    /// The code a voice request's SMS fallback sends (`length` digits): a
+    /// second code, derived from the request id, because the first one (of a
+    /// `voice_dtmf` request) was shown on the site's page, and a code the
+    /// page shows proves nothing when typed back into it.
+    pub fn fallback_code(&self, id: &[u8], length: u8) -> Code {
+        self.generated_code(&[b"ivr-auth/sms-fallback/v1:".as_slice(), id].concat(), length)
+    }
+
     /// The key that seals digits a caller typed while the database was away
     /// (every server derives the same one from the shared secret).
     pub fn hold_key(&self) -> &[u8; 32] {

@@ -1,6 +1,7 @@
 //! Pure types and rules of phone authentication: no I/O here.
 
 pub mod code;
+pub mod delivery;
 pub mod ip;
 pub mod phone;
 pub mod registration;

@@ -56,6 +56,12 @@ pub struct Line {
 }
 
 impl Line {
+    /// Whether a text message can reach this line: not a fixed line (a
+    /// number that may be either, as in the US, is given the benefit).
+    pub fn receives_sms(&self) -> bool {
+        !matches!(self.kind, Type::FixedLine)
+    }
+
     /// Why no call is placed to this line for a tenant whose calls may go to
     /// `allowed` countries, or `None` when it may be called. Only lines a person
     /// answers, at an ordinary rate, are called: fixed, mobile and IP phones.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::code::Code;
 use super::phone::{Line, PhoneNumber};
-use super::status::{Locale, Mode};
+use super::status::{Channel, Locale, Mode};
 
 /// A registration that passed every field rule of the contract.
 #[derive(Debug, Clone)]
@@ -21,6 +21,9 @@ pub struct Registration {
     pub ttl_seconds: u32,
     pub max_attempts: u8,
     pub callback_url: Option<String>,
+    pub channel: Channel,
+    /// Channels tried when the call reaches nobody (only `sms`, for a voice channel).
+    pub fallback: Vec<Channel>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +39,12 @@ struct Canonical<'a> {
     ttl_seconds: u32,
     max_attempts: u8,
     callback_url: Option<&'a str>,
+    // Left out at their defaults, so requests stored before channels existed
+    // keep their fingerprints (and their idempotent replays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fallback: Vec<&'a str>,
 }
 
 impl Registration {
@@ -53,6 +62,8 @@ impl Registration {
             ttl_seconds: 300,
             max_attempts: 3,
             callback_url: None,
+            channel: Channel::VoiceDtmf,
+            fallback: Vec::new(),
         }
     }
 
@@ -72,6 +83,8 @@ impl Registration {
             ttl_seconds: self.ttl_seconds,
             max_attempts: self.max_attempts,
             callback_url: self.callback_url.as_deref(),
+            channel: (self.channel != Channel::VoiceDtmf).then_some(self.channel.as_str()),
+            fallback: self.fallback.iter().map(|c| c.as_str()).collect(),
         };
         serde_json::to_vec(&c).unwrap_or_default()
     }

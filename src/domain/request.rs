@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::delivery::Delivery;
 use super::phone::PhoneNumber;
 use super::registration::Registration;
-use super::status::{CallStatus, FailureReason, Locale, Mode, Status};
+use super::status::{CallStatus, Channel, FailureReason, Locale, Mode, Status};
 
 /// How many times "no input" repeats the prompt before the request fails.
 pub const NO_INPUT_LIMIT: u8 = 3;
@@ -44,6 +45,8 @@ pub struct AuthRequest {
     /// The id of the secret key its code hash and fingerprint were made with
     /// (`None` on requests stored before keys had ids: the current key).
     pub key_id: Option<String>,
+    /// The channel the code goes out on, its fallback, and each attempt.
+    pub delivery: Delivery,
 }
 
 /// Something that happened to a request: from the site, the provider, or the clock.
@@ -64,6 +67,17 @@ pub enum Event {
     CallerIdUnverified,
     /// The caller typed a code; `correct` was decided by a constant-time compare.
     CodeEntered { correct: bool },
+    /// The site checked the code the user typed on its page (`voice_otp`,
+    /// `sms`, or after a fallback to SMS); `correct` as for `CodeEntered`.
+    CodeChecked { correct: bool },
+    /// A `voice_otp` call read the code aloud (once more).
+    CodeRead,
+    /// The provider accepted the text message carrying the code.
+    SmsSent { sid: String },
+    /// The provider reported the message delivered to the handset.
+    SmsDelivered,
+    /// The provider refused the message, or reported it undelivered.
+    SmsFailed,
     /// The gather timed out with no digits.
     NoInput,
     /// The call ended (after a grace period) without a result.
@@ -84,6 +98,8 @@ pub enum Effect {
     /// Check back after a grace period: a `completed` status callback can
     /// overtake the Gather action that carries the caller's last digits.
     FinalizeCallLater,
+    /// Send the code as a text message (the `sms` channel, or a fallback).
+    SendSms,
 }
 
 /// Why an event did not change a request.
@@ -119,7 +135,10 @@ pub struct Sealed {
 impl AuthRequest {
     /// A new `pending` request of `tenant_id` for `reg`, registered at `now`.
     pub fn new(id: Uuid, tenant_id: Uuid, reg: &Registration, sealed: Sealed, now: DateTime<Utc>) -> Self {
+        let mut delivery = Delivery::new(reg.channel, reg.fallback.clone());
+        delivery.start(reg.channel, now);
         Self {
+            delivery,
             id,
             tenant_id,
             external_id: reg.external_id.clone(),
@@ -192,6 +211,7 @@ impl AuthRequest {
                     return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
                 }
                 next.call_sid = Some(call_sid.clone());
+                next.delivery.mark("started", Some(call_sid), now);
                 if next.status == Status::Pending {
                     next.status = Status::Calling;
                 }
@@ -200,6 +220,9 @@ impl AuthRequest {
             Event::CallRefused => Ok(self.finish(Status::Failed, Some(FailureReason::CallFailed), now)),
             Event::CallConnected { call_sid } => {
                 self.check_call(call_sid)?;
+                if self.delivery.current() == Channel::Sms {
+                    return Err(Refusal::NotNow);
+                }
                 // An `in-progress` status callback may have come first (before
                 // even the placed call was recorded): the call is connected but
                 // not yet bound, and binding it now serves the caller.
@@ -207,6 +230,7 @@ impl AuthRequest {
                     return Err(Refusal::NoChange);
                 }
                 next.call_sid = Some(call_sid.clone());
+                next.delivery.mark("answered", Some(call_sid), now);
                 next.status = Status::InProgress;
                 if self.call_status.is_none_or(|c| c.rank() < CallStatus::InProgress.rank()) {
                     next.call_status = Some(CallStatus::InProgress);
@@ -214,7 +238,10 @@ impl AuthRequest {
                 Ok(plain(next))
             }
             Event::CallStatusReported { status, sip_code } => self.apply_call_status(next, *status, *sip_code, now),
-            Event::MachineAnswered => Ok(hangs_up(self.finish(Status::Failed, Some(FailureReason::Rejected), now))),
+            Event::MachineAnswered => {
+                next.call_status = Some(CallStatus::Completed);
+                Ok(self.unanswered(next, FailureReason::Rejected, now))
+            }
             Event::CallerIdUnverified => {
                 if self.status != Status::Pending || self.mode != Mode::Inbound {
                     return Err(Refusal::NotNow);
@@ -222,7 +249,7 @@ impl AuthRequest {
                 Ok(self.finish(Status::Failed, Some(FailureReason::Attestation), now))
             }
             Event::CodeEntered { correct } => {
-                if self.status != Status::InProgress {
+                if self.status != Status::InProgress || self.delivery.checked_on_page() {
                     return Err(Refusal::NotNow);
                 }
                 if *correct {
@@ -239,8 +266,45 @@ impl AuthRequest {
                 next.attempts = attempts;
                 Ok(plain(next))
             }
+            Event::CodeChecked { correct } => self.checked(next, *correct, now),
+            Event::CodeRead => {
+                if self.status != Status::InProgress || self.delivery.current() != Channel::VoiceOtp {
+                    return Err(Refusal::NotNow);
+                }
+                next.delivery.readings = next.delivery.readings.saturating_add(1);
+                Ok(plain(next))
+            }
+            Event::SmsSent { sid } => {
+                if self.delivery.current() != Channel::Sms || self.delivery.current_status() != Some("started") {
+                    return Err(Refusal::NoChange);
+                }
+                next.delivery.mark("sent", Some(sid), now);
+                if next.status.rank() < Status::InProgress.rank() {
+                    next.status = Status::InProgress;
+                }
+                Ok(plain(next))
+            }
+            Event::SmsDelivered => {
+                if self.delivery.current() != Channel::Sms || self.delivery.current_status() == Some("delivered") {
+                    return Err(Refusal::NoChange);
+                }
+                next.delivery.mark("delivered", None, now);
+                // The provider's report can overtake the record of the sending.
+                if next.status.rank() < Status::InProgress.rank() {
+                    next.status = Status::InProgress;
+                }
+                Ok(plain(next))
+            }
+            Event::SmsFailed => {
+                if self.delivery.current() != Channel::Sms {
+                    return Err(Refusal::NoChange);
+                }
+                let mut t = self.finish(Status::Failed, Some(FailureReason::DeliveryFailed), now);
+                t.next.delivery.mark("undelivered", None, now);
+                Ok(t)
+            }
             Event::NoInput => {
-                if self.status != Status::InProgress {
+                if self.status != Status::InProgress || self.delivery.checked_on_page() {
                     return Err(Refusal::NotNow);
                 }
                 let count = self.no_input_count.saturating_add(1);
@@ -253,13 +317,18 @@ impl AuthRequest {
                 Ok(plain(next))
             }
             Event::CallEnded => {
-                let reason = if self.attempts > 0 {
-                    FailureReason::WrongCode
-                } else if self.status == Status::InProgress {
-                    FailureReason::NoInput
-                } else {
-                    FailureReason::NoAnswer
-                };
+                if self.delivery.current() == Channel::Sms {
+                    // The call is over; the code went out by text and is typed on the page.
+                    return Err(Refusal::NoChange);
+                }
+                if self.status != Status::InProgress {
+                    return Ok(self.unanswered(next, FailureReason::NoAnswer, now));
+                }
+                if self.delivery.channel == Channel::VoiceOtp {
+                    // The code was read aloud; the user types it on the page.
+                    return Err(Refusal::NoChange);
+                }
+                let reason = if self.attempts > 0 { FailureReason::WrongCode } else { FailureReason::NoInput };
                 Ok(self.finish(Status::Failed, Some(reason), now))
             }
         }
@@ -290,12 +359,11 @@ impl AuthRequest {
         if self.call_status.is_some_and(|c| status.rank() < c.rank() || c == status) {
             return Err(Refusal::NoChange);
         }
+        if self.delivery.current() == Channel::Sms {
+            // A call's late news after the request moved on to a text message.
+            return Err(Refusal::NoChange);
+        }
         next.call_status = Some(status);
-        let failed = |reason| {
-            let mut t = self.finish(Status::Failed, Some(reason), now);
-            t.next.call_status = Some(status);
-            Ok(t)
-        };
         match status {
             CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => {
                 if next.status == Status::Pending {
@@ -311,11 +379,55 @@ impl AuthRequest {
             }
             CallStatus::Completed => Ok(Transition { next, effects: vec![Effect::FinalizeCallLater] }),
             // SIP 603 Decline: the callee pressed "decline".
-            CallStatus::Busy if sip_code == Some(603) => failed(FailureReason::Rejected),
-            CallStatus::Busy => failed(FailureReason::Busy),
-            CallStatus::NoAnswer => failed(FailureReason::NoAnswer),
-            CallStatus::Failed | CallStatus::Canceled => failed(FailureReason::CallFailed),
+            CallStatus::Busy if sip_code == Some(603) => Ok(self.unanswered(next, FailureReason::Rejected, now)),
+            CallStatus::Busy => Ok(self.unanswered(next, FailureReason::Busy, now)),
+            CallStatus::NoAnswer => Ok(self.unanswered(next, FailureReason::NoAnswer, now)),
+            CallStatus::Failed | CallStatus::Canceled => {
+                next.delivery.mark(FailureReason::CallFailed.as_str(), None, now);
+                Ok(next.finish(Status::Failed, Some(FailureReason::CallFailed), now))
+            }
         }
+    }
+
+    /// A call that reached nobody (`reason`: `no_answer`, `busy` or
+    /// `rejected`): the next fallback channel is tried if one is left, and
+    /// otherwise the request fails. `next` carries the call's last status.
+    fn unanswered(&self, mut next: AuthRequest, reason: FailureReason, now: DateTime<Utc>) -> Transition {
+        next.delivery.mark(reason.as_str(), None, now);
+        if let Some(channel) = next.delivery.next_fallback() {
+            next.delivery.start(channel, now);
+            next.updated_at = now;
+            return Transition { next, effects: vec![Effect::SendSms] };
+        }
+        next.finish(Status::Failed, Some(reason), now)
+    }
+
+    /// The site checked the code its user typed on the page.
+    fn checked(&self, mut next: AuthRequest, correct: bool, now: DateTime<Utc>) -> Result<Transition, Refusal> {
+        if !self.delivery.checked_on_page() {
+            return Err(Refusal::NotNow);
+        }
+        let mut t = if correct {
+            let mut t = self.finish(Status::Verified, None, now);
+            t.next.verified_at = Some(now);
+            t
+        } else {
+            next.attempts = self.attempts.saturating_add(1);
+            if next.attempts < self.max_attempts {
+                return Ok(plain(next));
+            }
+            let mut t = next.finish(Status::Failed, Some(FailureReason::WrongCode), now);
+            t.next.attempts = next.attempts;
+            t
+        };
+        // A call still reading the code aloud has nothing more to say.
+        let live = self.call_status.is_none_or(|c| c.rank() != 3);
+        if let (Some(sid), true) = (&self.call_sid, live)
+            && !t.effects.iter().any(|e| matches!(e, Effect::EndCall { .. }))
+        {
+            t.effects.push(Effect::EndCall { call_sid: sid.clone() });
+        }
+        Ok(t)
     }
 
     fn check_call(&self, call_sid: &str) -> Result<(), Refusal> {

@@ -38,6 +38,14 @@ string_enum!(
 );
 
 string_enum!(
+    /// How the code reaches the user: typed on the phone (`voice_dtmf`, the
+    /// code shown on the site's page), read aloud by a call (`voice_otp`), or
+    /// sent as a text message (`sms`); for the last two the user types it on
+    /// the site's page, which checks it with `/check`.
+    Channel { VoiceDtmf = "voice_dtmf", VoiceOtp = "voice_otp", Sms = "sms" }
+);
+
+string_enum!(
     /// The language of the voice prompts.
     Locale { JaJp = "ja-JP", EnUs = "en-US" }
 );
@@ -65,6 +73,7 @@ string_enum!(
         CallFailed = "call_failed",
         Rejected = "rejected",
         Attestation = "attestation",
+        DeliveryFailed = "delivery_failed",
     }
 );
 

@@ -1,5 +1,7 @@
 //! Tenants (the sites) and their credentials: API keys shown once and kept only as hashes.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -56,6 +58,45 @@ pub struct TenantPolicy {
     /// site-API request must be signed with it (`api::signing`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// What the tenant's callers hear: its name and its own words.
+    #[serde(skip_serializing_if = "TenantVoice::is_empty")]
+    pub voice: TenantVoice,
+}
+
+/// A tenant's own voice settings: the name its callers hear, and prompt
+/// texts and recordings (per locale, by prompt key) over the server's.
+/// Validated where they are set (`voice::prompts::check_text`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantVoice {
+    /// The site's name as callers hear it and texts show it (`{site_name}`),
+    /// e.g. `さくら銀行`; unset: the locale's default wording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 60, example = "さくら銀行")]
+    pub display_name: Option<String>,
+    /// Prompt texts by locale, then by prompt key (`{"ja-JP": {"success": "…"}}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub prompts: BTreeMap<String, BTreeMap<String, String>>,
+    /// Recorded prompts by locale, then by prompt key: https URLs the
+    /// provider plays (`<Play>`) instead of speaking the text.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub audio: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl TenantVoice {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The tenant's text for prompt `key` in `locale`, if it set one.
+    pub fn text_for(&self, locale: &str, key: &str) -> Option<&str> {
+        self.prompts.get(locale)?.get(key).map(String::as_str)
+    }
+
+    /// The tenant's recording of prompt `key` in `locale`, if it set one.
+    pub fn audio_for(&self, locale: &str, key: &str) -> Option<&str> {
+        self.audio.get(locale)?.get(key).map(String::as_str)
+    }
 }
 
 impl TenantPolicy {

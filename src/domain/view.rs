@@ -4,9 +4,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::delivery::Attempt;
 use super::phone::PhoneNumber;
 use super::request::AuthRequest;
-use super::status::{CallStatus, FailureReason, Locale, Mode, Status};
+use super::status::{CallStatus, Channel, FailureReason, Locale, Mode, Status};
 
 /// An auth request as the site API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -17,7 +18,17 @@ pub struct RequestView {
     pub mode: Mode,
     /// E.164.
     pub phone_number: String,
-    /// Only in the registration answer: the digits to show the user.
+    /// How the code reaches the user (`voice_dtmf`, `voice_otp`, `sms`).
+    pub channel: Channel,
+    /// The channels tried when the call reaches nobody (`["sms"]` or empty).
+    pub fallback: Vec<Channel>,
+    /// Each attempt to reach the user, the current one last: its channel,
+    /// its status and when it last changed. After a fallback to `sms`, the
+    /// site asks its user for the code from the text message and checks it
+    /// with `/check`.
+    pub deliveries: Vec<Attempt>,
+    /// Only in the registration answer of a `voice_dtmf` request: the digits
+    /// to show the user (`voice_otp` and `sms` codes reach only the user).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// The number to call, in inbound mode: the tenant's own (`ivr-auth tenant set
@@ -52,6 +63,9 @@ impl RequestView {
             mode: r.mode,
             phone_number: r.phone_number.as_str().to_owned(),
             code: None,
+            channel: r.delivery.channel,
+            fallback: r.delivery.fallback.clone(),
+            deliveries: r.delivery.attempts.clone(),
             inbound_number: match r.mode {
                 Mode::Inbound => r.inbound_number.as_ref().or(inbound_number).map(|n| n.as_str().to_owned()),
                 Mode::Outbound => None,

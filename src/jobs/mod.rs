@@ -22,7 +22,8 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::Status;
 use crate::service::Core;
 use crate::store::{Applied, Job, JobKind, Lease, StoreError};
-use crate::telephony::{CallError, OutboundCall, Telephony};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, Telephony};
+use crate::voice::prompts::{Prompt, Prompts, Vars};
 use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
 
@@ -45,6 +46,8 @@ pub struct Jobs {
     pub core: Arc<Core>,
     pub telephony: Arc<dyn Telephony>,
     pub urls: Urls,
+    /// The text of the message that carries a code.
+    pub prompts: Arc<Prompts>,
     pub caller_id: Option<PhoneNumber>,
     pub ring_timeout: u32,
     pub callbacks: reqwest::Client,
@@ -189,6 +192,7 @@ impl Jobs {
             JobKind::Callback => self.deliver_callback(&job).await,
             JobKind::EndCall => self.end_call(&job).await,
             JobKind::FinalizeCall => self.finalize_call(&job).await,
+            JobKind::SendSms => self.send_sms(&job, request).await,
         };
         let store = &self.core.store;
         let stored = match &outcome {
@@ -295,6 +299,79 @@ impl Jobs {
                 Outcome::RetryIn(wait, message)
             }
         }
+    }
+
+    /// Sends the text message with the code of a request (its `sms` channel,
+    /// or the fallback of a call nobody answered).
+    async fn send_sms(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Outcome {
+        let r = match inserted {
+            Some(r) => *r,
+            None => match self.core.store.request(job.request_id).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Outcome::Done,
+                Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
+            },
+        };
+        let t = self.core.now();
+        if r.status_at(t).is_terminal() || r.delivery.current_status() != Some("started") {
+            return Outcome::Done;
+        }
+        let Some(body) = self.sms_text(&r, t).await else {
+            tracing::error!(request_id = %r.id, "no code can be derived for this request's message");
+            return Self::finished(
+                self.core.transition_finishing(r.id, |_| Some(Event::SmsFailed), Some(job.lease())).await,
+            );
+        };
+        let sms = OutboundSms {
+            to: r.phone_number.clone(),
+            from: self.caller_id.clone(),
+            body,
+            status_callback: self.urls.sms_status(r.id),
+        };
+        match self.telephony.send_sms(&sms).await {
+            Ok(sid) => {
+                tracing::info!(request_id = %r.id, message_sid = %sid, phone = %r.phone_number, "text message sent");
+                let event = Event::SmsSent { sid };
+                Self::finished(
+                    self.core.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await,
+                )
+            }
+            Err(CallError::Refused(why)) => {
+                tracing::warn!(request_id = %r.id, error = %why, "provider refused the text message");
+                Self::finished(
+                    self.core.transition_finishing(r.id, |_| Some(Event::SmsFailed), Some(job.lease())).await,
+                )
+            }
+            Err(CallError::Unavailable { message, retry_after }) => {
+                let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
+                    .max(retry_after.unwrap_or_default());
+                if t + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
+                    return Outcome::Done;
+                }
+                Outcome::RetryIn(wait, message)
+            }
+        }
+    }
+
+    /// The message carrying the code of `r`, in its locale, with its tenant's
+    /// name and words: the request's own code, or (a `voice_dtmf` request
+    /// falling back) the second code. `None` when no code can be derived.
+    async fn sms_text(&self, r: &AuthRequest, now: chrono::DateTime<Utc>) -> Option<String> {
+        let keys = self.core.keys.for_request(r.key_id.as_deref())?;
+        let code = if r.delivery.uses_fallback_code() {
+            keys.fallback_code(r.id.as_bytes(), r.code_length)
+        } else {
+            keys.generated_code(r.code_salt.as_deref()?, r.code_length)
+        };
+        let tenant = self.core.tenant_cached(r.tenant_id).await;
+        let voice = tenant.as_ref().map(|t| &t.policy.voice);
+        let vars = Vars {
+            site_name: voice.and_then(|v| v.display_name.clone()),
+            code: Some(code.expose().to_owned()),
+            minutes: ((r.expires_at - now).num_seconds().max(60) as u32).div_ceil(60),
+            ..Vars::default()
+        };
+        Some(self.prompts.text(r.locale, Prompt::Sms, &vars, voice))
     }
 
     async fn deliver_callback(&self, job: &Job) -> Outcome {

@@ -63,6 +63,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/simulator/info", web::get().to(info))
         .route("/simulator/requests/{id}", web::get().to(request))
         .route("/simulator/calls", web::get().to(list))
+        .route("/simulator/messages", web::get().to(messages))
         .route("/simulator/calls", web::post().to(dial_in))
         .route("/simulator/calls/{sid}", web::get().to(show))
         .route("/simulator/calls/{sid}/answer", web::post().to(answer))
@@ -74,6 +75,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn list(sim: web::Data<Simulator>, q: web::Query<ListQuery>) -> HttpResponse {
     let calls: Vec<_> = sim.calls().into_iter().filter(|c| q.to.as_deref().is_none_or(|to| c.to == to)).collect();
     HttpResponse::Ok().json(serde_json::json!({ "calls": calls }))
+}
+
+/// The text messages sent (to one number with `?to=`), newest first.
+async fn messages(sim: web::Data<Simulator>, q: web::Query<ListQuery>) -> HttpResponse {
+    let list: Vec<_> = sim.messages().into_iter().filter(|m| q.to.as_deref().is_none_or(|to| m.to == to)).collect();
+    HttpResponse::Ok().json(serde_json::json!({ "messages": list }))
 }
 
 async fn show(sim: web::Data<Simulator>, sid: web::Path<String>) -> Result<HttpResponse, AppError> {
@@ -118,34 +125,45 @@ fn sse(event: &str, data: &impl serde::Serialize) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
 }
 
-/// Server-Sent Events: a `snapshot` of all calls, then a `call` event per change.
+/// Server-Sent Events: a `snapshot` of all calls and messages, then a `call`
+/// event per change of a call and a `message` event per change of a message.
 async fn events(sim: web::Data<Simulator>) -> HttpResponse {
     // Subscribe before the snapshot, so no change falls between the two.
     let rx = sim.subscribe();
-    let first = sse("snapshot", &serde_json::json!({ "calls": sim.calls() }));
+    let messages = sim.subscribe_messages();
+    let first = snapshot(&sim);
     let closing = sim.closing();
-    let state = (rx, Some(first), sim.into_inner(), closing);
-    let stream = futures_util::stream::unfold(state, |(mut rx, first, sim, mut closing)| async move {
+    let state = (rx, messages, Some(first), sim.into_inner(), closing);
+    let stream = futures_util::stream::unfold(state, |(mut rx, mut messages, first, sim, mut closing)| async move {
         if let Some(first) = first {
-            return Some((Ok::<_, Infallible>(first), (rx, None, sim, closing)));
+            return Some((Ok::<_, Infallible>(first), (rx, messages, None, sim, closing)));
         }
         let chunk = tokio::select! {
             msg = rx.recv() => match msg {
                 Ok(call) => sse("call", &call),
                 // Fell behind: start over from a fresh snapshot.
-                Err(RecvError::Lagged(_)) => sse("snapshot", &serde_json::json!({ "calls": sim.calls() })),
+                Err(RecvError::Lagged(_)) => snapshot(&sim),
+                Err(RecvError::Closed) => return None,
+            },
+            msg = messages.recv() => match msg {
+                Ok(message) => sse("message", &message),
+                Err(RecvError::Lagged(_)) => snapshot(&sim),
                 Err(RecvError::Closed) => return None,
             },
             () = tokio::time::sleep(PING_EVERY) => Bytes::from_static(b": ping\n\n"),
             _ = closing.changed() => return None,
         };
-        Some((Ok(chunk), (rx, None, sim, closing)))
+        Some((Ok(chunk), (rx, messages, None, sim, closing)))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream)
+}
+
+fn snapshot(sim: &Simulator) -> Bytes {
+    sse("snapshot", &serde_json::json!({ "calls": sim.calls(), "messages": sim.messages() }))
 }
 
 async fn info(sim: web::Data<Simulator>) -> HttpResponse {

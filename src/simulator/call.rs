@@ -4,12 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::{CallHandle, CallSnapshot, Inner, TimelineEntry, lock, twiml_parse};
-use crate::voice::signature;
 use crate::voice::twiml::Verb;
 
 /// What a person (or a test) does to a call.
@@ -139,33 +137,10 @@ impl Call {
         .collect()
     }
 
-    /// POSTs a signed form to `url`; the URL is signed as given (the public
-    /// URL) and sent to where the server listens, like a reverse proxy would.
+    /// POSTs a signed form to `url` (see `Inner::post_signed`), and notes the
+    /// request the server's URL names.
     async fn post(&self, url: &str, params: &[(String, String)]) -> Result<String, String> {
-        let sig = signature::sign(self.inner.auth_token.expose_secret().as_bytes(), url, params);
-        let target = match (self.inner.urls.get(), self.inner.target.get()) {
-            (Some(urls), Some(target)) if url.starts_with(urls.base()) => {
-                format!("{target}{}", &url[urls.base().len()..])
-            }
-            _ => url.to_owned(),
-        };
-        let resp = self
-            .inner
-            .http
-            .post(&target)
-            .header("X-Twilio-Signature", sig)
-            .header("User-Agent", "ivr-auth-simulator/1.0")
-            .form(params)
-            .send()
-            .await
-            .map_err(|e| {
-                format!("webhook request failed: {}", if e.is_timeout() { "timeout" } else { "network error" })
-            })?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|_| "webhook answer unreadable".to_owned())?;
-        if !status.is_success() {
-            return Err(format!("webhook answered HTTP {}", status.as_u16()));
-        }
+        let body = self.inner.post_signed(url, params).await?;
         if let Some(id) = request_id_in(url) {
             self.update(|s| {
                 if s.request_id.is_none() {
@@ -263,7 +238,7 @@ impl Call {
                     self.log(entry("hangup"));
                     return Flow::End;
                 }
-                Verb::Gather { action, num_digits, timeout, finish_on_key, prompts } => {
+                Verb::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
                     // Keys are heard from the first nested prompt on, and a key stops the prompts.
                     self.update(|s| s.awaiting_digits = true);
                     for p in &prompts {
@@ -286,6 +261,10 @@ impl Call {
                         Gathered::HungUp => {
                             self.log(entry("hangup"));
                             return Flow::End;
+                        }
+                        Gathered::Nothing if action_on_empty_result => {
+                            let target = if action.is_empty() { current_url.to_owned() } else { action };
+                            return Flow::Next(target, vec![("Digits".to_owned(), String::new())]);
                         }
                         Gathered::Nothing => {}
                         Gathered::Digits { digits, finished_on_key } => {

@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use rand::Rng;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::domain::phone::PhoneNumber;
-use crate::telephony::{CallError, OutboundCall, Telephony};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, Telephony};
 use crate::voice::urls::Urls;
 use call::CallKind;
 pub use call::Command;
@@ -66,6 +66,20 @@ pub struct CallSnapshot {
     pub timeline: Vec<TimelineEntry>,
 }
 
+/// A text message the server sent through the simulator, as the dev phone shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSnapshot {
+    pub sid: String,
+    pub from: String,
+    pub to: String,
+    /// The text, code included: the simulator is a development tool, and
+    /// this is what the user's phone would show.
+    pub body: String,
+    /// queued, sent, delivered
+    pub status: &'static str,
+    pub created_at: String,
+}
+
 struct CallHandle {
     snapshot: Mutex<CallSnapshot>,
     commands: mpsc::UnboundedSender<Command>,
@@ -95,6 +109,8 @@ struct Inner {
     target: OnceLock<String>,
     urls: OnceLock<Urls>,
     events: broadcast::Sender<CallSnapshot>,
+    messages: Mutex<VecDeque<MessageSnapshot>>,
+    message_events: broadcast::Sender<MessageSnapshot>,
     /// Turns true when the server stops, so that live event streams end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -109,10 +125,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn new_sid() -> String {
+fn new_sid(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    format!("CA{}", hex::encode(bytes))
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+impl Inner {
+    /// POSTs a signed form to `url`; the URL is signed as given (the public
+    /// URL) and sent to where the server listens, like a reverse proxy would.
+    async fn post_signed(&self, url: &str, params: &[(String, String)]) -> Result<String, String> {
+        let sig = crate::voice::signature::sign(self.auth_token.expose_secret().as_bytes(), url, params);
+        let target = match (self.urls.get(), self.target.get()) {
+            (Some(urls), Some(target)) if url.starts_with(urls.base()) => {
+                format!("{target}{}", &url[urls.base().len()..])
+            }
+            _ => url.to_owned(),
+        };
+        let resp = self
+            .http
+            .post(&target)
+            .header("X-Twilio-Signature", sig)
+            .header("User-Agent", "ivr-auth-simulator/1.0")
+            .form(params)
+            .send()
+            .await
+            .map_err(|e| {
+                format!("webhook request failed: {}", if e.is_timeout() { "timeout" } else { "network error" })
+            })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|_| "webhook answer unreadable".to_owned())?;
+        if !status.is_success() {
+            return Err(format!("webhook answered HTTP {}", status.as_u16()));
+        }
+        Ok(body)
+    }
 }
 
 impl Simulator {
@@ -125,6 +172,7 @@ impl Simulator {
         pacing: bool,
     ) -> Self {
         let (events, _) = broadcast::channel(256);
+        let (message_events, _) = broadcast::channel(64);
         let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             inner: Arc::new(Inner {
@@ -138,6 +186,8 @@ impl Simulator {
                 target: OnceLock::new(),
                 urls: OnceLock::new(),
                 events,
+                messages: Mutex::new(VecDeque::new()),
+                message_events,
                 closing,
             }),
         }
@@ -152,6 +202,29 @@ impl Simulator {
     /// Live updates: every change of every call.
     pub fn subscribe(&self) -> broadcast::Receiver<CallSnapshot> {
         self.inner.events.subscribe()
+    }
+
+    /// Live updates of text messages.
+    pub fn subscribe_messages(&self) -> broadcast::Receiver<MessageSnapshot> {
+        self.inner.message_events.subscribe()
+    }
+
+    /// The kept text messages, newest first.
+    pub fn messages(&self) -> Vec<MessageSnapshot> {
+        lock(&self.inner.messages).iter().rev().cloned().collect()
+    }
+
+    fn set_message_status(&self, sid: &str, status: &'static str) {
+        let updated = {
+            let mut messages = lock(&self.inner.messages);
+            messages.iter_mut().find(|m| m.sid == sid).map(|m| {
+                m.status = status;
+                m.clone()
+            })
+        };
+        if let Some(m) = updated {
+            let _ = self.inner.message_events.send(m);
+        }
     }
 
     /// Ends the live event streams (the server is stopping).
@@ -242,7 +315,7 @@ impl Simulator {
     ) -> CallSnapshot {
         let (tx, rx) = mpsc::unbounded_channel();
         let snapshot = CallSnapshot {
-            sid: new_sid(),
+            sid: new_sid("CA"),
             direction,
             from,
             to,
@@ -287,5 +360,49 @@ impl Telephony for Simulator {
         // A call that has already ended needs nothing more.
         let _ = self.command(call_sid, Command::Hangup);
         Ok(())
+    }
+
+    /// "Delivers" the message to the dev phone at once, then reports it
+    /// `sent` and `delivered` to its status callback, signed like the provider.
+    async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError> {
+        let message = MessageSnapshot {
+            sid: new_sid("SM"),
+            from: sms.from.as_ref().map_or(self.inner.caller_id.clone(), |f| f.as_str().to_owned()),
+            to: sms.to.as_str().to_owned(),
+            body: sms.body.clone(),
+            status: "queued",
+            created_at: call::stamp(),
+        };
+        {
+            let mut messages = lock(&self.inner.messages);
+            messages.push_back(message.clone());
+            while messages.len() > KEEP_CALLS {
+                messages.pop_front();
+            }
+        }
+        let _ = self.inner.message_events.send(message.clone());
+        let (sim, callback, sid) = (self.clone(), sms.status_callback.clone(), message.sid.clone());
+        tokio::spawn(async move {
+            for status in ["sent", "delivered"] {
+                sim.set_message_status(&sid, status);
+                let params: Vec<(String, String)> = [
+                    ("AccountSid", sim.inner.account_sid.as_str()),
+                    ("ApiVersion", "2010-04-01"),
+                    ("MessageSid", sid.as_str()),
+                    ("SmsSid", sid.as_str()),
+                    ("MessageStatus", status),
+                    ("SmsStatus", status),
+                    ("From", message.from.as_str()),
+                    ("To", message.to.as_str()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+                if let Err(e) = sim.inner.post_signed(&callback, &params).await {
+                    tracing::warn!(error = %e, "simulated message status callback failed");
+                }
+            }
+        });
+        Ok(message.sid)
     }
 }

@@ -98,6 +98,7 @@ fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, Strin
                 num_digits: attr(&e, "numDigits")?.map(|v| v.parse().map_err(|_| "bad numDigits")).transpose()?,
                 timeout: number(&e, "timeout", 5)?,
                 finish_on_key: attr(&e, "finishOnKey")?.unwrap_or_else(|| "#".into()),
+                action_on_empty_result: attr(&e, "actionOnEmptyResult")?.is_some_and(|v| v == "true"),
                 prompts: if empty { Vec::new() } else { verbs_until(reader, "Gather")? },
             },
             other => return Err(format!("unsupported verb <{}>", other)),
@@ -120,6 +121,7 @@ mod tests {
                 num_digits: Some(6),
                 timeout: 10,
                 finish_on_key: "#".into(),
+                action_on_empty_result: false,
                 prompts: vec![Verb::Play { url: "http://x/a.wav".into() }, Verb::Pause { seconds: 2 }],
             },
             Verb::Redirect { url: "http://x/n".into() },
@@ -138,6 +140,7 @@ mod tests {
                 num_digits: None,
                 timeout: 5,
                 finish_on_key: "#".into(),
+                action_on_empty_result: false,
                 prompts: vec![]
             }]
         );

@@ -16,10 +16,12 @@ pub enum JobKind {
     EndCall,
     /// Fail a request whose call ended without a result (after a grace period).
     FinalizeCall,
+    /// Send the code as a text message (the `sms` channel, or a voice request's fallback).
+    SendSms,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [Self::PlaceCall, Self::Callback, Self::EndCall, Self::FinalizeCall];
+    pub const ALL: [JobKind; 5] = [Self::PlaceCall, Self::Callback, Self::EndCall, Self::FinalizeCall, Self::SendSms];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +29,7 @@ impl JobKind {
             Self::Callback => "callback",
             Self::EndCall => "end_call",
             Self::FinalizeCall => "finalize_call",
+            Self::SendSms => "send_sms",
         }
     }
 

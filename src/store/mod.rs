@@ -10,7 +10,7 @@ macro_rules! request_columns {
     () => {
         "id, tenant_id, external_id, fingerprint, mode, phone_number, code_hash, code_salt, code_length, \
          user_id, locale, max_attempts, attempts, no_input_count, callback_url, status, failure_reason, \
-         call_sid, call_status, created_at, updated_at, expires_at, verified_at, inbound_number, key_id"
+         call_sid, call_status, created_at, updated_at, expires_at, verified_at, inbound_number, key_id, delivery"
     };
 }
 

@@ -20,6 +20,17 @@ pub struct OutboundCall {
     pub timeout: u32,
 }
 
+/// A text message to send through the provider's Messages API.
+#[derive(Debug, Clone)]
+pub struct OutboundSms {
+    pub to: PhoneNumber,
+    pub from: Option<PhoneNumber>,
+    /// Holds the code: never logged.
+    pub body: String,
+    /// Receives the message's delivery status.
+    pub status_callback: String,
+}
+
 /// Why a call request failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -38,4 +49,7 @@ pub trait Telephony: Send + Sync + 'static {
     async fn place_call(&self, call: &OutboundCall) -> Result<String, CallError>;
     /// Hangs up a call (or cancels it while it rings).
     async fn end_call(&self, call_sid: &str) -> Result<(), CallError>;
+    /// Sends a text message; returns the provider's message sid. Errors are
+    /// sorted as for calls: refused for good, or try again later.
+    async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError>;
 }

@@ -8,19 +8,33 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CallError, OutboundCall, Telephony};
+use super::{CallError, OutboundCall, OutboundSms, Telephony};
 
 /// A client for the provider's Calls resource.
 pub struct TwilioClient {
     http: reqwest::Client,
     calls_url: String,
+    messages_url: String,
     account_sid: String,
     auth_token: SecretString,
 }
 
+/// The part of a created call's or message's answer we need.
 #[derive(Deserialize)]
-struct CallCreated {
+struct Created {
     sid: String,
+}
+
+/// The provider's sid of what it created, from a success answer.
+async fn created_sid(resp: reqwest::Response) -> Result<String, CallError> {
+    let created: Created = resp.json().await.map_err(|_| CallError::Unavailable {
+        message: "provider answered success without a sid".into(),
+        retry_after: None,
+    })?;
+    if created.sid.is_empty() || created.sid.len() > 128 {
+        return Err(CallError::Refused("provider returned an unusable sid".into()));
+    }
+    Ok(created.sid)
 }
 
 #[derive(Deserialize)]
@@ -32,7 +46,13 @@ struct ApiError {
 impl TwilioClient {
     pub fn new(http: reqwest::Client, api_base: &Url, account_sid: String, auth_token: SecretString) -> Self {
         let base = api_base.as_str().trim_end_matches('/');
-        Self { http, calls_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Calls"), account_sid, auth_token }
+        Self {
+            http,
+            calls_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Calls"),
+            messages_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"),
+            account_sid,
+            auth_token,
+        }
     }
 
     async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<reqwest::Response, CallError> {
@@ -101,14 +121,22 @@ impl Telephony for TwilioClient {
         let url = format!("{}.json", self.calls_url);
         let resp = self.post(&url, &form).await?;
         if resp.status().is_success() {
-            let created: CallCreated = resp.json().await.map_err(|_| CallError::Unavailable {
-                message: "provider answered success without a call sid".into(),
-                retry_after: None,
-            })?;
-            if created.sid.is_empty() || created.sid.len() > 128 {
-                return Err(CallError::Refused("provider returned an unusable call sid".into()));
-            }
-            return Ok(created.sid);
+            return created_sid(resp).await;
+        }
+        Err(classify(resp).await)
+    }
+
+    async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError> {
+        let from = sms.from.as_ref().map(|f| f.as_str()).unwrap_or_default();
+        let form = [
+            ("To", sms.to.as_str()),
+            ("From", from),
+            ("Body", sms.body.as_str()),
+            ("StatusCallback", sms.status_callback.as_str()),
+        ];
+        let resp = self.post(&self.messages_url, &form).await?;
+        if resp.status().is_success() {
+            return created_sid(resp).await;
         }
         Err(classify(resp).await)
     }

@@ -1,19 +1,27 @@
-//! Voice prompts per locale: text from `voice_prompts/*.toml`, recorded audio where a file exists.
+//! Voice prompts per locale: text from `voice_prompts/*.toml`, recorded audio where a file exists,
+//! and a tenant's own words and recordings over both.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::twiml::Verb;
 use crate::domain::status::Locale;
+use crate::domain::tenant::TenantVoice;
 
-/// Every prompt the IVR can speak.
+/// Every text the IVR speaks, and the text message it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prompt {
-    Greeting,
+    /// The opening of a call the server placed: who calls, and why.
+    GreetingOutbound,
+    /// The opening of a call the user placed.
+    GreetingInbound,
     EnterCode,
+    /// A wrong code, with the tries left; the caller is asked again.
     WrongCode,
+    /// The last try was wrong.
+    TooManyAttempts,
     Success,
     Failure,
     NoInput,
@@ -21,14 +29,29 @@ pub enum Prompt {
     CallerIdUnverified,
     NoPendingRequest,
     Expired,
-    Goodbye,
+    /// The last words of a call the server placed.
+    GoodbyeOutbound,
+    /// The last words of a call the user placed.
+    GoodbyeInbound,
+    /// `voice_otp`: before the code is read.
+    OtpIntro,
+    /// `voice_otp`: before the code is read the second time.
+    OtpAgain,
+    /// `voice_otp`: "press 1 to hear it again".
+    OtpMenu,
+    /// `voice_otp`: where to type the code, before goodbye.
+    OtpEnterOnPage,
+    /// The text message carrying a code (never spoken).
+    Sms,
 }
 
 impl Prompt {
-    pub const ALL: [Prompt; 11] = [
-        Self::Greeting,
+    pub const ALL: [Prompt; 19] = [
+        Self::GreetingOutbound,
+        Self::GreetingInbound,
         Self::EnterCode,
         Self::WrongCode,
+        Self::TooManyAttempts,
         Self::Success,
         Self::Failure,
         Self::NoInput,
@@ -36,15 +59,23 @@ impl Prompt {
         Self::CallerIdUnverified,
         Self::NoPendingRequest,
         Self::Expired,
-        Self::Goodbye,
+        Self::GoodbyeOutbound,
+        Self::GoodbyeInbound,
+        Self::OtpIntro,
+        Self::OtpAgain,
+        Self::OtpMenu,
+        Self::OtpEnterOnPage,
+        Self::Sms,
     ];
 
-    /// The key in the prompt files and the stem of an audio file.
+    /// The key in the prompt files and the tenant API, and the stem of an audio file.
     pub fn key(self) -> &'static str {
         match self {
-            Self::Greeting => "greeting",
+            Self::GreetingOutbound => "greeting_outbound",
+            Self::GreetingInbound => "greeting_inbound",
             Self::EnterCode => "enter_code",
             Self::WrongCode => "wrong_code",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::Success => "success",
             Self::Failure => "failure",
             Self::NoInput => "no_input",
@@ -52,9 +83,59 @@ impl Prompt {
             Self::CallerIdUnverified => "caller_id_unverified",
             Self::NoPendingRequest => "no_pending_request",
             Self::Expired => "expired",
-            Self::Goodbye => "goodbye",
+            Self::GoodbyeOutbound => "goodbye_outbound",
+            Self::GoodbyeInbound => "goodbye_inbound",
+            Self::OtpIntro => "otp_intro",
+            Self::OtpAgain => "otp_again",
+            Self::OtpMenu => "otp_menu",
+            Self::OtpEnterOnPage => "otp_enter_on_page",
+            Self::Sms => "sms",
         }
     }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.key() == key)
+    }
+
+    /// The placeholders this prompt may hold. `{code}` only in the text
+    /// message: a spoken code is read by the server itself, digit by digit.
+    pub fn placeholders(self) -> &'static [&'static str] {
+        match self {
+            Self::Sms => &["site_name", "code", "minutes"],
+            _ => &["site_name", "code_length", "attempts_left"],
+        }
+    }
+}
+
+/// Keys of prompt files written before outbound and inbound calls had their
+/// own greeting and goodbye: each still sets both.
+const LEGACY_KEYS: [(&str, [Prompt; 2]); 2] = [
+    ("greeting", [Prompt::GreetingOutbound, Prompt::GreetingInbound]),
+    ("goodbye", [Prompt::GoodbyeOutbound, Prompt::GoodbyeInbound]),
+];
+
+/// Checks a prompt text: at most 1,000 characters (text-to-speech engines
+/// take about 3,000), no control characters but line breaks, and only the
+/// placeholders `prompt` knows, each closed.
+pub fn check_text(prompt: Prompt, text: &str) -> Result<(), String> {
+    if text.chars().count() > 1000 {
+        return Err("is longer than 1000 characters".into());
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("contains a control character".into());
+    }
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { return Err("has a `{` without its `}`".into()) };
+        let name = &after[..close];
+        if !prompt.placeholders().contains(&name) {
+            let known: Vec<String> = prompt.placeholders().iter().map(|p| format!("{{{p}}}")).collect();
+            return Err(format!("has an unknown placeholder {{{name}}} (known here: {})", known.join(", ")));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -62,22 +143,30 @@ impl Prompt {
 struct PromptFile {
     language: String,
     voice: Option<String>,
+    /// How the site is named when its tenant has no display name.
+    site_name: Option<String>,
     prompts: HashMap<String, String>,
 }
 
 struct PromptSet {
     language: String,
     voice: Option<String>,
+    site_name: String,
     texts: HashMap<Prompt, String>,
     /// Audio file names (in `<dir>/<locale>/`) by prompt.
     audio: HashMap<Prompt, String>,
 }
 
 /// Values substituted into prompt text.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Vars {
     pub code_length: u8,
     pub attempts_left: u8,
+    /// The tenant's display name; `None`: the locale's default name.
+    pub site_name: Option<String>,
+    /// Only for the text message.
+    pub code: Option<String>,
+    pub minutes: u32,
 }
 
 /// All prompts of all locales, loaded once at start-up.
@@ -97,23 +186,48 @@ const AUDIO_EXTENSIONS: [&str; 2] = ["wav", "mp3"];
 /// keeps working.
 fn parse_set(locale: Locale, text: &str, origin: &str, base: Option<&PromptSet>) -> Result<PromptSet, String> {
     let file: PromptFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+    let mut given: HashMap<Prompt, &String> = HashMap::new();
+    for (key, text) in &file.prompts {
+        let prompts = match (Prompt::from_key(key), LEGACY_KEYS.iter().find(|(k, _)| k == key)) {
+            (Some(p), _) => vec![p],
+            (None, Some((_, both))) => both.to_vec(),
+            (None, None) => return Err(format!("{origin}: unknown prompt `{key}`")),
+        };
+        for p in prompts {
+            check_text(p, text).map_err(|e| format!("{origin}: prompt `{key}` {e}"))?;
+            // The new key wins over its legacy spelling, whatever the order.
+            if Prompt::from_key(key).is_some() || !given.contains_key(&p) {
+                given.insert(p, text);
+            }
+        }
+    }
     let mut texts = HashMap::new();
     for prompt in Prompt::ALL {
-        let t = match (file.prompts.get(prompt.key()), base) {
-            (Some(t), _) => t.clone(),
+        let t = match (given.get(&prompt), base) {
+            (Some(t), _) => (*t).clone(),
             (None, Some(base)) => base.texts.get(&prompt).cloned().unwrap_or_default(),
             (None, None) => return Err(format!("{origin}: prompt `{}` is missing", prompt.key())),
         };
         texts.insert(prompt, t);
     }
-    if let Some(unknown) = file.prompts.keys().find(|k| !Prompt::ALL.iter().any(|p| p.key() == k.as_str())) {
-        return Err(format!("{origin}: unknown prompt `{unknown}`"));
-    }
     if file.language != locale.as_str() {
         return Err(format!("{origin}: language must be {locale}"));
     }
     let voice = file.voice.or_else(|| base.and_then(|b| b.voice.clone()));
-    Ok(PromptSet { language: file.language, voice, texts, audio: HashMap::new() })
+    let site_name = match (file.site_name, base) {
+        (Some(name), _) => name,
+        (None, Some(base)) => base.site_name.clone(),
+        (None, None) => return Err(format!("{origin}: site_name is missing")),
+    };
+    Ok(PromptSet { language: file.language, voice, site_name, texts, audio: HashMap::new() })
+}
+
+fn fill(text: &str, vars: &Vars, default_name: &str) -> String {
+    text.replace("{code_length}", &vars.code_length.to_string())
+        .replace("{attempts_left}", &vars.attempts_left.to_string())
+        .replace("{minutes}", &vars.minutes.to_string())
+        .replace("{site_name}", vars.site_name.as_deref().unwrap_or(default_name))
+        .replace("{code}", vars.code.as_deref().unwrap_or(""))
 }
 
 impl Prompts {
@@ -129,11 +243,15 @@ impl Prompts {
                 Err(_) => built_in,
             };
             for prompt in Prompt::ALL {
-                for ext in AUDIO_EXTENSIONS {
-                    let name = format!("{}.{ext}", prompt.key());
-                    if dir.join(locale.as_str()).join(&name).is_file() {
-                        set.audio.insert(prompt, name);
-                        break;
+                let stems = std::iter::once(prompt.key())
+                    .chain(LEGACY_KEYS.iter().filter(|(_, ps)| ps.contains(&prompt)).map(|(k, _)| *k));
+                'found: for stem in stems {
+                    for ext in AUDIO_EXTENSIONS {
+                        let name = format!("{stem}.{ext}");
+                        if dir.join(locale.as_str()).join(&name).is_file() {
+                            set.audio.insert(prompt, name);
+                            break 'found;
+                        }
                     }
                 }
             }
@@ -142,20 +260,48 @@ impl Prompts {
         Ok(Self { sets, dir: dir.to_owned() })
     }
 
-    /// The verb for `prompt`: `<Play>` of its audio under `audio_base`, or `<Say>` of its text.
-    pub fn verb(&self, locale: Locale, prompt: Prompt, vars: Vars, audio_base: &str) -> Verb {
+    /// The verb for `prompt`: the tenant's recording, the server's recording
+    /// (under `audio_base`), or `<Say>` of the tenant's or the server's text.
+    pub fn verb(
+        &self,
+        locale: Locale,
+        prompt: Prompt,
+        vars: &Vars,
+        tenant: Option<&TenantVoice>,
+        audio_base: &str,
+    ) -> Verb {
         let Some(set) = self.sets.get(&locale) else { return Verb::Pause { seconds: 1 } };
+        if let Some(url) = tenant.and_then(|t| t.audio_for(locale.as_str(), prompt.key())) {
+            return Verb::Play { url: url.to_owned() };
+        }
         if let Some(file) = set.audio.get(&prompt) {
             return Verb::Play { url: format!("{audio_base}/voice_prompts/{locale}/{file}") };
         }
-        let text = set.texts.get(&prompt).map(String::as_str).unwrap_or_default();
+        self.say(locale, &self.text(locale, prompt, vars, tenant))
+    }
+
+    /// `<Say>` of `text` in the voice of `locale`.
+    pub fn say(&self, locale: Locale, text: &str) -> Verb {
+        let set = self.sets.get(&locale);
         Verb::Say {
-            text: text
-                .replace("{code_length}", &vars.code_length.to_string())
-                .replace("{attempts_left}", &vars.attempts_left.to_string()),
-            language: set.language.clone(),
-            voice: set.voice.clone(),
+            text: text.to_owned(),
+            language: set.map_or_else(|| locale.as_str().to_owned(), |s| s.language.clone()),
+            voice: set.and_then(|s| s.voice.clone()),
         }
+    }
+
+    /// The text of `prompt`: the tenant's, or the server's, filled in.
+    pub fn text(&self, locale: Locale, prompt: Prompt, vars: &Vars, tenant: Option<&TenantVoice>) -> String {
+        let Some(set) = self.sets.get(&locale) else { return String::new() };
+        let own = tenant.and_then(|t| t.text_for(locale.as_str(), prompt.key()));
+        let text = own.or_else(|| set.texts.get(&prompt).map(String::as_str)).unwrap_or_default();
+        fill(text, vars, &set.site_name)
+    }
+
+    /// Every built-in (or operator-overridden) text of `locale`, by key.
+    pub fn defaults(&self, locale: Locale) -> BTreeMap<&'static str, String> {
+        let Some(set) = self.sets.get(&locale) else { return BTreeMap::new() };
+        Prompt::ALL.into_iter().map(|p| (p.key(), set.texts.get(&p).cloned().unwrap_or_default())).collect()
     }
 
     /// The path of a served audio file, if `file` is one of the known prompt files of `locale`.
@@ -169,21 +315,61 @@ impl Prompts {
 mod tests {
     use super::*;
 
+    fn say_text(v: Verb) -> String {
+        match v {
+            Verb::Say { text, .. } => text,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn built_in_prompts_load_and_fill_variables() {
         let p = Prompts::load(Path::new("/nonexistent")).unwrap();
-        let vars = Vars { code_length: 6, attempts_left: 2 };
-        match p.verb(Locale::JaJp, Prompt::EnterCode, vars, "https://x") {
+        let vars = Vars { code_length: 6, attempts_left: 2, ..Vars::default() };
+        match p.verb(Locale::JaJp, Prompt::EnterCode, &vars, None, "https://x") {
             Verb::Say { text, language, .. } => {
                 assert!(text.contains("6桁"), "{text}");
                 assert_eq!(language, "ja-JP");
             }
             other => panic!("{other:?}"),
         }
-        match p.verb(Locale::EnUs, Prompt::WithheldCallerId, vars, "https://x") {
-            Verb::Say { text, .. } => assert!(text.contains("1, 8, 6")),
-            other => panic!("{other:?}"),
-        }
+        let wrong = say_text(p.verb(Locale::EnUs, Prompt::WrongCode, &vars, None, "x"));
+        assert!(wrong.contains('2'), "the tries left: {wrong}");
+        let withheld = say_text(p.verb(Locale::EnUs, Prompt::WithheldCallerId, &vars, None, "https://x"));
+        assert!(withheld.contains("1, 8, 6"));
+    }
+
+    #[test]
+    fn the_greeting_names_the_tenant_or_the_locale_s_default() {
+        let p = Prompts::load(Path::new("/nonexistent")).unwrap();
+        let named = Vars { site_name: Some("さくら銀行".into()), ..Vars::default() };
+        let text = say_text(p.verb(Locale::JaJp, Prompt::GreetingOutbound, &named, None, "x"));
+        assert!(text.contains("さくら銀行"), "{text}");
+        let unnamed = say_text(p.verb(Locale::JaJp, Prompt::GreetingOutbound, &Vars::default(), None, "x"));
+        assert!(!unnamed.contains('{'), "{unnamed}");
+    }
+
+    #[test]
+    fn a_tenant_s_words_and_recordings_come_first() {
+        let p = Prompts::load(Path::new("/nonexistent")).unwrap();
+        let mut voice = TenantVoice::default();
+        voice.prompts.entry("en-US".into()).or_default().insert("success".into(), "Done, {site_name}.".into());
+        voice.audio.entry("en-US".into()).or_default().insert("failure".into(), "https://cdn.example/f.mp3".into());
+        let vars = Vars { site_name: Some("Acme".into()), ..Vars::default() };
+        assert_eq!(say_text(p.verb(Locale::EnUs, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
+        let failure = p.verb(Locale::EnUs, Prompt::Failure, &vars, Some(&voice), "x");
+        assert_eq!(failure, Verb::Play { url: "https://cdn.example/f.mp3".into() });
+        // Another locale keeps the server's text.
+        assert_ne!(say_text(p.verb(Locale::JaJp, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
+    }
+
+    #[test]
+    fn unknown_placeholders_are_refused() {
+        assert!(check_text(Prompt::WrongCode, "あと{attempts_left}回").is_ok());
+        assert!(check_text(Prompt::WrongCode, "{attempts}").unwrap_err().contains("{attempts}"));
+        assert!(check_text(Prompt::EnterCode, "your code is {code}").is_err(), "a spoken code");
+        assert!(check_text(Prompt::Sms, "{code} {minutes} {site_name}").is_ok());
+        assert!(check_text(Prompt::Sms, "{code").is_err());
     }
 
     #[test]
@@ -191,30 +377,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("en-US")).unwrap();
         std::fs::write(dir.path().join("en-US/success.wav"), b"RIFF").unwrap();
+        std::fs::write(dir.path().join("en-US/greeting.mp3"), b"ID3").unwrap();
         let p = Prompts::load(dir.path()).unwrap();
-        let v = p.verb(Locale::EnUs, Prompt::Success, Vars::default(), "https://x");
+        let v = p.verb(Locale::EnUs, Prompt::Success, &Vars::default(), None, "https://x");
         assert_eq!(v, Verb::Play { url: "https://x/voice_prompts/en-US/success.wav".into() });
+        let v = p.verb(Locale::EnUs, Prompt::GreetingInbound, &Vars::default(), None, "https://x");
+        assert_eq!(v, Verb::Play { url: "https://x/voice_prompts/en-US/greeting.mp3".into() }, "a legacy name");
         assert!(p.audio_path(Locale::EnUs, "success.wav").is_some());
         assert!(p.audio_path(Locale::EnUs, "../secret.wav").is_none());
-        assert!(matches!(p.verb(Locale::JaJp, Prompt::Success, Vars::default(), "x"), Verb::Say { .. }));
+        assert!(matches!(p.verb(Locale::JaJp, Prompt::Success, &Vars::default(), None, "x"), Verb::Say { .. }));
     }
 
     #[test]
     fn an_override_file_keeps_the_built_in_text_of_prompts_it_leaves_out() {
         let dir = tempfile::tempdir().unwrap();
-        let file = "language = \"en-US\"\n[prompts]\nsuccess = \"All done.\"\n";
+        let file = "language = \"en-US\"\n[prompts]\nsuccess = \"All done.\"\ngoodbye = \"Bye.\"\n";
         std::fs::write(dir.path().join("en-US.toml"), file).unwrap();
         let p = Prompts::load(dir.path()).unwrap();
-        let say = |prompt| match p.verb(Locale::EnUs, prompt, Vars::default(), "x") {
+        let say = |prompt| match p.verb(Locale::EnUs, prompt, &Vars::default(), None, "x") {
             Verb::Say { text, voice, .. } => (text, voice),
             other => panic!("{other:?}"),
         };
         assert_eq!(say(Prompt::Success).0, "All done.");
+        assert_eq!(say(Prompt::GoodbyeInbound).0, "Bye.", "a legacy key sets both goodbyes");
+        assert_eq!(say(Prompt::GoodbyeOutbound).0, "Bye.");
         let (text, voice) = say(Prompt::CallerIdUnverified);
         assert!(text.contains("could not confirm"), "{text}");
         assert_eq!(voice.as_deref(), Some("Polly.Joanna"), "the built-in voice too");
-        // An unknown prompt is still refused.
+        // An unknown prompt, or placeholder, is still refused.
         std::fs::write(dir.path().join("en-US.toml"), "language = \"en-US\"\n[prompts]\nsucess = \"x\"\n").unwrap();
         assert!(Prompts::load(dir.path()).err().unwrap().contains("unknown prompt `sucess`"));
+        std::fs::write(dir.path().join("en-US.toml"), "language = \"en-US\"\n[prompts]\nsuccess = \"{tries}\"\n")
+            .unwrap();
+        assert!(Prompts::load(dir.path()).err().unwrap().contains("{tries}"));
     }
 }

@@ -25,6 +25,9 @@ pub enum Verb {
         num_digits: Option<u32>,
         timeout: u32,
         finish_on_key: String,
+        /// Ask `action` even when nothing was typed (`actionOnEmptyResult`):
+        /// how a press of the finish key alone reaches the server.
+        action_on_empty_result: bool,
         prompts: Vec<Verb>,
     },
     Redirect {
@@ -55,7 +58,7 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
         Verb::Pause { seconds } => {
             w.create_element("Pause").with_attribute(("length", seconds.to_string().as_str())).write_empty()?;
         }
-        Verb::Gather { action, num_digits, timeout, finish_on_key, prompts } => {
+        Verb::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
             let mut el = w
                 .create_element("Gather")
                 .with_attribute(("input", "dtmf"))
@@ -65,6 +68,9 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
                 .with_attribute(("finishOnKey", xml_safe(finish_on_key).as_str()));
             if let Some(n) = num_digits {
                 el = el.with_attribute(("numDigits", n.to_string().as_str()));
+            }
+            if *action_on_empty_result {
+                el = el.with_attribute(("actionOnEmptyResult", "true"));
             }
             el.write_inner_content(|w| prompts.iter().try_for_each(|p| write_verb(w, p)))?;
         }
@@ -108,6 +114,7 @@ mod tests {
                 num_digits: Some(6),
                 timeout: 10,
                 finish_on_key: "#".into(),
+                action_on_empty_result: false,
                 prompts: vec![Verb::Pause { seconds: 1 }],
             },
             Verb::Redirect { url: "https://x.test/n".into() },
@@ -138,6 +145,7 @@ mod tests {
                 num_digits: None,
                 timeout: 5,
                 finish_on_key: "#\u{1}".into(),
+                action_on_empty_result: true,
                 prompts: vec![],
             },
         ]);

@@ -17,6 +17,10 @@ pub mod paths {
     pub const STATUS_BY_SID: &str = "/webhooks/twilio/voice/status";
     pub const INBOUND: &str = "/webhooks/twilio/voice/inbound";
     pub const INBOUND_GATHER: &str = "/webhooks/twilio/voice/inbound/gather";
+    /// The Gather action after a `voice_otp` call read the code: 1 hears it again.
+    pub const OTP: &str = "/webhooks/twilio/voice/otp/{id}";
+    /// Delivery reports of the text message of a request.
+    pub const SMS_STATUS: &str = "/webhooks/twilio/sms/status/{id}";
 }
 
 impl Urls {
@@ -47,6 +51,14 @@ impl Urls {
 
     pub fn status(&self, id: Uuid) -> String {
         self.with_id(paths::STATUS, id)
+    }
+
+    pub fn otp(&self, id: Uuid) -> String {
+        self.with_id(paths::OTP, id)
+    }
+
+    pub fn sms_status(&self, id: Uuid) -> String {
+        self.with_id(paths::SMS_STATUS, id)
     }
 
     pub fn inbound(&self) -> String {

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::CONTENT_TYPE;
@@ -21,7 +22,8 @@ use super::twiml::{Verb, render};
 use crate::body::read_limited;
 use crate::domain::phone::{Attestation, PhoneNumber, is_withheld_caller_id};
 use crate::domain::request::{AuthRequest, Event};
-use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
+use crate::domain::status::{CallStatus, Channel, FailureReason, Locale, Mode, Status};
+use crate::domain::tenant::Tenant;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{Applied, StoreError};
@@ -75,59 +77,129 @@ fn twiml(verbs: &[Verb]) -> HttpResponse {
     HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/xml; charset=utf-8")).body(render(verbs))
 }
 
-/// Verbs for one request's call.
+/// How many more times a `voice_otp` caller may hear the code (pressing 1).
+const OTP_REPEATS: u8 = 3;
+
+/// Verbs for one request's call, in its locale, with its tenant's words.
 struct Speaker<'a> {
     state: &'a AppState,
     locale: Locale,
+    /// Who placed the call: the greeting and the goodbye differ.
+    mode: Mode,
     vars: Vars,
+    tenant: Option<Arc<Tenant>>,
 }
 
 impl<'a> Speaker<'a> {
-    fn new(state: &'a AppState, r: Option<&AuthRequest>) -> Self {
-        let vars = r.map_or(Vars::default(), |r| Vars { code_length: r.code_length, attempts_left: r.attempts_left() });
-        Self { state, locale: r.map_or(Locale::JaJp, |r| r.locale), vars }
+    fn new(state: &'a AppState, r: Option<&AuthRequest>, tenant: Option<Arc<Tenant>>) -> Self {
+        let vars = r.map_or(Vars::default(), |r| Vars {
+            code_length: r.code_length,
+            attempts_left: r.attempts_left(),
+            site_name: tenant.as_ref().and_then(|t| t.policy.voice.display_name.clone()),
+            ..Vars::default()
+        });
+        Self {
+            state,
+            locale: r.map_or(Locale::JaJp, |r| r.locale),
+            mode: r.map_or(Mode::Inbound, |r| r.mode),
+            vars,
+            tenant,
+        }
+    }
+
+    /// For a call no request is known for; `mode` says who placed it.
+    fn nobody(state: &'a AppState, mode: Mode) -> Self {
+        Self { mode, ..Self::new(state, None, None) }
     }
 
     fn say(&self, p: Prompt) -> Verb {
-        self.state.prompts.verb(self.locale, p, self.vars, self.state.urls.base())
+        let voice = self.tenant.as_ref().map(|t| &t.policy.voice);
+        self.state.prompts.verb(self.locale, p, &self.vars, voice, self.state.urls.base())
+    }
+
+    fn goodbye(&self) -> Prompt {
+        match self.mode {
+            Mode::Outbound => Prompt::GoodbyeOutbound,
+            Mode::Inbound => Prompt::GoodbyeInbound,
+        }
     }
 
     /// The prompts, then goodbye and hang up.
     fn end(&self, prompts: &[Prompt]) -> HttpResponse {
         let mut verbs: Vec<Verb> = prompts.iter().map(|p| self.say(*p)).collect();
-        verbs.push(self.say(Prompt::Goodbye));
+        verbs.push(self.say(self.goodbye()));
         verbs.push(Verb::Hangup);
         twiml(&verbs)
     }
 
-    /// The prompts, then a Gather for the code; silence falls through to the no-input handler.
+    /// The prompts, then a Gather for the code; silence falls through to the
+    /// no-input handler. The code ends on its last digit, so nobody is asked
+    /// for `#`; `*` ends the Gather early and asks to hear the prompt again.
+    /// The prompts before it are outside the Gather: a late `#` typed after
+    /// the last digit lands on them, not in the next code.
     fn ask(&self, id: Uuid, before: &[Prompt]) -> HttpResponse {
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
-        verbs.push(Verb::Gather {
-            action: self.state.urls.gather(id),
-            num_digits: Some(u32::from(self.vars.code_length)),
-            timeout: self.state.gather_timeout,
-            finish_on_key: "#".into(),
-            prompts: vec![self.say(Prompt::EnterCode)],
-        });
+        verbs.push(self.gather(self.state.urls.gather(id), u32::from(self.vars.code_length)));
         verbs.push(Verb::Redirect { url: self.state.urls.no_input(id) });
         twiml(&verbs)
     }
 
+    fn gather(&self, action: String, num_digits: u32) -> Verb {
+        Verb::Gather {
+            action,
+            num_digits: Some(num_digits),
+            timeout: self.state.gather_timeout,
+            finish_on_key: REPEAT_KEY.into(),
+            action_on_empty_result: true,
+            prompts: vec![self.say(Prompt::EnterCode)],
+        }
+    }
+
     /// The prompts, then a Gather whose code picks one of `candidates` (a
     /// number several tenants share); silence comes back here as a try too.
+    /// Codes of one length end on their last digit; of several lengths, `#`
+    /// ends the shorter ones (or the Gather's timeout does).
     fn ask_shared(&self, candidates: &[AuthRequest], attempt: u32, before: &[Prompt]) -> HttpResponse {
         let longest = candidates.iter().map(|r| u32::from(r.code_length)).max().unwrap_or(10);
         let next = self.state.urls.inbound_gather(attempt);
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
-        verbs.push(Verb::Gather {
-            action: next.clone(),
-            num_digits: Some(longest),
-            timeout: self.state.gather_timeout,
-            finish_on_key: "#".into(),
-            prompts: vec![self.say(Prompt::EnterCode)],
-        });
+        let mut gather = self.gather(next.clone(), longest);
+        if candidates.iter().any(|r| u32::from(r.code_length) != longest)
+            && let Verb::Gather { finish_on_key, .. } = &mut gather
+        {
+            *finish_on_key = "#".into();
+        }
+        verbs.push(gather);
         verbs.push(Verb::Redirect { url: next });
+        twiml(&verbs)
+    }
+
+    /// A `voice_otp` call: the code read aloud, digit by digit, twice, then
+    /// "press 1 to hear it again", then where to type it, and goodbye.
+    fn read_code(&self, r: &AuthRequest, before: &[Prompt]) -> HttpResponse {
+        let Some(code) = spoken_code(self.state, r) else {
+            tracing::error!(request_id = %r.id, "a voice_otp request without a code the server can derive");
+            return self.end(&[Prompt::Failure]);
+        };
+        let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
+        verbs.push(self.say(Prompt::OtpIntro));
+        verbs.push(self.state.prompts.say(self.locale, &code));
+        verbs.push(Verb::Pause { seconds: 1 });
+        verbs.push(self.say(Prompt::OtpAgain));
+        verbs.push(self.state.prompts.say(self.locale, &code));
+        if r.delivery.readings < OTP_REPEATS {
+            verbs.push(Verb::Gather {
+                action: self.state.urls.otp(r.id),
+                num_digits: Some(1),
+                timeout: 5,
+                finish_on_key: String::new(),
+                action_on_empty_result: false,
+                prompts: vec![self.say(Prompt::OtpMenu)],
+            });
+        }
+        verbs.push(self.say(Prompt::OtpEnterOnPage));
+        verbs.push(self.say(self.goodbye()));
+        verbs.push(Verb::Hangup);
         twiml(&verbs)
     }
 
@@ -137,7 +209,9 @@ impl<'a> Speaker<'a> {
             Some((Status::Verified, _)) => self.end(&[Prompt::Success]),
             Some((Status::Expired, _)) => self.end(&[Prompt::Expired]),
             Some((Status::Failed, Some(FailureReason::NoInput))) => self.end(&[Prompt::NoInput, Prompt::Failure]),
-            Some((Status::Failed, Some(FailureReason::WrongCode))) => self.end(&[Prompt::WrongCode, Prompt::Failure]),
+            Some((Status::Failed, Some(FailureReason::WrongCode))) => {
+                self.end(&[Prompt::TooManyAttempts, Prompt::Failure])
+            }
             Some((Status::Failed, Some(FailureReason::Attestation))) => self.end(&[Prompt::CallerIdUnverified]),
             Some((Status::Failed, _)) => self.end(&[Prompt::Failure]),
             _ => self.end(&[]),
@@ -145,10 +219,23 @@ impl<'a> Speaker<'a> {
     }
 }
 
+/// The key that asks to hear the current prompt again (and ends a Gather).
+const REPEAT_KEY: &str = "*";
+
+/// The code of a `voice_otp` request as `<Say>` text: its digits as
+/// numerals separated by commas (`4, 8, 2, 9, 1, 3`), which every provider's
+/// text-to-speech reads one by one, with a short pause at each comma.
+fn spoken_code(state: &AppState, r: &AuthRequest) -> Option<String> {
+    let keys = state.core.keys.for_request(r.key_id.as_deref())?;
+    let code = keys.generated_code(r.code_salt.as_deref()?, r.code_length);
+    let digits: Vec<String> = code.expose().chars().map(String::from).collect();
+    Some(digits.join(", "))
+}
+
 /// Errors inside a webhook still answer valid TwiML: sorry, goodbye.
 fn sorry(state: &AppState, e: &dyn std::fmt::Display) -> HttpResponse {
     tracing::error!(error = %e, "webhook failed");
-    Speaker::new(state, None).end(&[Prompt::Failure])
+    Speaker::nobody(state, Mode::Inbound).end(&[Prompt::Failure])
 }
 
 /// A webhook that could not reach the database: a pause and a redirect to
@@ -187,13 +274,14 @@ async fn on_request(
     pick: impl Fn(&AuthRequest) -> Option<Event> + Send + Sync + 'static,
     respond: impl FnOnce(&Speaker<'_>, &AuthRequest, Option<&AuthRequest>) -> HttpResponse,
 ) -> HttpResponse {
-    let Some(id) = id else { return Speaker::new(state, None).end(&[]) };
+    let Some(id) = id else { return Speaker::nobody(state, Mode::Outbound).end(&[]) };
     match state.core.transition(id, pick).await {
         Ok(Some(Applied { before, after })) => {
             let now_state = after.as_ref().unwrap_or(&before).as_seen_at(state.core.now());
-            respond(&Speaker::new(state, Some(&now_state)), &before, after.as_ref())
+            let tenant = state.core.tenant_cached(now_state.tenant_id).await;
+            respond(&Speaker::new(state, Some(&now_state), tenant), &before, after.as_ref())
         }
-        Ok(None) => Speaker::new(state, None).end(&[]),
+        Ok(None) => Speaker::nobody(state, Mode::Outbound).end(&[]),
         Err(e) => failed(state, req, sealed, &e),
     }
 }
@@ -227,7 +315,10 @@ pub async fn answer(
             let r = after.unwrap_or(before);
             let ours = r.call_sid.as_deref() == Some(sid.as_str());
             match r.status {
-                Status::InProgress if ours => speak.ask(r.id, &[Prompt::Greeting]),
+                Status::InProgress if ours && r.delivery.channel == Channel::VoiceOtp => {
+                    speak.read_code(r, &[Prompt::GreetingOutbound])
+                }
+                Status::InProgress if ours => speak.ask(r.id, &[Prompt::GreetingOutbound]),
                 status if status.is_terminal() && ours => speak.ended(Some(r)),
                 _ => speak.end(&[]),
             }
@@ -255,12 +346,18 @@ pub async fn gather(
         digits =
             keys.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
     }
-    if digits.is_empty() {
+    // `*` asks to hear the prompt again; a `#` is never part of a code (a
+    // habit from other IVRs, typed after the last digit had ended the code).
+    let repeat = p.get("FinishedOnKey") == REPEAT_KEY || digits.contains('*');
+    let stray = digits.contains('#');
+    digits.retain(|c| c.is_ascii_digit());
+    if digits.is_empty() && !repeat && !stray {
         return no_input_for(&state, &req, &p, id).await;
     }
-    if let (None, Some(id)) = (&sealed, id) {
+    if let (None, Some(id), false) = (&sealed, id, repeat) {
         sealed = Some(hold::seal(keys.current().1.hold_key(), id, &guard.call_sid, &digits, state.core.now()));
     }
+    let check = guard.clone();
     on_request(
         &state,
         &req,
@@ -268,12 +365,17 @@ pub async fn gather(
         id,
         move |r| {
             guard.check(r)?;
+            // A repeat, or a code cut short by a late `#`, costs no attempt.
+            if repeat || (stray && digits.len() < usize::from(r.code_length)) {
+                return None;
+            }
             let correct = keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash);
             Some(Event::CodeEntered { correct })
         },
-        |speak, before, after| match after {
+        move |speak, before, after| match after {
             Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),
             Some(r) => speak.ended(Some(r)),
+            None if before.status == Status::InProgress && check.check(before).is_some() => speak.ask(before.id, &[]),
             None => speak.ended(Some(before).filter(|b| b.status.is_terminal())),
         },
     )
@@ -281,6 +383,7 @@ pub async fn gather(
 }
 
 /// What a webhook must match to touch a request: the bound call and the registered number.
+#[derive(Clone)]
 struct CallGuard {
     call_sid: String,
     to: Option<String>,
@@ -407,7 +510,7 @@ async fn inbound_call(
     req: &HttpRequest,
     p: &Params,
 ) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
-    let nobody = Speaker::new(state, None);
+    let nobody = Speaker::nobody(state, Mode::Inbound);
     let from = p.get("From");
     if is_withheld_caller_id(from) {
         tracing::info!("inbound call with a withheld caller ID refused");
@@ -475,7 +578,9 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
     };
     let found = match found.as_slice() {
         [one] => one.clone(),
-        several => return Speaker::new(&state, several.first()).ask_shared(several, 1, &[Prompt::Greeting]),
+        several => {
+            return Speaker::new(&state, several.first(), None).ask_shared(several, 1, &[Prompt::GreetingInbound]);
+        }
     };
     if let Some(refused) = unattested(&state, &req, &found, &p).await {
         return refused;
@@ -493,7 +598,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
         },
         |speak, _before, after| match after {
             Some(r) if r.status == Status::InProgress && r.call_sid.as_deref() == Some(&sid) => {
-                speak.ask(r.id, &[Prompt::Greeting])
+                speak.ask(r.id, &[Prompt::GreetingInbound])
             }
             _ => speak.end(&[Prompt::NoPendingRequest]),
         },
@@ -522,10 +627,12 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         .filter(|r| !digits.is_empty() && keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash))
         .collect();
     let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
-        let speak = Speaker::new(&state, found.first());
+        let mut speak = Speaker::new(&state, found.first(), None);
+        speak.vars.attempts_left = SHARED_TRIES.saturating_sub(tries).try_into().unwrap_or(0);
         let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
         if tries >= SHARED_TRIES {
-            return speak.end(&[prompt, Prompt::Failure]);
+            let last = if digits.is_empty() { Prompt::NoInput } else { Prompt::TooManyAttempts };
+            return speak.end(&[last, Prompt::Failure]);
         }
         return speak.ask_shared(&found, tries + 1, &[prompt]);
     };
@@ -564,4 +671,59 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         },
     )
     .await
+}
+
+/// After a `voice_otp` call read the code: 1 reads it again (a few times at
+/// most); anything else, or silence, says where to type it and goodbye.
+pub async fn otp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    Signed(p): Signed,
+) -> HttpResponse {
+    let guard = CallGuard::new(&state, &p);
+    let again = p.get("Digits") == "1";
+    on_request(
+        &state,
+        &req,
+        None,
+        request_id(&path),
+        move |r| {
+            guard.check(r)?;
+            (again && r.delivery.readings < OTP_REPEATS).then_some(Event::CodeRead)
+        },
+        |speak, before, after| match after {
+            Some(r) if r.status == Status::InProgress => speak.read_code(r, &[]),
+            Some(r) => speak.ended(Some(r)),
+            None if before.status.is_terminal() => speak.ended(Some(before)),
+            None => speak.end(&[Prompt::OtpEnterOnPage]),
+        },
+    )
+    .await
+}
+
+/// A delivery report of a request's text message (`MessageStatus`).
+pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
+    let event = match p.get("MessageStatus") {
+        "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.get("MessageSid").to_owned() },
+        "delivered" => Event::SmsDelivered,
+        "undelivered" | "failed" => Event::SmsFailed,
+        _ => return twiml(&[]),
+    };
+    if let Some(id) = request_id(&path) {
+        let sid = p.get("MessageSid").to_owned();
+        let result = state
+            .core
+            .transition(id, move |r| {
+                // A report of another message than the one this request sent changes nothing.
+                let current = r.delivery.attempts.last().and_then(|a| a.sid.as_deref());
+                current.is_none_or(|c| c == sid).then(|| event.clone())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "message status callback failed");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    twiml(&[])
 }

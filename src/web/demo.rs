@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::api::input::{RegisterBody, parse_json};
 use crate::body::read_limited;
-use crate::domain::status::{FailureReason, Status};
+use crate::domain::status::{Channel, FailureReason, Status};
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
 use crate::error::AppError;
@@ -54,12 +54,23 @@ struct StartBody {
     phone_number: String,
     mode: Option<String>,
     locale: Option<String>,
+    channel: Option<String>,
+    fallback: Option<Vec<String>>,
+}
+
+/// What the demo page sends to check a code its user typed (voice_otp, sms).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    code: String,
 }
 
 #[derive(Serialize)]
 struct Started {
     id: String,
-    code: String,
+    /// Only for `voice_dtmf`: the other channels' codes reach only the phone.
+    code: Option<String>,
+    channel: Channel,
     status: Status,
     mode: String,
     phone_number: String,
@@ -77,6 +88,8 @@ struct Progress {
     max_attempts: u8,
     expires_at: String,
     call_status: Option<crate::domain::status::CallStatus>,
+    channel: Channel,
+    deliveries: Vec<crate::domain::delivery::Attempt>,
     /// Issued once the phone is verified: what a real site would now show.
     temporary_password: Option<String>,
 }
@@ -113,12 +126,15 @@ async fn start(
         ttl_seconds: None,
         max_attempts: None,
         callback_url: None,
+        channel: b.channel,
+        fallback: b.fallback,
     }
     .validate(state.default_region, false)?;
     let done = state.core.register(&demo.0, registration).await?;
     let view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
     let started = Started {
-        code: done.code.expose().to_owned(),
+        code: (view.channel == Channel::VoiceDtmf).then(|| done.code.expose().to_owned()),
+        channel: view.channel,
         status: view.status,
         mode: view.mode.as_str().to_owned(),
         phone_number: view.phone_number,
@@ -154,7 +170,25 @@ async fn progress(
         max_attempts: v.max_attempts,
         expires_at: v.expires_at,
         call_status: v.call_status,
+        channel: v.channel,
+        deliveries: v.deliveries,
     }))
+}
+
+/// The demo site checks the code its user typed (what a site does with `/check`).
+async fn check(
+    state: web::Data<AppState>,
+    demo: web::Data<DemoTenant>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body = read_limited(&req, payload).await?;
+    let b: CheckBody = parse_json(&req, &body)?;
+    let code = crate::api::input::CheckBody { code: b.code }.validate()?;
+    let id = parse_id(&id)?;
+    state.core.check(&demo.0, id, code).await?;
+    progress(state, demo, web::Path::from(id.to_string())).await
 }
 
 async fn cancel(
@@ -169,5 +203,6 @@ async fn cancel(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/demo/api/start", web::post().to(start))
         .route("/demo/api/requests/{id}", web::get().to(progress))
-        .route("/demo/api/requests/{id}/cancel", web::post().to(cancel));
+        .route("/demo/api/requests/{id}/cancel", web::post().to(cancel))
+        .route("/demo/api/requests/{id}/check", web::post().to(check));
 }

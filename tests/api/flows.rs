@@ -24,7 +24,7 @@ async fn outbound_call_verifies_with_the_right_code() {
     assert!(done.get("code").is_none(), "the result API never shows the code");
 
     let heard = app.sim_heard(&sid).await;
-    assert!(heard[0].contains("phone verification"), "{heard:?}");
+    assert!(heard[0].contains("automated call from the verification service"), "{heard:?}");
     assert!(heard.iter().any(|t| t.contains("6 digit code")), "{heard:?}");
     assert!(heard.iter().any(|t| t.contains("You are verified")), "{heard:?}");
     app.sim_wait_state(&sid, "completed").await;
@@ -42,7 +42,9 @@ async fn japanese_prompts_by_default() {
     app.wait_status(id, "verified").await;
     let heard = app.sim_heard(&sid).await;
     assert!(heard.iter().any(|t| t.contains("4桁の認証番号")), "{heard:?}");
-    assert!(heard.iter().any(|t| t.contains("認証が完了しました")), "{heard:?}");
+    assert!(heard.iter().any(|t| t.contains("ご本人確認ができました")), "{heard:?}");
+    assert!(heard.iter().all(|t| !t.contains("シャープ")), "nobody is asked for #: {heard:?}");
+    assert_eq!(heard.last().map(String::as_str), Some("失礼いたします。"), "a call we placed: {heard:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,7 +178,7 @@ async fn inbound_from_an_unknown_number_hears_no_pending_request() {
     let sid = call["sid"].as_str().unwrap();
     app.sim_wait_state(sid, "completed").await;
     let heard = app.sim_heard(sid).await.join(" ");
-    assert!(heard.contains("受付中の認証がございません"), "{heard}");
+    assert!(heard.contains("受付中のご本人確認がございません"), "{heard}");
     assert_eq!(app.get(r["id"].as_str().unwrap()).await["status"], "pending");
 }
 
@@ -191,9 +193,9 @@ async fn paced_prompts_take_their_time_and_a_key_interrupts_them() {
     let id = r["id"].as_str().unwrap();
     let answered = std::time::Instant::now();
     let sid = app.sim_answer(id).await;
-    // The greeting (57 characters at 15 a second) plays before keys are heard.
+    // The greeting (91 characters at 15 a second) plays before keys are heard.
     app.sim_wait_gather(&sid).await;
-    assert!(answered.elapsed() >= std::time::Duration::from_millis(3000), "{:?}", answered.elapsed());
+    assert!(answered.elapsed() >= std::time::Duration::from_millis(5000), "{:?}", answered.elapsed());
     // A key during the code prompt stops it and counts.
     let typed = std::time::Instant::now();
     app.sim_post(&sid, "digits", Some(json!({ "digits": "4242" }))).await;

@@ -300,7 +300,7 @@ impl TestApp {
 
     /// Waits until the call's Gather listens.
     pub async fn sim_wait_gather(&self, sid: &str) -> Value {
-        for _ in 0..200 {
+        for _ in 0..400 {
             let c = self.sim_call_by_sid(sid).await;
             if c["awaiting_digits"] == true {
                 return c;

@@ -81,7 +81,7 @@ async fn a_tenant_with_its_own_number_is_found_only_on_that_number() {
     let sid = call["sid"].as_str().unwrap();
     app.sim_wait_state(sid, "completed").await;
     let heard = app.sim_heard(sid).await.join(" ");
-    assert!(heard.contains("受付中の認証がございません"), "a request of another number was offered: {heard}");
+    assert!(heard.contains("受付中のご本人確認がございません"), "a request of another number was offered: {heard}");
     let v = seen_by(&app, &beta, &b).await;
     assert_eq!((v["status"].as_str(), v["attempts"].as_u64()), (Some("pending"), Some(0)), "{v}");
 
@@ -110,7 +110,7 @@ async fn a_tenant_requiring_attestation_refuses_calls_whose_caller_id_is_not_att
         let r = inbound(&app, &app.tenant, "1111").await;
         let call = app.sim_dial_with(json!({ "from": PHONE, "stir_verstat": verstat })).await;
         let heard = heard_to_the_end(&app, &call).await;
-        assert!(heard.contains("発信者番号が確かに"), "{verstat:?}: {heard}");
+        assert!(heard.contains("発信者番号がご本人の番号であることを確認できなかった"), "{verstat:?}: {heard}");
         assert!(!heard.contains("ダイヤルボタンで入力"), "{verstat:?}: asked for the code: {heard}");
         let v = app.get(r["id"].as_str().unwrap()).await;
         assert_eq!((v["status"].as_str(), v["failure_reason"].as_str()), (Some("failed"), Some("attestation")), "{v}");
@@ -141,7 +141,7 @@ async fn on_a_shared_number_attestation_is_the_chosen_tenant_s_rule() {
     let call = app.sim_dial(PHONE).await;
     app.sim_keys(call["sid"].as_str().unwrap(), "1111").await;
     let heard = heard_to_the_end(&app, &call).await;
-    assert!(heard.contains("発信者番号が確かに"), "{heard}");
+    assert!(heard.contains("発信者番号がご本人の番号であることを確認できなかった"), "{heard}");
     let v = app.get(a["id"].as_str().unwrap()).await;
     assert_eq!(v["failure_reason"], "attestation", "{v}");
 }

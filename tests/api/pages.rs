@@ -106,7 +106,7 @@ async fn event_stream_sends_a_snapshot_then_every_change() {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut resp = resp;
     let first = String::from_utf8(resp.chunk().await.unwrap().unwrap().to_vec()).unwrap();
-    assert!(first.starts_with("event: snapshot\ndata: {\"calls\":[]}"), "{first}");
+    assert!(first.starts_with("event: snapshot\ndata: {\"calls\":[],\"messages\":[]}"), "{first}");
     let call = app.sim_dial(PHONE).await;
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -117,5 +117,5 @@ async fn event_stream_sends_a_snapshot_then_every_change() {
     }
     assert!(seen.contains("event: call\ndata: {"), "{seen}");
     assert!(seen.contains(call["sid"].as_str().unwrap()));
-    assert!(seen.contains("受付中の認証がございません"), "the no-pending prompt shows live: {seen}");
+    assert!(seen.contains("受付中のご本人確認がございません"), "the no-pending prompt shows live: {seen}");
 }

@@ -67,9 +67,9 @@ async fn full_flow_over_signed_webhooks_with_exact_twiml() {
         doc,
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>\
-             <Say language=\"en-US\" voice=\"Polly.Joanna\">Hello. This is the automated phone verification service.</Say>\
-             <Gather input=\"dtmf\" action=\"{gather}\" method=\"POST\" timeout=\"10\" finishOnKey=\"#\" numDigits=\"4\">\
-             <Say language=\"en-US\" voice=\"Polly.Joanna\">Please enter the 4 digit code shown on your screen, followed by the pound key.</Say>\
+             <Say language=\"en-US\" voice=\"Polly.Joanna\">Hello. This is an automated call from the verification service, to confirm your identity.</Say>\
+             <Gather input=\"dtmf\" action=\"{gather}\" method=\"POST\" timeout=\"10\" finishOnKey=\"*\" numDigits=\"4\" actionOnEmptyResult=\"true\">\
+             <Say language=\"en-US\" voice=\"Polly.Joanna\">Please enter the 4 digit code shown on your screen. To hear this again, press star.</Say>\
              </Gather><Redirect method=\"POST\">{no_input}</Redirect></Response>"
         )
     );
@@ -80,6 +80,35 @@ async fn full_flow_over_signed_webhooks_with_exact_twiml() {
     assert_eq!(status, 200);
     assert!(doc.contains("You are verified") && doc.ends_with("<Hangup/></Response>"), "{doc}");
     assert_eq!(app.get(&id).await["status"], "verified");
+}
+
+/// Issue 9: `*` repeats the prompt at no cost; a `#` typed out of habit
+/// after the last digit is swallowed, never counted as a wrong code; a wrong
+/// code says how many tries are left.
+#[tokio::test(flavor = "multi_thread")]
+async fn star_repeats_the_prompt_and_a_late_pound_costs_nothing() {
+    let (app, double) = twilio_app().await;
+    let (id, _, sid) = placed(&app, &double, json!({ "code": "2468" })).await;
+    app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE)).await;
+    let gather = format!("/webhooks/twilio/voice/gather/{id}");
+    let typed = |digits: &'static str, key: &'static str| {
+        let mut p = call_params(&sid, PHONE);
+        p.push(("Digits", digits));
+        p.push(("FinishedOnKey", key));
+        p
+    };
+    for (digits, key) in [("", "*"), ("24", "*"), ("#246", ""), ("#", "")] {
+        let (status, doc) = app.webhook(&gather, &typed(digits, key)).await;
+        assert_eq!(status, 200);
+        assert!(doc.contains("Please enter the 4 digit code") && doc.contains("<Gather"), "{digits}{key}: {doc}");
+        assert!(!doc.contains("not correct") && !doc.contains("did not receive"), "{digits}{key}: {doc}");
+        assert_eq!(app.get(&id).await["attempts"], 0, "{digits}{key} cost an attempt");
+    }
+    let (_, doc) = app.webhook(&gather, &typed("1111", "")).await;
+    assert!(doc.contains("That code is not correct. Tries left: 2."), "{doc}");
+    let (_, doc) = app.webhook(&gather, &typed("2468#", "")).await;
+    assert!(doc.contains("You are verified"), "a # after a whole code is dropped: {doc}");
+    assert_eq!(app.get(&id).await["attempts"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

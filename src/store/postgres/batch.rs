@@ -197,10 +197,11 @@ const LOCK_JOBS: &str = "SELECT id, lease_owner FROM jobs WHERE id = ANY($1) ORD
 /// Every changed request of a batch in one statement.
 const WRITE_REQUESTS: &str = "UPDATE auth_requests AS a SET attempts = u.attempts, no_input_count = u.no_input, \
      status = u.status, failure_reason = u.reason, call_sid = u.sid, call_status = u.call, updated_at = u.updated, \
-     verified_at = u.verified, terminal = u.terminal, version = a.version + 1, last_op = $11 \
+     verified_at = u.verified, terminal = u.terminal, delivery = u.delivery, version = a.version + 1, \
+     last_op = $11 \
      FROM unnest($1::uuid[], $2::int2[], $3::int2[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                 $8::timestamptz[], $9::timestamptz[], $10::bool[]) \
-          AS u(id, attempts, no_input, status, reason, sid, call, updated, verified, terminal) \
+                 $8::timestamptz[], $9::timestamptz[], $10::bool[], $12::text[]) \
+          AS u(id, attempts, no_input, status, reason, sid, call, updated, verified, terminal, delivery) \
      WHERE a.id = u.id";
 const ADD_JOBS: &str = "INSERT INTO jobs (kind, request_id, payload, run_at, created_at, attempts) \
      SELECT k, r, p, now() + d * interval '1 millisecond', now(), 0 \
@@ -235,7 +236,7 @@ async fn attempt(
         let stmt = tx.prepare_cached(LOCK_REQUESTS).await?;
         let mut committed_before = false;
         for row in tx.query(&stmt, &[&ids]).await? {
-            committed_before |= row.get::<_, Option<Uuid>>(25) == Some(batch_id);
+            committed_before |= row.get::<_, Option<Uuid>>(26) == Some(batch_id);
             let r = request_from_row(&row)?;
             current.insert(r.id, (r, false));
         }
@@ -342,6 +343,7 @@ struct Changed {
     updated: Vec<DateTime<Utc>>,
     verified: Vec<Option<DateTime<Utc>>>,
     terminal: Vec<bool>,
+    delivery: Vec<Option<String>>,
 }
 
 impl Changed {
@@ -357,6 +359,7 @@ impl Changed {
             updated: Vec::new(),
             verified: Vec::new(),
             terminal: Vec::new(),
+            delivery: Vec::new(),
         };
         for r in requests {
             c.ids.push(r.id);
@@ -369,11 +372,12 @@ impl Changed {
             c.updated.push(to_millis(r.updated_at));
             c.verified.push(r.verified_at.map(to_millis));
             c.terminal.push(r.status.is_terminal());
+            c.delivery.push(r.delivery.to_stored());
         }
         c
     }
 
-    fn params<'a>(&'a self, batch_id: &'a Uuid) -> [&'a (dyn ToSql + Sync); 11] {
+    fn params<'a>(&'a self, batch_id: &'a Uuid) -> [&'a (dyn ToSql + Sync); 12] {
         [
             &self.ids,
             &self.attempts,
@@ -386,6 +390,7 @@ impl Changed {
             &self.verified,
             &self.terminal,
             batch_id,
+            &self.delivery,
         ]
     }
 }

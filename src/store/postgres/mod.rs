@@ -42,11 +42,12 @@ use connect::target;
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
     include_str!("../../../migrations/postgres/0004_key_ids.sql"),
+    include_str!("../../../migrations/postgres/0005_delivery.sql"),
 ];
 
 /// PostgreSQL-backed store.
@@ -238,13 +239,13 @@ const INSERT_REQUEST: &str = concat!(
     "WITH req AS (INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING RETURNING id), \
+     $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING RETURNING id), \
      job AS (INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
        SELECT k, req.id, p, now() + d * interval '1 millisecond', now(), \
-              CASE WHEN c THEN $31::uuid END, \
-              CASE WHEN c THEN now() + $32::float8 * interval '1 millisecond' END, \
+              CASE WHEN c THEN $32::uuid END, \
+              CASE WHEN c THEN now() + $33::float8 * interval '1 millisecond' END, \
               CASE WHEN c THEN 1 ELSE 0 END \
-       FROM req, unnest($27::text[], $28::text[], $29::float8[], $30::bool[]) AS j(k, p, d, c) \
+       FROM req, unnest($28::text[], $29::text[], $30::float8[], $31::bool[]) AS j(k, p, d, c) \
        RETURNING id, kind, request_id, payload, attempts - 1 AS attempts, created_at, lease_owner) \
      SELECT n.inserted, job.id, job.kind, job.request_id, job.payload, job.attempts, job.created_at, job.lease_owner \
      FROM (SELECT count(*) AS inserted FROM req) n \
@@ -256,12 +257,12 @@ const INSERT_REQUEST_ALONE: &str = concat!(
     "INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING"
+     $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING"
 );
 
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
-/// The `$27..$30` job arrays of `INSERT_REQUEST` (and of the batch's job inserts).
+/// The `$28..$31` job arrays of `INSERT_REQUEST` (and of the batch's job inserts).
 struct JobArrays {
     kinds: Vec<&'static str>,
     payloads: Vec<String>,
@@ -385,7 +386,7 @@ impl PgStore {
             "INSERT INTO auth_requests (",
             request_columns!(),
             ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
         );
         retrying!(&self.db, |c, _tries| {
             let tx = c.transaction().await?;

@@ -7,6 +7,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::clock::to_millis;
+use crate::domain::delivery::Delivery;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
@@ -63,6 +64,7 @@ pub fn request_from_row(row: &Row) -> Result<AuthRequest, StoreError> {
         verified_at: get(row, 22)?,
         inbound_number: get::<Option<String>>(row, 23)?.map(PhoneNumber::from_stored),
         key_id: get(row, 24)?,
+        delivery: Delivery::from_stored(get::<Option<&str>>(row, 25)?).ok_or_else(|| corrupt("delivery"))?,
     })
 }
 
@@ -75,6 +77,7 @@ pub struct RequestParams<'a> {
     times: [DateTime<Utc>; 3],
     verified_at: Option<DateTime<Utc>>,
     inbound_number: Option<&'a str>,
+    delivery: Option<String>,
     terminal: bool,
 }
 
@@ -88,12 +91,13 @@ impl<'a> RequestParams<'a> {
             times: [to_millis(r.created_at), to_millis(r.updated_at), to_millis(r.expires_at)],
             verified_at: r.verified_at.map(to_millis),
             inbound_number: r.inbound_number.as_ref().map(PhoneNumber::as_str),
+            delivery: r.delivery.to_stored(),
             terminal: r.status.is_terminal(),
         }
     }
 
-    /// The 26 parameters of an insert: `request_columns!()`, then `terminal`.
-    pub fn all(&self) -> [&(dyn ToSql + Sync); 26] {
+    /// The 27 parameters of an insert: `request_columns!()`, then `terminal`.
+    pub fn all(&self) -> [&(dyn ToSql + Sync); 27] {
         let r = self.r;
         [
             &r.id,
@@ -121,6 +125,7 @@ impl<'a> RequestParams<'a> {
             &self.verified_at,
             &self.inbound_number,
             &r.key_id,
+            &self.delivery,
             &self.terminal,
         ]
     }

@@ -29,12 +29,13 @@ use pool::{Pool, db_err};
 use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
     include_str!("../../../migrations/sqlite/0004_call_budgets.sql"),
     include_str!("../../../migrations/sqlite/0005_key_ids.sql"),
+    include_str!("../../../migrations/sqlite/0006_delivery.sql"),
 ];
 
 /// SQLite-backed store.

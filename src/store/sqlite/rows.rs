@@ -5,6 +5,7 @@ use rusqlite::{Row, params};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::domain::delivery::Delivery;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::status::{CallStatus, FailureReason, Locale, Mode, Status};
@@ -66,6 +67,8 @@ pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
         verified_at: row.get::<_, Option<i64>>(22)?.map(from_ms).transpose()?,
         inbound_number: row.get::<_, Option<String>>(23)?.map(PhoneNumber::from_stored),
         key_id: row.get(24)?,
+        delivery: Delivery::from_stored(row.get::<_, Option<String>>(25)?.as_deref())
+            .ok_or_else(|| corrupt("delivery"))?,
     })
 }
 
@@ -74,9 +77,9 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \
          code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
          callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
-         expires_at, verified_at, terminal, inbound_number, key_id) \
+         expires_at, verified_at, terminal, inbound_number, key_id, delivery) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
     )?;
     stmt.execute(params![
         r.id.as_bytes(),
@@ -105,6 +108,7 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         r.status.is_terminal(),
         r.inbound_number.as_ref().map(PhoneNumber::as_str),
         r.key_id,
+        r.delivery.to_stored(),
     ])
 }
 
@@ -113,7 +117,7 @@ pub fn update_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
     let mut stmt = conn.prepare_cached(
         "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
          failure_reason = ?5, call_sid = ?6, call_status = ?7, updated_at = ?8, verified_at = ?9, \
-         terminal = ?10 WHERE id = ?1",
+         terminal = ?10, delivery = ?11 WHERE id = ?1",
     )?;
     stmt.execute(params![
         r.id.as_bytes(),
@@ -126,6 +130,7 @@ pub fn update_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         ms(r.updated_at),
         r.verified_at.map(ms),
         r.status.is_terminal(),
+        r.delivery.to_stored(),
     ])
 }
 

@@ -1,0 +1,3 @@
+-- Version 5: how each request's code reaches the user (its channel,
+-- fallback and attempts), as JSON; NULL on older rows: voice_dtmf, no fallback.
+ALTER TABLE auth_requests ADD COLUMN IF NOT EXISTS delivery text;
