@@ -226,6 +226,24 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// `POST /v1/auth-requests/{id}/check` with `body`, as the app's tenant.
+    pub async fn check(&self, id: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/auth-requests/{id}/check")))
+            .bearer_auth(&self.tenant.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The text messages the simulator delivered to `to`, newest first.
+    pub async fn sim_messages(&self, to: &str) -> Vec<Value> {
+        let url = self.url(&format!("/simulator/messages?to={}", to.replace('+', "%2B")));
+        let v: Value = self.http.get(url).send().await.unwrap().json().await.unwrap();
+        v["messages"].as_array().unwrap().clone()
+    }
+
     pub async fn cancel(&self, id: &str) -> reqwest::Response {
         self.http
             .post(self.url(&format!("/v1/auth-requests/{id}/cancel")))
@@ -386,6 +404,24 @@ pub struct ProviderDouble {
     pub calls: Arc<Mutex<Vec<Params>>>,
     pub script: Arc<Mutex<Vec<(u16, String)>>>,
     pub ended: Arc<Mutex<Vec<String>>>,
+    /// Text messages asked for (`POST …/Messages.json`), in order.
+    pub messages: Arc<Mutex<Vec<Params>>>,
+    /// The status the double answers messages with (0: 201).
+    pub message_status: Arc<Mutex<u16>>,
+}
+
+async fn create_message(body: web::Bytes, d: web::Data<ProviderDouble>) -> HttpResponse {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let n = {
+        let mut messages = d.messages.lock().unwrap();
+        messages.push(params);
+        messages.len()
+    };
+    match *d.message_status.lock().unwrap() {
+        0 => HttpResponse::Created().json(json!({ "sid": format!("SM{n:032x}"), "status": "queued" })),
+        status => HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .json(json!({ "code": 21614, "message": "To number is not a mobile number" })),
+    }
 }
 
 async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDouble>) -> HttpResponse {
@@ -423,6 +459,7 @@ impl ProviderDouble {
                 .app_data(data.clone())
                 .route("/2010-04-01/Accounts/{acct}/Calls.json", web::post().to(create_call))
                 .route("/2010-04-01/Accounts/{acct}/Calls/{sid}", web::post().to(end_call))
+                .route("/2010-04-01/Accounts/{acct}/Messages.json", web::post().to(create_message))
         })
         .workers(1)
         .bind("127.0.0.1:0")
