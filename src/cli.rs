@@ -18,6 +18,8 @@ pub struct DbArgs {
     pub database_url: Option<String>,
 }
 
+// One value per run of the command: the size of `Set` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TenantAction {
     /// Create a tenant; prints its API key and callback secret once
@@ -32,7 +34,7 @@ pub enum TenantAction {
 }
 
 /// The settings `tenant set` changes.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct SetArgs {
     pub name: String,
     /// The tenant's own number for inbound mode (E.164), or `none` for the server's
@@ -54,6 +56,38 @@ pub struct SetArgs {
     /// requests must then be signed with it; `none` drops the requirement
     #[arg(long)]
     pub signing_key: Option<String>,
+    /// The name callers hear and texts show (e.g. `さくら銀行`), or `none`
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// A prompt text of the tenant's own, `LOCALE.PROMPT=TEXT` (e.g.
+    /// `ja-JP.success=…`); an empty TEXT goes back to the server's. Repeatable
+    #[arg(long = "prompt", value_name = "LOCALE.PROMPT=TEXT")]
+    pub prompts: Vec<String>,
+    /// A recording of a prompt, `LOCALE.PROMPT=https://…`; an empty URL drops it. Repeatable
+    #[arg(long = "audio", value_name = "LOCALE.PROMPT=URL")]
+    pub audio: Vec<String>,
+    /// All voice settings at once, from a JSON file shaped like `PUT /v1/tenant/voice`
+    #[arg(long, value_name = "FILE")]
+    pub voice_file: Option<std::path::PathBuf>,
+}
+
+/// Sets (or, for an empty value, removes) `LOCALE.PROMPT=VALUE` in `map`.
+fn set_entry(
+    map: &mut std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    flag: &str,
+    raw: &str,
+) -> Result<(), CliError> {
+    let usage = || CliError::Usage(format!("--{flag}: LOCALE.PROMPT=VALUE, e.g. ja-JP.success=…"));
+    let (target, value) = raw.split_once('=').ok_or_else(usage)?;
+    let (locale, key) = target.split_once('.').ok_or_else(usage)?;
+    let texts = map.entry(locale.to_owned()).or_default();
+    if value.is_empty() {
+        texts.remove(key);
+    } else {
+        texts.insert(key.to_owned(), value.to_owned());
+    }
+    map.retain(|_, texts| !texts.is_empty());
+    Ok(())
 }
 
 impl SetArgs {
@@ -113,6 +147,22 @@ impl SetArgs {
                 }
             };
         }
+        if let Some(file) = &self.voice_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| CliError::Usage(format!("--voice-file {}: {e}", file.display())))?;
+            policy.voice = serde_json::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("--voice-file {}: {e}", file.display())))?;
+        }
+        if let Some(name) = &self.display_name {
+            policy.voice.display_name = (name != "none").then(|| name.clone());
+        }
+        for raw in &self.prompts {
+            set_entry(&mut policy.voice.prompts, "prompt", raw)?;
+        }
+        for raw in &self.audio {
+            set_entry(&mut policy.voice.audio, "audio", raw)?;
+        }
+        crate::voice::tenant_voice::validate(&policy.voice).map_err(|r| CliError::Usage(r.message))?;
         Ok(policy)
     }
 }

@@ -294,6 +294,22 @@ impl Core {
         })
     }
 
+    /// Replaces `tenant`'s voice settings (checked by the caller). This node
+    /// uses them at once; the others within `TENANT_TTL`.
+    pub async fn set_voice(
+        &self,
+        tenant: &Tenant,
+        voice: crate::domain::tenant::TenantVoice,
+    ) -> Result<(), ServiceError> {
+        let mut policy = tenant.policy.clone();
+        policy.voice = voice;
+        if !self.store.set_tenant_policy(&tenant.name, &policy).await? {
+            return Err(ServiceError::NotFound("the tenant was removed"));
+        }
+        self.tenant_cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&tenant.id);
+        Ok(())
+    }
+
     /// Whether the database answers now.
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await

@@ -5,3 +5,4 @@ pub mod input;
 pub mod ops;
 pub mod requests;
 pub mod signing;
+pub mod tenant;

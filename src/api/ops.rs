@@ -54,12 +54,22 @@ impl Modify for RegistrationLinks {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ivr-auth site API", description = "Phone authentication by voice call and keypad code."),
-    paths(super::requests::register, super::requests::get, super::requests::cancel, super::requests::check),
+    paths(
+        super::requests::register,
+        super::requests::get,
+        super::requests::cancel,
+        super::requests::check,
+        super::tenant::get_voice,
+        super::tenant::put_voice,
+        super::tenant::preview,
+    ),
     components(schemas(
         crate::domain::view::RequestView,
         crate::domain::delivery::Attempt,
         crate::api::input::RegisterBody,
         crate::api::input::CheckBody,
+        crate::api::tenant::VoiceSettings,
+        crate::domain::tenant::TenantVoice,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,
     )),

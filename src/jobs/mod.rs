@@ -23,7 +23,7 @@ use crate::domain::status::Status;
 use crate::service::Core;
 use crate::store::{Applied, Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, OutboundCall, OutboundSms, Telephony};
-use crate::voice::prompts::{Prompt, Prompts, Vars};
+use crate::voice::prompts::Prompts;
 use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
 
@@ -364,14 +364,8 @@ impl Jobs {
             keys.generated_code(r.code_salt.as_deref()?, r.code_length)
         };
         let tenant = self.core.tenant_cached(r.tenant_id).await;
-        let voice = tenant.as_ref().map(|t| &t.policy.voice);
-        let vars = Vars {
-            site_name: voice.and_then(|v| v.display_name.clone()),
-            code: Some(code.expose().to_owned()),
-            minutes: ((r.expires_at - now).num_seconds().max(60) as u32).div_ceil(60),
-            ..Vars::default()
-        };
-        Some(self.prompts.text(r.locale, Prompt::Sms, &vars, voice))
+        let minutes = ((r.expires_at - now).num_seconds().max(60) as u32).div_ceil(60);
+        Some(self.prompts.sms(r.locale, code.expose(), minutes, tenant.as_ref().map(|t| &t.policy.voice)))
     }
 
     async fn deliver_callback(&self, job: &Job) -> Outcome {

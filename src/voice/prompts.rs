@@ -298,6 +298,18 @@ impl Prompts {
         fill(text, vars, &set.site_name)
     }
 
+    /// The text message carrying `code`, valid for `minutes`, in `locale`
+    /// with the tenant's name and words.
+    pub fn sms(&self, locale: Locale, code: &str, minutes: u32, tenant: Option<&TenantVoice>) -> String {
+        let vars = Vars {
+            site_name: tenant.and_then(|t| t.display_name.clone()),
+            code: Some(code.to_owned()),
+            minutes,
+            ..Vars::default()
+        };
+        self.text(locale, Prompt::Sms, &vars, tenant)
+    }
+
     /// Every built-in (or operator-overridden) text of `locale`, by key.
     pub fn defaults(&self, locale: Locale) -> BTreeMap<&'static str, String> {
         let Some(set) = self.sets.get(&locale) else { return BTreeMap::new() };

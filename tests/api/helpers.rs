@@ -129,15 +129,7 @@ pub async fn tenant_set(
     set: impl FnOnce(&mut ivr_auth::cli::SetArgs),
 ) -> Result<String, ivr_auth::cli::CliError> {
     let db = DbArgs { database_url: Some(db_url.into()) };
-    let mut args = ivr_auth::cli::SetArgs {
-        name: name.into(),
-        inbound_number: None,
-        allowed_countries: None,
-        calls_per_minute: None,
-        calls_per_day: None,
-        min_attestation: None,
-        signing_key: None,
-    };
+    let mut args = ivr_auth::cli::SetArgs { name: name.into(), ..Default::default() };
     set(&mut args);
     ivr_auth::cli::tenant(&db, None, TenantAction::Set(args)).await
 }

@@ -21,4 +21,5 @@ mod signed;
 mod slow_clients;
 mod store;
 mod toll_fraud;
+mod voice;
 mod webhooks;

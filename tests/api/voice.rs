@@ -1,0 +1,151 @@
+//! Issue 9: a tenant's name and words on its calls and texts, set by API or CLI, with a preview.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn put_voice(app: &TestApp, tenant: &Tenant, body: Value) -> reqwest::Response {
+    app.http.put(app.url("/v1/tenant/voice")).bearer_auth(&tenant.api_key).json(&body).send().await.unwrap()
+}
+
+async fn preview(app: &TestApp, query: &str) -> (u16, String, String) {
+    let resp = app
+        .http
+        .get(app.url(&format!("/v1/tenant/voice/preview?{query}")))
+        .bearer_auth(&app.tenant.api_key)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let kind = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, kind, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_greeting_and_the_text_name_the_site_and_use_its_words() {
+    let app = spawn_app().await;
+    let resp = put_voice(
+        &app,
+        &app.tenant,
+        json!({
+            "display_name": "さくら銀行",
+            "prompts": { "ja-JP": { "success": "{site_name}のご本人確認ができました。" } }
+        }),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["display_name"], "さくら銀行");
+    assert!(v["defaults"]["ja-JP"]["greeting_outbound"].as_str().unwrap().contains("{site_name}"), "{v}");
+
+    let r = app.register(json!({ "phone_number": PHONE, "code": "4321" })).await;
+    let id = r["id"].as_str().unwrap();
+    let sid = app.sim_answer(id).await;
+    app.sim_keys(&sid, "4321").await;
+    app.wait_status(id, "verified").await;
+    app.sim_wait_state(&sid, "completed").await;
+    let heard = app.sim_heard(&sid).await;
+    assert_eq!(heard[0], "こちらは、さくら銀行です。ご本人確認のため、自動音声でお電話しております。", "{heard:?}");
+    assert!(heard.contains(&"さくら銀行のご本人確認ができました。".to_owned()), "{heard:?}");
+
+    let r = app.register(json!({ "phone_number": "+819012345670", "channel": "sms" })).await;
+    let id = r["id"].as_str().unwrap();
+    let v = app.wait_for(id, "sent", |v| v["status"] == "in_progress").await;
+    assert_eq!(v["channel"], "sms");
+    let messages = app.sim_messages("+819012345670").await;
+    assert!(messages[0]["body"].as_str().unwrap().starts_with("【さくら銀行】"), "{messages:?}");
+
+    // Another tenant keeps the server's words.
+    let beta = create_tenant(app.db_url(), "beta").await;
+    let resp = app.register_as(&beta, json!({ "phone_number": "+819012345671", "code": "5555" })).await;
+    let r: Value = resp.json().await.unwrap();
+    let sid = app.sim_answer(r["id"].as_str().unwrap()).await;
+    app.sim_keys(&sid, "5555").await;
+    app.sim_wait_state(&sid, "completed").await;
+    let heard = app.sim_heard(&sid).await;
+    assert!(heard[0].contains("本人確認サービス") && !heard.join("").contains("さくら"), "{heard:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_are_refused_by_name_and_change_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(put_voice(&app, &app.tenant, json!({ "display_name": "Acme" })).await.status(), 200);
+    for (body, field) in [
+        (json!({ "prompts": { "ja-JP": { "wrong_code": "あと{attempts}回" } } }), "prompts.ja-JP.wrong_code"),
+        (json!({ "prompts": { "de-DE": { "success": "ok" } } }), "prompts.de-DE"),
+        (json!({ "prompts": { "en-US": { "sucess": "ok" } } }), "prompts.en-US.sucess"),
+        (json!({ "audio": { "en-US": { "success": "ftp://x.example/a.wav" } } }), "audio.en-US.success"),
+        (json!({ "display_name": "" }), "display_name"),
+        (json!({ "display_nam": "x" }), "display_nam"),
+    ] {
+        let resp = put_voice(&app, &app.tenant, body.clone()).await;
+        assert_eq!(resp.status(), 422, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().starts_with(field), "{body}: {v}");
+    }
+    let v: Value = app
+        .http
+        .get(app.url("/v1/tenant/voice"))
+        .bearer_auth(&app.tenant.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((v["display_name"].as_str(), &v["prompts"]), (Some("Acme"), &json!({})), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_preview_is_the_twiml_a_caller_would_get() {
+    let app = spawn_app().await;
+    put_voice(
+        &app,
+        &app.tenant,
+        json!({ "display_name": "Acme Bank", "audio": { "en-US": { "success": "https://cdn.example/ok.mp3" } } }),
+    )
+    .await;
+    let (status, kind, doc) = preview(&app, "locale=en-US").await;
+    assert_eq!((status, kind.as_str()), (200, "text/xml; charset=utf-8"));
+    assert!(doc.contains("automated call from Acme Bank") && doc.contains("<Gather"), "{doc}");
+    let (_, _, doc) = preview(&app, "locale=en-US&scene=verified").await;
+    assert!(doc.contains("<Play>https://cdn.example/ok.mp3</Play>") && doc.ends_with("<Hangup/></Response>"), "{doc}");
+    let (_, _, doc) = preview(&app, "scene=voice_otp").await;
+    let digits = regex_free_code(&doc);
+    assert_eq!(digits.len(), 6, "{doc}");
+    let (status, kind, text) = preview(&app, "scene=sms").await;
+    assert_eq!((status, kind.as_str()), (200, "text/plain; charset=utf-8"));
+    assert!(text.starts_with("【Acme Bank】") && text.contains("123456"), "{text}");
+    for (query, field) in [("scene=dance", "scene"), ("locale=fr-FR", "locale")] {
+        let (status, _, body) = preview(&app, query).await;
+        assert_eq!(status, 422, "{query}");
+        assert!(body.contains(&format!("\"message\":\"{field}:")), "{body}");
+    }
+}
+
+/// The digits of the first `<Say>` that reads a code (`4, 8, 2, …`).
+fn regex_free_code(doc: &str) -> String {
+    doc.split("<Say")
+        .filter_map(|s| s.split_once('>').map(|(_, rest)| rest.split('<').next().unwrap_or("")))
+        .find(|t| t.split(", ").count() >= 4 && t.split(", ").all(|d| d.len() == 1))
+        .map(|t| t.replace(", ", ""))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_sets_the_same_settings_and_names_what_it_refuses() {
+    let app = spawn_app().await;
+    tenant_set(app.db_url(), "acme", |a| {
+        a.display_name = Some("Acme".into());
+        a.prompts = vec!["en-US.goodbye_outbound=Bye from {site_name}.".into()];
+    })
+    .await
+    .unwrap();
+    let (_, _, doc) = preview(&app, "locale=en-US&scene=failed").await;
+    assert!(doc.contains("Bye from Acme."), "{doc}");
+    let e = tenant_set(app.db_url(), "acme", |a| a.prompts = vec!["en-US.goodbye_outbound={bye}".into()]).await;
+    assert!(e.unwrap_err().to_string().contains("prompts.en-US.goodbye_outbound"));
+    tenant_set(app.db_url(), "acme", |a| a.prompts = vec!["en-US.goodbye_outbound=".into()]).await.unwrap();
+    let (_, _, doc) = preview(&app, "locale=en-US&scene=failed").await;
+    assert!(doc.contains("Goodbye.") && !doc.contains("Bye from"), "back to the server's: {doc}");
+}
