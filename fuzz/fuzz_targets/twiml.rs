@@ -73,7 +73,21 @@ fn build(data: &str) -> Vec<Verb> {
                 text: value,
                 language: if english { "en-US" } else { "ja-JP" }.to_owned(),
                 voice: voice.clone(),
+                rate: None,
+                pause: None,
             },
+            // A code read with SSML: the value is "rate|pause|text".
+            'T' => {
+                let mut parts = value.splitn(3, '|');
+                let (rate, pause) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                Verb::Say {
+                    text: parts.next().unwrap_or("").to_owned(),
+                    language: "ja-JP".to_owned(),
+                    voice: voice.clone(),
+                    rate: (!rate.is_empty()).then(|| rate.to_owned()),
+                    pause: (!pause.is_empty()).then(|| pause.to_owned()),
+                }
+            }
             'P' => Verb::Play { url: value },
             'R' => Verb::Redirect { url: value },
             'W' => Verb::Pause { seconds: value.parse().unwrap_or(1) },
@@ -112,7 +126,13 @@ fn build(data: &str) -> Vec<Verb> {
                     continue;
                 }
             }
-            _ => Verb::Say { text: field.to_owned(), language: "ja-JP".to_owned(), voice: voice.clone() },
+            _ => Verb::Say {
+                text: field.to_owned(),
+                language: "ja-JP".to_owned(),
+                voice: voice.clone(),
+                rate: None,
+                pause: None,
+            },
         };
         match (&mut gather, verb) {
             (Some((_, prompts)), v @ (Verb::Say { .. } | Verb::Play { .. } | Verb::Pause { .. })) => prompts.push(v),
@@ -130,8 +150,14 @@ fn expected(verbs: &[Verb]) -> Vec<Verb> {
     verbs
         .iter()
         .map(|v| match v {
-            Verb::Say { text, language, voice } => {
-                Verb::Say { text: as_text(text), language: as_attr(language), voice: voice.as_deref().map(as_attr) }
+            Verb::Say { text, language, voice, rate, pause } => {
+                Verb::Say {
+                    text: as_text(text),
+                    language: as_attr(language),
+                    voice: voice.as_deref().map(as_attr),
+                    rate: rate.as_deref().map(as_attr),
+                    pause: pause.as_deref().map(as_attr),
+                }
             }
             Verb::Play { url } => Verb::Play { url: as_text(url) },
             Verb::Redirect { url } => Verb::Redirect { url: as_text(url) },

@@ -58,6 +58,39 @@ fn text_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<String, String> {
     }
 }
 
+/// A `<Say>`'s text, with the SSML the server writes read as it meant it:
+/// the `<prosody>` rate, and the time of the `<break>`s between digits.
+/// Other SSML elements are read for their text only.
+fn spoken(reader: &mut Reader<&[u8]>) -> Result<(String, Option<String>, Option<String>), String> {
+    let (mut out, mut rate, mut pause) = (String::new(), None, None);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Text(t) => out.push_str(&t.xml10_content()),
+            Event::CData(t) => out.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    out.push(c);
+                } else {
+                    let name = r.xml10_content();
+                    out.push_str(resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?);
+                }
+            }
+            Event::Start(e) => {
+                if e.name().as_ref() == "prosody" {
+                    rate = attr(&e, "rate")?;
+                }
+                depth += 1;
+            }
+            Event::Empty(e) if e.name().as_ref() == "break" => pause = pause.or(attr(&e, "time")?),
+            Event::Empty(_) | Event::Comment(_) => {}
+            Event::End(_) if depth > 0 => depth -= 1,
+            Event::End(e) if e.name().as_ref() == "Say" => return Ok((out.trim().to_owned(), rate, pause)),
+            other => return Err(format!("unexpected {other:?} in <Say>")),
+        }
+    }
+}
+
 fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, String> {
     let mut verbs = Vec::new();
     loop {
@@ -73,11 +106,16 @@ fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, Strin
         let name = e.name().as_ref().to_owned();
         let content = |reader: &mut Reader<&[u8]>| if empty { Ok(String::new()) } else { text_until(reader, &name) };
         let verb = match name.as_str() {
-            "Say" => Verb::Say {
-                language: attr(&e, "language")?.unwrap_or_else(|| "en-US".into()),
-                voice: attr(&e, "voice")?,
-                text: content(reader)?,
-            },
+            "Say" => {
+                let (text, rate, pause) = if empty { Default::default() } else { spoken(reader)? };
+                Verb::Say {
+                    language: attr(&e, "language")?.unwrap_or_else(|| "en-US".into()),
+                    voice: attr(&e, "voice")?,
+                    text,
+                    rate,
+                    pause,
+                }
+            }
             "Play" => Verb::Play { url: content(reader)? },
             "Pause" => {
                 let seconds = number(&e, "length", 1)?;
@@ -115,7 +153,20 @@ mod tests {
     #[test]
     fn reads_back_what_the_server_writes() {
         let verbs = vec![
-            Verb::Say { text: "認証 & <ok>".into(), language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()) },
+            Verb::Say {
+                text: "認証 & <ok>".into(),
+                language: "ja-JP".into(),
+                voice: Some("Polly.Mizuki".into()),
+                rate: None,
+                pause: None,
+            },
+            Verb::Say {
+                text: "4, 8, 2".into(),
+                language: "ja-JP".into(),
+                voice: None,
+                rate: Some("slow".into()),
+                pause: Some("300ms".into()),
+            },
             Verb::Gather {
                 action: "http://x/g?a=1&b=2".into(),
                 num_digits: Some(6),

@@ -145,12 +145,20 @@ struct PromptFile {
     voice: Option<String>,
     /// How the site is named when its tenant has no display name.
     site_name: Option<String>,
+    /// SSML speech rate of every prompt (`x-slow` … `x-fast`, or `50%` to
+    /// `200%`); unset: the voice's own.
+    rate: Option<String>,
+    /// SSML pause between the digits of a code read aloud (`100ms` to
+    /// `2000ms`, or `0.1s` to `2s`); unset: the comma's own pause.
+    digit_pause: Option<String>,
     prompts: HashMap<String, String>,
 }
 
 struct PromptSet {
     language: String,
     voice: Option<String>,
+    rate: Option<String>,
+    digit_pause: Option<String>,
     site_name: String,
     texts: HashMap<Prompt, String>,
     /// Audio file names (in `<dir>/<locale>/`) by prompt.
@@ -219,7 +227,31 @@ fn parse_set(locale: Locale, text: &str, origin: &str, base: Option<&PromptSet>)
         (None, Some(base)) => base.site_name.clone(),
         (None, None) => return Err(format!("{origin}: site_name is missing")),
     };
-    Ok(PromptSet { language: file.language, voice, site_name, texts, audio: HashMap::new() })
+    let rate = file.rate.or_else(|| base.and_then(|b| b.rate.clone()));
+    if let Some(r) = rate.as_deref().filter(|r| !is_rate(r)) {
+        return Err(format!("{origin}: rate {r:?} must be x-slow, slow, medium, fast, x-fast or 50% to 200%"));
+    }
+    let digit_pause = file.digit_pause.or_else(|| base.and_then(|b| b.digit_pause.clone()));
+    if let Some(p) = digit_pause.as_deref().filter(|p| !is_pause(p)) {
+        return Err(format!("{origin}: digit_pause {p:?} must be 100ms to 2000ms (or 0.1s to 2s)"));
+    }
+    Ok(PromptSet { language: file.language, voice, rate, digit_pause, site_name, texts, audio: HashMap::new() })
+}
+
+/// An SSML `prosody` rate a provider's voices take.
+fn is_rate(r: &str) -> bool {
+    matches!(r, "x-slow" | "slow" | "medium" | "fast" | "x-fast")
+        || r.strip_suffix('%').and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| (50..=200).contains(&n))
+}
+
+/// An SSML `break` time between 0.1 and 2 seconds.
+fn is_pause(p: &str) -> bool {
+    let ms = match (p.strip_suffix("ms"), p.strip_suffix('s')) {
+        (Some(ms), _) => ms.parse::<f64>().ok(),
+        (None, Some(s)) => s.parse::<f64>().ok().map(|s| s * 1000.0),
+        _ => None,
+    };
+    ms.is_some_and(|ms| (100.0..=2000.0).contains(&ms))
 }
 
 fn fill(text: &str, vars: &Vars, default_name: &str) -> String {
@@ -280,14 +312,25 @@ impl Prompts {
         self.say(locale, &self.text(locale, prompt, vars, tenant))
     }
 
-    /// `<Say>` of `text` in the voice of `locale`.
+    /// `<Say>` of `text` in the voice and at the rate of `locale`.
     pub fn say(&self, locale: Locale, text: &str) -> Verb {
         let set = self.sets.get(&locale);
         Verb::Say {
             text: text.to_owned(),
             language: set.map_or_else(|| locale.as_str().to_owned(), |s| s.language.clone()),
             voice: set.and_then(|s| s.voice.clone()),
+            rate: set.and_then(|s| s.rate.clone()),
+            pause: None,
         }
+    }
+
+    /// `<Say>` of a code's digits (`4, 8, 2, …`), with the locale's pause between them.
+    pub fn say_digits(&self, locale: Locale, digits: &str) -> Verb {
+        let mut verb = self.say(locale, digits);
+        if let Verb::Say { pause, .. } = &mut verb {
+            *pause = self.sets.get(&locale).and_then(|s| s.digit_pause.clone());
+        }
+        verb
     }
 
     /// The text of `prompt`: the tenant's, or the server's, filled in.
@@ -373,6 +416,28 @@ mod tests {
         assert_eq!(failure, Verb::Play { url: "https://cdn.example/f.mp3".into() });
         // Another locale keeps the server's text.
         assert_ne!(say_text(p.verb(Locale::JaJp, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
+    }
+
+    #[test]
+    fn rate_and_digit_pause_are_per_locale_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = "language = \"ja-JP\"\nrate = \"90%\"\ndigit_pause = \"400ms\"\n[prompts]\n";
+        std::fs::write(dir.path().join("ja-JP.toml"), file).unwrap();
+        let p = Prompts::load(dir.path()).unwrap();
+        match p.say_digits(Locale::JaJp, "4, 8") {
+            Verb::Say { rate, pause, .. } => {
+                assert_eq!((rate.as_deref(), pause.as_deref()), (Some("90%"), Some("400ms")))
+            }
+            other => panic!("{other:?}"),
+        }
+        match p.say_digits(Locale::EnUs, "4, 8") {
+            Verb::Say { rate, pause, .. } => assert_eq!((rate, pause), (None, None), "another locale"),
+            other => panic!("{other:?}"),
+        }
+        for bad in ["rate = \"warp\"", "rate = \"300%\"", "digit_pause = \"5s\"", "digit_pause = \"abc\""] {
+            std::fs::write(dir.path().join("ja-JP.toml"), format!("language = \"ja-JP\"\n{bad}\n[prompts]\n")).unwrap();
+            assert!(Prompts::load(dir.path()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub enum Verb {
         text: String,
         language: String,
         voice: Option<String>,
+        /// SSML speech rate (`slow`, `90%`…), for voices that take SSML.
+        rate: Option<String>,
+        /// SSML pause after each `, ` of the text (`400ms`): the code read digit by digit.
+        pause: Option<String>,
     },
     Play {
         url: String,
@@ -45,12 +49,27 @@ fn xml_safe(text: &str) -> String {
 
 fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<()> {
     match verb {
-        Verb::Say { text, language, voice } => {
+        Verb::Say { text, language, voice, rate, pause } => {
             let mut el = w.create_element("Say").with_attribute(("language", xml_safe(language).as_str()));
             if let Some(voice) = voice {
                 el = el.with_attribute(("voice", xml_safe(voice).as_str()));
             }
-            el.write_text_content(BytesText::new(&xml_safe(text)))?;
+            match (rate, pause) {
+                (None, None) => {
+                    el.write_text_content(BytesText::new(&xml_safe(text)))?;
+                }
+                (Some(rate), pause) => {
+                    el.write_inner_content(|w| {
+                        w.create_element("prosody")
+                            .with_attribute(("rate", xml_safe(rate).as_str()))
+                            .write_inner_content(|w| write_spoken(w, text, pause.as_deref()))
+                            .map(|_| ())
+                    })?;
+                }
+                (None, Some(pause)) => {
+                    el.write_inner_content(|w| write_spoken(w, text, Some(pause)))?;
+                }
+            }
         }
         Verb::Play { url } => {
             w.create_element("Play").write_text_content(BytesText::new(&xml_safe(url)))?;
@@ -86,6 +105,25 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
     Ok(())
 }
 
+/// Text with an SSML `<break>` after each `, ` when `pause` is given; the
+/// text content stays the same (`4, 8, 2`).
+fn write_spoken(w: &mut Writer<Cursor<Vec<u8>>>, text: &str, pause: Option<&str>) -> std::io::Result<()> {
+    let text = xml_safe(text);
+    let Some(pause) = pause else { return w.write_event(Event::Text(BytesText::new(&text))) };
+    let parts: Vec<&str> = text.split(", ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            w.create_element("break").with_attribute(("time", xml_safe(pause).as_str())).write_empty()?;
+            w.write_event(Event::Text(BytesText::new(" ")))?;
+        }
+        w.write_event(Event::Text(BytesText::new(part)))?;
+        if i + 1 < parts.len() {
+            w.write_event(Event::Text(BytesText::new(",")))?;
+        }
+    }
+    Ok(())
+}
+
 /// A complete `<Response>` document with an XML declaration, UTF-8.
 pub fn render(verbs: &[Verb]) -> String {
     let mut w = Writer::new(Cursor::new(Vec::with_capacity(512)));
@@ -108,7 +146,13 @@ mod tests {
     #[test]
     fn renders_a_gather_with_escaped_text_and_urls() {
         let doc = render(&[
-            Verb::Say { text: "A & B <ok>\u{7}".into(), language: "en-US".into(), voice: Some("Polly.Joanna".into()) },
+            Verb::Say {
+                text: "A & B <ok>\u{7}".into(),
+                language: "en-US".into(),
+                voice: Some("Polly.Joanna".into()),
+                rate: None,
+                pause: None,
+            },
             Verb::Gather {
                 action: "https://x.test/g?a=1&b=2".into(),
                 num_digits: Some(6),
@@ -130,6 +174,27 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_and_digit_pauses_are_ssml_around_the_same_text() {
+        let say = |rate: Option<&str>, pause: Option<&str>| {
+            render(&[Verb::Say {
+                text: "4, 8, 2".into(),
+                language: "ja-JP".into(),
+                voice: None,
+                rate: rate.map(str::to_owned),
+                pause: pause.map(str::to_owned),
+            }])
+        };
+        assert!(say(None, None).contains("<Say language=\"ja-JP\">4, 8, 2</Say>"));
+        assert!(
+            say(Some("90%"), Some("400ms")).contains(
+                "<Say language=\"ja-JP\"><prosody rate=\"90%\">4,<break time=\"400ms\"/> 8,<break time=\"400ms\"/> 2</prosody></Say>"
+            ),
+            "{}",
+            say(Some("90%"), Some("400ms"))
+        );
+    }
+
+    #[test]
     fn empty_response() {
         assert_eq!(render(&[]), "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
     }
@@ -139,7 +204,13 @@ mod tests {
     #[test]
     fn attributes_are_xml_safe_too() {
         let doc = render(&[
-            Verb::Say { text: "x".into(), language: "en-US\u{7}".into(), voice: Some("Polly.Mizuki\u{7}".into()) },
+            Verb::Say {
+                text: "x".into(),
+                language: "en-US\u{7}".into(),
+                voice: Some("Polly.Mizuki\u{7}".into()),
+                rate: None,
+                pause: None,
+            },
             Verb::Gather {
                 action: "https://x.test/g".into(),
                 num_digits: None,

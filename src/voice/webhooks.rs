@@ -183,10 +183,10 @@ impl<'a> Speaker<'a> {
         };
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
         verbs.push(self.say(Prompt::OtpIntro));
-        verbs.push(self.state.prompts.say(self.locale, &code));
+        verbs.push(self.state.prompts.say_digits(self.locale, &code));
         verbs.push(Verb::Pause { seconds: 1 });
         verbs.push(self.say(Prompt::OtpAgain));
-        verbs.push(self.state.prompts.say(self.locale, &code));
+        verbs.push(self.state.prompts.say_digits(self.locale, &code));
         if r.delivery.readings < OTP_REPEATS {
             verbs.push(Verb::Gather {
                 action: self.state.urls.otp(r.id),
