@@ -244,3 +244,73 @@ async fn an_undeliverable_message_fails_the_request() {
     assert_eq!((v["status"].as_str(), v["failure_reason"].as_str()), (Some("failed"), Some("delivery_failed")));
     assert_eq!(v["deliveries"][0]["status"], "undelivered");
 }
+
+/// Every step of a fallback and of a voice_otp call on another node than the
+/// step before: one text message, one call, and the checks agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn channels_work_when_each_step_lands_on_another_node() {
+    let double = ProviderDouble::start().await;
+    let db = std::sync::Arc::new(TestDb::new(Backend::Postgres).await);
+    let opts = || Opts {
+        twilio_api: Some(double.base.clone()),
+        public_url: Some("https://ivr.example.test".into()),
+        ..Default::default()
+    };
+    let first = spawn_on(opts(), db.clone()).await;
+    let tenant = first.tenant.clone();
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        nodes.push(spawn_as(opts(), db.clone(), Some(tenant.clone())).await);
+    }
+    let path_of = |url: &str| url.strip_prefix("https://ivr.example.test").unwrap().to_owned();
+
+    // A call nobody takes, on node 0; its busy (declined) report reaches node 1.
+    let r = nodes[0].register(json!({ "phone_number": PHONE, "fallback": ["sms"], "locale": "en-US" })).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    double.wait_calls(1).await;
+    let call = double.call(0);
+    let status_path = path_of(param(&call, "StatusCallback")[0]);
+    let sid = ProviderDouble::sid(0);
+    let busy = [("CallSid", sid.as_str()), ("CallStatus", "busy"), ("SipResponseCode", "603"), ("To", PHONE)];
+    assert_eq!(nodes[1].webhook(&status_path, &busy).await.0, 200);
+    assert_eq!(nodes[2].webhook(&status_path, &busy).await.0, 200, "a duplicate report");
+    let v = nodes[2].wait_for(&id, "sent", |v| v["deliveries"][1]["status"] == "sent").await;
+    assert_eq!(v["deliveries"][0]["status"], "rejected");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let messages = double.messages.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "one text message, whichever node ran the job");
+    let code = code_in(param(&messages[0], "Body")[0]);
+    let report = path_of(param(&messages[0], "StatusCallback")[0]);
+    let message_sid = v["deliveries"][1]["sid"].as_str().unwrap().to_owned();
+    let delivered = [("MessageSid", message_sid.as_str()), ("MessageStatus", "delivered")];
+    assert_eq!(nodes[0].webhook(&report, &delivered).await.0, 200);
+    let resp = nodes[1].check(&id, json!({ "code": code })).await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["status"], "verified", "{v}");
+    assert_eq!(v["deliveries"][1]["status"], "delivered");
+
+    // A voice_otp call answered on node 2, read again on node 0, checked on node 1.
+    let r =
+        nodes[1].register(json!({ "phone_number": "+819012345670", "channel": "voice_otp", "locale": "en-US" })).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    double.wait_calls(2).await;
+    let call = double.call(1);
+    let answer = path_of(param(&call, "Url")[0]);
+    let sid = ProviderDouble::sid(1);
+    let on_call = [("CallSid", sid.as_str()), ("CallStatus", "in-progress"), ("To", "+819012345670")];
+    let (_, doc) = nodes[2].webhook(&answer, &on_call).await;
+    let heard: Vec<String> = doc
+        .split("<Say")
+        .filter_map(|s| s.split_once('>'))
+        .map(|(_, t)| t.split('<').next().unwrap().to_owned())
+        .collect();
+    let codes = read_aloud(&heard);
+    assert_eq!(codes.len(), 2, "{doc}");
+    let mut again = on_call.to_vec();
+    again.push(("Digits", "1"));
+    let (_, doc) = nodes[0].webhook(&format!("/webhooks/twilio/voice/otp/{id}"), &again).await;
+    assert!(doc.contains(&codes[0].chars().map(String::from).collect::<Vec<_>>().join(", ")), "{doc}");
+    let resp = nodes[1].check(&id, json!({ "code": codes[0] })).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "verified");
+    assert_eq!(double.count(), 2, "one call each");
+}
