@@ -314,3 +314,17 @@ async fn channels_work_when_each_step_lands_on_another_node() {
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "verified");
     assert_eq!(double.count(), 2, "one call each");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_per_number_limit_counts_every_channel() {
+    let app = spawn_with(Opts {
+        configure: Some(std::sync::Arc::new(|a| a.phone_rate_limit = Some(2))),
+        ..Default::default()
+    })
+    .await;
+    app.register(json!({ "phone_number": PHONE, "channel": "sms" })).await;
+    app.register(json!({ "phone_number": PHONE, "channel": "voice_otp" })).await;
+    let resp = app.register_as(&app.tenant, json!({ "phone_number": PHONE })).await;
+    assert_eq!(resp.status(), 429, "a text and a call count as two");
+    assert!(resp.text().await.unwrap().contains("phone_number"));
+}
