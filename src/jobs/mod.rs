@@ -259,6 +259,7 @@ impl Jobs {
             answer_url: self.urls.answer(r.id),
             status_callback: self.urls.status(r.id),
             timeout: self.ring_timeout.min(left).max(5),
+            detect_machine: r.delivery.channel == crate::domain::status::Channel::VoiceOtp,
         };
         match self.telephony.place_call(&call).await {
             Ok(sid) => {

@@ -18,6 +18,10 @@ pub struct OutboundCall {
     pub status_callback: String,
     /// Seconds to ring.
     pub timeout: u32,
+    /// Ask the provider to tell a person from an answering machine before
+    /// the answer webhook (`MachineDetection`): a code read aloud must never
+    /// be left on a voicemail.
+    pub detect_machine: bool,
 }
 
 /// A text message to send through the provider's Messages API.

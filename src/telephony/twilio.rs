@@ -118,6 +118,10 @@ impl Telephony for TwilioClient {
             ("StatusCallbackEvent", "completed"),
             ("Timeout", timeout.as_str()),
         ];
+        let mut form = form.to_vec();
+        if call.detect_machine {
+            form.push(("MachineDetection", "Enable"));
+        }
         let url = format!("{}.json", self.calls_url);
         let resp = self.post(&url, &form).await?;
         if resp.status().is_success() {

@@ -328,3 +328,28 @@ async fn the_per_number_limit_counts_every_channel() {
     assert_eq!(resp.status(), 429, "a text and a call count as two");
     assert!(resp.text().await.unwrap().contains("phone_number"));
 }
+
+/// A code read aloud must never be left on a voicemail: voice_otp calls ask
+/// the provider for machine detection, and a machine hears no code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_voice_otp_call_never_reads_the_code_to_a_machine() {
+    let double = ProviderDouble::start().await;
+    let app = spawn_with(Opts { twilio_api: Some(double.base.clone()), ..Default::default() }).await;
+    app.register(json!({ "phone_number": "+819012345670" })).await;
+    double.wait_calls(1).await;
+    assert!(param(&double.call(0), "MachineDetection").is_empty(), "a voice_dtmf call needs no detection");
+    let r = app.register(json!({ "phone_number": PHONE, "channel": "voice_otp", "fallback": ["sms"] })).await;
+    let id = r["id"].as_str().unwrap();
+    double.wait_calls(2).await;
+    let call = double.call(1);
+    assert_eq!(param(&call, "MachineDetection"), ["Enable"]);
+    let path = param(&call, "Url")[0].strip_prefix(&app.public_url).unwrap().to_owned();
+    let sid = ProviderDouble::sid(1);
+    let machine =
+        [("CallSid", sid.as_str()), ("To", PHONE), ("CallStatus", "in-progress"), ("AnsweredBy", "machine_start")];
+    let (status, doc) = app.webhook(&path, &machine).await;
+    assert_eq!(status, 200);
+    assert!(!doc.contains(", ") && doc.ends_with("<Hangup/></Response>"), "no code for a machine: {doc}");
+    let v = app.wait_for(id, "fell back", |v| v["deliveries"][1]["channel"] == "sms").await;
+    assert_eq!(v["deliveries"][0]["status"], "rejected", "{v}");
+}
