@@ -6,13 +6,17 @@ use chrono::{Duration, Utc};
 use ivr_auth::domain::phone::PhoneNumber;
 use ivr_auth::domain::registration::Registration;
 use ivr_auth::domain::request::{AuthRequest, Event, NO_INPUT_LIMIT, Sealed};
-use ivr_auth::domain::status::{CallStatus, FailureReason, Mode, Status};
+use ivr_auth::domain::status::{CallStatus, Channel, FailureReason, Mode, Status};
 use proptest::prelude::*;
 use uuid::Uuid;
 
-fn request(max_attempts: u8, mode: Mode) -> AuthRequest {
+fn request(max_attempts: u8, mode: Mode, channel: Channel, fallback: bool) -> AuthRequest {
     let mut reg = Registration::with_defaults(PhoneNumber::from_stored("+819012345678".into()));
     reg.mode = mode;
+    reg.channel = channel;
+    if fallback && channel != Channel::Sms {
+        reg.fallback = vec![Channel::Sms];
+    }
     reg.max_attempts = max_attempts;
     reg.callback_url = Some("https://example.com/cb".into());
     AuthRequest::new(Uuid::now_v7(), Uuid::now_v7(), &reg, Sealed::default(), Utc::now())
@@ -46,7 +50,16 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Event::CallEnded),
         Just(Event::Cancel),
         Just(Event::Expire),
+        any::<bool>().prop_map(|correct| Event::CodeChecked { correct }),
+        Just(Event::CodeRead),
+        Just(Event::SmsSent { sid: "SM1".to_owned() }),
+        Just(Event::SmsDelivered { sid: "SM1".to_owned() }),
+        Just(Event::SmsFailed),
     ]
+}
+
+fn channel() -> impl Strategy<Value = Channel> {
+    prop_oneof![Just(Channel::VoiceDtmf), Just(Channel::VoiceOtp), Just(Channel::Sms)]
 }
 
 /// What an event must do to a request that has not ended (a refusal where a
@@ -62,24 +75,43 @@ fn must(before: &AuthRequest, event: &Event, now: chrono::DateTime<Utc>, after: 
     if now >= before.expires_at {
         return expect(after.status == Status::Expired, "expired");
     }
+    let on_page = before.delivery.checked_on_page();
     match event {
         Event::Cancel => expect(after.status == Status::Canceled, "canceled"),
         Event::CallRefused => expect(after.failure_reason == Some(FailureReason::CallFailed), "failed: call_failed"),
-        Event::CodeEntered { correct: true } if before.status == Status::InProgress => {
+        Event::CodeEntered { correct: true } if before.status == Status::InProgress && !on_page => {
             expect(after.status == Status::Verified, "verified")
         }
-        Event::CodeEntered { correct: false } if before.status == Status::InProgress => {
+        Event::CodeEntered { correct: false } if before.status == Status::InProgress && !on_page => {
             expect(after.attempts == before.attempts + 1, "one more attempt")
         }
+        Event::CodeEntered { .. } if on_page => {
+            expect(after == before, "a page-checked code is not typed on the phone")
+        }
+        Event::CodeChecked { correct: true } if on_page => expect(after.status == Status::Verified, "verified"),
+        Event::CodeChecked { correct: false } if on_page => {
+            expect(after.attempts == before.attempts + 1, "one more attempt")
+        }
+        Event::CodeChecked { .. } => expect(after == before, "a phone-typed code is not checked on the page"),
+        Event::SmsFailed if before.delivery.current() == Channel::Sms => {
+            expect(after.failure_reason == Some(FailureReason::DeliveryFailed), "failed: delivery_failed")
+        }
         Event::CallConnected { call_sid }
-            if before.status != Status::InProgress && before.call_sid.as_ref().is_none_or(|b| b == call_sid) =>
+            if before.status != Status::InProgress
+                && before.call_sid.as_ref().is_none_or(|b| b == call_sid)
+                && before.delivery.current() != Channel::Sms =>
         {
             expect(after.status == Status::InProgress, "in progress")
         }
         Event::CallStatusReported { status: CallStatus::NoAnswer, .. }
-            if before.call_status.is_none_or(|c| c.rank() < CallStatus::NoAnswer.rank()) =>
+            if before.call_status.is_none_or(|c| c.rank() < CallStatus::NoAnswer.rank())
+                && before.delivery.current() != Channel::Sms =>
         {
-            expect(after.failure_reason == Some(FailureReason::NoAnswer), "failed: no_answer")
+            if before.delivery.next_fallback().is_some() {
+                expect(!after.status.is_terminal() && after.delivery.current() == Channel::Sms, "fell back to sms")
+            } else {
+                expect(after.failure_reason == Some(FailureReason::NoAnswer), "failed: no_answer")
+            }
         }
         _ => Ok(()),
     }
@@ -92,10 +124,13 @@ proptest! {
     fn terminal_is_final_and_attempts_are_bounded(
         max_attempts in 1u8..=10,
         inbound in any::<bool>(),
+        channel in channel(),
+        fallback in any::<bool>(),
         steps in prop::collection::vec((event(), 0i64..90), 1..40),
     ) {
-        let mode = if inbound { Mode::Inbound } else { Mode::Outbound };
-        let mut r = request(max_attempts, mode);
+        // Only voice_dtmf goes inbound (the registration refuses the others).
+        let mode = if inbound && channel == Channel::VoiceDtmf { Mode::Inbound } else { Mode::Outbound };
+        let mut r = request(max_attempts, mode, channel, fallback);
         let mut now = r.created_at;
         let mut terminal: Option<AuthRequest> = None;
         for (event, advance) in steps {
@@ -109,6 +144,8 @@ proptest! {
             prop_assert!(r.attempts <= r.max_attempts, "attempts {} > max {}", r.attempts, r.max_attempts);
             prop_assert!(r.attempts >= before.attempts, "attempts went down");
             prop_assert!(r.no_input_count <= NO_INPUT_LIMIT);
+            prop_assert!(r.delivery.attempts.len() >= before.delivery.attempts.len(), "an attempt was forgotten");
+            prop_assert!(r.delivery.attempts.iter().filter(|a| a.channel == Channel::Sms).count() <= 1, "two texts");
             prop_assert!(r.status.rank() >= before.status.rank(), "{:?} -> {:?} on {:?}", before.status, r.status, event);
             if let Some(call) = before.call_status {
                 prop_assert!(r.call_status.is_some_and(|c| c.rank() >= call.rank()), "call status went back");

@@ -75,7 +75,7 @@ pub enum Event {
     /// The provider accepted the text message carrying the code.
     SmsSent { sid: String },
     /// The provider reported the message delivered to the handset.
-    SmsDelivered,
+    SmsDelivered { sid: String },
     /// The provider refused the message, or reported it undelivered.
     SmsFailed,
     /// The gather timed out with no digits.
@@ -284,12 +284,12 @@ impl AuthRequest {
                 }
                 Ok(plain(next))
             }
-            Event::SmsDelivered => {
+            Event::SmsDelivered { sid } => {
                 if self.delivery.current() != Channel::Sms || self.delivery.current_status() == Some("delivered") {
                     return Err(Refusal::NoChange);
                 }
-                next.delivery.mark("delivered", None, now);
-                // The provider's report can overtake the record of the sending.
+                // The report can overtake the record of the sending: it names the message too.
+                next.delivery.mark("delivered", (!sid.is_empty()).then_some(sid.as_str()), now);
                 if next.status.rank() < Status::InProgress.rank() {
                     next.status = Status::InProgress;
                 }
@@ -572,5 +572,62 @@ pub(crate) mod tests {
         let t = r.apply(&Event::Cancel, now).unwrap();
         assert_eq!(t.next.status, Status::Canceled);
         assert!(t.effects.contains(&Effect::EndCall { call_sid: "CA9".into() }));
+    }
+
+    fn with_channel(now: DateTime<Utc>, channel: Channel, fallback: Vec<Channel>) -> AuthRequest {
+        let mut reg = Registration::with_defaults(PhoneNumber::from_stored("+819012345678".into()));
+        reg.channel = channel;
+        reg.fallback = fallback;
+        AuthRequest::new(Uuid::now_v7(), Uuid::now_v7(), &reg, Sealed::default(), now)
+    }
+
+    #[test]
+    fn an_unanswered_call_with_a_fallback_sends_a_text_instead_of_failing() {
+        let now = Utc::now();
+        let r = step(
+            &with_channel(now, Channel::VoiceDtmf, vec![Channel::Sms]),
+            Event::CallPlaced { call_sid: "CA1".into() },
+            now,
+        );
+        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: Some(603) };
+        let t = r.apply(&busy, now).unwrap();
+        assert_eq!((t.next.status, t.effects.clone()), (Status::Calling, vec![Effect::SendSms]));
+        assert_eq!(t.next.delivery.attempts[0].status, "rejected");
+        assert!(t.next.delivery.uses_fallback_code());
+        // The call's later news changes nothing; the code is now checked on the page.
+        assert!(t.next.apply(&Event::CallEnded, now).is_err());
+        assert!(t.next.apply(&Event::CodeEntered { correct: true }, now).is_err());
+        let sent = step(&t.next, Event::SmsSent { sid: "SM1".into() }, now);
+        assert_eq!(sent.status, Status::InProgress);
+        assert_eq!(step(&sent, Event::CodeChecked { correct: true }, now).status, Status::Verified);
+        // No second fallback: a failed text fails the request.
+        let failed = step(&sent, Event::SmsFailed, now);
+        assert_eq!((failed.status, failed.failure_reason), (Status::Failed, Some(FailureReason::DeliveryFailed)));
+    }
+
+    #[test]
+    fn a_voice_otp_request_waits_for_the_page_after_its_call() {
+        let now = Utc::now();
+        let r = with_channel(now, Channel::VoiceOtp, Vec::new());
+        let r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
+        assert_eq!(r.apply(&Event::CallEnded, now), Err(Refusal::NoChange), "the code was read");
+        assert!(r.apply(&Event::CodeEntered { correct: true }, now).is_err(), "not typed on the phone");
+        let r = step(&r, Event::CodeChecked { correct: false }, now);
+        assert_eq!((r.status, r.attempts), (Status::InProgress, 1));
+        let t = r.apply(&Event::CodeChecked { correct: true }, now).unwrap();
+        assert_eq!(t.next.status, Status::Verified);
+        assert!(t.effects.contains(&Effect::EndCall { call_sid: "CA1".into() }), "a call still reading hangs up");
+        // Unanswered without fallback: fails as before.
+        let r =
+            step(&with_channel(now, Channel::VoiceOtp, Vec::new()), Event::CallPlaced { call_sid: "CA2".into() }, now);
+        let na = step(&r, Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None }, now);
+        assert_eq!(na.failure_reason, Some(FailureReason::NoAnswer));
+    }
+
+    #[test]
+    fn a_voice_dtmf_request_is_never_checked_on_the_page() {
+        let now = Utc::now();
+        let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
+        assert_eq!(r.apply(&Event::CodeChecked { correct: true }, now), Err(Refusal::NotNow));
     }
 }

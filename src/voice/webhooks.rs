@@ -706,7 +706,7 @@ pub async fn otp(
 pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
     let event = match p.get("MessageStatus") {
         "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.get("MessageSid").to_owned() },
-        "delivered" => Event::SmsDelivered,
+        "delivered" => Event::SmsDelivered { sid: p.get("MessageSid").to_owned() },
         "undelivered" | "failed" => Event::SmsFailed,
         _ => return twiml(&[]),
     };
