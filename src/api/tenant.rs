@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::{Authenticated, Identified, check_signed, count};
@@ -104,11 +104,20 @@ pub async fn put_voice(
     Ok(HttpResponse::Ok().json(settings(&state, &voice)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PreviewQuery {
-    locale: Option<String>,
-    scene: Option<String>,
+/// The preview's query: `locale` and `scene`; any other parameter is a 422 that names it.
+fn preview_query(req: &HttpRequest) -> Result<(Option<String>, Option<String>), AppError> {
+    let (mut locale, mut scene) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "locale" => locale = Some(v.into_owned()),
+            "scene" => scene = Some(v.into_owned()),
+            other => {
+                let name: String = other.chars().filter(|c| !c.is_control()).take(64).collect();
+                return Err(AppError::invalid(name.clone(), format!("{name}: is not a parameter (locale, scene)")));
+            }
+        }
+    }
+    Ok((locale, scene))
 }
 
 /// Preview what a caller hears.
@@ -125,9 +134,10 @@ pub struct PreviewQuery {
             `wrong_code`, `no_input`, `verified`, `failed`, `expired`, `voice_otp`, or `sms`"),
     ),
     responses(
-        (status = 200, description = "TwiML (text/xml), or the text message (text/plain) for `sms`", body = String),
+        (status = 200, description = "TwiML (text/xml), or the text message (text/plain) for `sms`",
+            content((String = "text/xml"), (String = "text/plain"))),
         (status = 401, description = "Missing or invalid API key (or, for a tenant that signs its requests, signature)", body = ErrorBody),
-        (status = 422, description = "An unknown locale or scene; the message names it", body = ErrorBody),
+        (status = 422, description = "An unknown locale, scene or parameter; the message names it", body = ErrorBody),
         (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -135,15 +145,16 @@ pub struct PreviewQuery {
 pub async fn preview(
     state: web::Data<AppState>,
     Authenticated(tenant): Authenticated,
-    query: web::Query<PreviewQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let locale = match query.locale.as_deref() {
+    let (locale, scene) = preview_query(&req)?;
+    let locale = match locale.as_deref() {
         None => Locale::JaJp,
         Some(l) => {
             Locale::parse(l).ok_or_else(|| AppError::invalid("locale", "locale: must be \"ja-JP\" or \"en-US\""))?
         }
     };
-    let scene = query.scene.as_deref().unwrap_or("answer_outbound");
+    let scene = scene.as_deref().unwrap_or("answer_outbound");
     if scene == "sms" {
         let text = state.prompts.sms(locale, "123456", 5, Some(&tenant.policy.voice));
         return Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/plain; charset=utf-8")).body(text));

@@ -116,7 +116,7 @@ async fn the_preview_is_the_twiml_a_caller_would_get() {
     let (status, kind, text) = preview(&app, "scene=sms").await;
     assert_eq!((status, kind.as_str()), (200, "text/plain; charset=utf-8"));
     assert!(text.starts_with("【Acme Bank】") && text.contains("123456"), "{text}");
-    for (query, field) in [("scene=dance", "scene"), ("locale=fr-FR", "locale")] {
+    for (query, field) in [("scene=dance", "scene"), ("locale=fr-FR", "locale"), ("lang=ja", "lang")] {
         let (status, _, body) = preview(&app, query).await;
         assert_eq!(status, 422, "{query}");
         assert!(body.contains(&format!("\"message\":\"{field}:")), "{body}");
