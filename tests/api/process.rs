@@ -350,10 +350,16 @@ fn twilio_without_its_settings_names_them_all_at_once() {
 fn a_toml_error_points_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ivr-auth.toml");
+    // A wrong type in the middle of line 3, and a misspelt key at the start of line 3.
     std::fs::write(&file, "# ivr-auth settings\nlisten = \"127.0.0.1:0\"\ngather_timeout = \"ten\"\n").unwrap();
     let refusal = refused_start(&["--config", file.to_str().unwrap()], &[]);
     let line = refusal.line();
     assert!(line.starts_with(&format!("ivr-auth: configuration error: --config: {}:3:18: ", file.display())), "{line}");
+    std::fs::write(&file, "# ivr-auth settings\nlisten = \"127.0.0.1:0\"\ngather_timout = 5\n").unwrap();
+    let refusal = refused_start(&["--config", file.to_str().unwrap()], &[]);
+    let line = refusal.line();
+    let at = format!("ivr-auth: configuration error: --config: {}:3:1: unknown field `gather_timout`", file.display());
+    assert!(line.starts_with(&at), "{line}");
 }
 
 #[test]
