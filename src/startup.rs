@@ -374,5 +374,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
-        .route("/openapi.json", web::get().to(ops::openapi));
+        .route("/openapi.json", web::get().to(ops::openapi))
+        .route("/favicon.ico", web::get().to(crate::web::favicon));
 }
