@@ -25,6 +25,8 @@ export const SCREENSHOTS = join(here, '..', 'screenshots');
 
 export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE = { width: 390, height: 844 };
+/** The narrowest phone the pages are checked on (iPhone mini, SE). */
+export const SMALL_PHONE = { width: 375, height: 812 };
 
 /** How long a test waits for something the server does (a call, a poll). */
 export const WAIT_MS = 20_000;
