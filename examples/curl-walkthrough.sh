@@ -27,7 +27,7 @@ die() {
   exit 1
 }
 
-[[ -n $API_KEY ]] || die "API_KEY is not set (create a tenant with: ivr-auth tenant create NAME)"
+[[ -n $API_KEY ]] || die "API_KEY is not set (create a tenant with: cargo run -q -- tenant create NAME)"
 
 # http AUTH METHOD PATH [JSON_BODY]
 # Prints the response body. Dies with the server's answer on anything but 2xx,

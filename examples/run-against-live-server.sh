@@ -6,8 +6,9 @@
 #
 # Builds nothing. Creates a temporary SQLite database and tenant, starts
 # `ivr-auth serve` with the simulator provider on a free local port, runs
-# curl-walkthrough.sh and python/client.py against it, and stops the server
-# on the way out. Exits non-zero if either example fails. Needs no stdin.
+# curl-walkthrough.sh and python/client.py (polling, then with --callback)
+# against it, and stops the server on the way out. Exits non-zero if any
+# example fails. Needs no stdin.
 set -euo pipefail
 
 examples_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,7 +47,7 @@ show_server_log() {
 # already in the environment (e.g. a developer's twilio setup) cannot leak in.
 export IVR_AUTH_DATABASE_URL="sqlite://$tmp/ivr.db"
 export IVR_AUTH_PROVIDER=simulator
-export IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true   # the Python demo's callback listens on 127.0.0.1
+export IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true   # client.py --callback listens on 127.0.0.1
 unset IVR_AUTH_PUBLIC_URL IVR_AUTH_INBOUND_NUMBER IVR_AUTH_DEFAULT_REGION
 
 echo "==> Creating a tenant in $IVR_AUTH_DATABASE_URL"
@@ -86,7 +87,7 @@ until curl --silent --fail --max-time 2 "$BASE_URL/readyz" >/dev/null; do
 done
 echo "    ready"
 
-# Run both examples even if the first fails, so one CI run reports both.
+# Run every example even if one fails, so one CI run reports them all.
 failed=()
 run_example() {
   local name=$1
@@ -103,6 +104,7 @@ run_example() {
 
 run_example curl-walkthrough.sh bash "$examples_dir/curl-walkthrough.sh"
 run_example python/client.py python3 "$examples_dir/python/client.py"
+run_example "python/client.py --callback" python3 "$examples_dir/python/client.py" --callback
 
 echo
 if ((${#failed[@]})); then

@@ -205,12 +205,7 @@ impl ServeArgs {
         let Some(path) = path else { return Ok(self) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
-        let file: ServeArgs = toml::from_str(&text).map_err(|e| {
-            // One line: the parser's message and where, without its source excerpt.
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-            bad("--config", format!("{}{at}: {}", path.display(), e.message().trim()))
-        })?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| bad("--config", toml_problem(path, &text, &e)))?;
         let cli = self;
         Ok(merge!(
             cli,
@@ -247,6 +242,62 @@ impl ServeArgs {
             metrics_token
         ))
     }
+}
+
+/// A TOML error as one line, `FILE:LINE:COLUMN: message`, without the
+/// parser's source excerpt (the position is where an editor jumps to).
+fn toml_problem(path: &std::path::Path, text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(":{line}:{column}")
+    });
+    let message = e.message().trim();
+    // For an unknown key serde lists all thirty known ones; name the key instead.
+    let message = match message.split_once(", expected one of") {
+        Some((unknown, _)) => format!("{unknown} (keys are the flags of `serve` with underscores, e.g. database_url)"),
+        None => message.to_owned(),
+    };
+    let message = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    format!("{}{}: {message}", path.display(), at.unwrap_or_default())
+}
+
+/// One line for a flag or environment value that the command line parser
+/// refused (a number that is not one, a boolean other than true/false),
+/// naming the environment variable and the flag. `None` for every other
+/// parse error, which clap explains well enough itself.
+pub fn value_error_line(err: &clap::Error, command: &clap::Command) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else { return None };
+    // clap shows the argument as `--gather-timeout <GATHER_TIMEOUT>`.
+    let long = shown.strip_prefix("--")?.split([' ', '=']).next()?;
+    let arg = find_arg(command, long)?;
+    let env = arg.get_env()?.to_string_lossy().into_owned();
+    let problem = match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) => format!("must be one of {}", valid.join(", ")),
+        _ => match std::error::Error::source(err) {
+            Some(why) if why.is::<std::num::ParseIntError>() => "must be a whole number of 0 or more".to_owned(),
+            Some(why) => why.to_string(),
+            None => "is not valid".to_owned(),
+        },
+    };
+    let value = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) if !arg.is_hide_env_values_set() => format!(" ({v:?})"),
+        _ => String::new(),
+    };
+    Some(format!("configuration error: {env} (or --{long}){value}: {problem}"))
+}
+
+/// The argument `--long` of `command` or of any of its subcommands.
+fn find_arg<'a>(command: &'a clap::Command, long: &str) -> Option<&'a clap::Arg> {
+    command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .or_else(|| command.get_subcommands().find_map(|sub| find_arg(sub, long)))
 }
 
 /// Parses a database URL: `sqlite://PATH` (relative or `sqlite:///abs`) or `postgres://…`.
@@ -421,23 +472,66 @@ impl Settings {
         Ok(settings)
     }
 
+    /// With `twilio`, every missing provider setting is named at once, so a
+    /// new setup needs one restart, not one per setting.
     fn check_provider(&self) -> Result<(), ConfigError> {
         if self.provider != ProviderKind::Twilio {
             return Ok(());
         }
+        let mut missing = Vec::new();
         if self.twilio_account_sid.is_none() {
-            return Err(bad("TWILIO_ACCOUNT_SID", "required when IVR_AUTH_PROVIDER=twilio"));
+            missing.push("TWILIO_ACCOUNT_SID");
         }
         if self.twilio_auth_token.is_none() {
-            return Err(bad("TWILIO_AUTH_TOKEN", "required when IVR_AUTH_PROVIDER=twilio"));
+            missing.push("TWILIO_AUTH_TOKEN");
         }
-        if self.caller_id.is_none() && self.inbound_number.is_none() {
-            return Err(bad(
-                "IVR_AUTH_CALLER_ID",
-                "required when IVR_AUTH_PROVIDER=twilio (or set IVR_AUTH_INBOUND_NUMBER for an inbound-only server)",
-            ));
+        let no_number = self.caller_id.is_none() && self.inbound_number.is_none();
+        if no_number {
+            missing.push("IVR_AUTH_CALLER_ID");
         }
-        Ok(())
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names = match missing.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        let number_hint = if no_number {
+            " (IVR_AUTH_CALLER_ID is the From number of outbound calls; an inbound-only server sets \
+             IVR_AUTH_INBOUND_NUMBER instead)"
+        } else {
+            ""
+        };
+        Err(bad("IVR_AUTH_PROVIDER", format!("twilio needs {names}, which are not set{number_hint}")))
+    }
+
+    /// Warnings about the URL the provider must reach: with `twilio`, a
+    /// loopback or private address is out of its reach (every call would fail
+    /// at its first webhook), and plain `http://` sends webhooks in clear.
+    pub fn public_url_warnings(&self) -> Vec<String> {
+        if self.provider != ProviderKind::Twilio {
+            return Vec::new();
+        }
+        let (url, what) = match &self.public_url {
+            Some(url) => (url.to_string(), "IVR_AUTH_PUBLIC_URL"),
+            None => (format!("http://{}", self.listen), "IVR_AUTH_PUBLIC_URL is not set, so webhook URLs use"),
+        };
+        let url = url.trim_end_matches('/').to_owned();
+        let host = Url::parse(&url).ok().and_then(|u| u.host().map(|h| h.to_owned()));
+        if host.as_ref().is_some_and(unreachable_host) {
+            return vec![format!(
+                "{what} {url}, which the provider cannot reach (a loopback or private address): its webhooks \
+                 will fail and calls will end at once; set IVR_AUTH_PUBLIC_URL to this server's public https:// URL"
+            )];
+        }
+        if url.starts_with("http://") {
+            return vec![format!(
+                "{what} {url}: provider webhooks should use https:// (a TLS reverse proxy in front is fine), or \
+                 calls' digits and signatures cross the network in clear; set IVR_AUTH_PUBLIC_URL to an https:// URL"
+            )];
+        }
+        Vec::new()
     }
 
     /// The simulator shows typed codes, full numbers and any tenant's status
@@ -460,6 +554,21 @@ impl Settings {
     /// Whether outbound calls can be placed with these settings.
     pub fn outbound_enabled(&self) -> bool {
         self.provider == ProviderKind::Simulator || self.caller_id.is_some()
+    }
+}
+
+/// A host that a provider on the internet cannot call back: loopback,
+/// private, link-local or unspecified addresses, and `localhost`.
+fn unreachable_host(host: &url::Host) -> bool {
+    match host {
+        url::Host::Domain(name) => {
+            let name = name.to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback() || ip.is_unspecified() || ip.is_unique_local() || ip.is_unicast_link_local()
+        }
     }
 }
 
@@ -508,10 +617,77 @@ mod tests {
     }
 
     #[test]
-    fn twilio_without_credentials_names_the_setting() {
+    fn twilio_without_credentials_names_every_missing_setting_in_one_line() {
         let args = ServeArgs { provider: Some("twilio".into()), ..Default::default() };
         let err = Settings::from_args(args).unwrap_err();
-        assert_eq!(err.setting, "TWILIO_ACCOUNT_SID");
+        assert_eq!(err.setting, "IVR_AUTH_PROVIDER");
+        let line = err.to_string();
+        for name in ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "IVR_AUTH_CALLER_ID"] {
+            assert!(line.contains(name), "{name} is named: {line}");
+        }
+        assert!(!line.contains('\n'), "one line: {line}");
+        // Only what is missing is named.
+        let args = ServeArgs {
+            provider: Some("twilio".into()),
+            twilio_account_sid: Some("AC1".into()),
+            inbound_number: Some("+815011112222".into()),
+            ..Default::default()
+        };
+        let line = Settings::from_args(args).unwrap_err().to_string();
+        assert!(line.contains("twilio needs TWILIO_AUTH_TOKEN, which"), "{line}");
+        assert!(!line.contains("TWILIO_ACCOUNT_SID") && !line.contains("IVR_AUTH_CALLER_ID"), "{line}");
+    }
+
+    fn twilio(public_url: Option<&str>, listen: &str) -> Settings {
+        Settings::from_args(ServeArgs {
+            listen: Some(listen.into()),
+            public_url: public_url.map(Into::into),
+            provider: Some("twilio".into()),
+            twilio_account_sid: Some("AC1".into()),
+            twilio_auth_token: Some("t".into()),
+            caller_id: Some("+815011112222".into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn twilio_is_warned_about_a_public_url_it_cannot_reach_or_that_is_not_https() {
+        let unreachable = [
+            twilio(None, "127.0.0.1:8080"),
+            twilio(Some("http://localhost:8080"), "127.0.0.1:8080"),
+            twilio(Some("https://192.168.1.20"), "0.0.0.0:8080"),
+            twilio(None, "0.0.0.0:8080"),
+        ];
+        for s in unreachable {
+            let warnings = s.public_url_warnings();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains("cannot reach"), "{}", warnings[0]);
+            assert!(warnings[0].contains("IVR_AUTH_PUBLIC_URL"), "{}", warnings[0]);
+        }
+        let plain = twilio(Some("http://ivr.example.com"), "127.0.0.1:8080").public_url_warnings();
+        assert_eq!(plain.len(), 1, "{plain:?}");
+        assert!(plain[0].contains("should use https://"), "{}", plain[0]);
+        assert!(twilio(Some("https://ivr.example.com"), "127.0.0.1:8080").public_url_warnings().is_empty());
+        assert!(Settings::defaults().public_url_warnings().is_empty(), "the simulator needs no public URL");
+    }
+
+    #[test]
+    fn a_bad_number_or_boolean_names_its_environment_variable_in_one_line() {
+        let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let line = |args: &[&str]| {
+            let err = command.clone().try_get_matches_from(args).unwrap_err();
+            value_error_line(&err, &command)
+        };
+        let number = line(&["serve", "--gather-timeout", "abc"]).unwrap();
+        assert_eq!(
+            number,
+            "configuration error: IVR_AUTH_GATHER_TIMEOUT (or --gather-timeout) (\"abc\"): must be a whole number of 0 or more"
+        );
+        let boolean = line(&["serve", "--allow-private-callbacks", "yes"]).unwrap();
+        assert!(boolean.starts_with("configuration error: IVR_AUTH_ALLOW_PRIVATE_CALLBACKS"), "{boolean}");
+        assert!(boolean.contains("true") && boolean.contains("false") && !boolean.contains('\n'), "{boolean}");
+        assert_eq!(line(&["serve", "--no-such-flag"]), None, "other errors are clap's to explain");
     }
 
     #[test]
@@ -554,6 +730,28 @@ mod tests {
         let err = ServeArgs::default().with_file(Some(&file)).unwrap_err();
         assert_eq!(err.setting, "--config");
         assert!(!err.to_string().contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn a_toml_error_names_the_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ivr.toml");
+        let at = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            let err = ServeArgs::default().with_file(Some(&file)).unwrap_err().to_string();
+            assert!(!err.contains('\n'), "one line: {err}");
+            err
+        };
+        let prefix = format!("configuration error: --config: {}:", file.display());
+        // A wrong type on line 2, a key that does not exist at the start of line 3,
+        // and a string left open on line 3.
+        let wrong_type = at("listen = \"127.0.0.1:9000\"\ngather_timeout = \"ten\"\n");
+        assert!(wrong_type.starts_with(&format!("{prefix}2:18: ")), "{wrong_type}");
+        let unknown = at("# settings\nlisten = \"127.0.0.1:9000\"\nlistn = \"x\"\n");
+        assert!(unknown.starts_with(&format!("{prefix}3:1: unknown field `listn`")), "{unknown}");
+        assert!(!unknown.contains("expected one of"), "no list of thirty keys: {unknown}");
+        let open = at("\n\nlisten = \"127.0.0.1\n");
+        assert!(open.starts_with(&format!("{prefix}3:")), "{open}");
     }
 
     #[test]

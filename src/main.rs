@@ -8,9 +8,9 @@ mod bench;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ivr_auth::cli::{self, DbArgs, TenantAction};
-use ivr_auth::config::{ServeArgs, Settings, unknown_env_vars};
+use ivr_auth::config::{ServeArgs, Settings, unknown_env_vars, value_error_line};
 use ivr_auth::startup::Application;
 
 /// IVR phone-authentication server.
@@ -54,8 +54,23 @@ fn complain(message: &str) {
     let _ = writeln!(std::io::stderr(), "ivr-auth: {message}");
 }
 
+/// The parsed command line; a bad value of a setting is one line naming its
+/// environment variable, anything else as clap says it (help, usage).
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|err| match value_error_line(&err, &Cli::command()) {
+        Some(line) => {
+            complain(&line);
+            ExitCode::FAILURE
+        }
+        None => err.exit(),
+    })
+}
+
 fn main() -> ExitCode {
-    let args = Cli::parse();
+    let args = match parse_command_line() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -93,6 +108,9 @@ async fn serve_command(serve: ServeArgs, config: Option<&std::path::Path>) -> Re
     let _logging = ivr_auth::telemetry::init(settings.log_json);
     for name in unknown_env_vars() {
         tracing::warn!(variable = %name, "unknown IVR_AUTH_ environment variable ignored (typo?)");
+    }
+    for warning in settings.public_url_warnings() {
+        tracing::warn!(setting = "IVR_AUTH_PUBLIC_URL", "{warning}");
     }
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
     tracing::info!(url = %app.base_url(), "ivr-auth listening");

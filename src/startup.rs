@@ -36,6 +36,13 @@ use crate::web::demo::DemoTenant;
 pub enum StartError {
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    /// The listen address could not be bound: says which and what to change.
+    #[error("cannot listen on {addr}: {}; set IVR_AUTH_LISTEN (or --listen) to another address", bind_problem(.source))]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
     #[error("voice prompts: {0}")]
@@ -77,6 +84,22 @@ impl Signals {
     }
 }
 
+/// Why a bind failed, in the words an operator acts on.
+fn bind_problem(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "the address is in use (by another ivr-auth or another program)".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        std::io::ErrorKind::AddrNotAvailable => "this machine has no such address".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Binds the listen address, before anything else is opened: a clash stops
+/// the start without touching the database.
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    crate::listen(addr).map_err(|source| StartError::Bind { addr, source })
+}
+
 fn random_secret() -> Vec<u8> {
     let mut s = vec![0u8; 32];
     rand::rng().fill_bytes(&mut s);
@@ -93,6 +116,7 @@ impl Application {
     /// `build`, with the clock every rule reads (tests move it forward).
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         crate::install_tls_provider();
+        let listener = bind(settings.listen)?;
         let options = OpenOptions {
             lease: settings.job_lease,
             max_connections: settings.database_max_connections,
@@ -112,7 +136,6 @@ impl Application {
             DatabaseUrl::Postgres(_) => None,
         };
         let keys = crate::secrets::key_ring(&settings.secret_keys, sqlite_file, &*store).await?;
-        let listener = crate::listen(settings.listen)?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let public =
@@ -359,5 +382,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
-        .route("/openapi.json", web::get().to(ops::openapi));
+        .route("/openapi.json", web::get().to(ops::openapi))
+        .route("/favicon.ico", web::get().to(crate::web::favicon));
 }

@@ -6,8 +6,12 @@ use tracing_subscriber::filter::Directive;
 
 /// Libraries whose debug events carry statement parameters or request bodies
 /// (phone numbers, code hashes, callback secrets): capped at `info`, whatever
-/// the filter says.
-const CHATTY: [&str; 2] = ["tokio_postgres=info", "deadpool_postgres=info"];
+/// the filter says. And actix-server, whose `log` records (bridged into
+/// tracing) narrate its runtime and workers at every start and stop ("Tokio
+/// runtime found; starting in existing Tokio runtime", "starting 2 workers",
+/// "shutting down idle worker"): capped at `warn`, so the start-up output is
+/// ours and says what an operator needs.
+const CHATTY: [&str; 3] = ["tokio_postgres=info", "deadpool_postgres=info", "actix_server=warn"];
 
 /// Installs the global subscriber once; later calls do nothing. Events are
 /// written to stdout by a thread of their own through a bounded queue that

@@ -9,18 +9,26 @@ they are:
                                   a result callback before trusting its body.
 
 ``main()`` runs the whole flow against a server using the ``simulator``
-provider: it receives the result callback on a local port, plays the user's
-phone through the simulator API, and checks that the request is verified and
-that the callback is correctly signed.
+provider (the default ``cargo run -q -- serve`` is one): it registers a
+request, plays the user's phone through the simulator API, and polls the
+result API until the request is verified.
 
+    BASE_URL=http://127.0.0.1:8080 API_KEY=ivr_... python3 examples/python/client.py
+
+``--callback`` also receives the signed result callback on a port of
+127.0.0.1 and checks its signature; it needs CALLBACK_SECRET (printed with
+the API key) and a server started with IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true,
+since the server refuses callback URLs on loopback and private addresses
+otherwise (422):
+
+    IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true cargo run -q -- serve
     BASE_URL=http://127.0.0.1:8080 API_KEY=ivr_... CALLBACK_SECRET=whsec_... \\
-        python3 examples/python/client.py
+        python3 examples/python/client.py --callback
 
-The server must run with IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true, because the
-demo's callback URL is on 127.0.0.1. Exits 0 on success, 1 with a one-line
-message otherwise.
+Exits 0 on success, 1 with a one-line message otherwise (2 for bad usage).
 """
 
+import argparse
 import hashlib
 import hmac
 import http.server
@@ -41,15 +49,16 @@ class IvrAuthError(Exception):
     """An error answer from the server, or the server could not be reached.
 
     ``status`` is the HTTP status (None for network errors), ``code`` the
-    server's snake_case error code, ``retry_after`` the seconds a 429 asks to
-    wait.
+    server's snake_case error code, ``field`` the request field a 422 refused,
+    ``retry_after`` the seconds a 429 asks to wait.
     """
 
-    def __init__(self, message, status=None, code=None, retry_after=None):
+    def __init__(self, message, status=None, code=None, retry_after=None, field=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after = retry_after
+        self.field = field
 
 
 def _http_json(method, url, body=None, headers=None, timeout=10.0):
@@ -73,15 +82,16 @@ def _http_json(method, url, body=None, headers=None, timeout=10.0):
         raw = e.read()
         try:
             error = json.loads(raw)["error"]
-            code, detail = error.get("code"), error.get("message")
+            code, detail, field = error.get("code"), error.get("message"), error.get("field")
         except (ValueError, KeyError, TypeError, AttributeError):
-            code, detail = None, raw[:200].decode("utf-8", "replace")
+            code, detail, field = None, raw[:200].decode("utf-8", "replace"), None
         retry_after = e.headers.get("Retry-After")
         raise IvrAuthError(
             f"{method} {url} answered HTTP {e.code}" + (f" ({code})" if code else "") + f": {detail}",
             status=e.code,
             code=code,
             retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None,
+            field=field,
         ) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -332,25 +342,58 @@ def simulate_user_entering_code(base_url, request_id, code, timeout=30.0):
     _http_json("POST", f"{base_url}/simulator/calls/{sid}/digits", {"digits": code})
 
 
-def demo(base_url, api_key, callback_secret):
-    client = IvrAuthClient(base_url, api_key)
+PRIVATE_CALLBACKS_HINT = (
+    "the server refused the callback URL on 127.0.0.1: start it with "
+    "IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true (development only) for --callback, "
+    "or run this demo without --callback to poll instead"
+)
+
+
+def register_demo_request(client, callback_url):
+    """Registers the demo's request; a refused loopback callback URL says which server setting it needs."""
+    try:
+        return client.register(DEMO_PHONE, user_id="python-demo", callback_url=callback_url)
+    except IvrAuthError as e:
+        if callback_url and e.status == 422 and e.field in (None, "callback_url"):
+            raise DemoError(f"{PRIVATE_CALLBACKS_HINT} ({e})") from None
+        raise
+
+
+def verify_and_poll(base_url, client, callback_url=None):
+    """Registers a request, plays the phone, polls until it ends; returns the request id."""
+    where = f"; callbacks go to {callback_url}" if callback_url else "; polling for the result"
+    print(f"==> Registering an outbound request for {DEMO_PHONE}{where}")
+    created = register_demo_request(client, callback_url)
+    request_id, code = created["id"], created["code"]
+    print(f"    id:   {request_id}")
+    print(f"    code: {code}")
+
+    print("==> Playing the user's phone through the simulator")
+    simulate_user_entering_code(base_url, request_id, code)
+
+    print("==> Polling the result API")
+    result = client.wait_until_terminal(request_id, timeout=30)
+    print(f"    status: {result['status']}")
+    if result["status"] != "verified":
+        raise DemoError(
+            f"request {request_id} ended '{result['status']}' (failure_reason: {result.get('failure_reason')})"
+        )
+    return request_id
+
+
+def demo(base_url, api_key):
+    """The default demo: register, play the phone, poll. Works against the default server."""
+    verify_and_poll(base_url, IvrAuthClient(base_url, api_key))
+    print("==> OK: the request is verified (polled; run with --callback to receive the signed callback too)")
+
+
+def demo_with_callback(base_url, api_key, callback_secret):
+    """The demo with a result callback received on 127.0.0.1 and its signature checked.
+
+    Needs a server started with IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true.
+    """
     with CallbackReceiver(callback_secret) as receiver:
-        print(f"==> Registering an outbound request for {DEMO_PHONE}; callbacks go to {receiver.url}")
-        created = client.register(DEMO_PHONE, user_id="python-demo", callback_url=receiver.url)
-        request_id, code = created["id"], created["code"]
-        print(f"    id:   {request_id}")
-        print(f"    code: {code}")
-
-        print("==> Playing the user's phone through the simulator")
-        simulate_user_entering_code(base_url, request_id, code)
-
-        print("==> Polling the result API")
-        result = client.wait_until_terminal(request_id, timeout=30)
-        print(f"    status: {result['status']}")
-        if result["status"] != "verified":
-            raise DemoError(
-                f"request {request_id} ended '{result['status']}' (failure_reason: {result.get('failure_reason')})"
-            )
+        request_id = verify_and_poll(base_url, IvrAuthClient(base_url, api_key), receiver.url)
 
         print("==> Waiting for the signed result callback")
         valid, body = receiver.wait_for(request_id, timeout=15)
@@ -363,14 +406,36 @@ def demo(base_url, api_key, callback_secret):
     print(f"==> OK: request {request_id} is verified, and the callback said so with a valid signature")
 
 
-def main():
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description="Verify a phone number against an ivr-auth server with the simulator provider "
+        "(BASE_URL, API_KEY and, with --callback, CALLBACK_SECRET come from the environment).",
+    )
+    parser.add_argument(
+        "--callback",
+        action="store_true",
+        help="also receive the signed result callback on 127.0.0.1 and check it; "
+        "the server must run with IVR_AUTH_ALLOW_PRIVATE_CALLBACKS=true",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     base_url = os.environ.get("BASE_URL", "http://127.0.0.1:8080").rstrip("/")
     api_key = os.environ.get("API_KEY")
     callback_secret = os.environ.get("CALLBACK_SECRET")
     try:
-        if not api_key or not callback_secret:
-            raise DemoError("set API_KEY and CALLBACK_SECRET to the values `ivr-auth tenant create NAME` printed")
-        demo(base_url, api_key, callback_secret)
+        if not api_key:
+            raise DemoError("set API_KEY to the api_key that `cargo run -q -- tenant create NAME` printed")
+        if args.callback:
+            if not callback_secret:
+                raise DemoError(
+                    "--callback needs CALLBACK_SECRET, the callback_secret that `cargo run -q -- tenant create NAME` printed"
+                )
+            demo_with_callback(base_url, api_key, callback_secret)
+        else:
+            demo(base_url, api_key)
     except (IvrAuthError, DemoError, TimeoutError) as e:
         print(f"client.py: error: {e}", file=sys.stderr)
         return 1

@@ -8,14 +8,19 @@ use actix_web::{HttpResponse, web};
 use crate::error::AppError;
 
 /// (name, content type, content) of every embedded file.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     ("phone.html", "text/html; charset=utf-8", include_str!("assets/phone.html")),
     ("demo.html", "text/html; charset=utf-8", include_str!("assets/demo.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
     ("phone.js", "text/javascript; charset=utf-8", include_str!("assets/phone.js")),
     ("demo.js", "text/javascript; charset=utf-8", include_str!("assets/demo.js")),
     ("i18n.js", "text/javascript; charset=utf-8", include_str!("assets/i18n.js")),
+    ("favicon.svg", "image/svg+xml", include_str!("assets/favicon.svg")),
 ];
+
+/// The icon browsers ask for at `/favicon.ico` whatever the page says (the
+/// pages link `favicon.svg`): the same picture, 16, 32 and 48 pixels.
+const FAVICON_ICO: &[u8] = include_bytes!("assets/favicon.ico");
 
 /// Same-origin everything; prompt audio may come from the public URL.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -46,6 +51,16 @@ async fn asset(name: web::Path<String>) -> Result<HttpResponse, AppError> {
         return Err(AppError::NotFound("no such asset"));
     }
     serve(&name)
+}
+
+/// `GET /favicon.ico`, in every provider mode: a browser that opens any
+/// page of the server asks for it, and a 404 there is noise in its console.
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "image/x-icon"))
+        .insert_header((CACHE_CONTROL, "public, max-age=86400"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(FAVICON_ICO)
 }
 
 /// Routes of the pages; mounted only with the simulator provider.

@@ -42,6 +42,26 @@ async fn pages_are_served_with_a_strict_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_favicon_is_there_in_every_provider_mode() {
+    let double = ProviderDouble::start().await;
+    let twilio = spawn_with(Opts { twilio_api: Some(double.base.clone()), ..Default::default() }).await;
+    let simulator = spawn_app().await;
+    for app in [&twilio, &simulator] {
+        let resp = app.http.get(app.url("/favicon.ico")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "image/x-icon");
+        let icon = resp.bytes().await.unwrap();
+        assert_eq!(&icon[..4], [0, 0, 1, 0], "an ICO header");
+    }
+    // The pages link the SVG one.
+    let svg = simulator.http.get(simulator.url("/assets/favicon.svg")).send().await.unwrap();
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let page = simulator.http.get(simulator.url("/dev/phone")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<link rel="icon" href="/assets/favicon.svg""#), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn demo_flow_issues_a_temporary_password_once_verified() {
     let app = spawn_app().await;
     let bad = app

@@ -269,3 +269,129 @@ async fn a_stdout_nobody_reads_neither_stops_nor_wedges_the_server() {
     // The pipe stays open and fills up: 3,000 registrations log far more than the 64 KiB a pipe holds.
     survives_stdout(3000, Some).await;
 }
+
+/// What `ivr-auth serve` printed when it refused to start.
+struct Refusal {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `ivr-auth serve` with only `env` (and `args`) and expects it to exit
+/// non-zero within 20 s, never having started.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> Refusal {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ivr-auth"))
+        .arg("serve")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IVR_AUTH_DATABASE_URL", format!("sqlite://{}/ivr.db", dir.path().display()))
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let refusal = Refusal {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!out.status.success(), "the server started: {}{}", refusal.stdout, refusal.stderr);
+    assert!(!dir.path().join("ivr.db").exists(), "a refused start touched the database");
+    refusal
+}
+
+impl Refusal {
+    /// The one line on stderr, with nothing else printed (no runtime or panic noise).
+    fn line(&self) -> &str {
+        assert_eq!(self.stdout, "", "nothing on stdout");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr:\n{}", self.stderr);
+        assert!(!self.stderr.contains("panicked") && !self.stderr.contains("untime"), "{}", self.stderr);
+        lines[0]
+    }
+}
+
+#[test]
+fn a_port_in_use_names_the_address_and_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let refusal = refused_start(&[], &[("IVR_AUTH_LISTEN", &addr)]);
+    assert_eq!(
+        refusal.line(),
+        format!(
+            "ivr-auth: cannot listen on {addr}: the address is in use (by another ivr-auth or another program); \
+             set IVR_AUTH_LISTEN (or --listen) to another address"
+        )
+    );
+}
+
+#[test]
+fn twilio_without_its_settings_names_them_all_at_once() {
+    let refusal = refused_start(&[], &[("IVR_AUTH_PROVIDER", "twilio")]);
+    let line = refusal.line();
+    for name in ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "IVR_AUTH_CALLER_ID"] {
+        assert!(line.contains(name), "{name} is named: {line}");
+    }
+}
+
+#[test]
+fn a_toml_error_points_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ivr-auth.toml");
+    // A wrong type in the middle of line 3, and a misspelt key at the start of line 3.
+    std::fs::write(&file, "# ivr-auth settings\nlisten = \"127.0.0.1:0\"\ngather_timeout = \"ten\"\n").unwrap();
+    let refusal = refused_start(&["--config", file.to_str().unwrap()], &[]);
+    let line = refusal.line();
+    assert!(line.starts_with(&format!("ivr-auth: configuration error: --config: {}:3:18: ", file.display())), "{line}");
+    std::fs::write(&file, "# ivr-auth settings\nlisten = \"127.0.0.1:0\"\ngather_timout = 5\n").unwrap();
+    let refusal = refused_start(&["--config", file.to_str().unwrap()], &[]);
+    let line = refusal.line();
+    let at = format!("ivr-auth: configuration error: --config: {}:3:1: unknown field `gather_timout`", file.display());
+    assert!(line.starts_with(&at), "{line}");
+}
+
+#[test]
+fn a_malformed_number_or_boolean_in_the_environment_names_the_variable() {
+    let refusal = refused_start(&[], &[("IVR_AUTH_GATHER_TIMEOUT", "abc")]);
+    assert_eq!(
+        refusal.line(),
+        "ivr-auth: configuration error: IVR_AUTH_GATHER_TIMEOUT (or --gather-timeout) (\"abc\"): \
+         must be a whole number of 0 or more"
+    );
+    let refusal = refused_start(&[], &[("IVR_AUTH_ALLOW_PRIVATE_CALLBACKS", "yes")]);
+    assert!(refusal.line().starts_with("ivr-auth: configuration error: IVR_AUTH_ALLOW_PRIVATE_CALLBACKS"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twilio_is_warned_when_it_cannot_reach_the_public_url_or_it_is_not_https() {
+    let (_db, db_url, _tenant) = setup().await;
+    let twilio = [
+        ("IVR_AUTH_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        ("IVR_AUTH_CALLER_ID", "+815011112222"),
+    ];
+    let mut local = spawn_proc(&db_url, &twilio);
+    local.sigterm();
+    let log = local.log.lock().unwrap().clone();
+    assert!(log.contains("which the provider cannot reach"), "{log}");
+    // Only our own lines: not actix-server's narration of its runtime and workers.
+    assert!(!log.contains("runtime found") && !log.contains("workers"), "{log}");
+    let plain = [&twilio[..], &[("IVR_AUTH_PUBLIC_URL", "http://ivr.example.com")]].concat();
+    let mut plain = spawn_proc(&db_url, &plain);
+    plain.sigterm();
+    let log = plain.log.lock().unwrap().clone();
+    assert!(log.contains("provider webhooks should use https://"), "{log}");
+    assert!(!log.contains("cannot reach"), "{log}");
+}

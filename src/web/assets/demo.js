@@ -150,6 +150,7 @@ async function start(input) {
     }
     state.input = input;
     state.started = data;
+    shareNumber(data.phone_number);
     state.request = { status: data.status, attempts: 0, max_attempts: null };
     renderProgress();
     showView('progress');
@@ -159,6 +160,21 @@ async function start(input) {
     showFormError(() => t('demo.error.network'));
   } finally {
     setBusy(false);
+  }
+}
+
+/**
+ * Tells the dev phone (same origin, so same storage, even in another tab)
+ * which number was registered: it dials the inbound number from it and says
+ * so. The user is the one who typed it; nothing else reads it.
+ */
+function shareNumber(e164) {
+  if (!e164) return;
+  try {
+    localStorage.setItem('ivr-auth.registered-number', e164);
+    localStorage.setItem('ivr-auth.dial-from', e164);
+  } catch {
+    // Storage blocked: the dev phone's field is typed by hand instead.
   }
 }
 

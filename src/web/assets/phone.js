@@ -8,7 +8,11 @@ import { t, initLanguage, onLangChange, formatTime, has } from '/assets/i18n.js'
 const LIVE_CALL = new Set(['ringing', 'in-progress']);
 const FINAL_REQUEST = new Set(['verified', 'failed', 'expired', 'canceled']);
 const SOUND_KEY = 'ivr-auth.sound';
+// The number calls to the inbound number come from; the demo site sets it
+// too when it registers a request (same origin, same storage).
 const FROM_KEY = 'ivr-auth.dial-from';
+// The phone number of the request last registered on the demo site.
+const REGISTERED_KEY = 'ivr-auth.registered-number';
 const MAX_LISTED_CALLS = 50;
 
 // Dual-tone frequencies (Hz) of each key: row tone + column tone.
@@ -50,6 +54,7 @@ const ui = {
   dialWithhold: byId('dial-withhold'),
   dialButton: byId('dial-button'),
   dialError: byId('dial-error'),
+  dialFromHint: document.getElementById('dial-from-hint'),
   dialDisabled: byId('dial-disabled'),
   inboundNumber: byId('inbound-number'),
   requestNone: byId('request-none'),
@@ -108,6 +113,14 @@ function loadSound() {
     return localStorage.getItem(SOUND_KEY) !== 'off';
   } catch {
     return true;
+  }
+}
+
+function recall(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
   }
 }
 
@@ -313,7 +326,8 @@ function renderHandset() {
     ui.state.hidden = true;
   } else {
     const inbound = call.direction === 'inbound';
-    ui.title.textContent = t(inbound ? 'phone.outgoing' : 'phone.incoming');
+    // A call that has ended is the last call, not an incoming one.
+    ui.title.textContent = t(!isLive(call) ? 'phone.ended' : inbound ? 'phone.outgoing' : 'phone.incoming');
     // The big number is the other party; the small line says which phone this is.
     ui.number.textContent = inbound ? call.to : showNumber(call.from);
     ui.sub.textContent = inbound
@@ -336,7 +350,7 @@ function renderHandset() {
   if (prompt?.language) ui.now.lang = prompt.language;
   else ui.now.removeAttribute('lang');
 
-  const typed = call ? state.typed.get(call.sid) ?? '' : '';
+  const typed = call ? shownKeys(call) : '';
   ui.typedBox.hidden = !(connected || typed);
   renderTyped(typed);
 
@@ -346,6 +360,25 @@ function renderHandset() {
     const next = [ui.answer, ui.hangup].find((b) => !b.hidden);
     (next ?? ui.screen).focus();
   }
+}
+
+/**
+ * The keys of the current attempt. Once a code has been sent, the box keeps
+ * showing it until the call asks for keys again (after a wrong code) or a new
+ * key is pressed; then it starts empty. Keys are counted from the call's
+ * timeline, so a key pressed before its echo arrives is never lost.
+ */
+function shownKeys(call) {
+  const typed = state.typed.get(call.sid) ?? '';
+  let keys = 0;
+  const sent = [0]; // keys pressed when each code was sent
+  for (const entry of call.timeline) {
+    if (entry.kind === 'key') keys += 1;
+    else if (entry.kind === 'digits') sent.push(keys);
+  }
+  const last = sent[sent.length - 1];
+  const fresh = call.awaiting_digits || typed.length > last;
+  return typed.slice(fresh ? last : sent[sent.length - 2]);
 }
 
 /** Like a phone's display, a long run of keys shows its latest part. */
@@ -386,6 +419,13 @@ function timelineItem(entry, index) {
     case 'digits':
       inline(entry.text ?? '', 'tl-inline tl-code');
       break;
+    case 'status':
+      // The provider's call status (ringing, in-progress, completed…), in the page's language.
+      inline(has(`callstatus.${entry.text}`) ? t(`callstatus.${entry.text}`) : entry.text ?? '');
+      break;
+    case 'gather':
+      inline(gatherText(entry.text));
+      break;
     case 'error':
       body.append(el('p', { class: 'tl-text', text: entry.text ?? '' }));
       break;
@@ -396,6 +436,14 @@ function timelineItem(entry, index) {
     el('time', { datetime: entry.at, text: formatTime(entry.at) }),
     body,
   ]);
+}
+
+/** A Gather's `timeout=10s numDigits=6`, in the page's language. */
+function gatherText(text) {
+  const match = /^timeout=(\d+)s numDigits=(\S+)$/.exec(text ?? '');
+  if (!match) return text ?? '';
+  const [, seconds, digits] = match;
+  return digits === '-' ? t('kind.gather_timeout', { seconds }) : t('kind.gather_digits', { seconds, digits });
 }
 
 /** Appends new timeline entries; rebuilds only when another call is shown (or on `rebuild`). */
@@ -501,6 +549,7 @@ function renderAll({ rebuild = false } = {}) {
   renderRequest();
   renderConnection();
   renderSound();
+  renderFromHint();
 }
 
 // ---------- The selected call's auth request ----------
@@ -635,7 +684,7 @@ function pressKey(key) {
   if (state.sound) playTone(DTMF[key]);
   silencePrompts();
   state.typed.set(call.sid, (state.typed.get(call.sid) ?? '') + key);
-  renderTyped(state.typed.get(call.sid));
+  renderTyped(shownKeys(call));
   const path = `/simulator/calls/${encodeURIComponent(call.sid)}/digits`;
   sending = sending
     .then(() => api('POST', path, { digits: key }))
@@ -681,11 +730,43 @@ for (const type of ['pointerdown', 'keydown']) {
 
 // ---------- Calling the inbound number ----------
 
+/** Whether `typed` (E.164, or national format like 090-…) is the E.164 number `e164`. */
+function sameNumber(typed, e164) {
+  const digits = (text) => String(text).replace(/\D/g, '');
+  const mine = digits(typed);
+  if (mine.length < 6) return false;
+  return typed.trim().startsWith('+') ? mine === digits(e164) : digits(e164).endsWith(mine.replace(/^0/, ''));
+}
+
+/**
+ * The hint under the caller ID says which number the demo site registered,
+ * and whether the call will come from it: the server matches the caller ID
+ * against the registered number.
+ */
+function renderFromHint() {
+  const registered = recall(REGISTERED_KEY);
+  let hint = t('phone.dial.from_hint');
+  if (registered && sameNumber(ui.dialFrom.value, registered)) hint = t('phone.dial.from_registered', { number: registered });
+  else if (registered) hint = t('phone.dial.from_other', { number: registered });
+  setText(ui.dialFromHint, hint);
+}
+
 function renderDialState() {
   ui.dialFrom.disabled = ui.dialWithhold.checked;
+  renderFromHint();
 }
 
 ui.dialWithhold.addEventListener('change', renderDialState);
+ui.dialFrom.addEventListener('input', renderFromHint);
+
+// A request registered on the demo site in another tab: dial from its number
+// (unless the person is typing another one right now).
+window.addEventListener('storage', (event) => {
+  if (event.key !== FROM_KEY && event.key !== REGISTERED_KEY) return;
+  const from = recall(FROM_KEY);
+  if (from && document.activeElement !== ui.dialFrom) ui.dialFrom.value = from;
+  renderFromHint();
+});
 
 ui.dialForm.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -728,15 +809,9 @@ async function loadInfo() {
   }
 }
 
+/** The caller ID to dial from: `?from=`, else the last one used or registered on the demo site. */
 function initDialFrom() {
-  const fromQuery = new URLSearchParams(location.search).get('from');
-  let stored = null;
-  try {
-    stored = localStorage.getItem(FROM_KEY);
-  } catch {
-    // Keep the default.
-  }
-  const value = fromQuery || stored;
+  const value = new URLSearchParams(location.search).get('from') || recall(FROM_KEY);
   if (value) ui.dialFrom.value = value;
   renderDialState();
 }

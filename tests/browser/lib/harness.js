@@ -25,6 +25,8 @@ export const SCREENSHOTS = join(here, '..', 'screenshots');
 
 export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE = { width: 390, height: 844 };
+/** The narrowest phone the pages are checked on (iPhone mini, SE). */
+export const SMALL_PHONE = { width: 375, height: 812 };
 
 /** How long a test waits for something the server does (a call, a poll). */
 export const WAIT_MS = 20_000;
@@ -69,6 +71,11 @@ export async function newContext(browser, { lang = 'en', viewport = DESKTOP, isM
 
 function watchErrors(context, page) {
   page.on('pageerror', (err) => context.pageErrors.push(`${page.url()}: ${err.message}`));
+  // Nothing a page loads by itself is missing (the favicon included); a
+  // refused action answers 409 or 422, never 404.
+  page.on('response', (res) => {
+    if (res.status() === 404) context.pageErrors.push(`${page.url()}: 404 for ${res.url()}`);
+  });
   page.on('console', (msg) => {
     // A refused action (409) logs "Failed to load resource"; the pages show
     // those themselves. Anything else on the error console is a bug.
@@ -201,6 +208,21 @@ export async function waitForTimelineCount(phonePage, kind, count) {
 
 export async function timelineTexts(phonePage, kind) {
   return phonePage.locator(`[data-testid="timeline-entry"][data-kind="${kind}"]`).allInnerTexts();
+}
+
+/**
+ * The page's icon and `/favicon.ico` both load as images. Headless Chromium
+ * fetches neither by itself, so the 404 watch above cannot see them missing;
+ * a visible browser asks for both and logs a 404 for any that is not there.
+ */
+export async function assertIconsLoad(page) {
+  const linked = await page.evaluate(() => document.querySelector('link[rel="icon"]')?.getAttribute('href'));
+  assert.ok(linked, 'the page links an icon');
+  for (const path of [linked, '/favicon.ico']) {
+    const res = await page.request.get(new URL(path, page.url()).href);
+    assert.equal(res.status(), 200, `${path} answers 200`);
+    assert.match(res.headers()['content-type'] ?? '', /^image\//, `${path} is an image`);
+  }
 }
 
 // ---------- Accessibility and screenshots ----------

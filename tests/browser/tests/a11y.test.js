@@ -8,6 +8,7 @@ import {
   DESKTOP,
   PHONE,
   assertAccessibleAndScreenshot,
+  assertIconsLoad,
   byTestId,
   fillDemoForm,
   openDemo,
@@ -34,6 +35,7 @@ for (const page of PAGES) {
         withContext({ lang, viewport: size.viewport, isMobile: size.isMobile }, async (context) => {
           const tab = await page.open(context, lang);
           assert.equal(await tab.getAttribute('html', 'lang'), lang);
+          await assertIconsLoad(tab);
           assert.match(await tab.title(), expect.title);
           assert.equal(await byTestId(tab, `lang-${lang}`).getAttribute('aria-pressed'), 'true');
 

@@ -37,6 +37,9 @@ test('inbound: a withheld caller ID is refused; the registered number verifies',
 
     const phone = await openPhone(context, 'en');
     assert.equal(await byTestId(phone, 'inbound-number').innerText(), INBOUND_NUMBER);
+    // The caller ID is the number just registered on the demo site, and the hint names it.
+    assert.equal(await byTestId(phone, 'dial-from').inputValue(), '+819011110003');
+    assert.match(await byTestId(phone, 'dial-from-hint').innerText(), /registered on the demo site \(\+819011110003\)/);
 
     // 1. Withheld caller ID: told to dial 186, then hung up.
     await byTestId(phone, 'dial-withhold').check();
