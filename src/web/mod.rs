@@ -8,13 +8,14 @@ use actix_web::{HttpResponse, web};
 use crate::error::AppError;
 
 /// (name, content type, content) of every embedded file.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     ("phone.html", "text/html; charset=utf-8", include_str!("assets/phone.html")),
     ("demo.html", "text/html; charset=utf-8", include_str!("assets/demo.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
     ("phone.js", "text/javascript; charset=utf-8", include_str!("assets/phone.js")),
     ("demo.js", "text/javascript; charset=utf-8", include_str!("assets/demo.js")),
     ("i18n.js", "text/javascript; charset=utf-8", include_str!("assets/i18n.js")),
+    ("messages.js", "text/javascript; charset=utf-8", include_str!("assets/messages.js")),
 ];
 
 /// Same-origin everything; prompt audio may come from the public URL.

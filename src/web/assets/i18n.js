@@ -200,6 +200,18 @@ const MESSAGES = {
     'demo.retry': 'Try again',
     'demo.start_over': 'Start over',
     'demo.footer': 'This is a demonstration site for ivr-auth. No real bank is involved.',
+
+    // Dev phone: text messages (messages.js)
+    'messages.heading': 'Text messages',
+    'messages.empty': 'No text messages yet. Messages that ivr-auth sends appear here.',
+    'messages.from': 'From',
+    'messages.to': 'To',
+    'messages.announce': 'New text message from {from} to {to}: {body}',
+    'messages.status.queued': 'Sending',
+    'messages.status.sent': 'Sent',
+    'messages.status.delivered': 'Delivered',
+    'messages.status.undelivered': 'Not delivered',
+    'messages.status.failed': 'Failed',
   },
   ja: {
     'lang.label': '言語',
@@ -393,6 +405,17 @@ const MESSAGES = {
     'demo.retry': 'もう一度試す',
     'demo.start_over': 'はじめからやり直す',
     'demo.footer': 'これは ivr-auth のデモサイトです。実在の銀行とは関係ありません。',
+
+    'messages.heading': 'SMS（受信メッセージ）',
+    'messages.empty': 'まだSMSはありません。ivr-auth が送信したSMSはここに表示されます。',
+    'messages.from': '送信元',
+    'messages.to': '宛先',
+    'messages.announce': '{to} 宛てに {from} からSMSが届きました: {body}',
+    'messages.status.queued': '送信中',
+    'messages.status.sent': '送信済み',
+    'messages.status.delivered': '配信済み',
+    'messages.status.undelivered': '未配信',
+    'messages.status.failed': '失敗',
   },
 };
 
