@@ -128,6 +128,8 @@ for (const [lang, expect] of Object.entries(LANGS)) {
       assert.equal(await byTestId(demo, 'new-code-note').isVisible(), voice === 'outbound', 'the note on a second code');
       if (shown) assert.notEqual(code, shown, 'the message carries a second code, not the one the page showed');
       await byTestId(demo, 'demo-status').filter({ hasText: lang === 'en' ? /did not answer/ : /つながらなかった/ }).waitFor();
+      // The steps now tell where the code went (for voice_otp the code box was there all along).
+      await byTestId(demo, 'steps').filter({ hasText: lang === 'en' ? /could not reach you by phone/ : /つながらなかったため/ }).waitFor();
       await assertAccessibleAtBothWidths(demo, `/demo after a fallback to SMS (${lang})`, `channels-demo-fallback-${lang}`);
       await assertAccessibleAtBothWidths(phone, `the dev phone after a declined call (${lang})`, `channels-phone-fallback-${lang}`);
 
