@@ -16,6 +16,7 @@ const ASSETS: [(&str, &str, &str); 7] = [
     ("demo.js", "text/javascript; charset=utf-8", include_str!("assets/demo.js")),
     ("i18n.js", "text/javascript; charset=utf-8", include_str!("assets/i18n.js")),
     ("favicon.svg", "image/svg+xml", include_str!("assets/favicon.svg")),
+    ("messages.js", "text/javascript; charset=utf-8", include_str!("assets/messages.js")),
 ];
 
 /// The icon browsers ask for at `/favicon.ico` whatever the page says (the

@@ -30,6 +30,7 @@ async fn pages_are_served_with_a_strict_policy() {
         ("/demo", "text/html"),
         ("/assets/app.css", "text/css"),
         ("/assets/phone.js", "text/javascript"),
+        ("/assets/messages.js", "text/javascript"),
     ] {
         let resp = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");

@@ -1,12 +1,17 @@
 // The demo site: a bank's password-reset page playing the tenant's role.
 // It registers a verification request, shows the code and what to do with
-// it, polls the result about once a second, and shows a temporary password
-// once the phone call has verified the user.
+// it (or, when the code reaches the phone by a call reading it aloud or by a
+// text message, asks for it and checks it), polls the result about once a
+// second, and shows a temporary password once the user is verified.
 
 import { t, has, initLanguage, onLangChange, voiceLocale } from '/assets/i18n.js';
 
 const FINAL = new Set(['verified', 'failed', 'expired', 'canceled']);
-const FIELDS = ['user_id', 'phone_number', 'mode'];
+const FIELDS = ['user_id', 'phone_number', 'mode', 'fallback'];
+/** Server field names shown next to another field of this form. */
+const FIELD_OF = { channel: 'mode' };
+/** The choices in which we call the user, so a text message can stand in. */
+const VOICE_CHOICES = new Set(['outbound', 'voice_otp']);
 const POLL_MS = 1000;
 
 const byId = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -20,12 +25,21 @@ const ui = {
   form: byId('start-form'),
   userId: byId('user-id'),
   phone: byId('phone-number'),
+  fallbackBox: byId('fallback-box'),
+  fallback: byId('fallback-sms'),
   submit: byId('submit'),
   formError: byId('form-error'),
+  progressTitle: byId('progress-title'),
   code: byId('code'),
   callin: byId('callin'),
   inboundNumber: byId('inbound-number'),
   steps: byId('steps'),
+  newCodeNote: byId('new-code-note'),
+  checkForm: byId('check-form'),
+  checkCode: byId('check-code'),
+  checkHint: byId('check-hint'),
+  checkError: byId('error-code'),
+  verify: byId('verify'),
   status: byId('demo-status'),
   statusText: byId('status-text'),
   statusDetail: byId('status-detail'),
@@ -45,10 +59,14 @@ const state = {
   view: 'form',
   /** What the user last submitted, for "try again". */
   input: null,
-  /** The registration answer: id, code, mode, phone_number, inbound_number, expires_at. */
+  /** The registration answer: id, code, channel, mode, phone_number, inbound_number, expires_at. */
   started: null,
   /** The latest result-API answer. */
   request: null,
+  /** What the progress view is drawn for (see `phase`), to redraw it when that changes. */
+  phase: null,
+  /** Whether a code check is on its way. */
+  checking: false,
   /** Bumped to stop a poll loop that belongs to an older request. */
   pollToken: 0,
 };
@@ -83,9 +101,22 @@ function fieldInput(field) {
   return ui.form.elements.namedItem(field);
 }
 
+function chosen() {
+  return ui.form.querySelector('input[name="mode"]:checked')?.value ?? 'outbound';
+}
+
+/** The fallback is offered only for the ways in which we call. */
+function renderFallback() {
+  ui.fallbackBox.hidden = !VOICE_CHOICES.has(chosen());
+}
+
+for (const radio of ui.form.querySelectorAll('input[name="mode"]')) {
+  radio.addEventListener('change', renderFallback);
+}
+
 // Errors are kept as functions that produce their text, so a language
 // switch can redraw them in the new language.
-const errors = { fields: new Map(), form: null };
+const errors = { fields: new Map(), form: null, check: null };
 
 function clearErrors() {
   errors.fields.clear();
@@ -118,13 +149,20 @@ function renderErrors() {
   ui.formError.hidden = !errors.form;
 }
 
+/** The form as the demo API takes it: one choice becomes a mode, a channel and a fallback. */
 function readForm() {
+  const choice = chosen();
   return {
     user_id: ui.userId.value.trim(),
     phone_number: ui.phone.value.trim(),
-    mode: ui.form.querySelector('input[name="mode"]:checked')?.value ?? 'outbound',
+    mode: choice === 'inbound' ? 'inbound' : 'outbound',
+    channel: choice === 'voice_otp' || choice === 'sms' ? choice : 'voice_dtmf',
+    fallback: VOICE_CHOICES.has(choice) && ui.fallback.checked ? ['sms'] : [],
   };
 }
+
+/** Whether a registration sends a text message, now or as its fallback. */
+const texts = (input) => input.channel === 'sms' || input.fallback.includes('sms');
 
 /** Checks what the browser can check, so obvious slips need no round trip. */
 function checkForm(input) {
@@ -145,13 +183,15 @@ async function start(input) {
   try {
     const { status, ok, data } = await api('POST', '/demo/api/start', { ...input, locale: voiceLocale() });
     if (!ok) {
-      failStart(status, data?.error);
+      failStart(status, data?.error, input);
       return;
     }
     state.input = input;
     state.started = data;
     shareNumber(data.phone_number);
-    state.request = { status: data.status, attempts: 0, max_attempts: null };
+    state.request = { status: data.status, attempts: 0, max_attempts: null, channel: data.channel, deliveries: [] };
+    state.phase = null;
+    resetCheck();
     renderProgress();
     showView('progress');
     poll(++state.pollToken, data.id);
@@ -179,11 +219,12 @@ function shareNumber(e164) {
 }
 
 /** Puts a refused registration back on the form, next to the field at fault. */
-function failStart(status, error) {
+function failStart(status, error, input) {
   showView('form', { focus: false });
-  const field = error?.field;
+  const field = FIELD_OF[error?.field] ?? error?.field;
   if (status === 422 && FIELDS.includes(field)) {
-    const key = `demo.invalid.${field}`;
+    // A landline cannot receive text messages: say so when one was asked for.
+    const key = field === 'phone_number' && texts(input) ? 'demo.invalid.phone_number_sms' : `demo.invalid.${field}`;
     showFieldError(field, () => (has(key) ? t(key) : error.message));
     fieldInput(field)?.focus();
     return;
@@ -206,25 +247,62 @@ ui.form.addEventListener('submit', (event) => {
 
 // ---------- Step 2: the code and the live status ----------
 
+/** The latest attempt to reach the user (`deliveries` lists them, the current one last). */
+function currentDelivery() {
+  const deliveries = state.request?.deliveries ?? [];
+  return deliveries[deliveries.length - 1] ?? null;
+}
+
+/**
+ * What the progress view shows: `inbound` and `voice_dtmf` (the code is
+ * typed on the phone), `voice_otp` and `sms` (the user types the code here),
+ * or `fallback` (the call reached nobody and a text message went out instead).
+ */
+function phase() {
+  if (state.started.mode === 'inbound') return 'inbound';
+  if (state.started.channel !== 'sms' && currentDelivery()?.channel === 'sms') return 'fallback';
+  return state.started.channel ?? 'voice_dtmf';
+}
+
+/** Whether the user types the code on this page (and the site checks it). */
+const checkedHere = (p = phase()) => p === 'voice_otp' || p === 'sms' || p === 'fallback';
+
 function renderCode() {
-  const code = state.started?.code ?? '';
+  const shown = !checkedHere();
+  // Once a text message carries the code, the one shown before proves nothing.
+  const code = shown ? state.started?.code ?? '' : '';
+  ui.code.hidden = !shown;
   ui.code.dataset.code = code;
   ui.code.querySelector('.code-digits').textContent = code;
   // Read digit by digit, not as one large number.
   ui.code.querySelector('.code-spoken').textContent = code.split('').join(' ');
+  ui.progressTitle.textContent = t(shown ? 'demo.code_label' : 'demo.enter_heading');
+  ui.progressTitle.classList.toggle('code-label', shown);
 }
+
+const STEPS = {
+  inbound: 'demo.inbound',
+  voice_dtmf: 'demo.outbound',
+  voice_otp: 'demo.voice_otp',
+  sms: 'demo.sms',
+  fallback: 'demo.fallback',
+};
 
 function renderSteps() {
   const { mode, inbound_number: inbound } = state.started;
   // The number as the user typed it is the one they recognise.
   const phone = state.input?.phone_number || state.started.phone_number;
-  const prefix = mode === 'inbound' ? 'demo.inbound' : 'demo.outbound';
+  const current = phase();
   const steps = [1, 2, 3].map((n) => {
     const li = document.createElement('li');
-    li.textContent = t(`${prefix}.step${n}`, { phone });
+    li.textContent = t(`${STEPS[current]}.step${n}`, { phone });
     return li;
   });
   ui.steps.replaceChildren(...steps);
+  // A voice_dtmf request's text message carries a second code.
+  const newCode = current === 'fallback' && state.started.channel === 'voice_dtmf';
+  ui.newCodeNote.hidden = !newCode;
+  ui.newCodeNote.textContent = newCode ? t('demo.fallback.new_code') : '';
   ui.callin.hidden = mode !== 'inbound';
   if (mode === 'inbound') {
     ui.inboundNumber.textContent = inbound ?? '—';
@@ -233,13 +311,20 @@ function renderSteps() {
 }
 
 function liveText(request) {
+  const current = phase();
+  if (current === 'sms' || current === 'fallback') {
+    const sent = ['sent', 'delivered'].includes(currentDelivery()?.status);
+    return t(`demo.live.${current}_${sent ? 'sent' : 'sending'}`);
+  }
   switch (request.status) {
     case 'pending':
-      return t(state.started.mode === 'inbound' ? 'demo.live.pending_inbound' : 'demo.live.pending_outbound');
+      return t(current === 'inbound' ? 'demo.live.pending_inbound' : 'demo.live.pending_outbound');
     case 'calling':
       return t('demo.live.calling');
     case 'in_progress':
-      return t('demo.live.in_progress');
+      if (current !== 'voice_otp') return t('demo.live.in_progress');
+      // The call reads the code and hangs up; the request waits for the page.
+      return t(request.call_status === 'completed' ? 'demo.live.otp_ended' : 'demo.live.otp_in_progress');
     default:
       return '';
   }
@@ -278,11 +363,132 @@ setInterval(() => {
 }, 1000);
 
 function renderProgress() {
+  state.phase = phase();
   renderCode();
   renderSteps();
+  renderCheck();
   renderStatus();
   renderExpiry();
 }
+
+// ---------- Step 2b: the code the user types here ----------
+
+function resetCheck() {
+  ui.checkCode.value = '';
+  errors.check = null;
+  setChecking(false);
+  renderCheckError({ announce: false });
+}
+
+function renderCheck() {
+  ui.checkForm.hidden = !checkedHere();
+  ui.checkHint.textContent = t(phase() === 'voice_otp' ? 'demo.check.hint_call' : 'demo.check.hint_sms');
+  ui.verify.querySelector('span').textContent = t(state.checking ? 'demo.check.checking' : 'demo.check.submit');
+}
+
+function setChecking(busy) {
+  state.checking = busy;
+  ui.verify.disabled = busy;
+  ui.verify.querySelector('span').textContent = t(busy ? 'demo.check.checking' : 'demo.check.submit');
+}
+
+/** Why the code was refused: `kind` for tests and styles, `text()` for a language switch. */
+function showCheckError(kind, text) {
+  errors.check = { kind, text };
+  renderCheckError({ announce: true });
+}
+
+function renderCheckError({ announce }) {
+  const error = errors.check;
+  const slot = ui.checkError;
+  slot.dataset.kind = error?.kind ?? '';
+  if (error) ui.checkCode.setAttribute('aria-invalid', 'true');
+  else ui.checkCode.removeAttribute('aria-invalid');
+  const text = error ? error.text() : '';
+  if (!announce) {
+    slot.textContent = text;
+    return;
+  }
+  // The slot is an alert: emptying it first makes the same text (a second
+  // malformed code) a change that screen readers announce again.
+  slot.textContent = '';
+  setTimeout(() => {
+    if (errors.check === error) slot.textContent = text;
+  }, 50);
+}
+
+/** Full-width digits (a Japanese input method) become ASCII; spaces and hyphens go. */
+function normalizeCode(raw) {
+  return raw
+    .replace(/[０-９]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0))
+    .replace(/[\s\-‐－ー]/g, '');
+}
+
+function wrongCodeText(request) {
+  const left = Math.max(0, (request.max_attempts ?? 0) - (request.attempts ?? 0));
+  return left === 1 ? t('demo.check.wrong_one') : t('demo.check.wrong', { left });
+}
+
+/** Fetches the request once; shows the result (answering true) if it has ended. */
+async function refreshRequest(id) {
+  const { ok, data } = await api('GET', `/demo/api/requests/${encodeURIComponent(id)}`);
+  if (!ok || !data) return false;
+  state.request = data;
+  if (FINAL.has(data.status)) {
+    state.pollToken += 1;
+    showResult();
+    return true;
+  }
+  renderStatus();
+  return false;
+}
+
+ui.checkForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const id = state.started?.id;
+  if (!id || state.checking) return;
+  const code = normalizeCode(ui.checkCode.value);
+  if (!code) {
+    showCheckError('required', () => t('demo.check.required'));
+    ui.checkCode.focus();
+    return;
+  }
+  if (!/^\d{4,10}$/.test(code)) {
+    showCheckError('malformed', () => t('demo.check.malformed'));
+    ui.checkCode.focus();
+    return;
+  }
+  setChecking(true);
+  try {
+    const { status, ok, data } = await api('POST', `/demo/api/requests/${encodeURIComponent(id)}/check`, { code });
+    if (id !== state.started?.id) return;
+    if (ok && data) {
+      state.request = data;
+      if (FINAL.has(data.status)) {
+        state.pollToken += 1;
+        showResult();
+        return;
+      }
+      renderStatus();
+      showCheckError('wrong', () => wrongCodeText(state.request));
+      // Typing the next try replaces the wrong one.
+      ui.checkCode.focus();
+      ui.checkCode.select();
+    } else if (status === 422) {
+      showCheckError('malformed', () => t('demo.check.malformed'));
+      ui.checkCode.focus();
+    } else if (status === 409) {
+      // Ended meanwhile (expired, canceled, failed): show how.
+      if (!(await refreshRequest(id))) showCheckError('ended', () => t('demo.check.ended'));
+    } else {
+      showCheckError('error', () => t('demo.error.generic', { message: data?.error?.message ?? `HTTP ${status}` }));
+    }
+  } catch {
+    showCheckError('network', () => t('demo.error.network'));
+  } finally {
+    setChecking(false);
+  }
+});
 
 async function poll(token, id) {
   while (token === state.pollToken) {
@@ -295,7 +501,10 @@ async function poll(token, id) {
           showResult();
           return;
         }
-        renderStatus();
+        // A call that reached nobody fell back to a text message: now the
+        // code is asked for here. The status region announces the change.
+        if (phase() !== state.phase) renderProgress();
+        else renderStatus();
       }
     } catch {
       // A dropped connection is retried on the next tick.
@@ -336,7 +545,8 @@ function showResult({ focus = true } = {}) {
     ui.resultBody.textContent = t('demo.verified.body');
     ui.password.textContent = request.temporary_password ?? '';
   } else if (status === 'failed') {
-    const key = `reason.${request.failure_reason}`;
+    const pageReason = request.failure_reason === 'wrong_code' && checkedHere();
+    const key = pageReason ? 'demo.reason.wrong_code_page' : `reason.${request.failure_reason}`;
     ui.resultTitle.textContent = t('demo.failed.heading');
     ui.resultBody.textContent = has(key) ? t(key) : request.failure_reason ?? '';
   } else {
@@ -386,7 +596,11 @@ initLanguage();
 onLangChange(() => {
   setBusy(ui.submit.disabled);
   renderErrors();
-  if (state.view === 'progress') renderProgress();
+  if (state.view === 'progress') {
+    renderProgress();
+    renderCheckError({ announce: false });
+  }
   if (state.view === 'result') showResult({ focus: false });
 });
+renderFallback();
 showView('form', { focus: false });

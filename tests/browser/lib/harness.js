@@ -128,11 +128,17 @@ export async function openDemo(context, lang = 'en') {
   return page;
 }
 
-/** Fills the password-reset form (choosing `mode` only when given) without sending it. */
-export async function fillDemoForm(page, { userId, phone, mode }) {
+/**
+ * Fills the password-reset form without sending it. `mode` (when given) is
+ * the choice of how to verify: `outbound` (we call, the code is typed on the
+ * phone), `voice_otp`, `sms` or `inbound`; `fallback: true` ticks "if I don't
+ * answer, send a text message instead".
+ */
+export async function fillDemoForm(page, { userId, phone, mode, fallback = false }) {
   await byTestId(page, 'user-id').fill(userId);
   await byTestId(page, 'phone-number').fill(phone);
   if (mode !== undefined) await page.locator(`label[for="mode-${mode}"]`).click();
+  if (fallback) await byTestId(page, 'fallback-sms').check();
 }
 
 /** Waits for the demo page to show a registered request; answers its code. */
@@ -152,6 +158,30 @@ export async function registerOnDemo(page, { userId = 'taro', phone, mode = 'out
 
 export async function waitForResult(page, result) {
   await page.locator(`[data-testid="result-view"][data-result="${result}"]`).waitFor();
+}
+
+/** Waits until the demo page asks for the code (voice_otp, sms, or after a fallback to sms). */
+export async function waitForCheckForm(page) {
+  await byTestId(page, 'check-form').waitFor({ state: 'visible' });
+}
+
+/** Types `code` into the demo page's code box and presses Verify. */
+export async function submitCodeOnDemo(page, code) {
+  await byTestId(page, 'check-code').fill(code);
+  await byTestId(page, 'verify').click();
+}
+
+/** Waits until the demo page shows a code error of `kind` (wrong, malformed…); answers its text. */
+export async function waitForCodeError(page, kind) {
+  const handle = await page.waitForFunction(
+    (k) => {
+      const slot = document.querySelector(`[data-testid="error-code"][data-kind="${k}"]`);
+      return slot && slot.textContent.trim() !== '' ? slot.textContent.trim() : false;
+    },
+    kind,
+    { timeout: WAIT_MS },
+  );
+  return handle.jsonValue();
 }
 
 // ---------- The dev phone ----------
@@ -225,6 +255,37 @@ export async function assertIconsLoad(page) {
   }
 }
 
+/** The digits of a code read aloud as "4, 8, 2, 9, 1, 3" (contract §8), or null. */
+export function codeReadAloud(text) {
+  const match = /\d(?:, \d){3,9}/.exec(text);
+  return match ? match[0].replaceAll(', ', '') : null;
+}
+
+/** Waits until the shown call's timeline has a prompt reading a code aloud; answers its digits. */
+export async function waitForCodeReadAloud(phonePage) {
+  const handle = await phonePage.waitForFunction(
+    () => {
+      const texts = [...document.querySelectorAll('[data-testid="timeline-entry"][data-kind="say"]')].map((e) => e.innerText);
+      return texts.find((text) => /\d(?:, \d){3,9}/.test(text)) ?? false;
+    },
+    null,
+    { timeout: WAIT_MS },
+  );
+  return codeReadAloud(await handle.jsonValue());
+}
+
+/** The code in a text message's body (the first run of 4 to 10 digits), or null. */
+export function codeInMessage(body) {
+  return /(?<!\d)\d{4,10}(?!\d)/.exec(body)?.[0] ?? null;
+}
+
+/** Waits until the dev phone lists a text message to `to` (E.164); answers the newest one's body. */
+export async function waitForMessageTo(phonePage, to) {
+  const item = phonePage.locator(`[data-testid="message-item"][data-to="${to}"]`).first();
+  await item.waitFor();
+  return (await item.locator('[data-testid="message-body"]').innerText()).trim();
+}
+
 // ---------- Accessibility and screenshots ----------
 
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -260,4 +321,23 @@ export async function screenshot(page, name) {
 export async function assertAccessibleAndScreenshot(page, label, name) {
   await assertAccessible(page, label);
   await screenshot(page, name);
+}
+
+/**
+ * `assertAccessibleAndScreenshot` at the desktop width (`name`-desktop.png)
+ * and at a 375×812 phone width (`name`-phone.png); the page's own size is
+ * restored afterwards. Also checks that nothing scrolls sideways on the phone.
+ */
+export async function assertAccessibleAtBothWidths(page, label, name) {
+  const original = page.viewportSize();
+  try {
+    await page.setViewportSize(DESKTOP);
+    await assertAccessibleAndScreenshot(page, `${label} (desktop)`, `${name}-desktop`);
+    await page.setViewportSize(SMALL_PHONE);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${label}: the page is ${overflow}px wider than a 375px screen`);
+    await assertAccessibleAndScreenshot(page, `${label} (375px)`, `${name}-phone`);
+  } finally {
+    if (original) await page.setViewportSize(original);
+  }
 }
