@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use crate::error::AppError;
 
 /// (name, content type, content) of every embedded file.
-const ASSETS: [(&str, &str, &str); 7] = [
+const ASSETS: [(&str, &str, &str); 8] = [
     ("phone.html", "text/html; charset=utf-8", include_str!("assets/phone.html")),
     ("demo.html", "text/html; charset=utf-8", include_str!("assets/demo.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
