@@ -211,7 +211,11 @@ impl AuthRequest {
                     return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
                 }
                 next.call_sid = Some(call_sid.clone());
-                next.delivery.mark("started", Some(call_sid), now);
+                // The call's busy report can overtake this record, and the request
+                // may have moved on to a text message: that attempt is not the call's.
+                if next.delivery.current() != Channel::Sms {
+                    next.delivery.mark("started", Some(call_sid), now);
+                }
                 if next.status == Status::Pending {
                     next.status = Status::Calling;
                 }
@@ -603,6 +607,19 @@ pub(crate) mod tests {
         // No second fallback: a failed text fails the request.
         let failed = step(&sent, Event::SmsFailed, now);
         assert_eq!((failed.status, failed.failure_reason), (Status::Failed, Some(FailureReason::DeliveryFailed)));
+    }
+
+    #[test]
+    fn a_busy_report_that_overtakes_the_placed_call_leaves_the_text_s_attempt_alone() {
+        let now = Utc::now();
+        let r = with_channel(now, Channel::VoiceDtmf, vec![Channel::Sms]);
+        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None };
+        let r = step(&r, busy, now);
+        let r = step(&r, Event::SmsSent { sid: "SM1".into() }, now);
+        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into() }, now);
+        let sms = r.delivery.attempts.last().unwrap();
+        assert_eq!((sms.channel, sms.status.as_str(), sms.sid.as_deref()), (Channel::Sms, "sent", Some("SM1")));
+        assert_eq!(r.call_sid.as_deref(), Some("CA1"));
     }
 
     #[test]
