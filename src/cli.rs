@@ -56,9 +56,11 @@ pub struct SetArgs {
     /// requests must then be signed with it; `none` drops the requirement
     #[arg(long)]
     pub signing_key: Option<String>,
-    /// The name callers hear and texts show (e.g. `さくら銀行`), or `none`
+    /// The name callers hear and texts show (e.g. `さくら銀行`), or `none`;
+    /// `LOCALE=NAME` (e.g. `en-US=Sakura Bank`) sets it for one locale
+    /// (`LOCALE=` drops that). Repeatable
     #[arg(long)]
-    pub display_name: Option<String>,
+    pub display_name: Vec<String>,
     /// A prompt text of the tenant's own, `LOCALE.PROMPT=TEXT` (e.g.
     /// `ja-JP.success=…`); an empty TEXT goes back to the server's. Repeatable
     #[arg(long = "prompt", value_name = "LOCALE.PROMPT=TEXT")]
@@ -153,8 +155,12 @@ impl SetArgs {
             policy.voice = serde_json::from_str(&text)
                 .map_err(|e| CliError::Usage(format!("--voice-file {}: {e}", file.display())))?;
         }
-        if let Some(name) = &self.display_name {
-            policy.voice.display_name = (name != "none").then(|| name.clone());
+        for name in &self.display_name {
+            match name.split_once('=').filter(|(l, _)| crate::domain::status::Locale::parse(l).is_some()) {
+                Some((locale, "")) => drop(policy.voice.display_names.remove(locale)),
+                Some((locale, name)) => drop(policy.voice.display_names.insert(locale.to_owned(), name.to_owned())),
+                None => policy.voice.display_name = (name != "none").then(|| name.clone()),
+            }
         }
         for raw in &self.prompts {
             set_entry(&mut policy.voice.prompts, "prompt", raw)?;

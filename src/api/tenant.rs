@@ -22,6 +22,8 @@ use crate::voice::tenant_voice;
 pub struct VoiceSettings {
     /// The name callers hear and texts show (`{site_name}`); null: the locale's default wording.
     pub display_name: Option<String>,
+    /// The name per locale, where it differs from `display_name`.
+    pub display_names: BTreeMap<String, String>,
     /// The tenant's prompt texts, by locale, then by prompt key.
     pub prompts: BTreeMap<String, BTreeMap<String, String>>,
     /// The tenant's recordings (https URLs), by locale, then by prompt key.
@@ -41,6 +43,7 @@ fn settings(state: &AppState, voice: &TenantVoice) -> VoiceSettings {
         .collect();
     VoiceSettings {
         display_name: voice.display_name.clone(),
+        display_names: voice.display_names.clone(),
         prompts: voice.prompts.clone(),
         audio: voice.audio.clone(),
         defaults,

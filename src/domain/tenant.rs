@@ -74,6 +74,11 @@ pub struct TenantVoice {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 60, example = "さくら銀行")]
     pub display_name: Option<String>,
+    /// The name in a locale where it differs from `display_name`
+    /// (`{"en-US": "Sakura Bank"}`): a Japanese name is not what an English
+    /// voice can say.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub display_names: BTreeMap<String, String>,
     /// Prompt texts by locale, then by prompt key (`{"ja-JP": {"success": "…"}}`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub prompts: BTreeMap<String, BTreeMap<String, String>>,
@@ -86,6 +91,11 @@ pub struct TenantVoice {
 impl TenantVoice {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// The name callers in `locale` hear, if the tenant set one.
+    pub fn name_for(&self, locale: &str) -> Option<&str> {
+        self.display_names.get(locale).or(self.display_name.as_ref()).map(String::as_str)
     }
 
     /// The tenant's text for prompt `key` in `locale`, if it set one.

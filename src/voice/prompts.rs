@@ -345,7 +345,7 @@ impl Prompts {
     /// with the tenant's name and words.
     pub fn sms(&self, locale: Locale, code: &str, minutes: u32, tenant: Option<&TenantVoice>) -> String {
         let vars = Vars {
-            site_name: tenant.and_then(|t| t.display_name.clone()),
+            site_name: tenant.and_then(|t| t.name_for(locale.as_str())).map(str::to_owned),
             code: Some(code.to_owned()),
             minutes,
             ..Vars::default()

@@ -23,13 +23,12 @@ fn refused(field: impl Into<String>, message: impl std::fmt::Display) -> Refused
 /// prompts, with known placeholders; recordings as https URLs.
 pub fn validate(voice: &TenantVoice) -> Result<(), Refused> {
     if let Some(name) = &voice.display_name {
-        let count = name.trim().chars().count();
-        if count == 0 || count > 60 {
-            return Err(refused("display_name", "must be 1 to 60 characters"));
-        }
-        if name.chars().any(|c| c.is_control() || matches!(c, '{' | '}')) {
-            return Err(refused("display_name", "must not contain control characters or braces"));
-        }
+        check_name("display_name", name)?;
+    }
+    for (locale, name) in &voice.display_names {
+        let field = format!("display_names.{locale}");
+        known_locale(&field, locale)?;
+        check_name(&field, name)?;
     }
     for (locale, texts) in &voice.prompts {
         known_locale(&format!("prompts.{locale}"), locale)?;
@@ -52,6 +51,19 @@ pub fn validate(voice: &TenantVoice) -> Result<(), Refused> {
             }
             recording_url(url).map_err(|e| refused(&field, e))?;
         }
+    }
+    Ok(())
+}
+
+/// A name callers hear: 1 to 60 printable characters, no braces (a name is
+/// not a template).
+fn check_name(field: &str, name: &str) -> Result<(), Refused> {
+    let count = name.trim().chars().count();
+    if count == 0 || count > 60 {
+        return Err(refused(field, "must be 1 to 60 characters"));
+    }
+    if name.chars().any(|c| c.is_control() || matches!(c, '{' | '}')) {
+        return Err(refused(field, "must not contain control characters or braces"));
     }
     Ok(())
 }
@@ -107,6 +119,18 @@ mod tests {
         let cases: Vec<(Result<(), Refused>, &str)> = vec![
             (with(|v| v.display_name = Some(" ".into())), "display_name"),
             (with(|v| v.display_name = Some("a{code}".into())), "display_name"),
+            (
+                with(|v| {
+                    v.display_names.insert("fr-FR".into(), "Banque".into());
+                }),
+                "display_names.fr-FR",
+            ),
+            (
+                with(|v| {
+                    v.display_names.insert("en-US".into(), String::new());
+                }),
+                "display_names.en-US",
+            ),
             (with(text("fr-FR", "success", "ok")), "prompts.fr-FR"),
             (with(text("ja-JP", "sucess", "ok")), "prompts.ja-JP.sucess"),
             (with(text("ja-JP", "wrong_code", "{attempts}")), "prompts.ja-JP.wrong_code"),

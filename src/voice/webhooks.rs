@@ -95,7 +95,7 @@ impl<'a> Speaker<'a> {
         let vars = r.map_or(Vars::default(), |r| Vars {
             code_length: r.code_length,
             attempts_left: r.attempts_left(),
-            site_name: tenant.as_ref().and_then(|t| t.policy.voice.display_name.clone()),
+            site_name: tenant.as_ref().and_then(|t| t.policy.voice.name_for(r.locale.as_str())).map(str::to_owned),
             ..Vars::default()
         });
         Self {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::api::input::{RegisterBody, parse_json};
 use crate::body::read_limited;
 use crate::domain::status::{Channel, FailureReason, Status};
-use crate::domain::tenant::Tenant;
+use crate::domain::tenant::{Tenant, TenantVoice};
 use crate::domain::view::RequestView;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -26,11 +26,17 @@ pub struct DemoTenant(pub Tenant);
 impl DemoTenant {
     /// Finds or creates the demo tenant.
     pub async fn provision(store: &dyn Store) -> Result<Self, StoreError> {
-        if let Some(t) = store.list_tenants().await?.into_iter().find(|t| t.name == DEMO_TENANT) {
+        if let Some(mut t) = store.list_tenants().await?.into_iter().find(|t| t.name == DEMO_TENANT) {
+            // A demo tenant from before tenants had names gets the bank's.
+            if t.policy.voice.is_empty() {
+                t.policy.voice = demo_voice();
+                store.set_tenant_policy(&t.name, &t.policy).await?;
+            }
             return Ok(Self(t));
         }
         // The key is dropped unseen: only these routes can act for the demo tenant.
-        let (tenant, _key) = Tenant::create(DEMO_TENANT.into(), Utc::now());
+        let (mut tenant, _key) = Tenant::create(DEMO_TENANT.into(), Utc::now());
+        tenant.policy.voice = demo_voice();
         match store.create_tenant(tenant.clone()).await {
             Ok(()) => Ok(Self(tenant)),
             // Another server created it at the same moment: use theirs.
@@ -43,6 +49,15 @@ impl DemoTenant {
                 .ok_or(StoreError::Conflict("the demo tenant could not be created")),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The demo bank's name, as the page shows it in each language.
+fn demo_voice() -> TenantVoice {
+    TenantVoice {
+        display_name: Some("Example Bank".into()),
+        display_names: [("ja-JP".to_owned(), "サンプル銀行".to_owned())].into(),
+        ..TenantVoice::default()
     }
 }
 

@@ -76,6 +76,7 @@ async fn bad_settings_are_refused_by_name_and_change_nothing() {
         (json!({ "prompts": { "en-US": { "sucess": "ok" } } }), "prompts.en-US.sucess"),
         (json!({ "audio": { "en-US": { "success": "ftp://x.example/a.wav" } } }), "audio.en-US.success"),
         (json!({ "display_name": "" }), "display_name"),
+        (json!({ "display_names": { "xx-XX": "x" } }), "display_names.xx-XX"),
         (json!({ "display_nam": "x" }), "display_nam"),
     ] {
         let resp = put_voice(&app, &app.tenant, body.clone()).await;
@@ -102,7 +103,11 @@ async fn the_preview_is_the_twiml_a_caller_would_get() {
     put_voice(
         &app,
         &app.tenant,
-        json!({ "display_name": "Acme Bank", "audio": { "en-US": { "success": "https://cdn.example/ok.mp3" } } }),
+        json!({
+            "display_name": "Acme Bank",
+            "display_names": { "ja-JP": "アクメ銀行" },
+            "audio": { "en-US": { "success": "https://cdn.example/ok.mp3" } }
+        }),
     )
     .await;
     let (status, kind, doc) = preview(&app, "locale=en-US").await;
@@ -115,7 +120,7 @@ async fn the_preview_is_the_twiml_a_caller_would_get() {
     assert_eq!(digits.len(), 6, "{doc}");
     let (status, kind, text) = preview(&app, "scene=sms").await;
     assert_eq!((status, kind.as_str()), (200, "text/plain; charset=utf-8"));
-    assert!(text.starts_with("【Acme Bank】") && text.contains("123456"), "{text}");
+    assert!(text.starts_with("【アクメ銀行】") && text.contains("123456"), "the ja-JP name: {text}");
     for (query, field) in [("scene=dance", "scene"), ("locale=fr-FR", "locale"), ("lang=ja", "lang")] {
         let (status, _, body) = preview(&app, query).await;
         assert_eq!(status, 422, "{query}");
@@ -136,13 +141,15 @@ fn regex_free_code(doc: &str) -> String {
 async fn the_cli_sets_the_same_settings_and_names_what_it_refuses() {
     let app = spawn_app().await;
     tenant_set(app.db_url(), "acme", |a| {
-        a.display_name = Some("Acme".into());
+        a.display_name = vec!["Acme".into(), "ja-JP=アクメ".into()];
         a.prompts = vec!["en-US.goodbye_outbound=Bye from {site_name}.".into()];
     })
     .await
     .unwrap();
     let (_, _, doc) = preview(&app, "locale=en-US&scene=failed").await;
     assert!(doc.contains("Bye from Acme."), "{doc}");
+    let (_, _, doc) = preview(&app, "locale=ja-JP").await;
+    assert!(doc.contains("こちらは、アクメです。"), "the Japanese name: {doc}");
     let e = tenant_set(app.db_url(), "acme", |a| a.prompts = vec!["en-US.goodbye_outbound={bye}".into()]).await;
     assert!(e.unwrap_err().to_string().contains("prompts.en-US.goodbye_outbound"));
     tenant_set(app.db_url(), "acme", |a| a.prompts = vec!["en-US.goodbye_outbound=".into()]).await.unwrap();

@@ -526,7 +526,9 @@ function renderRequest() {
   ui.requestNone.hidden = Boolean(request);
   ui.requestFacts.hidden = !request;
   if (!request) return;
-  setBadge(ui.requestStatus, t(`status.${request.status}`), requestTone(request.status));
+  // After a fallback the request waits for the code from the text message, not on a call.
+  const texted = request.deliveries?.at(-1)?.channel === 'sms' && !['verified', 'failed', 'expired', 'canceled'].includes(request.status);
+  setBadge(ui.requestStatus, t(texted ? 'status.texted' : `status.${request.status}`), requestTone(request.status));
   ui.requestStatus.dataset.status = request.status;
   ui.requestAttempts.textContent = `${request.attempts ?? 0} / ${request.max_attempts ?? '—'}`;
   ui.requestReasonRow.hidden = !request.failure_reason;

@@ -122,6 +122,9 @@ for (const [lang, expect] of Object.entries(LANGS)) {
       const body = await waitForMessageTo(phone, e164(phoneNumber));
       const code = codeInMessage(body);
       assert.match(code ?? '', /^\d{4,10}$/, `a code in the message: ${body}`);
+      assert.ok(body.includes(lang === 'en' ? 'Example Bank' : 'サンプル銀行'), `the bank's name in ${lang}: ${body}`);
+      // The phone's request card says where the code went, not "on the call".
+      await byTestId(phone, 'request-status').filter({ hasText: lang === 'en' ? 'Code sent by text message' : 'SMSで送信済み' }).waitFor();
 
       // The demo notices the fallback by itself and asks for the message's code.
       await assertAsksForCode(demo);
