@@ -237,16 +237,43 @@ impl Jobs {
         }
     }
 
+    /// The request of `job`: `inserted` (as this process inserted it a
+    /// moment ago), or read back; the outcome to give when there is none.
+    async fn request_of(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Result<AuthRequest, Outcome> {
+        match inserted {
+            Some(r) => Ok(*r),
+            None => match self.core.store.request(job.request_id).await {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(Outcome::Done),
+                Err(e) => Err(Outcome::RetryIn(Duration::from_secs(1), e.to_string())),
+            },
+        }
+    }
+
+    /// A provider that cannot take a call or message now: try again with
+    /// backoff (at least its `Retry-After`), unless the code will have
+    /// expired by then (the sweeper records the expiry).
+    fn retry_before_expiry(
+        job: &Job,
+        now: chrono::DateTime<Utc>,
+        r: &AuthRequest,
+        message: String,
+        retry_after: Option<Duration>,
+    ) -> Outcome {
+        let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
+            .max(retry_after.unwrap_or_default());
+        if now + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
+            return Outcome::Done;
+        }
+        Outcome::RetryIn(wait, message)
+    }
+
     /// Places the call of a request; `inserted` is the request as this
     /// process inserted it a moment ago, if it did.
     async fn place_call(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Outcome {
-        let r = match inserted {
-            Some(r) => *r,
-            None => match self.core.store.request(job.request_id).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return Outcome::Done,
-                Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
-            },
+        let r = match self.request_of(job, inserted).await {
+            Ok(r) => r,
+            Err(outcome) => return outcome,
         };
         let t = self.core.now();
         if r.status_at(t) != Status::Pending || r.call_sid.is_some() {
@@ -291,13 +318,7 @@ impl Jobs {
                 )
             }
             Err(CallError::Unavailable { message, retry_after }) => {
-                let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
-                    .max(retry_after.unwrap_or_default());
-                if t + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
-                    // No point calling after the code has expired; the sweeper records the expiry.
-                    return Outcome::Done;
-                }
-                Outcome::RetryIn(wait, message)
+                Self::retry_before_expiry(job, t, &r, message, retry_after)
             }
         }
     }
@@ -305,13 +326,9 @@ impl Jobs {
     /// Sends the text message with the code of a request (its `sms` channel,
     /// or the fallback of a call nobody answered).
     async fn send_sms(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Outcome {
-        let r = match inserted {
-            Some(r) => *r,
-            None => match self.core.store.request(job.request_id).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return Outcome::Done,
-                Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
-            },
+        let r = match self.request_of(job, inserted).await {
+            Ok(r) => r,
+            Err(outcome) => return outcome,
         };
         let t = self.core.now();
         if r.status_at(t).is_terminal() || r.delivery.current_status() != Some("started") {
@@ -344,12 +361,7 @@ impl Jobs {
                 )
             }
             Err(CallError::Unavailable { message, retry_after }) => {
-                let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
-                    .max(retry_after.unwrap_or_default());
-                if t + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
-                    return Outcome::Done;
-                }
-                Outcome::RetryIn(wait, message)
+                Self::retry_before_expiry(job, t, &r, message, retry_after)
             }
         }
     }

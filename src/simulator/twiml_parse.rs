@@ -37,23 +37,36 @@ fn number(e: &BytesStart<'_>, name: &str, default: u32) -> Result<u32, String> {
     }
 }
 
+/// Adds `event` to `out` when it is text (entity references resolved);
+/// `false` when it is not text.
+fn push_text(out: &mut String, event: &Event<'_>) -> Result<bool, String> {
+    match event {
+        Event::Text(t) => out.push_str(&t.xml10_content()),
+        Event::CData(t) => out.push_str(&t.xml10_content()),
+        Event::GeneralRef(r) => {
+            if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+                out.push(c);
+            } else {
+                let name = r.xml10_content();
+                out.push_str(resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?);
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Text content up to the end tag, with entity references resolved.
 fn text_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<String, String> {
     let mut out = String::new();
     loop {
         match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Text(t) => out.push_str(&t.xml10_content()),
-            Event::CData(t) => out.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) => {
-                if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
-                    out.push(c);
-                } else {
-                    let name = r.xml10_content();
-                    out.push_str(resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?);
+            Event::End(e) if e.name().as_ref() == end => return Ok(out.trim().to_owned()),
+            other => {
+                if !push_text(&mut out, &other)? {
+                    return Err(format!("unexpected {other:?} in text"));
                 }
             }
-            Event::End(e) if e.name().as_ref() == end => return Ok(out.trim().to_owned()),
-            other => return Err(format!("unexpected {other:?} in text")),
         }
     }
 }
@@ -65,17 +78,11 @@ fn spoken(reader: &mut Reader<&[u8]>) -> Result<(String, Option<String>, Option<
     let (mut out, mut rate, mut pause) = (String::new(), None, None);
     let mut depth = 0usize;
     loop {
-        match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Text(t) => out.push_str(&t.xml10_content()),
-            Event::CData(t) => out.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) => {
-                if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
-                    out.push(c);
-                } else {
-                    let name = r.xml10_content();
-                    out.push_str(resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?);
-                }
-            }
+        let event = reader.read_event().map_err(|e| e.to_string())?;
+        if push_text(&mut out, &event)? {
+            continue;
+        }
+        match event {
             Event::Start(e) => {
                 if e.name().as_ref() == "prosody" {
                     rate = attr(&e, "rate")?;

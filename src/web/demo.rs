@@ -73,13 +73,6 @@ struct StartBody {
     fallback: Option<Vec<String>>,
 }
 
-/// What the demo page sends to check a code its user typed (voice_otp, sms).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckBody {
-    code: String,
-}
-
 #[derive(Serialize)]
 struct Started {
     id: String,
@@ -199,8 +192,8 @@ async fn check(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body = read_limited(&req, payload).await?;
-    let b: CheckBody = parse_json(&req, &body)?;
-    let code = crate::api::input::CheckBody { code: b.code }.validate()?;
+    // The same body and rules as the site API's `/check`.
+    let code = parse_json::<crate::api::input::CheckBody>(&req, &body)?.validate()?;
     let id = parse_id(&id)?;
     state.core.check(&demo.0, id, code).await?;
     progress(state, demo, web::Path::from(id.to_string())).await
