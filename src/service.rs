@@ -24,7 +24,7 @@ use crate::domain::tenant::{PresentedKey, Tenant};
 use crate::domain::view::RequestView;
 use crate::metrics::{KindLabel, Metrics};
 use crate::store::{
-    Applied, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, Store, StoreError, Update,
+    Applied, Inserted, Job, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, Store, StoreError, Update,
 };
 
 /// Why a service call did not do what was asked.
@@ -123,7 +123,7 @@ impl Core {
         let now = self.now();
         if reg.mode == Mode::Outbound {
             self.check_destination(tenant, &reg)?;
-            self.budgets.check(&*self.store, &self.metrics, tenant, now).await?;
+            self.budgets.check(&self.metrics, tenant, now)?;
         }
         let id = Uuid::now_v7();
         let (key_id, keys) = self.keys.current();
@@ -151,11 +151,13 @@ impl Core {
         };
         let jobs: Vec<NewJob> =
             first.map(|kind| NewJob { claim: true, ..NewJob::now(kind, id, String::new()) }).into_iter().collect();
-        match self.store.insert_request(request.clone(), jobs, self.number_limit).await? {
-            Inserted::Created { claimed } => {
+        let budgets = if reg.mode == Mode::Outbound { self.budgets.of(tenant) } else { Vec::new() };
+        let limits = Limits { number: self.number_limit, budgets };
+        match self.store.insert_request(request.clone(), jobs, limits).await? {
+            Inserted::Created { claimed, budget_use } => {
                 self.metrics.registered.get_or_create(&KindLabel { kind: reg.mode.as_str() }).inc();
                 if reg.mode == Mode::Outbound {
-                    self.budgets.spent(&self.metrics, tenant);
+                    self.budgets.placed(&self.metrics, tenant, &budget_use, now);
                 }
                 for job in claimed {
                     // The runner lives as long as the server; if it is gone, the lease runs out and another takes it.
@@ -165,6 +167,9 @@ impl Core {
                 Ok(Registered { request, code, created: true })
             }
             Inserted::Existing(existing) => self.replay(*existing, reg),
+            Inserted::Limited { retry_after, scope: LimitScope::Budget(budget) } => {
+                Err(self.budgets.spent(&self.metrics, tenant, budget, retry_after, now))
+            }
             Inserted::Limited { retry_after, scope } => {
                 tracing::warn!(phone = %reg.phone_number, ?scope, "phone number rate limit hit");
                 let message = match scope {
@@ -172,7 +177,7 @@ impl Core {
                         "phone_number: too many registrations of this number by this API key in 10 minutes \
                          (the per-number limit, IVR_AUTH_PHONE_RATE_LIMIT); try again later"
                     }
-                    LimitScope::Server => {
+                    LimitScope::Server | LimitScope::Budget(_) => {
                         "phone_number: too many registrations of this number on this server in 10 minutes \
                          (the server-wide ceiling per number, IVR_AUTH_PHONE_RATE_LIMIT_SERVER); try again later"
                     }
@@ -308,6 +313,22 @@ impl Core {
         }
         self.tenant_cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&tenant.id);
         Ok(())
+    }
+
+    /// Spends one-time token `token` of `kind` (a signed request, a sealed
+    /// hold), usable until `until`: `true` the first time it is presented,
+    /// `false` while it is remembered as used — by every server, across
+    /// restarts. Only its digest is stored.
+    pub async fn first_use(&self, kind: &str, token: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        use sha2::Digest;
+        let digest: [u8; 32] =
+            sha2::Sha256::new().chain_update(kind).chain_update([0]).chain_update(token).finalize().into();
+        self.store.first_use(digest, until, self.now()).await
+    }
+
+    /// Forgets the used tokens and call counts that can no longer decide anything.
+    pub async fn forget_spent(&self) -> Result<usize, StoreError> {
+        self.store.purge_memory(self.now()).await
     }
 
     /// Whether the database answers now.

@@ -215,7 +215,6 @@ impl Application {
             demo_limiter: Limiter::new(30, Duration::from_secs(60)),
             metrics,
             provider: settings.provider,
-            replays: Default::default(),
         });
 
         let (shutdown, shutdown_rx) = watch::channel(false);

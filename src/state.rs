@@ -36,6 +36,4 @@ pub struct AppState {
     pub demo_limiter: Limiter<std::net::IpAddr>,
     pub metrics: Arc<Metrics>,
     pub provider: ProviderKind,
-    /// Signed site requests already answered (tenants with a signing key).
-    pub replays: crate::api::signing::Replays,
 }

@@ -38,25 +38,20 @@ pub fn count(state: &AppState, tenant: &Tenant) -> Result<(), AppError> {
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
 
-fn extract<T: 'static>(
-    req: &HttpRequest,
-    then: fn(&AppState, &HttpRequest, Tenant) -> Result<T, AppError>,
-) -> Extracted<T> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let token = bearer(req);
-    let req = req.clone();
-    Box::pin(async move {
-        let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
-        let tenant = identify(&state, token).await?;
-        then(&state, &req, tenant)
-    })
+/// The state, the request and the tenant whose key it carries.
+async fn identified(req: HttpRequest) -> Result<(web::Data<AppState>, HttpRequest, Tenant), AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("application state missing".into()))?;
+    let tenant = identify(&state, bearer(&req)).await?;
+    Ok((state, req, tenant))
 }
 
 /// Checks the signature of a request of `tenant` whose body is `body`, when
 /// the tenant signs its requests (`api::signing`).
-pub fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<(), AppError> {
-    let now = state.core.now().timestamp();
-    super::signing::check(tenant, req, body, now, &state.replays)
+pub async fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<(), AppError> {
+    super::signing::check(tenant, req, body, &state.core).await
 }
 
 impl FromRequest for Authenticated {
@@ -64,10 +59,12 @@ impl FromRequest for Authenticated {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // The operations behind it take no body: a signature covers the empty one.
-        extract(req, |state, req, tenant| {
-            check_signed(state, req, &tenant, b"")?;
-            count(state, &tenant)?;
+        let req = req.clone();
+        Box::pin(async move {
+            let (state, req, tenant) = identified(req).await?;
+            // The operations behind it take no body: a signature covers the empty one.
+            check_signed(&state, &req, &tenant, b"").await?;
+            count(&state, &tenant)?;
             Ok(Authenticated(tenant))
         })
     }
@@ -78,6 +75,7 @@ impl FromRequest for Identified {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        extract(req, |_, _, tenant| Ok(Identified(tenant)))
+        let req = req.clone();
+        Box::pin(async move { identified(req).await.map(|(_, _, tenant)| Identified(tenant)) })
     }
 }

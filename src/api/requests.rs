@@ -52,7 +52,7 @@ pub async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body = read_limited(&req, payload).await?;
-    check_signed(&state, &req, &tenant, &body)?;
+    check_signed(&state, &req, &tenant, &body).await?;
     let parsed: RegisterBody = parse_json(&req, &body)?;
     let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
     // A replay of an earlier registration answers before any rate limit is counted.
@@ -157,7 +157,7 @@ pub async fn check(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body = read_limited(&req, payload).await?;
-    check_signed(&state, &req, &tenant, &body)?;
+    check_signed(&state, &req, &tenant, &body).await?;
     count(&state, &tenant)?;
     let parsed: CheckBody = parse_json(&req, &body)?;
     let code = parsed.validate()?;

@@ -14,9 +14,6 @@
 //! tenant with a key gets 401 for a request without a valid signature.
 //! Verification is `ed25519-dalek`'s strict verification.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use actix_web::HttpRequest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -25,13 +22,13 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::tenant::Tenant;
 use crate::error::AppError;
+use crate::service::Core;
+use chrono::{DateTime, Utc};
 
 pub const TIMESTAMP_HEADER: &str = "IVR-Auth-Timestamp";
 pub const SIGNATURE_HEADER: &str = "IVR-Auth-Request-Signature";
 /// How far a request's timestamp may be from the server's clock, in seconds.
 pub const WINDOW_SECONDS: i64 = 300;
-/// Signatures remembered at most (a flood of fresh ones forgets the oldest first).
-const REMEMBERED: usize = 100_000;
 
 /// A tenant's public key as `tenant set --signing-key` takes it: base64 (or
 /// hex) of the 32 bytes, checked to be a valid Ed25519 point.
@@ -55,37 +52,10 @@ pub fn verifies(key: &VerifyingKey, message: &[u8], signature: &str) -> bool {
     key.verify_strict(message, &signature).is_ok()
 }
 
-/// Signatures already accepted, until their window has passed: a signed
-/// request is answered once.
-#[derive(Default)]
-pub struct Replays {
-    seen: Mutex<HashMap<[u8; 32], i64>>,
-}
-
-impl Replays {
-    /// Records `signature` as used until `until`; `false` if it already was.
-    fn first_use(&self, signature: &str, now: i64, until: i64) -> bool {
-        let digest: [u8; 32] = Sha256::digest(signature.trim().as_bytes()).into();
-        let Ok(mut seen) = self.seen.lock() else { return false };
-        if seen.len() >= REMEMBERED {
-            seen.retain(|_, until| *until > now);
-            if seen.len() >= REMEMBERED {
-                let oldest = seen.values().min().copied().unwrap_or(now);
-                seen.retain(|_, until| *until > oldest);
-            }
-        }
-        match seen.get(&digest) {
-            Some(used_until) if *used_until > now => false,
-            _ => {
-                seen.insert(digest, until);
-                true
-            }
-        }
-    }
-}
-
-/// Checks the signature of `req` with `body` when `tenant` signs its requests.
-pub fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], now: i64, replays: &Replays) -> Result<(), AppError> {
+/// Checks the signature of `req` with `body` when `tenant` signs its
+/// requests, and spends it: a signed request is answered once, by whichever
+/// server it reaches first, for as long as its timestamp is accepted.
+pub async fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], core: &Core) -> Result<(), AppError> {
     let Some(key_text) = &tenant.policy.signing_key else { return Ok(()) };
     let refuse = |why: &str| AppError::Unsigned(format!("this tenant signs its requests: {why}"));
     let key = parse_public_key(key_text).ok_or_else(|| refuse("its registered public key is not valid"))?;
@@ -94,7 +64,8 @@ pub fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], now: i64, replays:
     let signature =
         header(SIGNATURE_HEADER).ok_or_else(|| refuse("the IVR-Auth-Request-Signature header is missing"))?;
     let at: i64 = timestamp.trim().parse().map_err(|_| refuse("IVR-Auth-Timestamp must be unix seconds"))?;
-    if (now - at).abs() > WINDOW_SECONDS {
+    let now = core.now().timestamp();
+    if !in_window(at, now) {
         return Err(refuse("IVR-Auth-Timestamp is more than 5 minutes from the server's clock"));
     }
     let path = req.uri().path_and_query().map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
@@ -102,10 +73,22 @@ pub fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], now: i64, replays:
     if !verifies(&key, &message, &signature) {
         return Err(refuse("IVR-Auth-Request-Signature does not verify"));
     }
-    if !replays.first_use(&signature, now, at + WINDOW_SECONDS) {
+    if !core.first_use("request-signature", signature.trim(), remembered_until(at)).await? {
         return Err(refuse("this signed request was already answered; sign each request anew"));
     }
     Ok(())
+}
+
+/// Whether a request signed at `at` (unix seconds) is accepted at `now`.
+fn in_window(at: i64, now: i64) -> bool {
+    at.checked_sub(now).and_then(i64::checked_abs).is_some_and(|d| d <= WINDOW_SECONDS)
+}
+
+/// How long a signature made at `at` must be remembered: as long as
+/// `in_window` accepts it, its last second included (the store forgets a use
+/// once its `until` is strictly past).
+fn remembered_until(at: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.saturating_add(WINDOW_SECONDS + 1), 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]
@@ -163,11 +146,15 @@ mod tests {
     }
 
     #[test]
-    fn a_signature_is_used_once_within_its_window() {
-        let replays = Replays::default();
-        assert!(replays.first_use("sig-a", 1000, 1300));
-        assert!(!replays.first_use("sig-a", 1100, 1400));
-        assert!(replays.first_use("sig-b", 1100, 1400));
-        assert!(replays.first_use("sig-a", 1301, 1600), "after its window it is refused by the timestamp instead");
+    fn a_signature_is_remembered_for_every_second_its_timestamp_is_accepted() {
+        let at = 1_800_000_000;
+        for now in [at - WINDOW_SECONDS, at, at + WINDOW_SECONDS] {
+            assert!(in_window(at, now), "{now}");
+            // The store forgets a use only once `until` < now: the last accepted second is covered.
+            assert!(remembered_until(at).timestamp() > now, "{now}");
+        }
+        assert!(!in_window(at, at + WINDOW_SECONDS + 1));
+        assert!(!in_window(at, at - WINDOW_SECONDS - 1));
+        assert!(!in_window(i64::MIN, 0), "no overflow");
     }
 }

@@ -99,7 +99,7 @@ pub async fn put_voice(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body = read_limited(&req, payload).await?;
-    check_signed(&state, &req, &tenant, &body)?;
+    check_signed(&state, &req, &tenant, &body).await?;
     count(&state, &tenant)?;
     let voice: TenantVoice = parse_json(&req, &body)?;
     tenant_voice::validate(&voice).map_err(|r| AppError::invalid(r.field, r.message))?;

@@ -1,5 +1,6 @@
 //! Pure types and rules of phone authentication: no I/O here.
 
+pub mod budget;
 pub mod code;
 pub mod delivery;
 pub mod ip;

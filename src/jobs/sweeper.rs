@@ -33,6 +33,7 @@ pub fn spawn_sweeper(
             expire_overdue(&core).await;
             if pass.is_multiple_of(HOUSEKEEPING_EVERY) {
                 purge(&core, retention).await;
+                forget(&core).await;
                 trim();
             }
             pass = pass.wrapping_add(1);
@@ -56,6 +57,15 @@ async fn expire_overdue(core: &Core) {
         if let Err(e) = core.apply(id, Event::Expire).await {
             tracing::error!(request_id = %id, error = %e, "expiring a request failed");
         }
+    }
+}
+
+/// Drops used one-time tokens and call counts that no longer decide anything.
+async fn forget(core: &Core) {
+    match core.forget_spent().await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(rows = n, "used tokens and old call counts forgotten"),
+        Err(e) => tracing::error!(error = %e, "forgetting used tokens failed"),
     }
 }
 

@@ -36,6 +36,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
+use crate::domain::budget::{Budget, CallBudget};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
@@ -76,13 +77,49 @@ pub struct NumberLimit {
     pub window: chrono::Duration,
 }
 
-/// Which number limit a registration met.
+/// Which limit a registration met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitScope {
     /// The registering tenant's own registrations for the number.
     Tenant,
     /// Every tenant's registrations for the number (the server-wide ceiling).
     Server,
+    /// The tenant's outbound calls within a call budget's window.
+    Budget(Budget),
+}
+
+/// The limits a registration is counted against, in the transaction that
+/// stores it, so that they hold under any burst and across servers.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Registrations of the phone number.
+    pub number: Option<NumberLimit>,
+    /// The tenant's call budgets (outbound requests only; empty: none).
+    pub budgets: Vec<CallBudget>,
+}
+
+impl Limits {
+    /// Only a per-number limit.
+    pub fn number(limit: Option<NumberLimit>) -> Self {
+        Self { number: limit, budgets: Vec::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.number.is_none() && self.budgets.is_empty()
+    }
+}
+
+/// Each call budget's use with a request (its bucket sum, with the request),
+/// or, when one is spent, how long until it has room and which it is.
+type BudgetRoom = Result<Vec<(Budget, u64)>, (Duration, LimitScope)>;
+
+/// How long until call budget `b` has room again for a request made at
+/// `created_at`, given the `b.max`-th newest call within the window before
+/// it, if there is one. Backends read that call only when the sum of the
+/// budget's buckets (an upper bound of the calls in the window) reaches `b.max`.
+fn budget_wait(b: CallBudget, created_at: DateTime<Utc>, nth_newest: Option<DateTime<Utc>>) -> Option<Duration> {
+    let oldest = nth_newest?;
+    Some((oldest + b.budget.window() - created_at).to_std().unwrap_or_default().max(Duration::from_millis(1)))
 }
 
 /// The result of inserting an auth request.
@@ -90,7 +127,11 @@ pub enum LimitScope {
 pub enum Inserted {
     /// Stored, together with its jobs, durably. `claimed` are the jobs that
     /// were inserted already leased to this process (`NewJob::claim`).
-    Created { claimed: Vec<Job> },
+    Created {
+        claimed: Vec<Job>,
+        /// Each call budget's use with this request (an upper bound; empty without budgets).
+        budget_use: Vec<(Budget, u64)>,
+    },
     /// A request with the same tenant and `external_id` exists; nothing was written.
     Existing(Box<AuthRequest>),
     /// The phone number has had as many registrations within the window as
@@ -167,14 +208,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new request and its jobs in one commit. A request whose
     /// tenant already used its `external_id` is answered `Existing` before
-    /// `limit` is looked at; then `limit` counts the requests for the same
-    /// phone number created within its window before `request.created_at`,
-    /// the tenant's own and everybody's.
+    /// any limit is looked at; then `limits.number` counts the requests for
+    /// the same phone number created within its window before
+    /// `request.created_at`, the tenant's own and everybody's; then each of
+    /// `limits.budgets` counts the tenant's outbound requests within its
+    /// window. Counting and inserting are one transaction that no other
+    /// server's registration of the same number or tenant interleaves with.
     async fn insert_request(
         &self,
         request: AuthRequest,
         jobs: Vec<NewJob>,
-        limit: Option<NumberLimit>,
+        limits: Limits,
     ) -> Result<Inserted, StoreError>;
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError>;
     /// The tenant's request with this `external_id`, if there is one.
@@ -191,15 +235,6 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError>;
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
-    /// How many outbound requests `tenant` registered after `since` (its
-    /// call budgets), and, when there were at least `nth` (≥ 1), when the
-    /// `nth` newest of them was registered.
-    async fn outbound_since(
-        &self,
-        tenant: Uuid,
-        since: DateTime<Utc>,
-        nth: u32,
-    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError>;
     /// Reads request `id`, lets `decide` choose an update, writes it and its
     /// jobs, all atomically; nothing is written when `decide` chooses none.
     /// `None` if there is no such request. With `finishing`, that job is
@@ -218,6 +253,14 @@ pub trait Store: Send + Sync + 'static {
     async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError>;
     /// Deletes terminal requests last changed before `before`; returns how many.
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
+
+    /// Records the one-time token whose digest is `digest` as used until
+    /// `until`: `true` the first time, `false` while an earlier use is
+    /// remembered (its `until` not yet passed at `now`). Every server sees
+    /// the same memory, and it outlives restarts.
+    async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Forgets used tokens and call counts that no longer matter at `now`; returns how many rows went.
+    async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// Leases up to `limit` due jobs to the caller, for the store's lease time
     /// counted on the database's clock.

@@ -73,6 +73,12 @@ fn bound_to(id: Uuid, call_sid: &str) -> Vec<u8> {
     aad
 }
 
+/// Until when a token opened at `now` must be remembered as used: as long
+/// as `unseal` could still open it.
+pub fn remembered_until(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::Duration::seconds(SEALED_FOR_SECONDS + 1)
+}
+
 /// Seals `digits` typed at `now` on call `call_sid` of request `id`.
 pub fn seal(key: &[u8; 32], id: Uuid, call_sid: &str, digits: &str, now: DateTime<Utc>) -> String {
     let mut nonce = [0u8; 12];

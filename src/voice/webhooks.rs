@@ -339,12 +339,22 @@ pub async fn gather(
     let keys = state.core.keys.clone();
     let mut digits: String = p.get("Digits").chars().take(32).collect();
     let mut sealed = Hold::from_query(req.query_string()).sealed;
+    let mut replayed = false;
     if let (true, Some(token), Some(id)) = (digits.is_empty(), &sealed, id) {
         // Typed during a database outage, carried through the hold.
         // Sealed with the key current then: after a rotation, an earlier key.
         let now = state.core.now();
         digits =
             keys.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
+        // Each sealed token counts once. Once spent, a hold that follows
+        // carries the digits in a fresh one (sealed below).
+        if !digits.is_empty() {
+            match state.core.first_use("hold", token, hold::remembered_until(now)).await {
+                Ok(true) => sealed = None,
+                Ok(false) => replayed = true,
+                Err(e) => return failed(&state, &req, sealed.as_deref(), &e),
+            }
+        }
     }
     // `*` asks to hear the prompt again; a `#` is never part of a code (a
     // habit from other IVRs, typed after the last digit had ended the code).
@@ -365,8 +375,9 @@ pub async fn gather(
         id,
         move |r| {
             guard.check(r)?;
-            // A repeat, or a code cut short by a late `#`, costs no attempt.
-            if repeat || (stray && digits.len() < usize::from(r.code_length)) {
+            // A repeat, or a code cut short by a late `#`, costs no attempt;
+            // a replayed hold changes nothing.
+            if replayed || repeat || (stray && digits.len() < usize::from(r.code_length)) {
                 return None;
             }
             let correct = keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash);

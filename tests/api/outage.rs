@@ -103,19 +103,41 @@ async fn connections_terminated_under_load_lose_nothing_and_never_answer_500() {
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
 }
 
+/// A server that reaches its database through a proxy, with an outbound call
+/// answered and waiting for the code (482913, en-US).
+struct OnTheLine {
+    app: TestApp,
+    _double: ProviderDouble,
+    proxy: Proxy,
+    id: String,
+    sid: String,
+}
+
+impl OnTheLine {
+    async fn start() -> Self {
+        let db = Arc::new(TestDb::new(Backend::Postgres).await);
+        let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+        let (app, double) = twilio_app_on(db.clone(), through(&db.url, proxy.addr)).await;
+        let r = app.register(json!({ "phone_number": PHONE, "code": "482913", "locale": "en-US" })).await;
+        let id = r["id"].as_str().unwrap().to_owned();
+        double.wait_calls(1).await;
+        let line = Self { app, _double: double, proxy, id, sid: ProviderDouble::sid(0) };
+        let (_, doc) = line.app.webhook(&format!("/webhooks/twilio/voice/answer/{}", line.id), &line.call()).await;
+        assert!(doc.contains("<Gather"), "{doc}");
+        line
+    }
+
+    /// The parameters of the call's webhooks.
+    fn call(&self) -> [(&'static str, &str); 4] {
+        [("CallSid", self.sid.as_str()), ("From", "+815011112222"), ("To", PHONE), ("CallStatus", "in-progress")]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn while_the_database_is_unreachable_callers_wait_and_their_code_still_counts() {
-    let db = Arc::new(TestDb::new(Backend::Postgres).await);
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let (app, double) = twilio_app_on(db.clone(), through(&db.url, proxy.addr)).await;
-    // A call in progress and an inbound request waiting, before the outage.
-    let r = app.register(json!({ "phone_number": PHONE, "code": "482913", "locale": "en-US" })).await;
-    let id = r["id"].as_str().unwrap().to_owned();
-    double.wait_calls(1).await;
-    let sid = ProviderDouble::sid(0);
-    let call = [("CallSid", sid.as_str()), ("From", "+815011112222"), ("To", PHONE), ("CallStatus", "in-progress")];
-    let (_, doc) = app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call).await;
-    assert!(doc.contains("<Gather"), "{doc}");
+    let line = OnTheLine::start().await;
+    let (app, proxy, id, call) = (&line.app, &line.proxy, line.id.clone(), line.call());
+    // An inbound request waiting, before the outage.
     let waiting = app.register(json!({ "phone_number": "+819011112222", "mode": "inbound" })).await;
 
     proxy.set(Mode::Refuse);
@@ -140,12 +162,12 @@ async fn while_the_database_is_unreachable_callers_wait_and_their_code_still_cou
     assert!(t.elapsed() < Duration::from_secs(10), "the provider waits 15 s at most: {:?}", t.elapsed());
     assert!(doc.contains("<Pause") && doc.contains("<Redirect") && !doc.contains("<Hangup"), "{doc}");
     assert!(!doc.contains("482913"), "the code is not in the URL: {doc}");
-    let retry = redirect_path(&app, &doc);
+    let retry = redirect_path(app, &doc);
     assert!(retry.contains("hold=1") && retry.contains("held="), "{retry}");
     // Still down: hold again, still carrying the code.
     let (s, doc) = app.webhook(&retry, &call).await;
     assert_eq!(s, 200);
-    let retry = redirect_path(&app, &doc);
+    let retry = redirect_path(app, &doc);
     assert!(retry.contains("hold=2") && retry.contains("held="), "{retry}");
 
     // The database is back: the retried step finds the code and verifies.
@@ -159,4 +181,35 @@ async fn while_the_database_is_unreachable_callers_wait_and_their_code_still_cou
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
     assert_eq!(app.get(waiting["id"].as_str().unwrap()).await["status"], "pending");
     app.register(json!({ "phone_number": "+819033334444", "mode": "inbound" })).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_code_counts_once_however_often_its_retry_is_replayed() {
+    let line = OnTheLine::start().await;
+    let (app, proxy, id, call) = (&line.app, &line.proxy, line.id.clone(), line.call());
+
+    // A wrong code typed during the outage is held, sealed into the retry.
+    proxy.set(Mode::Refuse);
+    let mut typed = call.to_vec();
+    typed.push(("Digits", "111111"));
+    let (_, doc) = app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &typed).await;
+    let retry = redirect_path(app, &doc);
+    assert!(retry.contains("held="), "{retry}");
+    proxy.set(Mode::Forward);
+    let (_, doc) = app.webhook(&retry, &call).await;
+    assert!(doc.contains("<Gather"), "asked again after a wrong code: {doc}");
+    assert_eq!(app.get(&id).await["attempts"], 1);
+    // The same retry, replayed: nothing more is counted, the caller is asked again.
+    for _ in 0..3 {
+        let (s, doc) = app.webhook(&retry, &call).await;
+        assert_eq!(s, 200);
+        assert!(doc.contains("<Gather"), "{doc}");
+    }
+    let v = app.get(&id).await;
+    assert_eq!((v["status"].as_str(), v["attempts"].as_u64()), (Some("in_progress"), Some(1)), "{v}");
+    // The right code still verifies.
+    let mut right = call.to_vec();
+    right.push(("Digits", "482913"));
+    app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &right).await;
+    assert_eq!(app.get(&id).await["status"], "verified");
 }

@@ -100,3 +100,78 @@ async fn a_tenant_with_a_signing_key_must_sign_every_request() {
     let err = tenant_set(app.db_url(), "acme", |a| a.signing_key = Some("bm90IGEga2V5".into())).await.unwrap_err();
     assert!(err.to_string().contains("--signing-key"), "{err}");
 }
+
+/// Signs `acme`'s requests from now on (the key of `site_key`).
+async fn signs(db_url: &str) {
+    let public = STANDARD.encode(site_key().verifying_key().as_bytes());
+    tenant_set(db_url, "acme", |a| a.signing_key = Some(public.clone())).await.unwrap();
+}
+
+fn inbound_body(n: u32) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "phone_number": format!("+8190{:08}", 60_000_000 + n), "mode": "inbound" })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_is_refused_again_in_the_last_second_of_its_window() {
+    let app = spawn_app().await;
+    signs(app.db_url()).await;
+    let path = "/v1/auth-requests";
+    // Early in a second, so that both requests are answered within it.
+    while chrono::Utc::now().timestamp_subsec_millis() > 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let at = unix_now() - 300;
+    let body = inbound_body(1);
+    let signed = sign(&site_key(), "POST", path, at, &body);
+    let (status, created) = send(&app, "POST", path, &body, &signed).await;
+    assert_eq!(status, 201, "the window's last second is in it: {created}");
+    let (status, err) = send(&app, "POST", path, &body, &signed).await;
+    assert_eq!(status, 401, "replayed in the same second: {err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("already answered"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_request_is_answered_once_across_a_restart() {
+    let db = std::sync::Arc::new(TestDb::new(Backend::of_run()).await);
+    let tenant = create_tenant(&db.url, "acme").await;
+    signs(&db.url).await;
+    let path = "/v1/auth-requests";
+    let body = inbound_body(2);
+    let signed = sign(&site_key(), "POST", path, unix_now(), &body);
+    let mut first = crate::procs::spawn_proc(&db.url, &[]);
+    let app = TestApp::attach(first.base.clone(), tenant.clone(), db.clone());
+    assert_eq!(send(&app, "POST", path, &body, &signed).await.0, 201);
+    first.sigterm();
+    let second = crate::procs::spawn_proc(&db.url, &[]);
+    let app = TestApp::attach(second.base.clone(), tenant, db.clone());
+    let (status, err) = send(&app, "POST", path, &body, &signed).await;
+    assert_eq!(status, 401, "the restarted server remembers: {err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("already answered"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_request_is_answered_once_by_all_nodes() {
+    let (_db, apps) = crate::cluster::in_process_nodes(std::sync::Arc::new(|_| {})).await;
+    signs(apps[0].db_url()).await;
+    let path = "/v1/auth-requests";
+    // A registration answered by node 0 is not answered again by node 1.
+    let body = serde_json::to_vec(&json!({ "phone_number": PHONE, "channel": "sms" })).unwrap();
+    let signed = sign(&site_key(), "POST", path, unix_now(), &body);
+    let (status, created) = send(&apps[0], "POST", path, &body, &signed).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, err) = send(&apps[1], "POST", path, &body, &signed).await;
+    assert_eq!(status, 401, "replayed to another node: {err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("already answered"), "{err}");
+    let id = created["id"].as_str().unwrap();
+    // A signed wrong /check replayed to node 2 spends no second attempt.
+    let check_path = format!("/v1/auth-requests/{id}/check");
+    let wrong = serde_json::to_vec(&json!({ "code": "000000" })).unwrap();
+    let signed = sign(&site_key(), "POST", &check_path, unix_now(), &wrong);
+    let (status, checked) = send(&apps[0], "POST", &check_path, &wrong, &signed).await;
+    assert_eq!((status, checked["attempts"].as_u64()), (200, Some(1)), "{checked}");
+    let (status, err) = send(&apps[2], "POST", &check_path, &wrong, &signed).await;
+    assert_eq!(status, 401, "{err}");
+    let get_path = format!("/v1/auth-requests/{id}");
+    let (_, now) = send(&apps[1], "GET", &get_path, b"", &sign(&site_key(), "GET", &get_path, unix_now(), b"")).await;
+    assert_eq!(now["attempts"], 1, "{now}");
+}

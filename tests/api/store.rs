@@ -12,7 +12,8 @@ use ivr_auth::domain::request::{AuthRequest, Sealed};
 use ivr_auth::domain::status::{Mode, Status};
 use ivr_auth::domain::tenant::Tenant;
 use ivr_auth::store::{
-    Decide, Inserted, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError, Update,
+    Decide, Inserted, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, OpenOptions, Role, Store, StoreError,
+    Update,
 };
 use uuid::Uuid;
 
@@ -75,11 +76,18 @@ async fn inserts_read_back_and_external_ids_are_idempotent_per_tenant() {
             Err(StoreError::Conflict(_))
         ));
         let first = request(&a, "+819012345678", Some("order-1"), now_ms());
-        assert!(matches!(store.insert_request(first.clone(), vec![], None).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(
+            store.insert_request(first.clone(), vec![], Limits::default()).await.unwrap(),
+            Inserted::Created { .. }
+        ));
         assert_eq!(store.request(first.id).await.unwrap().unwrap(), first, "read back exactly");
         // The same external_id again: the stored request, nothing written.
         let again = request(&a, "+819012345678", Some("order-1"), now_ms());
-        match store.insert_request(again.clone(), vec![job(JobKind::PlaceCall, again.id)], None).await.unwrap() {
+        match store
+            .insert_request(again.clone(), vec![job(JobKind::PlaceCall, again.id)], Limits::default())
+            .await
+            .unwrap()
+        {
             Inserted::Existing(existing) => assert_eq!(existing.id, first.id),
             other => panic!("{other:?}"),
         }
@@ -87,7 +95,10 @@ async fn inserts_read_back_and_external_ids_are_idempotent_per_tenant() {
         assert!(store.job_backlog().await.unwrap().is_empty(), "no job of the refused insert");
         // Another tenant may use it.
         let theirs = request(&b, "+819012345678", Some("order-1"), now_ms());
-        assert!(matches!(store.insert_request(theirs, vec![], None).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(
+            store.insert_request(theirs, vec![], Limits::default()).await.unwrap(),
+            Inserted::Created { .. }
+        ));
         assert_eq!(store.count_requests(a.id).await.unwrap(), 1);
         assert_eq!(store.count_requests(b.id).await.unwrap(), 1);
         assert_eq!(store.tenant_by_key_id(&a.key_id).await.unwrap().unwrap().id, a.id);
@@ -103,10 +114,13 @@ async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited()
         let start = now_ms();
         for (n, ext) in ["x1", "x2"].iter().enumerate() {
             let r = request(&t, "+819011112222", Some(ext), start + chrono::Duration::seconds(n as i64));
-            assert!(matches!(store.insert_request(r, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+            assert!(matches!(
+                store.insert_request(r, vec![], Limits::number(limit)).await.unwrap(),
+                Inserted::Created { .. }
+            ));
         }
         let third = request(&t, "+819011112222", None, start + chrono::Duration::seconds(60));
-        match store.insert_request(third, vec![], limit).await.unwrap() {
+        match store.insert_request(third, vec![], Limits::number(limit)).await.unwrap() {
             // The older of the two frees its slot 10 minutes after it was made.
             Inserted::Limited { retry_after, scope } => {
                 assert_eq!((retry_after, scope), (Duration::from_secs(540), LimitScope::Tenant));
@@ -114,19 +128,31 @@ async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited()
             other => panic!("{other:?}"),
         }
         let replay = request(&t, "+819011112222", Some("x1"), start + chrono::Duration::seconds(61));
-        assert!(matches!(store.insert_request(replay, vec![], limit).await.unwrap(), Inserted::Existing(_)));
+        assert!(matches!(
+            store.insert_request(replay, vec![], Limits::number(limit)).await.unwrap(),
+            Inserted::Existing(_)
+        ));
         // Another tenant has its own limit, under the ceiling of all tenants together.
         let theirs = request(&other, "+819011112222", None, start + chrono::Duration::seconds(62));
-        assert!(matches!(store.insert_request(theirs, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(
+            store.insert_request(theirs, vec![], Limits::number(limit)).await.unwrap(),
+            Inserted::Created { .. }
+        ));
         let more = request(&other, "+819011112222", None, start + chrono::Duration::seconds(63));
-        match store.insert_request(more, vec![], limit).await.unwrap() {
+        match store.insert_request(more, vec![], Limits::number(limit)).await.unwrap() {
             Inserted::Limited { scope, .. } => assert_eq!(scope, LimitScope::Server),
             other => panic!("{other:?}"),
         }
         let other_number = request(&t, "+819033334444", None, start);
-        assert!(matches!(store.insert_request(other_number, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(
+            store.insert_request(other_number, vec![], Limits::number(limit)).await.unwrap(),
+            Inserted::Created { .. }
+        ));
         let later = request(&t, "+819011112222", None, start + chrono::Duration::minutes(11));
-        assert!(matches!(store.insert_request(later, vec![], limit).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(
+            store.insert_request(later, vec![], Limits::number(limit)).await.unwrap(),
+            Inserted::Created { .. }
+        ));
         assert_eq!(
             store.request_by_external_id(t.id, "x2").await.unwrap().map(|r| r.external_id),
             Some(Some("x2".into()))
@@ -141,7 +167,7 @@ async fn concurrent_updates_of_one_request_lose_nothing() {
         let store = db.store_with(OpenOptions { max_connections: 6, ..OpenOptions::new(Role::Cli) }).await;
         let t = tenant(&*store, "t").await;
         let r = request(&t, "+819012345678", None, now_ms());
-        store.insert_request(r.clone(), vec![], None).await.unwrap();
+        store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
         let tasks: Vec<_> = (0..40)
             .map(|_| {
                 let (store, id) = (store.clone(), r.id);
@@ -169,7 +195,7 @@ async fn with_due_jobs(store: &dyn Store, n: usize) -> Vec<Uuid> {
     let mut ids = Vec::new();
     for _ in 0..n {
         let r = request(&t, "+819012345678", None, now_ms());
-        store.insert_request(r.clone(), vec![job(JobKind::Callback, r.id)], None).await.unwrap();
+        store.insert_request(r.clone(), vec![job(JobKind::Callback, r.id)], Limits::default()).await.unwrap();
         ids.push(r.id);
     }
     ids
@@ -278,7 +304,8 @@ async fn jobs_inserted_claimed_are_the_inserters_and_new_jobs_wait_their_delay()
         let r = request(&t, "+819012345678", None, now_ms());
         let claimed = NewJob { claim: true, ..job(JobKind::PlaceCall, r.id) };
         let later = NewJob { delay: Duration::from_millis(400), ..job(JobKind::FinalizeCall, r.id) };
-        let Inserted::Created { claimed } = store.insert_request(r.clone(), vec![claimed, later], None).await.unwrap()
+        let Inserted::Created { claimed, .. } =
+            store.insert_request(r.clone(), vec![claimed, later], Limits::default()).await.unwrap()
         else {
             panic!("not created")
         };
@@ -304,7 +331,7 @@ async fn expiry_listing_and_purge_see_only_what_they_should() {
         let old_open = request(&t, "+819012345678", None, long_ago);
         let fresh = request(&t, "+819012345678", None, now_ms());
         for r in [&old_done, &old_open, &fresh] {
-            store.insert_request(r.clone(), vec![], None).await.unwrap();
+            store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
         }
         assert_eq!(store.overdue_requests(now_ms(), 10).await.unwrap(), [old_open.id], "open and past expiry");
         let cutoff = now_ms() - chrono::Duration::days(30);
@@ -322,7 +349,7 @@ async fn times_are_kept_to_the_millisecond() {
         let t = tenant(&*store, "t").await;
         let precise = Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap();
         let r = request(&t, "+819012345678", None, precise);
-        store.insert_request(r.clone(), vec![], None).await.unwrap();
+        store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
         let back = store.request(r.id).await.unwrap().unwrap();
         assert_eq!(back.created_at, Utc.timestamp_opt(1_790_000_000, 123_000_000).unwrap());
         assert_eq!(back.expires_at - back.created_at, chrono::Duration::seconds(300));
@@ -336,7 +363,7 @@ async fn times_are_kept_to_the_millisecond() {
         assert!(elsewhere.is_empty(), "not a request of another number");
         let mut own = request(&t, "+819012345678", None, precise);
         own.inbound_number = Some(PhoneNumber::from_stored("+81355556666".into()));
-        store.insert_request(own.clone(), vec![], None).await.unwrap();
+        store.insert_request(own.clone(), vec![], Limits::default()).await.unwrap();
         let theirs = PhoneNumber::from_stored("+81355556666".into());
         let found = store.pending_inbound(&r.phone_number, &theirs, false, back.created_at, 5).await.unwrap();
         assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), [own.id], "only the requests of the number called");
@@ -391,7 +418,7 @@ async fn servers_starting_together_create_the_schema_once() {
         // And the schema works: a tenant and a request go in.
         let store = db.store().await;
         let t = tenant(&*store, "t").await;
-        store.insert_request(request(&t, "+819012345678", None, now_ms()), vec![], None).await.unwrap();
+        store.insert_request(request(&t, "+819012345678", None, now_ms()), vec![], Limits::default()).await.unwrap();
     });
 }
 
@@ -425,4 +452,70 @@ async fn postgres_over_tls_when_the_url_asks() {
         ivr_auth::store::open(&ivr_auth::config::parse_database_url(&strict).unwrap(), OpenOptions::new(Role::Cli))
             .await;
     assert!(refused.is_err(), "an unverifiable certificate was accepted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_used_token_is_refused_by_every_server_until_its_time_has_passed() {
+    on_every_backend!(|db| {
+        let (store, other) = (db.store().await, db.store().await);
+        let now = now_ms();
+        let until = now + chrono::Duration::seconds(301);
+        let token = [7u8; 32];
+        assert!(store.first_use(token, until, now).await.unwrap());
+        assert!(!store.first_use(token, until, now).await.unwrap(), "a replay to the same server");
+        assert!(!other.first_use(token, until, now).await.unwrap(), "a replay to another server");
+        assert!(!other.first_use(token, until, until).await.unwrap(), "still remembered at its last moment");
+        assert!(other.first_use([8u8; 32], until, now).await.unwrap(), "another token");
+        // Once its time has passed it may be forgotten, and is.
+        let later = until + chrono::Duration::milliseconds(1);
+        assert!(store.purge_memory(later).await.unwrap() >= 2);
+        assert!(store.first_use(token, later + chrono::Duration::seconds(301), later).await.unwrap());
+        // A store opened anew (a restart) remembers what the old one spent.
+        drop(store);
+        assert!(!db.store().await.first_use(token, later, later).await.unwrap());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_budget_holds_under_a_burst_from_two_servers() {
+    use ivr_auth::domain::budget::{Budget, CallBudget};
+    on_every_backend!(|db| {
+        let (store, other) = (db.store().await, db.store().await);
+        let t = tenant(&*store, "t").await;
+        let budget = CallBudget { budget: Budget::PerMinute, max: 5 };
+        let start = now_ms();
+        let inserts = (0..30).map(|n| {
+            let store = if n % 2 == 0 { store.clone() } else { other.clone() };
+            let mut r = request(&t, &format!("+8190{:08}", 40_000_000 + n), None, start);
+            r.mode = Mode::Outbound;
+            tokio::spawn(async move {
+                let limits = Limits { number: None, budgets: vec![budget] };
+                store.insert_request(r, vec![], limits).await.unwrap()
+            })
+        });
+        let mut created = 0;
+        for done in futures_util::future::join_all(inserts).await {
+            match done.unwrap() {
+                Inserted::Created { budget_use, .. } => {
+                    created += 1;
+                    assert!(budget_use.iter().all(|(b, n)| *b == Budget::PerMinute && (1..=5).contains(n)));
+                }
+                Inserted::Limited { retry_after, scope } => {
+                    assert_eq!(scope, LimitScope::Budget(Budget::PerMinute));
+                    assert!(retry_after <= Duration::from_secs(60) && retry_after > Duration::from_secs(55));
+                }
+                Inserted::Existing(_) => panic!("no external ids here"),
+            }
+        }
+        assert_eq!(created, 5, "30 at once against a budget of 5");
+        // Inbound requests place no call and are not counted.
+        let inbound = request(&t, "+819040009999", None, start);
+        let limits = Limits { number: None, budgets: vec![] };
+        assert!(matches!(store.insert_request(inbound, vec![], limits).await.unwrap(), Inserted::Created { .. }));
+        // A minute later the budget has room again.
+        let mut later = request(&t, "+819040009998", None, start + chrono::Duration::seconds(61));
+        later.mode = Mode::Outbound;
+        let limits = Limits { number: None, budgets: vec![budget] };
+        assert!(matches!(store.insert_request(later, vec![], limits).await.unwrap(), Inserted::Created { .. }));
+    });
 }

@@ -120,6 +120,51 @@ async fn call_budgets_count_the_calls_of_every_node() {
     }
 }
 
+/// Registers 30 outbound requests of `tenant` at once, spread over `apps`: how many were accepted.
+async fn burst(apps: &[&TestApp], tenant: &Tenant) -> usize {
+    let sends = (0..30).map(|n| {
+        let app = apps[n % apps.len()];
+        async move { call(app, tenant, &format!("+8190{:08}", 50_000_000 + n)).await }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    for (status, body, retry_after) in &answers {
+        match status {
+            201 => {}
+            429 => {
+                assert!(body["error"]["message"].as_str().unwrap().contains("calls_per_minute"), "{body}");
+                // A minute after the oldest counted call, which another node may have
+                // stamped a little later than this one (whole seconds, rounded up).
+                assert!(retry_after.is_some_and(|s| (1..=61).contains(&s)), "{retry_after:?}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    answers.iter().filter(|(status, ..)| *status == 201).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_registrations_never_overruns_a_call_budget() {
+    let double = ProviderDouble::start().await;
+    let app = spawn_with(Opts {
+        twilio_api: Some(double.base.clone()),
+        configure: Some(Arc::new(|a| a.tenant_calls_per_minute = Some(5))),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(burst(&[&app], &app.tenant).await, 5, "30 at once against calls_per_minute 5");
+    // Exactly five calls were placed.
+    double.wait_calls(5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(double.count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_over_three_nodes_never_overruns_a_call_budget() {
+    let (_db, apps) = in_process_nodes(Arc::new(|a| a.tenant_calls_per_minute = Some(5))).await;
+    let tenant = apps[0].tenant.clone();
+    assert_eq!(burst(&apps.iter().collect::<Vec<_>>(), &tenant).await, 5, "30 at once over 3 nodes");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_at_80_percent_of_a_budget_is_logged() {
     let db = Arc::new(TestDb::new(Backend::of_run()).await);

@@ -31,23 +31,25 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::clock::to_millis;
+use crate::domain::budget::{Budget, CallBudget};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{
-    Applied, Decide, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store,
-    StoreError, WriteCounters,
+    Applied, BudgetRoom, Decide, Inserted, Job, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, OpenOptions,
+    Role, Store, StoreError, WriteCounters, budget_wait,
 };
 use connect::target;
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
     include_str!("../../../migrations/postgres/0004_key_ids.sql"),
     include_str!("../../../migrations/postgres/0005_delivery.sql"),
+    include_str!("../../../migrations/postgres/0006_replays_and_call_counts.sql"),
 ];
 
 /// PostgreSQL-backed store.
@@ -505,28 +507,46 @@ impl Store for PgStore {
         &self,
         request: AuthRequest,
         jobs: Vec<NewJob>,
-        limit: Option<NumberLimit>,
+        limits: Limits,
     ) -> Result<Inserted, StoreError> {
-        let Some(limit) = limit else {
+        if limits.is_empty() {
             return self.write(|reply| batch::Op::Insert { request, jobs, reply }).await;
-        };
+        }
         let new = NewRequest::new(&request, &jobs, Uuid::now_v7(), self.db.lease);
         let inserted = retrying!(&self.db, |c, _tries| {
             let tx = c.transaction().await?;
-            // One registration per number at a time, across every server.
-            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[&request.phone_number.as_str()])
-                .await?;
+            // One registration per number, and per tenant with budgets, at a
+            // time across every server (always in this order: no deadlock).
+            if limits.number.is_some() {
+                tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[&request.phone_number.as_str()])
+                    .await?;
+            }
+            if !limits.budgets.is_empty() {
+                tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 2))", &[&request.tenant_id])
+                    .await?;
+            }
             // A retry after a lost connection finds its own earlier commit before counting it.
+            let mut budget_use = Vec::new();
             if tx.query_opt("SELECT 1 FROM auth_requests WHERE id = $1", &[&request.id]).await?.is_none() {
                 if let Some(existing) = new.same_external_id(&tx).await? {
                     return Ok(existing);
                 }
-                if let Some((retry_after, scope)) = new.limited(&tx, limit).await? {
+                if let Some(limit) = limits.number
+                    && let Some((retry_after, scope)) = new.limited(&tx, limit).await?
+                {
                     return Ok(Inserted::Limited { retry_after, scope });
                 }
+                match new.budgets_room(&tx, &limits.budgets).await? {
+                    Ok(used) => budget_use = used,
+                    Err((retry_after, scope)) => return Ok(Inserted::Limited { retry_after, scope }),
+                }
+                new.count_call(&tx, &limits.budgets).await?;
             }
-            let inserted = new.insert(&tx).await?;
+            let mut inserted = new.insert(&tx).await?;
             tx.commit().await?;
+            if let Inserted::Created { budget_use: used, .. } = &mut inserted {
+                *used = budget_use;
+            }
             Ok(inserted)
         })?;
         if matches!(inserted, Inserted::Created { .. }) {
@@ -544,30 +564,6 @@ impl Store for PgStore {
         retrying!(&self.db, |c, _tries| {
             let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
             Ok(c.query_opt(&stmt, &[&tenant, &external_id]).await?.as_ref().map(request_from_row).transpose()?)
-        })
-    }
-
-    async fn outbound_since(
-        &self,
-        tenant: Uuid,
-        since: DateTime<Utc>,
-        nth: u32,
-    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
-        let since = to_millis(since);
-        let offset = i64::from(nth.max(1)) - 1;
-        retrying!(&self.db, |c, _tries| {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT (SELECT count(*) FROM auth_requests \
-                             WHERE tenant_id = $1 AND mode = 'outbound' AND created_at > $2), \
-                            (SELECT created_at FROM auth_requests WHERE tenant_id = $1 AND mode = 'outbound' \
-                             AND created_at > $2 ORDER BY created_at DESC LIMIT 1 OFFSET $3)",
-                )
-                .await?;
-            let row = c.query_one(&stmt, &[&tenant, &since, &offset]).await?;
-            let count = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-            let nth_at = if nth == 0 { None } else { row.get::<_, Option<DateTime<Utc>>>(1) };
-            Ok((count, nth_at))
         })
     }
 
@@ -648,6 +644,43 @@ impl Store for PgStore {
                     &[&before, &(limit as i64)],
                 )
                 .await?;
+            if n > 0 {
+                counters.wrote();
+                counters.committed();
+            }
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, _tries| {
+            // A remembered use that has passed its `until` is forgotten, not a conflict.
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO used_tokens (digest, until) VALUES ($1, $2) \
+                     ON CONFLICT (digest) DO UPDATE SET until = excluded.until WHERE used_tokens.until < $3",
+                )
+                .await?;
+            let n = c.execute(&stmt, &[&digest.as_slice(), &until, &now]).await?;
+            counters.wrote();
+            counters.committed();
+            Ok(n == 1)
+        })
+    }
+
+    async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let counters = &self.db.counters;
+        retrying!(&self.db, |c, _tries| {
+            let mut n = c.execute("DELETE FROM used_tokens WHERE until < $1", &[&now]).await?;
+            for b in Budget::ALL {
+                n += c
+                    .execute(
+                        "DELETE FROM call_counts WHERE budget = $1 AND bucket < $2",
+                        &[&b.id(), &b.first_bucket(now)],
+                    )
+                    .await?;
+            }
             if n > 0 {
                 counters.wrote();
                 counters.committed();
@@ -814,7 +847,7 @@ impl<'a> NewRequest<'a> {
         if j.kinds.is_empty() {
             let stmt = c.prepare_cached(INSERT_REQUEST_ALONE).await?;
             if c.execute(&stmt, &self.params.all()).await? == 1 {
-                return Ok(Inserted::Created { claimed: Vec::new() });
+                return Ok(Inserted::Created { claimed: Vec::new(), budget_use: Vec::new() });
             }
         } else {
             let stmt = c.prepare_cached(INSERT_REQUEST).await?;
@@ -825,6 +858,7 @@ impl<'a> NewRequest<'a> {
                 let claimed = rows.iter().filter(|row| row.get::<_, Option<i64>>(1).is_some());
                 return Ok(Inserted::Created {
                     claimed: claimed.map(|row| job_from_row_at(row, 1)).collect::<Result<_, _>>()?,
+                    budget_use: Vec::new(),
                 });
             }
         }
@@ -832,7 +866,8 @@ impl<'a> NewRequest<'a> {
         if c.query_opt(&stmt, &[&r.id]).await?.is_some() {
             let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = $1 AND lease_owner = $2");
             let rows = c.query(&sql, &[&r.id, &self.token]).await?;
-            return Ok(Inserted::Created { claimed: rows.iter().map(job_from_row).collect::<Result<_, _>>()? });
+            let claimed = rows.iter().map(job_from_row).collect::<Result<_, _>>()?;
+            return Ok(Inserted::Created { claimed, budget_use: Vec::new() });
         }
         match self.same_external_id(c).await? {
             Some(existing) => Ok(existing),
@@ -872,7 +907,7 @@ impl<'a> NewRequest<'a> {
                     )
                     .await?
                 }
-                LimitScope::Server => {
+                LimitScope::Server | LimitScope::Budget(_) => {
                     c.query_opt(
                         "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
                          ORDER BY created_at DESC LIMIT 1 OFFSET $3",
@@ -887,6 +922,56 @@ impl<'a> NewRequest<'a> {
             }
         }
         Ok(None)
+    }
+}
+
+impl NewRequest<'_> {
+    /// Each call budget's use with this request, or, when one is spent, how
+    /// long until it has room and which it is.
+    async fn budgets_room(&self, c: &impl GenericClient, budgets: &[CallBudget]) -> Result<BudgetRoom, Fail> {
+        let r = self.request;
+        let mut used = Vec::with_capacity(budgets.len());
+        for b in budgets {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT coalesce(sum(calls), 0)::bigint FROM call_counts \
+                     WHERE tenant_id = $1 AND budget = $2 AND bucket >= $3",
+                )
+                .await?;
+            let upper: i64 =
+                c.query_one(&stmt, &[&r.tenant_id, &b.budget.id(), &b.budget.first_bucket(r.created_at)]).await?.get(0);
+            // The exact answer is read only near the limit.
+            if upper >= i64::from(b.max) {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT created_at FROM auth_requests WHERE tenant_id = $1 AND mode = 'outbound' \
+                         AND created_at > $2 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
+                    )
+                    .await?;
+                let since = to_millis(r.created_at - b.budget.window());
+                let row = c.query_opt(&stmt, &[&r.tenant_id, &since, &(i64::from(b.max) - 1)]).await?;
+                if let Some(wait) = budget_wait(*b, r.created_at, row.map(|row| row.get::<_, DateTime<Utc>>(0))) {
+                    return Ok(Err((wait, LimitScope::Budget(b.budget))));
+                }
+            }
+            used.push((b.budget, u64::try_from(upper).unwrap_or(0) + 1));
+        }
+        Ok(Ok(used))
+    }
+
+    /// Counts this request in its tenant's call budgets' buckets.
+    async fn count_call(&self, c: &impl GenericClient, budgets: &[CallBudget]) -> Result<(), Fail> {
+        let r = self.request;
+        for b in budgets {
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO call_counts (tenant_id, budget, bucket, calls) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = call_counts.calls + 1",
+                )
+                .await?;
+            c.execute(&stmt, &[&r.tenant_id, &b.budget.id(), &b.budget.bucket(r.created_at)]).await?;
+        }
+        Ok(())
     }
 }
 

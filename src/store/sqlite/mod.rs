@@ -18,24 +18,26 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::domain::budget::{Budget, CallBudget};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{
-    Applied, Decide, Inserted, Job, JobKind, Lease, LimitScope, NewJob, NumberLimit, OpenOptions, Role, Store,
-    StoreError, WriteCounters,
+    Applied, BudgetRoom, Decide, Inserted, Job, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, OpenOptions,
+    Role, Store, StoreError, WriteCounters, budget_wait,
 };
 use pool::{Pool, db_err};
 use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
     include_str!("../../../migrations/sqlite/0004_call_budgets.sql"),
     include_str!("../../../migrations/sqlite/0005_key_ids.sql"),
     include_str!("../../../migrations/sqlite/0006_delivery.sql"),
+    include_str!("../../../migrations/sqlite/0007_replays_and_call_counts.sql"),
 ];
 
 /// SQLite-backed store.
@@ -165,7 +167,7 @@ fn number_limited(
                 )?
                 .query_row(params![r.phone_number.as_str(), since, offset, r.tenant_id.as_bytes()], |row| row.get(0))
                 .optional()?,
-            LimitScope::Server => conn
+            LimitScope::Server | LimitScope::Budget(_) => conn
                 .prepare_cached(
                     "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
                      ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
@@ -180,6 +182,52 @@ fn number_limited(
         }
     }
     Ok(None)
+}
+
+/// Each call budget's use with request `r` (outbound), or, when one is
+/// spent, how long until it has room and which it is.
+fn budgets_room(conn: &Connection, r: &AuthRequest, budgets: &[CallBudget]) -> rusqlite::Result<BudgetRoom> {
+    let mut used = Vec::with_capacity(budgets.len());
+    for b in budgets {
+        let upper: i64 = conn
+            .prepare_cached(
+                "SELECT coalesce(sum(calls), 0) FROM call_counts WHERE tenant_id = ?1 AND budget = ?2 AND bucket >= ?3",
+            )?
+            .query_row(params![r.tenant_id.as_bytes(), b.budget.id(), b.budget.first_bucket(r.created_at)], |row| {
+                row.get(0)
+            })?;
+        if upper >= i64::from(b.max) {
+            let nth_newest = conn
+                .prepare_cached(
+                    "SELECT created_at FROM auth_requests WHERE tenant_id = ?1 AND mode = 'outbound' \
+                     AND created_at > ?2 ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+                )?
+                .query_row(
+                    params![r.tenant_id.as_bytes(), ms(r.created_at - b.budget.window()), i64::from(b.max) - 1],
+                    |row| row.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(rows::from_ms)
+                .transpose()?;
+            if let Some(wait) = budget_wait(*b, r.created_at, nth_newest) {
+                return Ok(Err((wait, LimitScope::Budget(b.budget))));
+            }
+        }
+        used.push((b.budget, u64::try_from(upper).unwrap_or(0) + 1));
+    }
+    Ok(Ok(used))
+}
+
+/// Counts request `r` in its tenant's call budgets' buckets.
+fn count_call(conn: &Connection, r: &AuthRequest, budgets: &[CallBudget]) -> rusqlite::Result<()> {
+    for b in budgets {
+        conn.prepare_cached(
+            "INSERT INTO call_counts (tenant_id, budget, bucket, calls) VALUES (?1, ?2, ?3, 1) \
+             ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = calls + 1",
+        )?
+        .execute(params![r.tenant_id.as_bytes(), b.budget.id(), b.budget.bucket(r.created_at)])?;
+    }
+    Ok(())
 }
 
 /// Creates the database file, if it does not exist, readable by its owner
@@ -354,7 +402,7 @@ impl Store for SqliteStore {
         &self,
         request: AuthRequest,
         jobs: Vec<NewJob>,
-        limit: Option<NumberLimit>,
+        limits: Limits,
     ) -> Result<Inserted, StoreError> {
         let (counters, lease_ms) = (self.counters.clone(), self.lease_ms);
         self.pool
@@ -364,15 +412,21 @@ impl Store for SqliteStore {
                 {
                     return Ok(Inserted::Existing(Box::new(existing)));
                 }
-                if let Some(limit) = limit
+                if let Some(limit) = limits.number
                     && let Some((retry_after, scope)) = number_limited(c, &request, limit).map_err(db_err)?
                 {
                     return Ok(Inserted::Limited { retry_after, scope });
                 }
+                // One writer: nothing interleaves between this count and the insert.
+                let budget_use = match budgets_room(c, &request, &limits.budgets).map_err(db_err)? {
+                    Ok(used) => used,
+                    Err((retry_after, scope)) => return Ok(Inserted::Limited { retry_after, scope }),
+                };
                 rows::insert_request(c, &request).map_err(db_err)?;
+                count_call(c, &request, &limits.budgets).map_err(db_err)?;
                 let claimed = insert_jobs(c, &jobs, lease_ms)?;
                 counters.wrote();
-                Ok(Inserted::Created { claimed })
+                Ok(Inserted::Created { claimed, budget_use })
             })
             .await
     }
@@ -384,39 +438,6 @@ impl Store for SqliteStore {
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
         let external_id = external_id.to_owned();
         self.pool.read(move |c| select_by_external_id(c, tenant, &external_id).map_err(db_err)).await
-    }
-
-    async fn outbound_since(
-        &self,
-        tenant: Uuid,
-        since: DateTime<Utc>,
-        nth: u32,
-    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
-        self.pool
-            .read(move |c| {
-                let count: i64 = c
-                    .prepare_cached(
-                        "SELECT count(*) FROM auth_requests \
-                         WHERE tenant_id = ?1 AND mode = 'outbound' AND created_at > ?2",
-                    )
-                    .and_then(|mut s| s.query_row(params![tenant.as_bytes(), ms(since)], |row| row.get(0)))
-                    .map_err(db_err)?;
-                let count = u64::try_from(count).unwrap_or(0);
-                if nth == 0 || count < u64::from(nth) {
-                    return Ok((count, None));
-                }
-                let at: i64 = c
-                    .prepare_cached(
-                        "SELECT created_at FROM auth_requests WHERE tenant_id = ?1 AND mode = 'outbound' \
-                         AND created_at > ?2 ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(params![tenant.as_bytes(), ms(since), i64::from(nth) - 1], |row| row.get(0))
-                    })
-                    .map_err(db_err)?;
-                Ok((count, Some(rows::from_ms(at).map_err(db_err)?)))
-            })
-            .await
     }
 
     async fn pending_inbound(
@@ -532,6 +553,46 @@ impl Store for SqliteStore {
                     counters.wrote();
                 }
                 Ok(n)
+            })
+            .await
+    }
+
+    async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let counters = self.counters.clone();
+        self.pool
+            .write(move |c| {
+                // A remembered use that has passed its `until` is forgotten, not a conflict.
+                let n = c
+                    .prepare_cached(
+                        "INSERT INTO used_tokens (digest, until) VALUES (?1, ?2) \
+                         ON CONFLICT (digest) DO UPDATE SET until = excluded.until WHERE used_tokens.until < ?3",
+                    )
+                    .and_then(|mut s| s.execute(params![digest.as_slice(), ms(until), ms(now)]))
+                    .map_err(db_err)?;
+                counters.wrote();
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let counters = self.counters.clone();
+        self.pool
+            .write(move |c| {
+                let tokens = c.execute("DELETE FROM used_tokens WHERE until < ?1", [ms(now)]).map_err(db_err)?;
+                let mut counts = 0;
+                for b in Budget::ALL {
+                    counts += c
+                        .execute(
+                            "DELETE FROM call_counts WHERE budget = ?1 AND bucket < ?2",
+                            params![b.id(), b.first_bucket(now)],
+                        )
+                        .map_err(db_err)?;
+                }
+                if tokens + counts > 0 {
+                    counters.wrote();
+                }
+                Ok(tokens + counts)
             })
             .await
     }
