@@ -17,6 +17,7 @@ mod procs;
 mod proxy;
 mod random_sequences;
 mod secrets;
+mod shared_number;
 mod signed;
 mod slow_clients;
 mod store;

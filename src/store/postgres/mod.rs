@@ -579,11 +579,16 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError> {
+        // Each tenant's newest, then the newest tenants: one tenant's many
+        // requests cannot push another tenant's out of the `limit`.
         const SQL: &str = concat!(
             "SELECT ",
             request_columns!(),
+            " FROM (SELECT DISTINCT ON (tenant_id) ",
+            request_columns!(),
             " FROM auth_requests WHERE phone_number = $1 AND mode = 'inbound' AND status = 'pending' \
              AND expires_at > $2 AND (inbound_number = $3 OR ($4 AND inbound_number IS NULL)) \
+             ORDER BY tenant_id, created_at DESC, id DESC) newest \
              ORDER BY created_at DESC, id DESC LIMIT $5"
         );
         retrying!(&self.db, |c, _tries| {
