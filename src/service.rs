@@ -347,9 +347,7 @@ impl Core {
         called: &PhoneNumber,
     ) -> Result<Vec<AuthRequest>, StoreError> {
         let servers = self.inbound_number.as_ref() == Some(called);
-        let found = self.store.pending_inbound(caller, called, servers, self.now(), 50).await?;
-        let mut seen = std::collections::HashSet::new();
-        Ok(found.into_iter().filter(|r| seen.insert(r.tenant_id)).collect())
+        self.store.pending_inbound(caller, called, servers, self.now(), 50).await
     }
 
     /// Refuses a call the tenant may not have placed: a line nobody answers

@@ -74,7 +74,9 @@ async fn create_call(body: web::Bytes, waiting: web::Data<Waiting>) -> HttpRespo
             _ => {}
         }
     }
-    let Some(id) = answer_url.rsplit('/').next().map(str::to_owned) else {
+    // The request id is the answer URL's last path segment (its query names the locale).
+    let path = answer_url.split('?').next().unwrap_or_default();
+    let Some(id) = path.rsplit('/').next().filter(|id| !id.is_empty()).map(str::to_owned) else {
         return HttpResponse::BadRequest().json(serde_json::json!({ "code": 21205, "message": "Url is required" }));
     };
     let n = waiting.next_sid.fetch_add(1, Ordering::Relaxed);

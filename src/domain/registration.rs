@@ -58,7 +58,7 @@ impl Registration {
             code_length: 6,
             external_id: None,
             user_id: None,
-            locale: Locale::JaJp,
+            locale: Locale::DEFAULT,
             ttl_seconds: 300,
             max_attempts: 3,
             callback_url: None,

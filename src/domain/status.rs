@@ -50,6 +50,12 @@ string_enum!(
     Locale { JaJp = "ja-JP", EnUs = "en-US" }
 );
 
+impl Locale {
+    /// The contract's default, and what a call speaks when no one request's
+    /// locale applies (a number several tenants share, an unknown caller).
+    pub const DEFAULT: Self = Self::JaJp;
+}
+
 string_enum!(
     /// Where an auth request stands; see the contract's status table.
     Status {

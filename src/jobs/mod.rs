@@ -283,7 +283,7 @@ impl Jobs {
         let call = OutboundCall {
             to: r.phone_number.clone(),
             from: self.caller_id.clone(),
-            answer_url: self.urls.answer(r.id),
+            answer_url: self.urls.answer(r.id, r.locale),
             status_callback: self.urls.status(r.id),
             timeout: self.ring_timeout.min(left).max(5),
             detect_machine: r.delivery.channel == crate::domain::status::Channel::VoiceOtp,

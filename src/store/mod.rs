@@ -224,8 +224,11 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant's request with this `external_id`, if there is one.
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError>;
     /// The `pending` inbound requests for calls from `caller` to `called`
-    /// that have not expired at `now`, newest first, at most `limit`. Requests
-    /// stored without a number count as the server's (`called_is_servers`).
+    /// that have not expired at `now`: of each tenant only its newest, newest
+    /// first, at most `limit` (tenants). However many requests one tenant
+    /// registers, every other tenant waiting for the caller is still found.
+    /// Requests stored without a number count as the server's
+    /// (`called_is_servers`).
     async fn pending_inbound(
         &self,
         caller: &PhoneNumber,

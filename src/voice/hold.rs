@@ -48,7 +48,8 @@ impl Hold {
     }
 
     /// The TwiML that keeps the caller waiting and then retries `url` (the
-    /// webhook's public URL without query), carrying `sealed` digits; `None`
+    /// webhook's public URL, without the hold's own parameters), carrying
+    /// `sealed` digits; `None`
     /// once the caller has waited long enough.
     pub fn again(&self, url: &str, sealed: Option<&str>) -> Option<Vec<Verb>> {
         if self.count >= MAX_HOLDS {
@@ -59,7 +60,12 @@ impl Hold {
         if let Some(s) = sealed {
             query.append_pair("held", s);
         }
-        Some(vec![Verb::Pause { seconds: PAUSE_SECONDS }, Verb::Redirect { url: format!("{url}?{}", query.finish()) }])
+        // `url` may keep a query of its own (the locale the call speaks).
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Some(vec![
+            Verb::Pause { seconds: PAUSE_SECONDS },
+            Verb::Redirect { url: format!("{url}{sep}{}", query.finish()) },
+        ])
     }
 }
 

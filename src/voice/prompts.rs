@@ -18,6 +18,9 @@ pub enum Prompt {
     /// The opening of a call the user placed.
     GreetingInbound,
     EnterCode,
+    /// Asks for a code of a length not said, ended with `#`: on a number
+    /// several tenants share, whose codes differ in length.
+    EnterCodeThenPound,
     /// A wrong code, with the tries left; the caller is asked again.
     WrongCode,
     /// The last try was wrong.
@@ -46,10 +49,11 @@ pub enum Prompt {
 }
 
 impl Prompt {
-    pub const ALL: [Prompt; 19] = [
+    pub const ALL: [Prompt; 20] = [
         Self::GreetingOutbound,
         Self::GreetingInbound,
         Self::EnterCode,
+        Self::EnterCodeThenPound,
         Self::WrongCode,
         Self::TooManyAttempts,
         Self::Success,
@@ -74,6 +78,7 @@ impl Prompt {
             Self::GreetingOutbound => "greeting_outbound",
             Self::GreetingInbound => "greeting_inbound",
             Self::EnterCode => "enter_code",
+            Self::EnterCodeThenPound => "enter_code_then_pound",
             Self::WrongCode => "wrong_code",
             Self::TooManyAttempts => "too_many_attempts",
             Self::Success => "success",

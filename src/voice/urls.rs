@@ -1,6 +1,13 @@
 //! The webhook URLs handed to the provider, all under `IVR_AUTH_PUBLIC_URL`.
+//!
+//! The URLs of a call's spoken steps carry the request's locale (`?lang=`):
+//! when the database cannot be read, the hold and the "sorry" that ends it
+//! are still spoken in the caller's language. The provider signs the whole
+//! URL, so the locale is the server's own word, not the caller's.
 
 use uuid::Uuid;
+
+use crate::domain::status::Locale;
 
 /// Builds provider-facing URLs from the public base URL (no trailing slash).
 #[derive(Debug, Clone)]
@@ -23,6 +30,14 @@ pub mod paths {
     pub const SMS_STATUS: &str = "/webhooks/twilio/sms/status/{id}";
 }
 
+/// The query parameter of a spoken step's URL that names its locale.
+pub const LOCALE_PARAM: &str = "lang";
+
+/// The locale a webhook URL's query names, if it names one.
+pub fn locale_in(query: &str) -> Option<Locale> {
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == LOCALE_PARAM).and_then(|(_, v)| Locale::parse(&v))
+}
+
 impl Urls {
     pub fn new(base: &str) -> Self {
         Self { base: base.trim_end_matches('/').to_owned() }
@@ -37,24 +52,29 @@ impl Urls {
         format!("{}{}", self.base, path.replace("{id}", &id.to_string()))
     }
 
-    pub fn answer(&self, id: Uuid) -> String {
-        self.with_id(paths::ANSWER, id)
+    /// The URL of a step that speaks, with the locale it speaks in.
+    fn spoken(&self, path: &str, id: Uuid, locale: Locale) -> String {
+        format!("{}?{LOCALE_PARAM}={locale}", self.with_id(path, id))
     }
 
-    pub fn gather(&self, id: Uuid) -> String {
-        self.with_id(paths::GATHER, id)
+    pub fn answer(&self, id: Uuid, locale: Locale) -> String {
+        self.spoken(paths::ANSWER, id, locale)
     }
 
-    pub fn no_input(&self, id: Uuid) -> String {
-        self.with_id(paths::NO_INPUT, id)
+    pub fn gather(&self, id: Uuid, locale: Locale) -> String {
+        self.spoken(paths::GATHER, id, locale)
+    }
+
+    pub fn no_input(&self, id: Uuid, locale: Locale) -> String {
+        self.spoken(paths::NO_INPUT, id, locale)
     }
 
     pub fn status(&self, id: Uuid) -> String {
         self.with_id(paths::STATUS, id)
     }
 
-    pub fn otp(&self, id: Uuid) -> String {
-        self.with_id(paths::OTP, id)
+    pub fn otp(&self, id: Uuid, locale: Locale) -> String {
+        self.spoken(paths::OTP, id, locale)
     }
 
     pub fn sms_status(&self, id: Uuid) -> String {

@@ -19,6 +19,7 @@ use super::hold::{self, Hold};
 use super::prompts::{Prompt, Vars};
 use super::signature;
 use super::twiml::{Verb, render};
+use super::urls::{LOCALE_PARAM, locale_in};
 use crate::body::read_limited;
 use crate::domain::phone::{Attestation, PhoneNumber, is_withheld_caller_id};
 use crate::domain::request::{AuthRequest, Event};
@@ -100,7 +101,7 @@ impl<'a> Speaker<'a> {
         });
         Self {
             state,
-            locale: r.map_or(Locale::JaJp, |r| r.locale),
+            locale: r.map_or(Locale::DEFAULT, |r| r.locale),
             mode: r.map_or(Mode::Inbound, |r| r.mode),
             vars,
             tenant,
@@ -108,8 +109,20 @@ impl<'a> Speaker<'a> {
     }
 
     /// For a call no request is known for; `mode` says who placed it.
-    fn nobody(state: &'a AppState, mode: Mode) -> Self {
-        Self { mode, ..Self::new(state, None, None) }
+    fn nobody(state: &'a AppState, mode: Mode, locale: Locale) -> Self {
+        Self { mode, locale, ..Self::new(state, None, None) }
+    }
+
+    /// For a call on a number several tenants share, before the code picks
+    /// one: the server's own prompts in its default locale, so that no
+    /// tenant decides what another tenant's callers hear. The code's length
+    /// is said only when every candidate's is the same.
+    fn shared(state: &'a AppState, candidates: &[AuthRequest]) -> Self {
+        let mut speak = Self::nobody(state, Mode::Inbound, Locale::DEFAULT);
+        let mut lengths = candidates.iter().map(|r| r.code_length);
+        let first = lengths.next().unwrap_or_default();
+        speak.vars.code_length = if lengths.all(|l| l == first) { first } else { 0 };
+        speak
     }
 
     fn say(&self, p: Prompt) -> Verb {
@@ -139,8 +152,8 @@ impl<'a> Speaker<'a> {
     /// the last digit lands on them, not in the next code.
     fn ask(&self, id: Uuid, before: &[Prompt]) -> HttpResponse {
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
-        verbs.push(self.gather(self.state.urls.gather(id), u32::from(self.vars.code_length)));
-        verbs.push(Verb::Redirect { url: self.state.urls.no_input(id) });
+        verbs.push(self.gather(self.state.urls.gather(id, self.locale), u32::from(self.vars.code_length)));
+        verbs.push(Verb::Redirect { url: self.state.urls.no_input(id, self.locale) });
         twiml(&verbs)
     }
 
@@ -157,17 +170,20 @@ impl<'a> Speaker<'a> {
 
     /// The prompts, then a Gather whose code picks one of `candidates` (a
     /// number several tenants share); silence comes back here as a try too.
-    /// Codes of one length end on their last digit; of several lengths, `#`
-    /// ends the shorter ones (or the Gather's timeout does).
+    /// Codes of one length end on their last digit. Of several lengths, the
+    /// longest end on their last digit and the caller is asked to end the
+    /// code with `#` (the Gather's timeout ends it too): no tenant's length
+    /// cuts another tenant's code short, and none is announced.
     fn ask_shared(&self, candidates: &[AuthRequest], attempt: u32, before: &[Prompt]) -> HttpResponse {
         let longest = candidates.iter().map(|r| u32::from(r.code_length)).max().unwrap_or(10);
         let next = self.state.urls.inbound_gather(attempt);
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
         let mut gather = self.gather(next.clone(), longest);
         if candidates.iter().any(|r| u32::from(r.code_length) != longest)
-            && let Verb::Gather { finish_on_key, .. } = &mut gather
+            && let Verb::Gather { finish_on_key, prompts, .. } = &mut gather
         {
             *finish_on_key = "#".into();
+            *prompts = vec![self.say(Prompt::EnterCodeThenPound)];
         }
         verbs.push(gather);
         verbs.push(Verb::Redirect { url: next });
@@ -189,7 +205,7 @@ impl<'a> Speaker<'a> {
         verbs.push(self.state.prompts.say_digits(self.locale, &code));
         if r.delivery.readings < OTP_REPEATS {
             verbs.push(Verb::Gather {
-                action: self.state.urls.otp(r.id),
+                action: self.state.urls.otp(r.id, self.locale),
                 num_digits: Some(1),
                 timeout: 5,
                 finish_on_key: String::new(),
@@ -232,23 +248,33 @@ fn spoken_code(state: &AppState, r: &AuthRequest) -> Option<String> {
     Some(digits.join(", "))
 }
 
-/// Errors inside a webhook still answer valid TwiML: sorry, goodbye.
-fn sorry(state: &AppState, e: &dyn std::fmt::Display) -> HttpResponse {
+/// Errors inside a webhook still answer valid TwiML: sorry, goodbye, in
+/// the locale the webhook's URL names (the request itself may be unreadable).
+fn sorry(state: &AppState, req: &HttpRequest, e: &dyn std::fmt::Display) -> HttpResponse {
     tracing::error!(error = %e, "webhook failed");
-    Speaker::nobody(state, Mode::Inbound).end(&[Prompt::Failure])
+    Speaker::nobody(state, Mode::Inbound, url_locale(req)).end(&[Prompt::Failure])
+}
+
+/// The locale of the call a webhook belongs to, as its URL names it.
+fn url_locale(req: &HttpRequest) -> Locale {
+    locale_in(req.query_string()).unwrap_or(Locale::DEFAULT)
 }
 
 /// A webhook that could not reach the database: a pause and a redirect to
 /// itself (with `sealed` digits), until the caller has waited long enough.
 fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreError) -> HttpResponse {
     let hold = Hold::from_query(req.query_string());
-    match hold.again(&state.urls.signed_url(req.path()), sealed) {
+    let mut url = state.urls.signed_url(req.path());
+    if let Some(locale) = locale_in(req.query_string()) {
+        url = format!("{url}?{LOCALE_PARAM}={locale}");
+    }
+    match hold.again(&url, sealed) {
         Some(verbs) => {
             state.metrics.webhook_holds.inc();
             tracing::warn!(error = %e, hold = hold.count + 1, "database unavailable: caller kept on the line");
             twiml(&verbs)
         }
-        None => sorry(state, e),
+        None => sorry(state, req, e),
     }
 }
 
@@ -256,7 +282,7 @@ fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreE
 fn failed(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreError) -> HttpResponse {
     match e {
         StoreError::Unavailable(_) => hold_on(state, req, sealed, e),
-        _ => sorry(state, e),
+        _ => sorry(state, req, e),
     }
 }
 
@@ -274,14 +300,14 @@ async fn on_request(
     pick: impl Fn(&AuthRequest) -> Option<Event> + Send + Sync + 'static,
     respond: impl FnOnce(&Speaker<'_>, &AuthRequest, Option<&AuthRequest>) -> HttpResponse,
 ) -> HttpResponse {
-    let Some(id) = id else { return Speaker::nobody(state, Mode::Outbound).end(&[]) };
+    let Some(id) = id else { return Speaker::nobody(state, Mode::Outbound, url_locale(req)).end(&[]) };
     match state.core.transition(id, pick).await {
         Ok(Some(Applied { before, after })) => {
             let now_state = after.as_ref().unwrap_or(&before).as_seen_at(state.core.now());
             let tenant = state.core.tenant_cached(now_state.tenant_id).await;
             respond(&Speaker::new(state, Some(&now_state), tenant), &before, after.as_ref())
         }
-        Ok(None) => Speaker::nobody(state, Mode::Outbound).end(&[]),
+        Ok(None) => Speaker::nobody(state, Mode::Outbound, url_locale(req)).end(&[]),
         Err(e) => failed(state, req, sealed, &e),
     }
 }
@@ -521,7 +547,7 @@ async fn inbound_call(
     req: &HttpRequest,
     p: &Params,
 ) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
-    let nobody = Speaker::nobody(state, Mode::Inbound);
+    let nobody = Speaker::nobody(state, Mode::Inbound, Locale::DEFAULT);
     let from = p.get("From");
     if is_withheld_caller_id(from) {
         tracing::info!("inbound call with a withheld caller ID refused");
@@ -590,7 +616,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
     let found = match found.as_slice() {
         [one] => one.clone(),
         several => {
-            return Speaker::new(&state, several.first(), None).ask_shared(several, 1, &[Prompt::GreetingInbound]);
+            return Speaker::shared(&state, several).ask_shared(several, 1, &[Prompt::GreetingInbound]);
         }
     };
     if let Some(refused) = unattested(&state, &req, &found, &p).await {
@@ -638,7 +664,7 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         .filter(|r| !digits.is_empty() && keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash))
         .collect();
     let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
-        let mut speak = Speaker::new(&state, found.first(), None);
+        let mut speak = Speaker::shared(&state, &found);
         speak.vars.attempts_left = SHARED_TRIES.saturating_sub(tries).try_into().unwrap_or(0);
         let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
         if tries >= SHARED_TRIES {

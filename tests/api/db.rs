@@ -72,6 +72,12 @@ impl TestDb {
         }
     }
 
+    /// A PostgreSQL database at `url` that the test set up itself and takes
+    /// down itself (nothing is dropped here).
+    pub fn external(url: String) -> Self {
+        Self { backend: Backend::Postgres, url, _dir: None, schema: None }
+    }
+
     /// The store on this database, as a CLI command would open it.
     pub async fn store(&self) -> Arc<dyn Store> {
         store::open(&parse_database_url(&self.url).unwrap(), OpenOptions::new(Role::Cli)).await.unwrap()

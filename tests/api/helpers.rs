@@ -470,7 +470,10 @@ impl ProviderDouble {
     pub fn calls_for(&self, id: &str) -> Vec<String> {
         let suffix = format!("/answer/{id}");
         let calls = self.calls.lock().unwrap();
-        let placed = calls.iter().enumerate().filter(|(_, p)| param(p, "Url").iter().any(|u| u.ends_with(&suffix)));
+        let placed = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| param(p, "Url").iter().any(|u| u.split('?').next().is_some_and(|u| u.ends_with(&suffix))));
         placed.map(|(i, _)| Self::sid(i)).collect()
     }
 

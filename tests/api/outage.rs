@@ -23,7 +23,7 @@ async fn twilio_app_on(db: Arc<TestDb>, database_url: String) -> (TestApp, Provi
 }
 
 /// The URL of the `<Redirect>` in a TwiML answer, as a path under the public URL.
-fn redirect_path(app: &TestApp, doc: &str) -> String {
+pub fn redirect_path(app: &TestApp, doc: &str) -> String {
     let start = doc.find("<Redirect").unwrap_or_else(|| panic!("no redirect: {doc}"));
     let url = &doc[doc[start..].find('>').unwrap() + start + 1..];
     let url = &url[..url.find("</Redirect>").unwrap()];

@@ -47,7 +47,8 @@ async fn places_the_call_as_the_provider_expects() {
     assert_eq!(param(&p, "To"), [PHONE]);
     assert_eq!(param(&p, "From"), ["+815011112222"]);
     assert_eq!(param(&p, "Method"), ["POST"]);
-    assert_eq!(param(&p, "Url"), [format!("{}/webhooks/twilio/voice/answer/{id}", app.base).as_str()]);
+    // The call's spoken steps name its locale: a hold still speaks it when the database cannot.
+    assert_eq!(param(&p, "Url"), [format!("{}/webhooks/twilio/voice/answer/{id}?lang=en-US", app.base).as_str()]);
     assert_eq!(param(&p, "StatusCallback"), [format!("{}/webhooks/twilio/voice/status/{id}", app.base).as_str()]);
     assert_eq!(param(&p, "StatusCallbackEvent"), ["initiated", "ringing", "answered", "completed"]);
     assert_eq!(param(&p, "Timeout"), ["30"]);
@@ -61,8 +62,8 @@ async fn full_flow_over_signed_webhooks_with_exact_twiml() {
     assert_eq!(code, "2468");
     let (status, doc) = app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE)).await;
     assert_eq!(status, 200);
-    let gather = format!("{}/webhooks/twilio/voice/gather/{id}", app.base);
-    let no_input = format!("{}/webhooks/twilio/voice/no-input/{id}", app.base);
+    let gather = format!("{}/webhooks/twilio/voice/gather/{id}?lang=en-US", app.base);
+    let no_input = format!("{}/webhooks/twilio/voice/no-input/{id}?lang=en-US", app.base);
     assert_eq!(
         doc,
         format!(
@@ -166,7 +167,7 @@ async fn signatures_are_checked_against_the_public_url_behind_a_proxy() {
     let id = r["id"].as_str().unwrap();
     double.wait_calls(1).await;
     let p = double.call(0);
-    assert_eq!(param(&p, "Url"), [format!("{public}/webhooks/twilio/voice/answer/{id}").as_str()]);
+    assert_eq!(param(&p, "Url"), [format!("{public}/webhooks/twilio/voice/answer/{id}?lang=ja-JP").as_str()]);
     let sid = {
         app.wait_status(id, "calling").await;
         v_sid(&app, id).await
@@ -174,7 +175,7 @@ async fn signatures_are_checked_against_the_public_url_behind_a_proxy() {
     // The provider signs the public URL; the request arrives at the local address.
     let (s, doc) = app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE)).await;
     assert_eq!(s, 200);
-    assert!(doc.contains(&format!("action=\"{public}/webhooks/twilio/voice/gather/{id}\"")), "{doc}");
+    assert!(doc.contains(&format!("action=\"{public}/webhooks/twilio/voice/gather/{id}?lang=ja-JP\"")), "{doc}");
     // Signed for the local URL (what the Host header says): refused.
     let owned: Vec<(String, String)> =
         call_params(&sid, PHONE).iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();

@@ -181,9 +181,64 @@ impl ServerCertVerifier for Lenient {
     }
 }
 
+/// Whether a statement that failed with SQLSTATE `code` may succeed on
+/// another attempt, on a fresh connection: a connection exception (class
+/// 08), a server shutting down, starting or in recovery (57P01–57P03), a
+/// session ended by the server (57P05, 57014), too many connections (53300),
+/// a serialization failure or deadlock (40001, 40P01), and a write on a
+/// server that is (or has just become) a read-only standby (25006): after a
+/// failover the pool reconnects, and `target_session_attrs=read-write`
+/// finds the promoted server.
+pub fn transient_sqlstate(code: &str) -> bool {
+    matches!(code, "25006" | "40001" | "40P01" | "53300" | "57014" | "57P01" | "57P02" | "57P03" | "57P05")
+        || code.starts_with("08")
+}
+
+/// Whether opening a connection that failed with `e` is worth another try.
+/// Every failure to connect is, except a refusal that no retry changes:
+/// credentials or authorization (class 28), a database that does not exist
+/// (3D000), and a TLS handshake that refused the server's certificate. A
+/// multi-host URL reports its last host's failure: with the primary gone
+/// and the standby not yet promoted, that is the driver's "database does not
+/// allow writes" (an I/O `PermissionDenied` without a SQLSTATE).
+pub fn worth_reconnecting(e: &tokio_postgres::Error) -> bool {
+    if let Some(state) = e.code() {
+        return !refused_for_good(state.code());
+    }
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    io.is_none_or(|io| io.kind() != std::io::ErrorKind::InvalidData)
+}
+
+/// SQLSTATEs of a connection refused for its configuration, not its timing.
+fn refused_for_good(code: &str) -> bool {
+    code.starts_with("28") || code == "3D000"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failover_and_connection_sqlstates_are_transient_and_statement_errors_are_not() {
+        // A failover: the old primary shutting down, the standby read-only, starting, in recovery.
+        for code in ["25006", "57P01", "57P02", "57P03", "57P05", "08000", "08001", "08003", "08006", "08P01"] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["40001", "40P01", "53300", "57014"] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        // The statement's own fault, or the schema's: never retried.
+        for code in ["23505", "42P01", "42601", "22001", "25001", "28P01", "3D000", "53100"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+        // Opening a connection: only a refusal of who we are or what we asked for is final.
+        for code in ["28P01", "28000", "3D000"] {
+            assert!(refused_for_good(code), "{code}");
+        }
+        for code in ["57P03", "53300", "08001", "25006", "XX000"] {
+            assert!(!refused_for_good(code), "{code}");
+        }
+    }
 
     #[test]
     fn multi_host_urls_and_libpq_tls_modes_parse() {

@@ -110,15 +110,14 @@ fn is_conflict(e: &tokio_postgres::Error) -> bool {
 
 /// Whether `e` is about the connection or a transient conflict rather than
 /// about the statement: a lost or refused connection, a terminated backend, a
-/// server starting or stopping, a serialization failure or a deadlock.
+/// server starting or stopping, a read-only standby (a failover under way), a
+/// serialization failure or a deadlock.
 fn is_transient(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
     if let Some(state) = e.code() {
-        let code = state.code();
-        return matches!(code, "40001" | "40P01" | "53300" | "57014" | "57P01" | "57P02" | "57P03")
-            || code.starts_with("08");
+        return connect::transient_sqlstate(state.code());
     }
     // No SQLSTATE: the network. A refused, reset or timed-out connection is
     // worth another try; a certificate that does not verify is not.
@@ -325,6 +324,9 @@ impl Db {
     async fn connection(&self, deadline: Instant) -> Result<Object, Fail> {
         match tokio::time::timeout_at(deadline, self.pool.get()).await {
             Ok(Ok(conn)) => Ok(conn),
+            // Opening a connection failed: a server stopping, starting, not
+            // yet promoted, or gone is worth another try on a fresh one.
+            Ok(Err(PoolError::Backend(e))) if connect::worth_reconnecting(&e) => Err(Fail::Lost(Box::new(e))),
             Ok(Err(PoolError::Backend(e))) => Err(e.into()),
             Ok(Err(PoolError::Closed)) => Err(Fail::Stop(StoreError::closed())),
             Ok(Err(e)) => Err(Fail::Retry(Box::new(e))),
@@ -575,11 +577,16 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError> {
+        // Each tenant's newest, then the newest tenants: one tenant's many
+        // requests cannot push another tenant's out of the `limit`.
         const SQL: &str = concat!(
             "SELECT ",
             request_columns!(),
+            " FROM (SELECT DISTINCT ON (tenant_id) ",
+            request_columns!(),
             " FROM auth_requests WHERE phone_number = $1 AND mode = 'inbound' AND status = 'pending' \
              AND expires_at > $2 AND (inbound_number = $3 OR ($4 AND inbound_number IS NULL)) \
+             ORDER BY tenant_id, created_at DESC, id DESC) newest \
              ORDER BY created_at DESC, id DESC LIMIT $5"
         );
         retrying!(&self.db, |c, _tries| {

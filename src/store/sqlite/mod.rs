@@ -451,13 +451,18 @@ impl Store for SqliteStore {
         let (caller, called) = (caller.as_str().to_owned(), called.as_str().to_owned());
         self.pool
             .read(move |c| {
+                // Each tenant's newest, then the newest tenants: one tenant's
+                // many requests cannot push another tenant's out of the `limit`.
                 let sql = concat!(
                     "SELECT ",
                     request_columns!(),
-                    " FROM auth_requests WHERE phone_number = ?1 \
+                    " FROM (SELECT ",
+                    request_columns!(),
+                    ", row_number() OVER (PARTITION BY tenant_id ORDER BY created_at DESC, id DESC) AS nth \
+                     FROM auth_requests WHERE phone_number = ?1 \
                      AND mode = 'inbound' AND status = 'pending' AND expires_at > ?2 \
-                     AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL)) \
-                     ORDER BY created_at DESC, id DESC LIMIT ?5"
+                     AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL))) \
+                     WHERE nth = 1 ORDER BY created_at DESC, id DESC LIMIT ?5"
                 );
                 let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
                 let rows = stmt
