@@ -267,3 +267,23 @@ pub async fn migrate(db: &DbArgs, config: Option<&std::path::Path>) -> Result<St
     store::open(&db.url(config)?, OpenOptions::new(Role::Cli)).await?;
     Ok("database schema is up to date".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(f: impl FnOnce(&mut SetArgs)) -> Result<TenantPolicy, CliError> {
+        let mut args = SetArgs { name: "acme".into(), ..SetArgs::default() };
+        f(&mut args);
+        args.apply(TenantPolicy::default())
+    }
+
+    /// Issue 13, item 1: the number stored (and printed) is the one called.
+    #[test]
+    fn an_inbound_number_is_digits_only_and_stored_as_e164() {
+        let policy = set(|a| a.inbound_number = Some("+81 3-1234-5678".into())).unwrap();
+        assert_eq!(policy.inbound_number.as_deref(), Some("+81312345678"));
+        let refused = set(|a| a.inbound_number = Some("+81 3-1234-567a".into())).unwrap_err().to_string();
+        assert!(refused.starts_with("--inbound-number: may hold only digits"), "{refused}");
+    }
+}

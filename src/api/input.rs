@@ -21,7 +21,10 @@ use crate::error::AppError;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    /// E.164 (`+819012345678`) or national format of the default region (`090-1234-5678`).
+    /// E.164 (`+819012345678`) or national format of the default region
+    /// (`090-1234-5678`): digits and separators only (spaces, hyphens, dots,
+    /// parentheses, a leading `+`; full-width ones too). A letter or an
+    /// extension is refused (422), never read as a digit or dropped.
     #[schema(min_length = 1, max_length = 40, example = "090-1234-5678")]
     pub phone_number: String,
     /// `outbound` (default) or `inbound`.

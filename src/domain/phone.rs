@@ -15,6 +15,13 @@ pub struct PhoneNumber(String);
 pub enum PhoneError {
     #[error("is not a phone number")]
     NotANumber,
+    /// A character that is neither a digit nor a separator: a letter would
+    /// otherwise be read as its keypad digit, and an extension dropped.
+    #[error(
+        "may hold only digits, spaces, hyphens, dots, parentheses and a leading +; found {0:?} \
+         (letters and extensions are not read)"
+    )]
+    Character(char),
     #[error("is not a valid, dialable number")]
     Invalid,
     #[error("is a premium-rate number, which is never called")]
@@ -100,16 +107,17 @@ impl Line {
 }
 
 impl PhoneNumber {
-    /// Parses an E.164 number or a national number of `region`, accepting the
-    /// usual separators and full-width digits, and refusing numbers that are
-    /// not valid for their country or that cost the caller a premium.
+    /// Parses an E.164 number or a national number of `region`, accepting
+    /// digits and the usual separators only (full-width ones too), and
+    /// refusing numbers that are not valid for their country or that cost the
+    /// caller a premium.
     pub fn parse(input: &str, region: Region) -> Result<Self, PhoneError> {
         Self::parse_line(input, region).map(|(number, _)| number)
     }
 
     /// `parse`, and what the number reaches.
     pub fn parse_line(input: &str, region: Region) -> Result<(Self, Line), PhoneError> {
-        let ascii = to_ascii_digits(input.trim());
+        let ascii = to_ascii_digits(input.trim())?;
         if ascii.is_empty() || ascii.len() > 40 {
             return Err(PhoneError::NotANumber);
         }
@@ -157,21 +165,33 @@ impl PhoneNumber {
     }
 }
 
-/// Full-width digits and punctuation, as Japanese forms often send them,
-/// folded to ASCII so that the parser sees `090-1234-5678`.
-fn to_ascii_digits(input: &str) -> String {
-    input
-        .chars()
-        .map(|c| match c {
+/// Digits and separators, full-width and dash variants folded to ASCII so
+/// that the parser sees `090-1234-5678`. Anything else is refused, never
+/// skipped: libphonenumber reads a letter as its keypad digit
+/// (`090-1234-567a` would call `…5672`) and drops a trailing extension.
+fn to_ascii_digits(input: &str) -> Result<String, PhoneError> {
+    let mut ascii = String::with_capacity(input.len());
+    for c in input.chars() {
+        let folded = match c {
+            '0'..='9' | ' ' | '-' | '.' | '(' | ')' | '+' => c,
             '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
             '＋' => '+',
-            '－' | 'ー' | '―' | '‐' | '−' => '-',
+            // Hyphens, dashes and minus signs, and the katakana long-vowel
+            // mark a Japanese keyboard gives for `-` in kana mode.
+            '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' | '－' | '﹣' | 'ー' | 'ｰ' => '-',
+            '．' => '.',
             '（' => '(',
             '）' => ')',
-            '　' => ' ',
-            other => other,
-        })
-        .collect()
+            '\u{3000}' | '\u{a0}' => ' ',
+            other => return Err(PhoneError::Character(other)),
+        };
+        // A `+` only opens an international number.
+        if folded == '+' && !ascii.is_empty() {
+            return Err(PhoneError::Character(c));
+        }
+        ascii.push(folded);
+    }
+    Ok(ascii)
 }
 
 /// Display wrapper that masks all but the last four digits of a number.
@@ -288,6 +308,47 @@ mod tests {
         assert_eq!(jp("+819012345678").unwrap(), "+819012345678");
         assert_eq!(jp("０９０－１２３４－５６７８").unwrap(), "+819012345678");
         assert_eq!(jp("+1 415 867 5309").unwrap(), "+14158675309");
+    }
+
+    /// The review's mistyped numbers (issue 13): a letter read as a keypad
+    /// digit called someone else, and an extension was silently dropped.
+    #[test]
+    fn only_digits_and_separators_are_a_number() {
+        for (input, found) in [
+            ("090-1234-567a", 'a'),
+            ("+81 90 1234 5678 ext. 12", 'e'),
+            ("+81 90 1234 5678 x12", 'x'),
+            ("090-1234-5678#12", '#'),
+            ("090-1234-5678;ext=12", ';'),
+            ("tel:+819012345678", 't'),
+            ("1-800-FLOWERS", 'F'),
+            ("090-1234-5678,1", ','),
+            ("090/1234/5678", '/'),
+            ("090\t1234\t5678", '\t'),
+            ("090\u{200b}1234\u{200b}5678", '\u{200b}'),
+            ("٠٩٠١٢٣٤٥٦٧٨", '٠'),
+            ("+81+9012345678", '+'),
+            ("++819012345678", '+'),
+            ("090-1234-5678+", '+'),
+        ] {
+            assert_eq!(jp(input), Err(PhoneError::Character(found)), "{input:?}");
+        }
+        let message = PhoneError::Character('a').to_string();
+        assert!(message.contains("only digits") && message.contains("'a'"), "{message}");
+        // What Japanese keyboards and copied text give is still a number.
+        for input in [
+            "(090) 1234.5678",
+            "０９０－１２３４－５６７８",
+            "０９０ー１２３４ー５６７８",
+            "090‐1234‐5678",
+            "090−1234−5678",
+            "090–1234–5678",
+            "＋８１　９０　１２３４　５６７８",
+            "（０９０）１２３４．５６７８",
+            "090\u{a0}1234\u{a0}5678",
+        ] {
+            assert_eq!(jp(input).as_deref(), Ok("+819012345678"), "{input:?}");
+        }
     }
 
     #[test]
