@@ -212,6 +212,45 @@ pub fn mask(raw: &str) -> String {
     format!("{}{}", "*".repeat(hidden.min(8)), tail)
 }
 
+/// `text` with every run that may be a phone number masked as `mask` does:
+/// an optional `+` or `(`, then digits and separators (spaces, hyphens, dots,
+/// parentheses) holding 7 digits or more. For text others wrote (a
+/// provider's error message quotes the number it refused) before it is
+/// logged or stored. Dates and long ids are masked too: better one too many.
+pub fn mask_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let opens =
+            c.is_ascii_digit() || (matches!(c, '+' | '(') && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        // A number does not continue a word (`CA0123…` is a sid).
+        let inside_word = i > 0 && chars[i - 1].is_alphanumeric();
+        if !opens || inside_word {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        // The run: digits and separators, ending at its last digit.
+        let (mut end, mut j) = (i + 1, i + 1);
+        while j < chars.len() && (chars[j].is_ascii_digit() || matches!(chars[j], ' ' | '-' | '.' | '(' | ')')) {
+            j += 1;
+            if chars[j - 1].is_ascii_digit() {
+                end = j;
+            }
+        }
+        let digits: String = chars[i..end].iter().filter(|c| c.is_ascii_digit()).collect();
+        if digits.len() >= 7 {
+            out.push_str(&mask(&digits));
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
+    }
+    out
+}
+
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PhoneNumber({})", self.masked())
@@ -456,6 +495,33 @@ mod tests {
         assert_eq!(p.to_string(), "********5678");
         assert_eq!(format!("{p:?}"), "PhoneNumber(********5678)");
         assert_eq!(mask("12"), "12");
+    }
+
+    /// Issue 13, item 6: a provider's message quoted the full number.
+    #[test]
+    fn numbers_in_free_text_are_masked() {
+        let cases = [
+            (
+                "The 'To' number +819012345678 is not a valid phone number.",
+                "The 'To' number ********5678 is not a valid phone number.",
+            ),
+            ("To: +81 90-1234-5678, From: (03) 1234.5678.", "To: ********5678, From: ******5678."),
+            (
+                "Permission to send an SMS has not been enabled for 09012345678",
+                "Permission to send an SMS has not been enabled for *******5678",
+            ),
+            ("HTTP 400 Bad Request (code 21211)", "HTTP 400 Bad Request (code 21211)"),
+            ("call CA0123456789abcdef failed", "call CA0123456789abcdef failed"),
+            ("retry in 30 s, 2 of 5", "retry in 30 s, 2 of 5"),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(mask_numbers(text), masked, "{text}");
+        }
+        // Whatever the text, no run of 7 digits is left whole.
+        for text in ["+1 (415) 867-5309", "415.867.5309x", "a 4158675309", "+14158675309+14158675309"] {
+            let got = mask_numbers(text);
+            assert!(!got.contains("8675309") && !got.contains("867-5309"), "{text} → {got}");
+        }
     }
 
     #[test]
