@@ -87,6 +87,7 @@ async fn every_field_rule_is_422_naming_the_field() {
         (json!({ "phone_number": PHONE, "code_length": 3 }), "code_length"),
         (json!({ "phone_number": PHONE, "external_id": "x".repeat(129) }), "external_id"),
         (json!({ "phone_number": PHONE, "user_id": "a\u{202E}b" }), "user_id"),
+        (json!({ "phone_number": PHONE, "external_id": "a\u{200B}b" }), "external_id"),
         (json!({ "phone_number": PHONE, "locale": "ja" }), "locale"),
         (json!({ "phone_number": PHONE, "ttl_seconds": 10 }), "ttl_seconds"),
         (json!({ "phone_number": PHONE, "max_attempts": 11 }), "max_attempts"),
