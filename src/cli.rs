@@ -9,7 +9,9 @@ use serde_json::json;
 use crate::config::{ServeArgs, parse_database_url};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::tenant::{Tenant, TenantPolicy, new_api_key, new_callback_secret};
+use crate::domain::text::is_hidden;
 use crate::store::{self, OpenOptions, Role, StoreError};
+use crate::voice::prompts::Prompts;
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
@@ -93,8 +95,9 @@ fn set_entry(
 }
 
 impl SetArgs {
-    /// `policy` with the given settings applied, each checked.
-    fn apply(&self, mut policy: TenantPolicy) -> Result<TenantPolicy, CliError> {
+    /// `policy` with the given settings applied, each checked (a text
+    /// message against the server's `prompts`).
+    fn apply(&self, mut policy: TenantPolicy, prompts: &Prompts) -> Result<TenantPolicy, CliError> {
         if let Some(raw) = &self.inbound_number {
             policy.inbound_number = match raw.as_str() {
                 "none" => None,
@@ -168,7 +171,7 @@ impl SetArgs {
         for raw in &self.audio {
             set_entry(&mut policy.voice.audio, "audio", raw)?;
         }
-        crate::voice::tenant_voice::validate(&policy.voice).map_err(|r| CliError::Usage(r.message))?;
+        crate::voice::tenant_voice::validate(&policy.voice, prompts).map_err(|r| CliError::Usage(r.message))?;
         Ok(policy)
     }
 }
@@ -203,8 +206,16 @@ impl DbArgs {
     }
 }
 
+/// The prompts `serve` loads with the same config file and environment,
+/// which a tenant's text message is measured with.
+fn server_prompts(config: Option<&std::path::Path>) -> Result<Prompts, CliError> {
+    let from_env = std::env::var_os("IVR_AUTH_VOICE_PROMPTS_DIR").map(std::path::PathBuf::from);
+    let dir = from_env.or(ServeArgs::default().with_file(config)?.voice_prompts_dir);
+    Prompts::load(&dir.unwrap_or_else(|| "voice_prompts".into())).map_err(CliError::Usage)
+}
+
 fn check_name(name: &str) -> Result<(), CliError> {
-    let ok = !name.is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control);
+    let ok = !name.is_empty() && name.chars().count() <= 64 && !name.chars().any(is_hidden);
     ok.then_some(()).ok_or_else(|| CliError::Usage("tenant name must be 1 to 64 printable characters".into()))
 }
 
@@ -238,7 +249,7 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
             let Some(mut tenant) = store.list_tenants().await?.into_iter().find(|t| t.name == args.name) else {
                 return Err(CliError::Usage(format!("no tenant named {:?}", args.name)));
             };
-            tenant.policy = args.apply(tenant.policy)?;
+            tenant.policy = args.apply(tenant.policy, &server_prompts(config)?)?;
             if !store.set_tenant_policy(&tenant.name, &tenant.policy).await? {
                 return Err(CliError::Usage(format!("tenant {:?} changed while setting; try again", args.name)));
             }
@@ -266,4 +277,28 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
 pub async fn migrate(db: &DbArgs, config: Option<&std::path::Path>) -> Result<String, CliError> {
     store::open(&db.url(config)?, OpenOptions::new(Role::Cli)).await?;
     Ok("database schema is up to date".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(f: impl FnOnce(&mut SetArgs)) -> Result<TenantPolicy, CliError> {
+        let mut args = SetArgs { name: "acme".into(), ..SetArgs::default() };
+        f(&mut args);
+        args.apply(TenantPolicy::default(), &built_in())
+    }
+
+    fn built_in() -> Prompts {
+        Prompts::load(std::path::Path::new("/nonexistent")).unwrap()
+    }
+
+    /// Issue 13, item 1: the number stored (and printed) is the one called.
+    #[test]
+    fn an_inbound_number_is_digits_only_and_stored_as_e164() {
+        let policy = set(|a| a.inbound_number = Some("+81 3-1234-5678".into())).unwrap();
+        assert_eq!(policy.inbound_number.as_deref(), Some("+81312345678"));
+        let refused = set(|a| a.inbound_number = Some("+81 3-1234-567a".into())).unwrap_err().to_string();
+        assert!(refused.starts_with("--inbound-number: may hold only digits"), "{refused}");
+    }
 }

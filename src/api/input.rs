@@ -14,6 +14,7 @@ use crate::domain::ip::is_private_ip;
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::registration::Registration;
 use crate::domain::status::{Channel, Locale, Mode};
+use crate::domain::text::is_hidden;
 use crate::error::AppError;
 
 /// The registration body. Unknown fields are refused (422), so that a typo
@@ -21,7 +22,10 @@ use crate::error::AppError;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    /// E.164 (`+819012345678`) or national format of the default region (`090-1234-5678`).
+    /// E.164 (`+819012345678`) or national format of the default region
+    /// (`090-1234-5678`): digits and separators only (spaces, hyphens, dots,
+    /// parentheses, a leading `+`; full-width ones too). A letter or an
+    /// extension is refused (422), never read as a digit or dropped.
     #[schema(min_length = 1, max_length = 40, example = "090-1234-5678")]
     pub phone_number: String,
     /// `outbound` (default) or `inbound`.
@@ -128,17 +132,18 @@ fn range(field: &str, value: Option<i64>, lo: i64, hi: i64, default: i64) -> Res
     }
 }
 
-/// Opaque identifiers: 1–128 characters, no control or bidi-override characters.
+/// Opaque identifiers: 1–128 characters, no control or format (bidi, zero-width) characters.
 fn identifier(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
     let Some(v) = value else { return Ok(None) };
     let count = v.chars().count();
     if count == 0 || count > 128 {
         return Err(AppError::invalid(field, format!("{field}: must be 1 to 128 characters")));
     }
-    let bad =
-        |c: char| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
-    if v.chars().any(bad) {
-        return Err(AppError::invalid(field, format!("{field}: must not contain control characters")));
+    if v.chars().any(is_hidden) {
+        return Err(AppError::invalid(
+            field,
+            format!("{field}: must not contain control or invisible formatting characters"),
+        ));
     }
     Ok(Some(v))
 }

@@ -72,7 +72,9 @@ pub async fn get_voice(state: web::Data<AppState>, Authenticated(tenant): Authen
 /// The name its callers hear, and its own prompt texts and recordings per
 /// locale (any prompt left out keeps the server's). Placeholders:
 /// `{site_name}`, `{code_length}`, `{attempts_left}`, and in `sms` only
-/// `{code}` and `{minutes}`; any other is refused. Calls in progress hear the
+/// `{code}` and `{minutes}`; any other is refused. The text message may take
+/// at most 2 parts (306 characters of the GSM alphabet, or 134 of others)
+/// with a 10-digit code and the name filled in. Calls in progress hear the
 /// new words within seconds, on every node.
 #[utoipa::path(
     put,
@@ -86,7 +88,8 @@ pub async fn get_voice(state: web::Data<AppState>, Authenticated(tenant): Authen
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A setting breaks its rule (an unknown locale, prompt or placeholder, a \\
-            recording that is not https…); the message names it, e.g. `prompts.ja-JP.wrong_code`", body = ErrorBody),
+            recording that is not https, a control or invisible formatting character, a text message over 2 \\
+            parts…); the message names it, e.g. `prompts.ja-JP.wrong_code`", body = ErrorBody),
         (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
         (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
     ),
@@ -102,7 +105,7 @@ pub async fn put_voice(
     check_signed(&state, &req, &tenant, &body).await?;
     count(&state, &tenant)?;
     let voice: TenantVoice = parse_json(&req, &body)?;
-    tenant_voice::validate(&voice).map_err(|r| AppError::invalid(r.field, r.message))?;
+    tenant_voice::validate(&voice, &state.prompts).map_err(|r| AppError::invalid(r.field, r.message))?;
     state.core.set_voice(&tenant, voice.clone()).await?;
     Ok(HttpResponse::Ok().json(settings(&state, &voice)))
 }

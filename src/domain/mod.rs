@@ -7,6 +7,8 @@ pub mod ip;
 pub mod phone;
 pub mod registration;
 pub mod request;
+pub mod sms;
 pub mod status;
 pub mod tenant;
+pub mod text;
 pub mod view;

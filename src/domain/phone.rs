@@ -15,6 +15,13 @@ pub struct PhoneNumber(String);
 pub enum PhoneError {
     #[error("is not a phone number")]
     NotANumber,
+    /// A character that is neither a digit nor a separator: a letter would
+    /// otherwise be read as its keypad digit, and an extension dropped.
+    #[error(
+        "may hold only digits, spaces, hyphens, dots, parentheses and a leading +; found {0:?} \
+         (letters and extensions are not read)"
+    )]
+    Character(char),
     #[error("is not a valid, dialable number")]
     Invalid,
     #[error("is a premium-rate number, which is never called")]
@@ -100,16 +107,17 @@ impl Line {
 }
 
 impl PhoneNumber {
-    /// Parses an E.164 number or a national number of `region`, accepting the
-    /// usual separators and full-width digits, and refusing numbers that are
-    /// not valid for their country or that cost the caller a premium.
+    /// Parses an E.164 number or a national number of `region`, accepting
+    /// digits and the usual separators only (full-width ones too), and
+    /// refusing numbers that are not valid for their country or that cost the
+    /// caller a premium.
     pub fn parse(input: &str, region: Region) -> Result<Self, PhoneError> {
         Self::parse_line(input, region).map(|(number, _)| number)
     }
 
     /// `parse`, and what the number reaches.
     pub fn parse_line(input: &str, region: Region) -> Result<(Self, Line), PhoneError> {
-        let ascii = to_ascii_digits(input.trim());
+        let ascii = to_ascii_digits(input.trim())?;
         if ascii.is_empty() || ascii.len() > 40 {
             return Err(PhoneError::NotANumber);
         }
@@ -157,21 +165,33 @@ impl PhoneNumber {
     }
 }
 
-/// Full-width digits and punctuation, as Japanese forms often send them,
-/// folded to ASCII so that the parser sees `090-1234-5678`.
-fn to_ascii_digits(input: &str) -> String {
-    input
-        .chars()
-        .map(|c| match c {
+/// Digits and separators, full-width and dash variants folded to ASCII so
+/// that the parser sees `090-1234-5678`. Anything else is refused, never
+/// skipped: libphonenumber reads a letter as its keypad digit
+/// (`090-1234-567a` would call `…5672`) and drops a trailing extension.
+fn to_ascii_digits(input: &str) -> Result<String, PhoneError> {
+    let mut ascii = String::with_capacity(input.len());
+    for c in input.chars() {
+        let folded = match c {
+            '0'..='9' | ' ' | '-' | '.' | '(' | ')' | '+' => c,
             '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
             '＋' => '+',
-            '－' | 'ー' | '―' | '‐' | '−' => '-',
+            // Hyphens, dashes and minus signs, and the katakana long-vowel
+            // mark a Japanese keyboard gives for `-` in kana mode.
+            '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' | '－' | '﹣' | 'ー' | 'ｰ' => '-',
+            '．' => '.',
             '（' => '(',
             '）' => ')',
-            '　' => ' ',
-            other => other,
-        })
-        .collect()
+            '\u{3000}' | '\u{a0}' => ' ',
+            other => return Err(PhoneError::Character(other)),
+        };
+        // A `+` only opens an international number.
+        if folded == '+' && !ascii.is_empty() {
+            return Err(PhoneError::Character(c));
+        }
+        ascii.push(folded);
+    }
+    Ok(ascii)
 }
 
 /// Display wrapper that masks all but the last four digits of a number.
@@ -190,6 +210,45 @@ pub fn mask(raw: &str) -> String {
     let hidden = chars.len() - keep;
     let tail: String = chars[hidden..].iter().collect();
     format!("{}{}", "*".repeat(hidden.min(8)), tail)
+}
+
+/// `text` with every run that may be a phone number masked as `mask` does:
+/// an optional `+` or `(`, then digits and separators (spaces, hyphens, dots,
+/// parentheses) holding 7 digits or more. For text others wrote (a
+/// provider's error message quotes the number it refused) before it is
+/// logged or stored. Dates and long ids are masked too: better one too many.
+pub fn mask_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let opens =
+            c.is_ascii_digit() || (matches!(c, '+' | '(') && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        // A number does not continue a word (`CA0123…` is a sid).
+        let inside_word = i > 0 && chars[i - 1].is_alphanumeric();
+        if !opens || inside_word {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        // The run: digits and separators, ending at its last digit.
+        let (mut end, mut j) = (i + 1, i + 1);
+        while j < chars.len() && (chars[j].is_ascii_digit() || matches!(chars[j], ' ' | '-' | '.' | '(' | ')')) {
+            j += 1;
+            if chars[j - 1].is_ascii_digit() {
+                end = j;
+            }
+        }
+        let digits: String = chars[i..end].iter().filter(|c| c.is_ascii_digit()).collect();
+        if digits.len() >= 7 {
+            out.push_str(&mask(&digits));
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
+    }
+    out
 }
 
 impl fmt::Debug for PhoneNumber {
@@ -288,6 +347,47 @@ mod tests {
         assert_eq!(jp("+819012345678").unwrap(), "+819012345678");
         assert_eq!(jp("０９０－１２３４－５６７８").unwrap(), "+819012345678");
         assert_eq!(jp("+1 415 867 5309").unwrap(), "+14158675309");
+    }
+
+    /// The review's mistyped numbers (issue 13): a letter read as a keypad
+    /// digit called someone else, and an extension was silently dropped.
+    #[test]
+    fn only_digits_and_separators_are_a_number() {
+        for (input, found) in [
+            ("090-1234-567a", 'a'),
+            ("+81 90 1234 5678 ext. 12", 'e'),
+            ("+81 90 1234 5678 x12", 'x'),
+            ("090-1234-5678#12", '#'),
+            ("090-1234-5678;ext=12", ';'),
+            ("tel:+819012345678", 't'),
+            ("1-800-FLOWERS", 'F'),
+            ("090-1234-5678,1", ','),
+            ("090/1234/5678", '/'),
+            ("090\t1234\t5678", '\t'),
+            ("090\u{200b}1234\u{200b}5678", '\u{200b}'),
+            ("٠٩٠١٢٣٤٥٦٧٨", '٠'),
+            ("+81+9012345678", '+'),
+            ("++819012345678", '+'),
+            ("090-1234-5678+", '+'),
+        ] {
+            assert_eq!(jp(input), Err(PhoneError::Character(found)), "{input:?}");
+        }
+        let message = PhoneError::Character('a').to_string();
+        assert!(message.contains("only digits") && message.contains("'a'"), "{message}");
+        // What Japanese keyboards and copied text give is still a number.
+        for input in [
+            "(090) 1234.5678",
+            "０９０－１２３４－５６７８",
+            "０９０ー１２３４ー５６７８",
+            "090‐1234‐5678",
+            "090−1234−5678",
+            "090–1234–5678",
+            "＋８１　９０　１２３４　５６７８",
+            "（０９０）１２３４．５６７８",
+            "090\u{a0}1234\u{a0}5678",
+        ] {
+            assert_eq!(jp(input).as_deref(), Ok("+819012345678"), "{input:?}");
+        }
     }
 
     #[test]
@@ -395,6 +495,33 @@ mod tests {
         assert_eq!(p.to_string(), "********5678");
         assert_eq!(format!("{p:?}"), "PhoneNumber(********5678)");
         assert_eq!(mask("12"), "12");
+    }
+
+    /// Issue 13, item 6: a provider's message quoted the full number.
+    #[test]
+    fn numbers_in_free_text_are_masked() {
+        let cases = [
+            (
+                "The 'To' number +819012345678 is not a valid phone number.",
+                "The 'To' number ********5678 is not a valid phone number.",
+            ),
+            ("To: +81 90-1234-5678, From: (03) 1234.5678.", "To: ********5678, From: ******5678."),
+            (
+                "Permission to send an SMS has not been enabled for 09012345678",
+                "Permission to send an SMS has not been enabled for *******5678",
+            ),
+            ("HTTP 400 Bad Request (code 21211)", "HTTP 400 Bad Request (code 21211)"),
+            ("call CA0123456789abcdef failed", "call CA0123456789abcdef failed"),
+            ("retry in 30 s, 2 of 5", "retry in 30 s, 2 of 5"),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(mask_numbers(text), masked, "{text}");
+        }
+        // Whatever the text, no run of 7 digits is left whole.
+        for text in ["+1 (415) 867-5309", "415.867.5309x", "a 4158675309", "+14158675309+14158675309"] {
+            let got = mask_numbers(text);
+            assert!(!got.contains("8675309") && !got.contains("867-5309"), "{text} → {got}");
+        }
     }
 
     #[test]

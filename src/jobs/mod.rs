@@ -22,7 +22,7 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::Status;
 use crate::service::Core;
 use crate::store::{Applied, Job, JobKind, Lease, StoreError};
-use crate::telephony::{CallError, OutboundCall, OutboundSms, Telephony};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
 use crate::voice::prompts::Prompts;
 use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
@@ -257,7 +257,7 @@ impl Jobs {
         job: &Job,
         now: chrono::DateTime<Utc>,
         r: &AuthRequest,
-        message: String,
+        message: ProviderText,
         retry_after: Option<Duration>,
     ) -> Outcome {
         let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
@@ -265,7 +265,7 @@ impl Jobs {
         if now + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
             return Outcome::Done;
         }
-        Outcome::RetryIn(wait, message)
+        Outcome::RetryIn(wait, message.into())
     }
 
     /// Places the call of a request; `inserted` is the request as this
@@ -427,10 +427,11 @@ impl Jobs {
     async fn end_call(&self, job: &Job) -> Outcome {
         match self.telephony.end_call(&job.payload).await {
             Ok(()) | Err(CallError::Refused(_)) => Outcome::Done,
-            Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => {
-                Outcome::RetryIn(backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30)), message)
-            }
-            Err(CallError::Unavailable { message, .. }) => Outcome::GiveUp(message),
+            Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => Outcome::RetryIn(
+                backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30)),
+                message.into(),
+            ),
+            Err(CallError::Unavailable { message, .. }) => Outcome::GiveUp(message.into()),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::phone::PhoneNumber;
+use crate::domain::phone::{PhoneNumber, mask_numbers};
 
 /// An outbound call to request from the provider.
 #[derive(Debug, Clone)]
@@ -35,15 +35,39 @@ pub struct OutboundSms {
     pub status_callback: String,
 }
 
+/// What a provider said about a failure, with its phone numbers masked
+/// (Twilio's 21211 quotes the number it refused). Made only by `new`, so
+/// every adapter's text is masked before the jobs log or store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderText(String);
+
+impl ProviderText {
+    pub fn new(text: impl AsRef<str>) -> Self {
+        Self(mask_numbers(text.as_ref()))
+    }
+}
+
+impl std::fmt::Display for ProviderText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ProviderText> for String {
+    fn from(text: ProviderText) -> Self {
+        text.0
+    }
+}
+
 /// Why a call request failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The provider refused for good (a 4xx other than 429): the request fails.
     #[error("provider refused the call: {0}")]
-    Refused(String),
+    Refused(ProviderText),
     /// A 5xx, a 429 or a network error: try again later.
     #[error("provider unavailable: {message}")]
-    Unavailable { message: String, retry_after: Option<Duration> },
+    Unavailable { message: ProviderText, retry_after: Option<Duration> },
 }
 
 /// A telephony provider as ivr-auth needs it.
@@ -56,4 +80,24 @@ pub trait Telephony: Send + Sync + 'static {
     /// Sends a text message; returns the provider's message sid. Errors are
     /// sorted as for calls: refused for good, or try again later.
     async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_s_words_are_kept_with_their_numbers_masked() {
+        let refused = CallError::Refused(ProviderText::new(
+            "HTTP 400 The 'To' number +819012345678 is not a valid phone number. (code 21211)",
+        ));
+        assert_eq!(
+            refused.to_string(),
+            "provider refused the call: HTTP 400 The 'To' number ********5678 is not a valid phone number. \
+             (code 21211)"
+        );
+        let text = ProviderText::new("unreachable: 090-1234-5678");
+        assert_eq!(String::from(text.clone()), "unreachable: *******5678");
+        assert!(!format!("{text:?}").contains("1234"));
+    }
 }

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CallError, OutboundCall, OutboundSms, Telephony};
+use super::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
 
 /// A client for the provider's Calls resource.
 pub struct TwilioClient {
@@ -28,11 +28,11 @@ struct Created {
 /// The provider's sid of what it created, from a success answer.
 async fn created_sid(resp: reqwest::Response) -> Result<String, CallError> {
     let created: Created = resp.json().await.map_err(|_| CallError::Unavailable {
-        message: "provider answered success without a sid".into(),
+        message: ProviderText::new("provider answered success without a sid"),
         retry_after: None,
     })?;
     if created.sid.is_empty() || created.sid.len() > 128 {
-        return Err(CallError::Refused("provider returned an unusable sid".into()));
+        return Err(CallError::Refused(ProviderText::new("provider returned an unusable sid")));
     }
     Ok(created.sid)
 }
@@ -62,7 +62,10 @@ impl TwilioClient {
             .form(form)
             .send()
             .await
-            .map_err(|e| CallError::Unavailable { message: format!("network: {}", without_url(&e)), retry_after: None })
+            .map_err(|e| CallError::Unavailable {
+                message: ProviderText::new(format!("network: {}", without_url(&e))),
+                retry_after: None,
+            })
     }
 }
 
@@ -92,7 +95,7 @@ async fn classify(resp: reqwest::Response) -> CallError {
         }
         Err(_) => String::new(),
     };
-    let message = format!("HTTP {status} {detail}");
+    let message = ProviderText::new(format!("HTTP {status} {detail}"));
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         CallError::Unavailable { message, retry_after }
     } else {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::twiml::Verb;
 use crate::domain::status::Locale;
 use crate::domain::tenant::TenantVoice;
+use crate::domain::text::is_hidden;
 
 /// Every text the IVR speaks, and the text message it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,14 +121,14 @@ const LEGACY_KEYS: [(&str, [Prompt; 2]); 2] = [
 ];
 
 /// Checks a prompt text: at most 1,000 characters (text-to-speech engines
-/// take about 3,000), no control characters but line breaks, and only the
-/// placeholders `prompt` knows, each closed.
+/// take about 3,000), no control or invisible format characters but line
+/// breaks, and only the placeholders `prompt` knows, each closed.
 pub fn check_text(prompt: Prompt, text: &str) -> Result<(), String> {
     if text.chars().count() > 1000 {
         return Err("is longer than 1000 characters".into());
     }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err("contains a control character".into());
+    if text.chars().any(|c| c != '\n' && is_hidden(c)) {
+        return Err("contains a control or invisible formatting character (such as U+202E or U+200B)".into());
     }
     let mut rest = text;
     while let Some(open) = rest.find('{') {

@@ -87,6 +87,7 @@ async fn every_field_rule_is_422_naming_the_field() {
         (json!({ "phone_number": PHONE, "code_length": 3 }), "code_length"),
         (json!({ "phone_number": PHONE, "external_id": "x".repeat(129) }), "external_id"),
         (json!({ "phone_number": PHONE, "user_id": "a\u{202E}b" }), "user_id"),
+        (json!({ "phone_number": PHONE, "external_id": "a\u{200B}b" }), "external_id"),
         (json!({ "phone_number": PHONE, "locale": "ja" }), "locale"),
         (json!({ "phone_number": PHONE, "ttl_seconds": 10 }), "ttl_seconds"),
         (json!({ "phone_number": PHONE, "max_attempts": 11 }), "max_attempts"),
@@ -102,6 +103,32 @@ async fn every_field_rule_is_422_naming_the_field() {
         assert_eq!(e["error"]["field"], field, "{body} → {e}");
     }
     assert_eq!(count_requests(&app).await, 0);
+}
+
+/// Issue 13, item 1: a letter was read as its keypad digit (`…567a` called
+/// `…5672`) and an extension was dropped. Site API and demo alike refuse
+/// them, and nobody is called.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_with_letters_or_an_extension_is_422_and_nobody_is_called() {
+    let app = spawn_app().await;
+    for raw in ["090-1234-567a", "+81 90 1234 5678 ext. 12", "090-1234-5678#12", "tel:+819012345678"] {
+        let (s, e) = error_of(app.register_as(&app.tenant, json!({ "phone_number": raw })).await).await;
+        assert_eq!(s, 422, "{raw}");
+        assert_eq!(e["error"]["field"], "phone_number", "{raw} → {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("phone_number: may hold only digits"), "{raw} → {message}");
+        let demo = app.http.post(app.url("/demo/api/start")).json(&json!({ "user_id": "taro", "phone_number": raw }));
+        let (s, e) = error_of(demo.send().await.unwrap()).await;
+        assert_eq!((s, &e["error"]["field"]), (422, &json!("phone_number")), "demo: {raw} → {e}");
+    }
+    assert_eq!(count_requests(&app).await, 0);
+    let calls: Value = app.http.get(app.url("/simulator/calls")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(calls["calls"], json!([]), "nobody is called");
+    // The demo answers with the number it calls, not the text typed.
+    let typed = json!({ "user_id": "taro", "phone_number": "０９０ー１２３４ー５６７８", "mode": "inbound" });
+    let started: Value =
+        app.http.post(app.url("/demo/api/start")).json(&typed).send().await.unwrap().json().await.unwrap();
+    assert_eq!(started["phone_number"], PHONE, "{started}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,6 +15,18 @@ async fn setup() -> (Arc<TestDb>, String, Tenant) {
     (db, url, tenant)
 }
 
+/// The settings of a server whose provider is `double`, and `extra`.
+fn twilio_at<'a>(double: &'a ProviderDouble, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("IVR_AUTH_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+        ("TWILIO_API_BASE", double.base.as_str()),
+        ("IVR_AUTH_CALLER_ID", "+815011112222"),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_call_job_resumes_after_a_restart() {
     let (dir, db_url, tenant) = setup().await;
@@ -22,15 +34,9 @@ async fn a_pending_call_job_resumes_after_a_restart() {
     for _ in 0..50 {
         double.then(503, r#"{"message": "down"}"#);
     }
-    let twilio = [
-        ("IVR_AUTH_PROVIDER", "twilio"),
-        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
-        ("TWILIO_API_BASE", double.base.as_str()),
-        ("IVR_AUTH_CALLER_ID", "+815011112222"),
-        // With PostgreSQL a new server does not free the leases of the old one
-        // (it cannot know it is dead): the job is taken over when its lease ends.
-        ("IVR_AUTH_JOB_LEASE_SECONDS", "3"),
-    ];
+    // With PostgreSQL a new server does not free the leases of the old one
+    // (it cannot know it is dead): the job is taken over when its lease ends.
+    let twilio = twilio_at(&double, &[("IVR_AUTH_JOB_LEASE_SECONDS", "3")]);
     let mut first = spawn_proc(&db_url, &twilio);
     let http = http();
     let resp = http
@@ -181,6 +187,59 @@ async fn logs_never_show_codes_keys_or_full_phone_numbers() {
     ];
     for s in secrets.iter().copied().chain(codes.iter().map(String::as_str)) {
         assert!(!log.contains(s), "the log contains {s:?}:\n{log}");
+    }
+}
+
+/// The errors the jobs table holds, read straight from the database.
+async fn stored_job_errors(db: &TestDb) -> Vec<String> {
+    let sql = "SELECT last_error FROM jobs WHERE last_error IS NOT NULL";
+    match db.backend {
+        Backend::Sqlite => {
+            let conn = rusqlite::Connection::open(db.url.strip_prefix("sqlite://").unwrap()).unwrap();
+            let mut query = conn.prepare(sql).unwrap();
+            query.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+        }
+        Backend::Postgres => {
+            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.query(sql, &[]).await.unwrap().iter().map(|row| row.get(0)).collect()
+        }
+    }
+}
+
+/// Issue 13, item 6: Twilio's 21211 quotes the number it refused; what the
+/// jobs log and store of a provider's words has the number masked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_s_error_text_is_logged_and_stored_with_its_numbers_masked() {
+    let (dir, db_url, tenant) = setup().await;
+    let double = ProviderDouble::start().await;
+    double.then(400, r#"{"code": 21211, "message": "The 'To' number +819012345678 is not a valid phone number."}"#);
+    for _ in 0..50 {
+        double.then(503, r#"{"code": 20503, "message": "Unavailable: To +81 90-1234-5678"}"#);
+    }
+    let twilio = twilio_at(&double, &[("IVR_AUTH_LOG", "debug")]);
+    let server = spawn_proc(&db_url, &twilio);
+    let app = TestApp::attach(server.base.clone(), tenant, dir.clone());
+    let refused = app.register(json!({ "phone_number": PHONE })).await;
+    app.wait_status(refused["id"].as_str().unwrap(), "failed").await;
+    app.register(json!({ "phone_number": PHONE, "ttl_seconds": 600 })).await;
+    double.wait_calls(3).await; // refused; unavailable, retried
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = stored_job_errors(&dir).await;
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored.iter().any(|e| e.contains("Unavailable: To ********5678")), "{stored:?}");
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("The 'To' number ********5678 is not a valid"), "the provider's words are kept: {log}");
+    assert!(log.contains("Unavailable: To ********5678"), "{log}");
+    for text in stored.iter().chain([&log]) {
+        for number in ["9012345678", "90-1234-5678"] {
+            assert!(!text.contains(number), "{number} in {text}");
+        }
     }
 }
 

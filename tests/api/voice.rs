@@ -8,6 +8,11 @@ async fn put_voice(app: &TestApp, tenant: &Tenant, body: Value) -> reqwest::Resp
     app.http.put(app.url("/v1/tenant/voice")).bearer_auth(&tenant.api_key).json(&body).send().await.unwrap()
 }
 
+async fn get_voice(app: &TestApp) -> Value {
+    let resp = app.http.get(app.url("/v1/tenant/voice")).bearer_auth(&app.tenant.api_key).send().await.unwrap();
+    resp.json().await.unwrap()
+}
+
 async fn preview(app: &TestApp, query: &str) -> (u16, String, String) {
     let resp = app
         .http
@@ -84,16 +89,7 @@ async fn bad_settings_are_refused_by_name_and_change_nothing() {
         let v: Value = resp.json().await.unwrap();
         assert!(v["error"]["message"].as_str().unwrap().starts_with(field), "{body}: {v}");
     }
-    let v: Value = app
-        .http
-        .get(app.url("/v1/tenant/voice"))
-        .bearer_auth(&app.tenant.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_voice(&app).await;
     assert_eq!((v["display_name"].as_str(), &v["prompts"]), (Some("Acme"), &json!({})), "{v}");
 }
 
@@ -135,6 +131,41 @@ fn regex_free_code(doc: &str) -> String {
         .find(|t| t.split(", ").count() >= 4 && t.split(", ").all(|d| d.len() == 1))
         .map(|t| t.replace(", ", ""))
         .unwrap_or_default()
+}
+
+/// Issue 13, item 7: a 1,000-character text message (about 15 billed parts
+/// for one slot of the budget), and format characters such as U+202E, which
+/// can show a code reversed. Refused by the API and the CLI alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_message_over_two_parts_or_an_invisible_character_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let two_parts = format!("{{code}} {}", "あ".repeat(100));
+    let stored = json!({ "display_name": "Acme", "prompts": { "ja-JP": { "sms": two_parts } } });
+    assert_eq!(put_voice(&app, &app.tenant, stored.clone()).await.status(), 200);
+    for (body, field) in [
+        (json!({ "prompts": { "ja-JP": { "sms": "あ".repeat(1000) } } }), "prompts.ja-JP.sms"),
+        (json!({ "prompts": { "en-US": { "sms": format!("{{code}} {}", "a".repeat(300)) } } }), "prompts.en-US.sms"),
+        (json!({ "display_name": "さくら".repeat(13) }), "display_name"),
+        (json!({ "display_name": "Acme \u{202E}4321" }), "display_name"),
+        (json!({ "display_names": { "en-US": "Ac\u{200B}me" } }), "display_names.en-US"),
+        (json!({ "prompts": { "en-US": { "success": "Done\u{2066}." } } }), "prompts.en-US.success"),
+    ] {
+        let resp = put_voice(&app, &app.tenant, body.clone()).await;
+        assert_eq!(resp.status(), 422, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().starts_with(field), "{body}: {v}");
+    }
+    let cli = [
+        tenant_set(app.db_url(), "acme", |a| a.prompts = vec![format!("ja-JP.sms={}", "あ".repeat(200))]).await,
+        tenant_set(app.db_url(), "acme", |a| a.display_name = vec!["Acme \u{202E}4321".into()]).await,
+    ];
+    for (result, field) in cli.into_iter().zip(["prompts.ja-JP.sms", "display_name"]) {
+        let e = result.unwrap_err().to_string();
+        assert!(e.starts_with(field), "{e}");
+    }
+    let v = get_voice(&app).await;
+    assert_eq!((&v["display_name"], &v["prompts"]), (&stored["display_name"], &stored["prompts"]), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

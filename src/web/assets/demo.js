@@ -290,8 +290,9 @@ const STEPS = {
 
 function renderSteps() {
   const { mode, inbound_number: inbound } = state.started;
-  // The number as the user typed it is the one they recognise.
-  const phone = state.input?.phone_number || state.started.phone_number;
+  // The number the server calls (E.164), not the text typed: what was typed
+  // may read as another number, and the user should see the one that rings.
+  const phone = state.started.phone_number;
   const current = phase();
   const steps = [1, 2, 3].map((n) => {
     const li = document.createElement('li');

@@ -30,6 +30,8 @@ test('outbound: answering and typing the right code verifies and shows a tempora
   withContext({ lang: 'en' }, async (context) => {
     const { demo, code } = await startRequestOnDemo(context, { lang: 'en', userId: 'taro', phone: '090-1111-0001' });
     await assertAccessibleAndScreenshot(demo, 'the demo page showing a code', 'flow-demo-code-en');
+    // The number the server calls, not the text typed (issue 13, item 1).
+    assert.match(await byTestId(demo, 'steps').innerText(), /We are calling \+819011110001 now\./);
 
     const phone = await openPhoneWithRingingCall(context, { lang: 'en', to: '+819011110001' });
     await screenshot(phone, 'flow-phone-ringing-en');
