@@ -1,0 +1,113 @@
+//! The HTTP side of start-up: the server, its middleware and the route table in one place.
+
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+use futures_util::FutureExt;
+
+use super::StartError;
+use crate::api::{ops, requests};
+use crate::error::AppError;
+use crate::metrics::{HttpLabels, Metrics, RouteLabel};
+use crate::simulator::Simulator;
+use crate::state::AppState;
+use crate::voice::urls::paths;
+use crate::voice::webhooks;
+use crate::web::demo::DemoTenant;
+
+/// The HTTP server on `listener`: the route table, and in simulator mode the
+/// simulator's routes and the demo pages.
+pub(super) fn http_server(
+    state: web::Data<AppState>,
+    simulator: Option<(Simulator, web::Data<DemoTenant>)>,
+    listener: std::net::TcpListener,
+) -> Result<Server, StartError> {
+    let simulator = simulator.map(|(sim, demo)| (web::Data::new(sim), demo));
+    let server = HttpServer::new(move || {
+        let app = App::new()
+            .app_data(state.clone())
+            .app_data(json_config())
+            .wrap_fn(|req, srv| {
+                let started = Instant::now();
+                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+                let method = req.method().to_string();
+                srv.call(req).map(move |res| {
+                    if let (Ok(res), Some(metrics)) = (&res, metrics) {
+                        count_request(&metrics, res, method, started);
+                    }
+                    res
+                })
+            })
+            .configure(routes)
+            .default_service(web::to(not_found));
+        match &simulator {
+            Some((sim, demo)) => app
+                .app_data(sim.clone())
+                .app_data(demo.clone())
+                .configure(crate::simulator::api::routes)
+                .configure(crate::web::routes),
+            None => app,
+        }
+    })
+    .shutdown_timeout(10)
+    // A request's head must arrive within 5 s of the connection (or of the
+    // previous request on it); its body within 10 s more (`body.rs`).
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Counts an answered request in the HTTP metrics, by route, method and status.
+fn count_request(metrics: &Metrics, res: &actix_web::dev::ServiceResponse, method: String, started: Instant) {
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let status = res.status().as_u16();
+    metrics.http_requests.get_or_create(&HttpLabels { route: route.clone(), method, status }).inc();
+    metrics.http_duration.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(crate::body::MAX_BODY).error_handler(|err, _| {
+        use actix_web::error::JsonPayloadError as E;
+        let app = match err {
+            E::Overflow { .. } | E::OverflowKnownLength { .. } => AppError::PayloadTooLarge,
+            E::ContentType => AppError::UnsupportedMediaType,
+            E::Deserialize(e) if e.is_data() => AppError::invalid("body", e.to_string()),
+            other => AppError::MalformedJson(other.to_string()),
+        };
+        actix_web::error::InternalError::from_response("", app.error_response()).into()
+    })
+}
+
+async fn not_found() -> HttpResponse {
+    AppError::NotFound("no such route").error_response()
+}
+
+/// The route table.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/auth-requests", web::post().to(requests::register))
+        .route("/v1/auth-requests/{id}", web::get().to(requests::get))
+        .route("/v1/auth-requests/{id}/cancel", web::post().to(requests::cancel))
+        .route("/v1/auth-requests/{id}/check", web::post().to(requests::check))
+        .route("/v1/tenant/voice", web::get().to(crate::api::tenant::get_voice))
+        .route("/v1/tenant/voice", web::put().to(crate::api::tenant::put_voice))
+        .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
+        .route(paths::ANSWER, web::post().to(webhooks::answer))
+        .route(paths::GATHER, web::post().to(webhooks::gather))
+        .route(paths::NO_INPUT, web::post().to(webhooks::no_input))
+        .route(paths::STATUS, web::post().to(webhooks::status))
+        .route(paths::STATUS_BY_SID, web::post().to(webhooks::status_by_sid))
+        .route(paths::INBOUND, web::post().to(webhooks::inbound))
+        .route(paths::INBOUND_GATHER, web::post().to(webhooks::inbound_gather))
+        .route(paths::OTP, web::post().to(webhooks::otp))
+        .route(paths::SMS_STATUS, web::post().to(webhooks::sms_status))
+        .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/openapi.json", web::get().to(ops::openapi))
+        .route("/favicon.ico", web::get().to(crate::web::favicon));
+}
