@@ -16,7 +16,21 @@ use uuid::Uuid;
 use crate::domain::budget::{Budget, CallBudget};
 use crate::domain::tenant::Tenant;
 use crate::metrics::{Metrics, TenantLabel};
-use crate::service::ServiceError;
+
+/// A call refused because a budget is spent: which, and when a call is allowed again.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "phone_number: this tenant's call budget {} is spent: {max} calls in {} ({}); try again later",
+    budget.name(),
+    budget.period(),
+    budget.setting()
+)]
+pub struct Spent {
+    pub budget: Budget,
+    pub max: u32,
+    /// At least a second.
+    pub retry_after: Duration,
+}
 
 /// What this server knows of one budget of one tenant.
 #[derive(Debug, Default, Clone, Copy)]
@@ -67,7 +81,7 @@ impl CallBudgets {
 
     /// Refuses at once a call of `tenant` at `now` when this server has seen
     /// one of its budgets spent; otherwise the store decides.
-    pub fn check(&self, metrics: &Metrics, tenant: &Tenant, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    pub fn check(&self, metrics: &Metrics, tenant: &Tenant, now: DateTime<Utc>) -> Result<(), Spent> {
         for b in self.of(tenant) {
             let seen = self.update((tenant.id, b.budget), |_| {});
             if let Some(until) = seen.spent_until.filter(|until| *until > now) {
@@ -85,7 +99,7 @@ impl CallBudgets {
         budget: Budget,
         wait: Duration,
         now: DateTime<Utc>,
-    ) -> ServiceError {
+    ) -> Spent {
         let wait = TimeDelta::from_std(wait).unwrap_or(TimeDelta::zero());
         self.update((tenant.id, budget), |s| s.spent_until = Some(now + wait));
         let max = self.of(tenant).iter().find(|b| b.budget == budget).map_or(0, |b| b.max);
@@ -121,19 +135,9 @@ impl CallBudgets {
     }
 }
 
-/// The 429 for a spent budget, counted per tenant.
-fn refusal(metrics: &Metrics, tenant: &Tenant, b: CallBudget, wait: TimeDelta) -> ServiceError {
-    let budget = b.budget;
-    metrics.refused(&tenant.name, budget.name());
-    tracing::warn!(tenant = %tenant.name, budget = budget.name(), limit = b.max, "a call budget is spent: call refused");
-    ServiceError::RateLimited {
-        retry_after: wait.to_std().unwrap_or_default().max(Duration::from_secs(1)),
-        message: format!(
-            "phone_number: this tenant's call budget {} is spent: {} calls in {} ({}); try again later",
-            budget.name(),
-            b.max,
-            budget.period(),
-            budget.setting()
-        ),
-    }
+/// The refusal of a call over a spent budget, counted per tenant.
+fn refusal(metrics: &Metrics, tenant: &Tenant, b: CallBudget, wait: TimeDelta) -> Spent {
+    metrics.refused(&tenant.name, b.budget.name());
+    tracing::warn!(tenant = %tenant.name, budget = b.budget.name(), limit = b.max, "a call budget is spent: call refused");
+    Spent { budget: b.budget, max: b.max, retry_after: wait.to_std().unwrap_or_default().max(Duration::from_secs(1)) }
 }

@@ -47,6 +47,12 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::budgets::Spent> for ServiceError {
+    fn from(spent: crate::budgets::Spent) -> Self {
+        Self::RateLimited { retry_after: spent.retry_after, message: spent.to_string() }
+    }
+}
+
 /// What a registration produced: the request, its code, and whether it is new.
 pub struct Registered {
     pub request: AuthRequest,
@@ -168,7 +174,7 @@ impl Core {
             }
             Inserted::Existing(existing) => self.replay(*existing, reg),
             Inserted::Limited { retry_after, scope: LimitScope::Budget(budget) } => {
-                Err(self.budgets.spent(&self.metrics, tenant, budget, retry_after, now))
+                Err(self.budgets.spent(&self.metrics, tenant, budget, retry_after, now).into())
             }
             Inserted::Limited { retry_after, scope } => {
                 tracing::warn!(phone = %reg.phone_number, ?scope, "phone number rate limit hit");
