@@ -395,3 +395,14 @@ async fn twilio_is_warned_when_it_cannot_reach_the_public_url_or_it_is_not_https
     assert!(log.contains("provider webhooks should use https://"), "{log}");
     assert!(!log.contains("cannot reach"), "{log}");
 }
+
+#[test]
+fn a_log_filter_that_names_no_level_is_refused() {
+    // `verbose` parses as a target, which would silence every line the server writes.
+    let refusal = refused_start(&[], &[("IVR_AUTH_LOG", "verbose")]);
+    let line = refusal.line();
+    assert!(line.starts_with("ivr-auth: configuration error: IVR_AUTH_LOG (\"verbose\"): "), "{line}");
+    assert!(line.contains("debug") && line.contains("trace"), "the accepted levels: {line}");
+    let refusal = refused_start(&[], &[("IVR_AUTH_LOG", "info,ivr_auth=loud")]);
+    assert!(refusal.line().contains("IVR_AUTH_LOG"), "{}", refusal.line());
+}
