@@ -31,7 +31,7 @@ impl Backend {
     pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 }
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("IVR_AUTH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
