@@ -19,6 +19,7 @@ mod random_sequences;
 mod secrets;
 mod signed;
 mod slow_clients;
+mod stale;
 mod store;
 mod toll_fraud;
 mod voice;
