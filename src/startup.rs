@@ -130,7 +130,7 @@ impl Application {
             );
         }
         let store = store::open(&settings.database, options).await?;
-        let cluster = Cluster::join(&*store).await?;
+        let cluster = Cluster::join(&*store, settings.provider == ProviderKind::Simulator).await?;
         let sqlite_file = match &settings.database {
             DatabaseUrl::Sqlite(path) => Some(path.as_path()),
             DatabaseUrl::Postgres(_) => None,
