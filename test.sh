@@ -31,9 +31,13 @@ target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --heal
 
 echo "== load generator smoke run on PostgreSQL, three servers (a fresh schema; no timing asserted)"
 pg="${IVR_AUTH_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
-PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "DROP SCHEMA IF EXISTS ivr_bench_smoke CASCADE; CREATE SCHEMA ivr_bench_smoke"
-target/debug/ivr-auth bench run --database-url "$pg?options=-csearch_path%3Divr_bench_smoke" --nodes 3 \
+# Named like the integration tests' schemas (tests/api/stale.rs): this boot, this shell's pid. Dropped
+# on the way out, also when the run fails; if this shell is killed, the next test run drops it.
+schema="ivrt_$(tr -d -- - </proc/sys/kernel/random/boot_id | cut -c1-8)_$$_bench"
+drop_bench_schema() { PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE"; }
+trap drop_bench_schema EXIT
+PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "CREATE SCHEMA $schema"
+target/debug/ivr-auth bench run --database-url "$pg?options=-csearch_path%3D$schema" --nodes 3 \
   --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 --inbound-share 0.3 --wrong-share 0.2 --fail-on-error
-PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "DROP SCHEMA ivr_bench_smoke CASCADE"
 
 echo "== all tests passed"

@@ -21,19 +21,40 @@ pub struct Cluster {
     pub node: Uuid,
     /// Live servers, this one included.
     pub nodes: Arc<AtomicU32>,
+    /// This server's provider is the simulator, whose calls live in its memory.
+    simulator: bool,
+}
+
+/// Says when the count of live servers changes (`before`: 0 at joining,
+/// where a server alone says nothing). A simulator among several servers is
+/// warned about: the others know nothing of its calls.
+fn counted(before: u32, n: u32, simulator: bool) {
+    if before == n || (before == 0 && n == 1) {
+        return;
+    }
+    tracing::info!(servers = n, "servers on this database changed");
+    if simulator && n > 1 {
+        tracing::warn!(
+            servers = n,
+            "several servers share this database, but this one runs the simulator, whose calls live in this \
+             process only: the others' jobs, /dev/phone and /simulator do not see them. Use one simulator server \
+             per database (several nodes on one machine: `bench run --nodes 3`)"
+        );
+    }
 }
 
 impl Cluster {
     /// Joins: the first heartbeat is written before the server answers anything.
-    pub async fn join(store: &dyn Store) -> Result<Self, crate::store::StoreError> {
+    pub async fn join(store: &dyn Store, simulator: bool) -> Result<Self, crate::store::StoreError> {
         let node = Uuid::now_v7();
         let n = store.heartbeat(node).await?;
-        Ok(Self { node, nodes: Arc::new(AtomicU32::new(n)) })
+        counted(0, n, simulator);
+        Ok(Self { node, nodes: Arc::new(AtomicU32::new(n)), simulator })
     }
 
     /// Keeps the heartbeat going until `shutdown`, then leaves.
     pub fn spawn(&self, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        let (node, nodes) = (self.node, self.nodes.clone());
+        let (node, nodes, simulator) = (self.node, self.nodes.clone(), self.simulator);
         tokio::spawn(async move {
             while !*shutdown.borrow() {
                 tokio::select! {
@@ -41,12 +62,7 @@ impl Cluster {
                     _ = shutdown.changed() => break,
                 }
                 match store.heartbeat(node).await {
-                    Ok(n) => {
-                        let before = nodes.swap(n, Ordering::Relaxed);
-                        if before != n {
-                            tracing::info!(servers = n, "servers on this database changed");
-                        }
-                    }
+                    Ok(n) => counted(nodes.swap(n, Ordering::Relaxed), n, simulator),
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                 }
             }

@@ -113,7 +113,9 @@ pub struct ServeArgs {
     /// From number of outbound calls (E.164)
     #[arg(long, env = "IVR_AUTH_CALLER_ID")]
     pub caller_id: Option<String>,
-    /// The number users call in inbound mode (E.164); unset disables inbound
+    /// The number users call in inbound mode (E.164), shared by the tenants without one of their own;
+    /// unset: the simulator's +815010000000 with the simulator, none with twilio (inbound requests of
+    /// tenants without a number answer 422)
     #[arg(long, env = "IVR_AUTH_INBOUND_NUMBER")]
     pub inbound_number: Option<String>,
     /// Region of national-format numbers
@@ -503,7 +505,8 @@ impl Settings {
         } else {
             ""
         };
-        Err(bad("IVR_AUTH_PROVIDER", format!("twilio needs {names}, which are not set{number_hint}")))
+        let are = if missing.len() == 1 { "is" } else { "are" };
+        Err(bad("IVR_AUTH_PROVIDER", format!("twilio needs {names}, which {are} not set{number_hint}")))
     }
 
     /// Warnings about the URL the provider must reach: with `twilio`, a
@@ -634,7 +637,7 @@ mod tests {
             ..Default::default()
         };
         let line = Settings::from_args(args).unwrap_err().to_string();
-        assert!(line.contains("twilio needs TWILIO_AUTH_TOKEN, which"), "{line}");
+        assert!(line.contains("twilio needs TWILIO_AUTH_TOKEN, which is not set"), "{line}");
         assert!(!line.contains("TWILIO_ACCOUNT_SID") && !line.contains("IVR_AUTH_CALLER_ID"), "{line}");
     }
 

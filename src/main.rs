@@ -105,7 +105,8 @@ fn main() -> ExitCode {
 
 async fn serve_command(serve: ServeArgs, config: Option<&std::path::Path>) -> Result<(), String> {
     let settings = serve.with_file(config).and_then(Settings::from_args).map_err(|e| e.to_string())?;
-    let _logging = ivr_auth::telemetry::init(settings.log_json);
+    let filter = ivr_auth::telemetry::filter_from_env()?;
+    let _logging = ivr_auth::telemetry::init(settings.log_json, filter);
     for name in unknown_env_vars() {
         tracing::warn!(variable = %name, "unknown IVR_AUTH_ environment variable ignored (typo?)");
     }

@@ -198,7 +198,7 @@ impl AuthRequest {
             if now < self.expires_at {
                 return Err(Refusal::NotNow);
             }
-            return Ok(self.finish(Status::Expired, None, now));
+            return Ok(self.expire(event, now));
         }
         let mut next = self.clone();
         next.updated_at = now;
@@ -459,6 +459,31 @@ impl AuthRequest {
     }
 }
 
+impl AuthRequest {
+    /// Expiry. A connected call is not hung up through the provider's API,
+    /// which would cut off the "expired" prompt: its own webhook says it and
+    /// hangs up — the webhook deciding this expiry, or else the call's next
+    /// one (its digits, or the Gather's silence within the gather timeout).
+    fn expire(&self, event: &Event, now: DateTime<Utc>) -> Transition {
+        let t = self.finish(Status::Expired, None, now);
+        let bound = |sid: &str| self.call_sid.as_deref().is_none_or(|c| c == sid);
+        let answering = match event {
+            Event::CallConnected { call_sid } => bound(call_sid),
+            Event::CodeEntered { .. } | Event::NoInput | Event::CodeRead => true,
+            _ => false,
+        };
+        let connected = self.status == Status::InProgress
+            && self.call_status == Some(CallStatus::InProgress)
+            && self.delivery.current() != Channel::Sms;
+        if !answering && !connected {
+            return t;
+        }
+        let mut t = if answering { hangs_up(t) } else { t };
+        t.effects.retain(|e| !matches!(e, Effect::EndCall { .. }));
+        t
+    }
+}
+
 fn plain(next: AuthRequest) -> Transition {
     Transition { next, effects: Vec::new() }
 }
@@ -567,6 +592,27 @@ pub(crate) mod tests {
         let t = r.apply(&Event::CodeEntered { correct: true }, later).unwrap();
         assert_eq!(t.next.status, Status::Expired);
         assert_eq!(r.apply(&Event::Expire, now), Err(Refusal::NotNow));
+    }
+
+    #[test]
+    fn an_expiry_on_a_connected_call_leaves_the_hang_up_to_the_call_s_own_answer() {
+        let now = Utc::now();
+        let placed = step(&sample(now), Event::CallPlaced { call_sid: "CA9".into() }, now);
+        let talking = step(&placed, Event::CallConnected { call_sid: "CA9".into() }, now);
+        let later = talking.expires_at;
+        // Decided by the call's webhook: its answer says "expired" and hangs up.
+        for event in [Event::CodeEntered { correct: true }, Event::NoInput] {
+            let t = talking.apply(&event, later).unwrap();
+            assert_eq!((t.next.status, t.next.call_status), (Status::Expired, Some(CallStatus::Completed)));
+            assert!(!t.effects.iter().any(|e| matches!(e, Effect::EndCall { .. })), "{event:?}: {:?}", t.effects);
+        }
+        // By the sweeper: the call's next webhook says it.
+        let t = talking.apply(&Event::Expire, later).unwrap();
+        assert_eq!((t.next.status, t.next.call_status), (Status::Expired, Some(CallStatus::InProgress)));
+        assert!(!t.effects.iter().any(|e| matches!(e, Effect::EndCall { .. })), "{:?}", t.effects);
+        // A call still ringing is hung up: nobody would hear anything.
+        let t = placed.apply(&Event::Expire, placed.expires_at).unwrap();
+        assert!(t.effects.contains(&Effect::EndCall { call_sid: "CA9".into() }));
     }
 
     #[test]

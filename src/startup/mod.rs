@@ -228,7 +228,7 @@ async fn open_store(settings: &Settings) -> Result<(Arc<dyn store::Store>, Clust
         ..OpenOptions::new(Role::Server)
     };
     let store = store::open(&settings.database, options).await?;
-    let cluster = Cluster::join(&*store).await?;
+    let cluster = Cluster::join(&*store, settings.provider == ProviderKind::Simulator).await?;
     let sqlite_file = match &settings.database {
         DatabaseUrl::Sqlite(path) => Some(path.as_path()),
         DatabaseUrl::Postgres(_) => None,

@@ -157,6 +157,9 @@ struct PromptFile {
     /// SSML pause between the digits of a code read aloud (`100ms` to
     /// `2000ms`, or `0.1s` to `2s`); unset: the comma's own pause.
     digit_pause: Option<String>,
+    /// The text message of a tenant without a display name (the `sms`
+    /// prompt names the site); unset: `sms` with `site_name`.
+    sms_without_site_name: Option<String>,
     prompts: HashMap<String, String>,
 }
 
@@ -166,6 +169,7 @@ struct PromptSet {
     rate: Option<String>,
     digit_pause: Option<String>,
     site_name: String,
+    sms_without_site_name: Option<String>,
     texts: HashMap<Prompt, String>,
     /// Audio file names (in `<dir>/<locale>/`) by prompt.
     audio: HashMap<Prompt, String>,
@@ -241,7 +245,25 @@ fn parse_set(locale: Locale, text: &str, origin: &str, base: Option<&PromptSet>)
     if let Some(p) = digit_pause.as_deref().filter(|p| !is_pause(p)) {
         return Err(format!("{origin}: digit_pause {p:?} must be 100ms to 2000ms (or 0.1s to 2s)"));
     }
-    Ok(PromptSet { language: file.language, voice, rate, digit_pause, site_name, texts, audio: HashMap::new() })
+    // A file that words its own `sms` has it sent to every tenant, named or not.
+    let sms_without_site_name = match (file.sms_without_site_name, base) {
+        (Some(text), _) => {
+            check_text(Prompt::Sms, &text).map_err(|e| format!("{origin}: sms_without_site_name {e}"))?;
+            Some(text)
+        }
+        (None, Some(base)) if !given.contains_key(&Prompt::Sms) => base.sms_without_site_name.clone(),
+        (None, _) => None,
+    };
+    Ok(PromptSet {
+        language: file.language,
+        voice,
+        rate,
+        digit_pause,
+        site_name,
+        sms_without_site_name,
+        texts,
+        audio: HashMap::new(),
+    })
 }
 
 /// An SSML `prosody` rate a provider's voices take.
@@ -349,6 +371,8 @@ impl Prompts {
 
     /// The text message carrying `code`, valid for `minutes`, in `locale`
     /// with the tenant's name and words.
+    /// A tenant with neither a display name nor its own text gets the
+    /// locale's text that names no site.
     pub fn sms(&self, locale: Locale, code: &str, minutes: u32, tenant: Option<&TenantVoice>) -> String {
         let vars = Vars {
             site_name: tenant.and_then(|t| t.name_for(locale.as_str())).map(str::to_owned),
@@ -356,7 +380,14 @@ impl Prompts {
             minutes,
             ..Vars::default()
         };
-        self.text(locale, Prompt::Sms, &vars, tenant)
+        let own = tenant.and_then(|t| t.text_for(locale.as_str(), Prompt::Sms.key()));
+        let unnamed = self.sets.get(&locale).and_then(|s| s.sms_without_site_name.as_deref());
+        let text = match (&vars.site_name, own, unnamed) {
+            (None, None, Some(text)) => fill(text, &vars, ""),
+            _ => self.text(locale, Prompt::Sms, &vars, tenant),
+        };
+        // English counts: "1 minute", "2 minutes" (the text is written for the plural).
+        if locale == Locale::EnUs && minutes == 1 { text.replace("1 minutes", "1 minute") } else { text }
     }
 
     /// Every built-in (or operator-overridden) text of `locale`, by key.
@@ -444,6 +475,22 @@ mod tests {
             std::fs::write(dir.path().join("ja-JP.toml"), format!("language = \"ja-JP\"\n{bad}\n[prompts]\n")).unwrap();
             assert!(Prompts::load(dir.path()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_text_message_counts_minutes_and_names_no_site_it_does_not_know() {
+        let p = Prompts::load(Path::new("/nonexistent")).unwrap();
+        let one = p.sms(Locale::EnUs, "1234", 1, None);
+        assert_eq!(one, "Your verification code is 1234. It expires in 1 minute. Never share it with anyone.");
+        assert!(p.sms(Locale::EnUs, "1234", 2, None).contains("in 2 minutes."));
+        assert!(p.sms(Locale::EnUs, "1234", 11, None).contains("in 11 minutes."));
+        let ja = p.sms(Locale::JaJp, "1234", 1, None);
+        assert!(ja.starts_with("認証番号は 1234 です。1分以内に") && !ja.contains("【"), "{ja}");
+        let mut voice = TenantVoice::default();
+        voice.display_names.insert("en-US".into(), "Acme".into());
+        let named = p.sms(Locale::EnUs, "1234", 5, Some(&voice));
+        assert!(named.starts_with("Your verification code for Acme is 1234."), "{named}");
+        assert!(!p.sms(Locale::JaJp, "1234", 5, Some(&voice)).contains("Acme"), "another locale's name is not used");
     }
 
     #[test]

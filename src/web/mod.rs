@@ -8,7 +8,8 @@ use actix_web::{HttpResponse, web};
 use crate::error::AppError;
 
 /// (name, content type, content) of every embedded file.
-const ASSETS: [(&str, &str, &str); 8] = [
+const ASSETS: [(&str, &str, &str); 9] = [
+    ("index.html", "text/html; charset=utf-8", include_str!("assets/index.html")),
     ("phone.html", "text/html; charset=utf-8", include_str!("assets/phone.html")),
     ("demo.html", "text/html; charset=utf-8", include_str!("assets/demo.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
@@ -43,6 +44,11 @@ async fn phone() -> Result<HttpResponse, AppError> {
     serve("phone.html")
 }
 
+/// `GET /`: a page linking the two others (a first visitor tries the root).
+async fn index() -> Result<HttpResponse, AppError> {
+    serve("index.html")
+}
+
 async fn demo_page() -> Result<HttpResponse, AppError> {
     serve("demo.html")
 }
@@ -67,7 +73,8 @@ pub async fn favicon() -> HttpResponse {
 /// Routes of the pages; mounted only with the simulator provider.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // HEAD as well as GET, for link checkers and monitoring.
-    cfg.service(web::resource("/dev/phone").route(web::get().to(phone)).route(web::head().to(phone)))
+    cfg.service(web::resource("/").route(web::get().to(index)).route(web::head().to(index)))
+        .service(web::resource("/dev/phone").route(web::get().to(phone)).route(web::head().to(phone)))
         .service(web::resource("/demo").route(web::get().to(demo_page)).route(web::head().to(demo_page)))
         .route("/assets/{name}", web::get().to(asset))
         .configure(demo::routes);

@@ -366,3 +366,23 @@ async fn limits_hold_across_nodes_and_expiry_runs_once() {
         assert_eq!(told, 1, "request {id} was told {told} times");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_server_says_how_many_share_the_database_and_a_simulator_among_them_is_warned() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let first = spawn_proc(&db.url, &[]);
+    let _second = spawn_proc(&db.url, &[]);
+    let third = spawn_proc(&db.url, &[]);
+    let log = third.log.lock().unwrap().clone();
+    assert!(log.contains("servers on this database changed servers=3"), "the third, as it joins:\n{log}");
+    assert!(log.contains("WARN") && log.contains("runs the simulator"), "{log}");
+    // The first learns of the others at its next heartbeat (every 5 s).
+    let started = Instant::now();
+    while !first.log.lock().unwrap().contains("servers on this database changed servers=3") {
+        assert!(started.elapsed() < Duration::from_secs(15), "{}", first.log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = first.log.lock().unwrap().clone();
+    assert!(!log.contains("servers=1"), "a server alone says nothing: {log}");
+    assert!(log.contains("runs the simulator"), "{log}");
+}

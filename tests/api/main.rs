@@ -22,6 +22,7 @@ mod secrets;
 mod shared_number;
 mod signed;
 mod slow_clients;
+mod stale;
 mod store;
 mod toll_fraud;
 mod voice;

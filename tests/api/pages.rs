@@ -10,7 +10,8 @@ use crate::helpers::*;
 async fn pages_and_simulator_are_404_with_the_twilio_provider() {
     let double = ProviderDouble::start().await;
     let app = spawn_with(Opts { twilio_api: Some(double.base.clone()), ..Default::default() }).await;
-    for path in ["/dev/phone", "/demo", "/assets/phone.js", "/simulator/calls", "/simulator/events", "/simulator/info"]
+    for path in
+        ["/", "/dev/phone", "/demo", "/assets/phone.js", "/simulator/calls", "/simulator/events", "/simulator/info"]
     {
         let resp = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
@@ -38,6 +39,12 @@ async fn pages_are_served_with_a_strict_policy() {
         assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
     }
     assert_eq!(app.http.get(app.url("/assets/nope.js")).send().await.unwrap().status(), 404);
+    // The root links the two pages (it answered a JSON 404).
+    let root = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 200);
+    assert!(root.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = root.text().await.unwrap();
+    assert!(page.contains(r#"href="/demo""#) && page.contains(r#"href="/dev/phone""#), "{page}");
     let info: Value = app.http.get(app.url("/simulator/info")).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["inbound_number"], INBOUND);
 }

@@ -454,3 +454,50 @@ async fn twilio_is_warned_when_it_cannot_reach_the_public_url_or_it_is_not_https
     assert!(log.contains("provider webhooks should use https://"), "{log}");
     assert!(!log.contains("cannot reach"), "{log}");
 }
+
+#[test]
+fn a_log_filter_that_names_no_level_is_refused() {
+    // `verbose` parses as a target, which would silence every line the server writes.
+    let refusal = refused_start(&[], &[("IVR_AUTH_LOG", "verbose")]);
+    let line = refusal.line();
+    assert!(line.starts_with("ivr-auth: configuration error: IVR_AUTH_LOG (\"verbose\"): "), "{line}");
+    assert!(line.contains("debug") && line.contains("trace"), "the accepted levels: {line}");
+    let refusal = refused_start(&[], &[("IVR_AUTH_LOG", "info,ivr_auth=loud")]);
+    assert!(refusal.line().contains("IVR_AUTH_LOG"), "{}", refusal.line());
+}
+
+#[test]
+fn postgres_start_up_errors_give_the_server_s_words_and_the_address_tried() {
+    let admin = url::Url::parse(&crate::db::admin_url()).unwrap();
+    let (host, port) = (admin.host_str().unwrap().to_owned(), admin.port().unwrap_or(5432));
+    let key = [("IVR_AUTH_SECRET_KEY", SECRET_KEY)];
+    let mut missing = admin.clone();
+    missing.set_path("ivr_auth_no_such_database");
+    let refusal = refused_start(&[], &[&key[..], &[("IVR_AUTH_DATABASE_URL", missing.as_str())]].concat());
+    let line = refusal.line();
+    assert!(line.contains(&format!("PostgreSQL at {host}:{port}")), "{line}");
+    assert!(line.contains("database \"ivr_auth_no_such_database\" does not exist"), "{line}");
+    let mut nobody = admin.clone();
+    nobody.set_username("ivr_auth_no_such_role").unwrap();
+    let line =
+        refused_start(&[], &[&key[..], &[("IVR_AUTH_DATABASE_URL", nobody.as_str())]].concat()).line().to_owned();
+    assert!(line.contains("role \"ivr_auth_no_such_role\" does not exist"), "{line}");
+    let mut closed = admin;
+    let free = free_port();
+    closed.set_port(Some(free)).unwrap();
+    closed.set_password(Some("s3cret-pw")).unwrap();
+    let line =
+        refused_start(&[], &[&key[..], &[("IVR_AUTH_DATABASE_URL", closed.as_str())]].concat()).line().to_owned();
+    assert!(line.contains(&format!("PostgreSQL at {host}:{free}")) && line.contains("refused"), "{line}");
+    assert!(!line.contains("s3cret-pw"), "no password: {line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_notices_are_not_logged_as_the_server_s_lines() {
+    let db = TestDb::new(Backend::Postgres).await;
+    create_tenant(&db.url, "acme").await; // the schema exists: `IF NOT EXISTS` notices follow
+    let mut server = spawn_proc(&db.url, &[("IVR_AUTH_LOG", "info")]);
+    server.sigterm();
+    let log = server.log.lock().unwrap().clone();
+    assert!(!log.contains("NOTICE") && !log.contains("already exists"), "{log}");
+}

@@ -324,8 +324,42 @@ async fn expired_request_on_a_live_call_says_expired() {
     let mut p = call_params(&sid, PHONE);
     p.push(("Digits", &code));
     let (_, doc) = app.webhook(&format!("/webhooks/twilio/voice/gather/{id}"), &p).await;
-    assert!(doc.contains("expired"), "{doc}");
+    assert!(doc.contains("This code has expired") && doc.ends_with("<Hangup/></Response>"), "{doc}");
     assert_eq!(app.get(&id).await["status"], "expired");
+    // The answer hangs up after the prompt: a hang-up through the API would cut it off.
+    assert!(!hung_up_by_api(&double, &sid).await, "the caller would hear the call drop in silence");
+}
+
+/// Whether the provider is asked to hang up call `sid` within 1.5 s (it is
+/// at once when it is: the job is leased to the server that decided it).
+async fn hung_up_by_api(double: &ProviderDouble, sid: &str) -> bool {
+    for _ in 0..75 {
+        if double.ended.lock().unwrap().iter().any(|s| s == sid) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_expiring_while_the_caller_listens_says_so_before_hanging_up() {
+    let (app, double) = twilio_app().await;
+    let (id, _, sid) = placed(&app, &double, json!({})).await;
+    app.webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE)).await;
+    app.expire_now(&id).await;
+    // The sweeper stores the expiry while the caller is in the Gather...
+    for _ in 0..200 {
+        if app.stored(&id).await.status.as_str() == "expired" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(app.stored(&id).await.status.as_str(), "expired");
+    assert!(!hung_up_by_api(&double, &sid).await, "the caller would hear the call drop in silence");
+    // ...and the Gather's silence (or digits) brings the prompt, then the hang-up.
+    let (_, doc) = app.webhook(&format!("/webhooks/twilio/voice/no-input/{id}"), &call_params(&sid, PHONE)).await;
+    assert!(doc.contains("This code has expired") && doc.ends_with("<Hangup/></Response>"), "{doc}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,16 +4,18 @@
 # against a real `ivr-auth serve` on a free port with its own database.
 #
 #   bash tests/browser/run.sh target/debug/ivr-auth
+#   bash tests/browser/run.sh target/debug/ivr-auth tests/channels.test.js   # only these files
 #
 # Installs what is missing (Chromium and a Japanese font from apt, the npm
 # packages from package-lock.json), and nothing when all is there, so it is
 # safe to re-run. Screenshots land in tests/browser/screenshots/.
 set -euo pipefail
 
-usage="usage: $0 <path-to-ivr-auth-binary>"
-[ $# -eq 1 ] || { echo "$usage" >&2; exit 2; }
+usage="usage: $0 <path-to-ivr-auth-binary> [test file, relative to tests/browser …]"
+[ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 [ -x "$bin" ] || { echo "not an executable file: $1" >&2; exit 2; }
+shift
 
 here="$(cd "$(dirname "$0")" && pwd)"
 export CHROMIUM_PATH=/usr/bin/chromium
@@ -102,7 +104,8 @@ echo "== ivr-auth serving on $IVR_AUTH_BASE_URL"
 
 # ---- The tests, one file at a time: they share the server's call list.
 status=0
-node --test --test-concurrency=1 --test-reporter=spec tests/*.test.js </dev/null || status=$?
+if [ $# -gt 0 ]; then files=("$@"); else files=(tests/*.test.js); fi
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" </dev/null || status=$?
 if [ "$status" -ne 0 ]; then
   echo "== browser tests failed; the server's last log lines:" >&2
   tail -n 40 "$tmp/server.log" >&2

@@ -80,7 +80,9 @@ pub fn target(url: &str) -> Result<Target, StoreError> {
     // them. A generic plan made while a table was nearly empty would scan it
     // whole forever after, so sequential scans are off for these sessions
     // (every query here has an index to use).
-    const SESSION: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+    // Notices ("relation already exists, skipping" from the migrations) are
+    // the server talking to itself; the driver would log each as our INFO line.
+    const SESSION: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c client_min_messages=warning";
     let options = match config.get_options() {
         Some(o) if !o.is_empty() => format!("{o} {SESSION}"),
         _ => SESSION.to_owned(),
@@ -88,6 +90,76 @@ pub fn target(url: &str) -> Result<Target, StoreError> {
     config.options(options);
     let tls = MakeRustlsConnect::new(client_config(verify, root_file.as_deref())?);
     Ok(Target { config, tls })
+}
+
+/// The `host:port` pairs a configuration tries, for messages (never the password).
+pub fn addresses(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
+            }
+        })
+        .collect();
+    if hosts.is_empty() { "localhost:5432".into() } else { hosts.join(", ") }
+}
+
+/// A driver error in the server's own words: tokio-postgres shows a
+/// server's error as "db error" and a failed connection without its cause.
+#[derive(Debug)]
+pub struct Said(pub tokio_postgres::Error);
+
+impl std::fmt::Display for Said {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            write!(f, "{} {}: {}", db.severity(), db.code().code(), db.message())?;
+            if let Some(detail) = db.detail() {
+                write!(f, " ({detail})")?;
+            }
+            if let Some(hint) = db.hint() {
+                write!(f, "; hint: {hint}")?;
+            }
+            return Ok(());
+        }
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(&self.0);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Said {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// An error of the server(s) at `at`, as the start-up reports it.
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL at {at}: {source}")]
+struct AtServer {
+    at: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// `e` naming the servers `config` tries.
+pub fn naming_server(config: &tokio_postgres::Config, e: StoreError) -> StoreError {
+    let at = |source| Box::new(AtServer { at: addresses(config), source });
+    match e {
+        StoreError::Unavailable(source) => StoreError::Unavailable(at(source)),
+        StoreError::Database(source) => StoreError::Database(at(source)),
+        other => other,
+    }
 }
 
 fn percent_decode(s: &str) -> String {

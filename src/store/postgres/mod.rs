@@ -39,7 +39,7 @@ use crate::store::{
     Applied, BudgetRoom, Decide, Inserted, Job, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, OpenOptions,
     Role, Store, StoreError, WriteCounters, budget_wait,
 };
-use connect::target;
+use connect::{Said, naming_server, target};
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
@@ -143,7 +143,7 @@ fn is_transient(e: &tokio_postgres::Error) -> bool {
 
 /// A database error as a store error: transient ones mean "unavailable".
 pub(super) fn db(e: tokio_postgres::Error) -> StoreError {
-    if is_transient(&e) { StoreError::Unavailable(Box::new(e)) } else { StoreError::Database(Box::new(e)) }
+    if is_transient(&e) { StoreError::Unavailable(Box::new(Said(e))) } else { StoreError::Database(Box::new(Said(e))) }
 }
 
 impl From<tokio_postgres::Error> for Fail {
@@ -152,11 +152,11 @@ impl From<tokio_postgres::Error> for Fail {
             return Self::Stop(StoreError::Conflict("a row with this key exists"));
         }
         if is_conflict(&e) {
-            Self::Retry(Box::new(e))
+            Self::Retry(Box::new(Said(e)))
         } else if is_transient(&e) {
-            Self::Lost(Box::new(e))
+            Self::Lost(Box::new(Said(e)))
         } else {
-            Self::Stop(StoreError::Database(Box::new(e)))
+            Self::Stop(StoreError::Database(Box::new(Said(e))))
         }
     }
 }
@@ -306,7 +306,7 @@ impl PgStore {
             Role::Cli => Duration::from_secs(60),
         };
         let db = Arc::new(Db { pool, counters: Arc::new(WriteCounters::default()), lease: options.lease, budget });
-        let schema = db.migrate().await?;
+        let schema = db.migrate().await.map_err(|e| naming_server(&target.config, e))?;
         let (writes, mut tasks) = batch::spawn(db.clone());
         let (reads, readers) = reads::spawn(db.clone());
         tasks.extend(readers);

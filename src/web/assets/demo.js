@@ -69,6 +69,8 @@ const state = {
   checking: false,
   /** Bumped to stop a poll loop that belongs to an older request. */
   pollToken: 0,
+  /** The last poll could not reach the server (it stopped, or the network went away). */
+  offline: false,
 };
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -191,6 +193,7 @@ async function start(input) {
     shareNumber(data.phone_number);
     state.request = { status: data.status, attempts: 0, max_attempts: null, channel: data.channel, deliveries: [] };
     state.phase = null;
+    state.offline = false;
     resetCheck();
     renderProgress();
     showView('progress');
@@ -312,6 +315,8 @@ function renderSteps() {
 }
 
 function liveText(request) {
+  // What the page knew last may no longer be true ("your phone is ringing").
+  if (state.offline) return t('demo.live.offline');
   const current = phase();
   if (current === 'sms' || current === 'fallback') {
     const sent = ['sent', 'delivered'].includes(currentDelivery()?.status);
@@ -338,7 +343,7 @@ function setText(node, text) {
 
 function renderStatus() {
   const request = state.request;
-  ui.status.dataset.status = request.status;
+  ui.status.dataset.status = state.offline ? 'offline' : request.status;
   ui.status.dataset.attempts = String(request.attempts ?? 0);
   setText(ui.statusText, liveText(request));
   const attempts = request.attempts > 0 && request.max_attempts
@@ -494,8 +499,10 @@ ui.checkForm.addEventListener('submit', async (event) => {
 async function poll(token, id) {
   while (token === state.pollToken) {
     try {
-      const { ok, data } = await api('GET', `/demo/api/requests/${encodeURIComponent(id)}`);
+      const { status, ok, data } = await api('GET', `/demo/api/requests/${encodeURIComponent(id)}`);
       if (token !== state.pollToken) return;
+      // A proxy in front of a stopped server answers 502-504 instead of failing.
+      setOffline(status >= 502 && status <= 504);
       if (ok && data) {
         state.request = data;
         if (FINAL.has(data.status)) {
@@ -508,10 +515,17 @@ async function poll(token, id) {
         else renderStatus();
       }
     } catch {
-      // A dropped connection is retried on the next tick.
+      // A dropped connection is retried on the next tick; meanwhile the page says so.
+      if (token === state.pollToken) setOffline(true);
     }
     await sleep(POLL_MS);
   }
+}
+
+function setOffline(offline) {
+  if (state.offline === offline) return;
+  state.offline = offline;
+  renderStatus();
 }
 
 ui.cancel.addEventListener('click', async () => {

@@ -87,7 +87,13 @@ const state = {
   connection: 'connecting',
   /** What the timeline list currently shows, so new entries can be appended. */
   shown: { sid: null, count: 0 },
+  /** Until when (ms) the request is looked at often: its call just ended, or a message went out. */
+  watchUntil: 0,
 };
+
+/** How long, and how often, a request is looked at after its call ends. */
+const WATCH_MS = 5000;
+const WATCH_EVERY_MS = 300;
 
 // ---------- Small helpers ----------
 
@@ -579,8 +585,9 @@ async function loadRequest() {
     // A missing or unreachable request leaves the last view; try again below.
   }
   // Expiry and late status callbacks change a request without any call
-  // event, so look again while it can still change.
-  if (!FINAL_REQUEST.has(state.request?.status)) refreshRequest(2000);
+  // event, so look again while it can still change: often just after its
+  // call ended, when a fallback to a text message may follow at any moment.
+  if (!FINAL_REQUEST.has(state.request?.status)) refreshRequest(Date.now() < state.watchUntil ? WATCH_EVERY_MS : 2000);
 }
 
 // ---------- Selecting and updating calls ----------
@@ -621,6 +628,7 @@ function onCall(call) {
   } else if (call.sid === state.selected && previous.state !== call.state) {
     if (call.state === 'in-progress') announce(t('phone.announce.in-progress'));
     else if (!isLive(call)) announce(t('phone.announce.ended', { state: t(`phone.state.${call.state}`) }));
+    if (isLive(previous) && !isLive(call)) state.watchUntil = Date.now() + WATCH_MS;
   }
 
   if (call.sid === state.selected) {
@@ -648,6 +656,16 @@ function connect() {
     onSnapshot(JSON.parse(event.data).calls ?? []);
   });
   source.addEventListener('call', (event) => onCall(JSON.parse(event.data)));
+  // A text message to the selected call's number is a fallback (or the sms
+  // channel) that has just happened: show it on the request card at once.
+  source.addEventListener('message', (event) => {
+    const message = JSON.parse(event.data);
+    const call = selectedCall();
+    if (call?.request_id && message.to === call.to) {
+      state.watchUntil = Date.now() + WATCH_MS;
+      refreshRequest(0);
+    }
+  });
   source.addEventListener('error', () => {
     state.connection = 'reconnecting';
     renderConnection();
