@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use actix_web::HttpRequest;
+use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::web::{Bytes, BytesMut, Payload};
-use futures_util::StreamExt;
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 
 use crate::error::AppError;
 
@@ -19,7 +20,10 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// Reads the whole body: 413 at once when the declared `Content-Length` is
 /// over `MAX_BODY` (nothing is read), or as soon as what arrives passes it;
 /// 408 when it has not all arrived within `BODY_DEADLINE`.
-pub async fn read_limited(req: &HttpRequest, mut payload: Payload) -> Result<Bytes, AppError> {
+pub async fn read_limited<S>(req: &HttpRequest, mut payload: S) -> Result<Bytes, AppError>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(AppError::PayloadTooLarge);

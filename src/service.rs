@@ -158,6 +158,10 @@ impl Core {
         let jobs: Vec<NewJob> =
             first.map(|kind| NewJob { claim: true, ..NewJob::now(kind, id, String::new()) }).into_iter().collect();
         let budgets = if reg.mode == Mode::Outbound { self.budgets.of(tenant) } else { Vec::new() };
+        let _turn = match budgets.is_empty() {
+            true => None,
+            false => Some(self.budgets.turn(tenant.id).await),
+        };
         let limits = Limits { number: self.number_limit, budgets };
         match self.store.insert_request(request.clone(), jobs, limits).await? {
             Inserted::Created { claimed, budget_use } => {

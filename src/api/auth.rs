@@ -3,7 +3,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+
+use crate::body::read_limited;
 
 use crate::domain::tenant::Tenant;
 use crate::error::AppError;
@@ -13,12 +16,16 @@ use crate::state::AppState;
 /// against the tenant's rate limit.
 pub struct Authenticated(pub Tenant);
 
-/// The tenant whose API key signed this request, not yet counted against its
-/// rate limit: the handler counts it once it knows the request is not a
-/// replay (an idempotent replay is never rate limited). Nor is its request
-/// signature checked yet: the handler checks it (`check_signed`) once it has
-/// read the body the signature covers.
-pub struct Identified(pub Tenant);
+/// A site request with a body: the tenant whose API key it carries, and its
+/// body (at most 64 KiB), which the tenant's request signature was checked to
+/// cover when the tenant signs its requests. A handler that takes a body
+/// cannot get it unchecked. Not yet counted against the tenant's rate limit:
+/// the handler counts it (`count`) once it knows the request is not an
+/// idempotent replay, which is never rate limited.
+pub struct SignedBody {
+    pub tenant: Tenant,
+    pub body: Bytes,
+}
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -50,7 +57,7 @@ async fn identified(req: HttpRequest) -> Result<(web::Data<AppState>, HttpReques
 
 /// Checks the signature of a request of `tenant` whose body is `body`, when
 /// the tenant signs its requests (`api::signing`).
-pub async fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<(), AppError> {
+async fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<(), AppError> {
     super::signing::check(tenant, req, body, &state.core).await
 }
 
@@ -70,12 +77,18 @@ impl FromRequest for Authenticated {
     }
 }
 
-impl FromRequest for Identified {
+impl FromRequest for SignedBody {
     type Error = AppError;
     type Future = Extracted<Self>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { identified(req).await.map(|(_, _, tenant)| Identified(tenant)) })
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            // The key first (401), then the body (413, 408), then its signature (401).
+            let (state, req, tenant) = identified(req).await?;
+            let body = read_limited(&req, payload).await?;
+            check_signed(&state, &req, &tenant, &body).await?;
+            Ok(SignedBody { tenant, body })
+        })
     }
 }

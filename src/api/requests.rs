@@ -4,9 +4,8 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::auth::{Authenticated, Identified, check_signed, count};
+use super::auth::{Authenticated, SignedBody, count};
 use super::input::{CheckBody, RegisterBody, parse_json};
-use crate::body::read_limited;
 use crate::domain::status::Channel;
 use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
@@ -47,12 +46,9 @@ fn parse_id(raw: &str) -> Result<Uuid, AppError> {
 )]
 pub async fn register(
     state: web::Data<AppState>,
-    Identified(tenant): Identified,
+    SignedBody { tenant, body }: SignedBody,
     req: HttpRequest,
-    payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let body = read_limited(&req, payload).await?;
-    check_signed(&state, &req, &tenant, &body).await?;
     let parsed: RegisterBody = parse_json(&req, &body)?;
     let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
     // A replay of an earlier registration answers before any rate limit is counted.
@@ -151,13 +147,10 @@ pub async fn cancel(
 )]
 pub async fn check(
     state: web::Data<AppState>,
-    Identified(tenant): Identified,
+    SignedBody { tenant, body }: SignedBody,
     req: HttpRequest,
     id: web::Path<String>,
-    payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let body = read_limited(&req, payload).await?;
-    check_signed(&state, &req, &tenant, &body).await?;
     count(&state, &tenant)?;
     let parsed: CheckBody = parse_json(&req, &body)?;
     let code = parsed.validate()?;

@@ -8,9 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::{Authenticated, Identified, check_signed, count};
+use super::auth::{Authenticated, SignedBody, count};
 use super::input::parse_json;
-use crate::body::read_limited;
 use crate::domain::status::Locale;
 use crate::domain::tenant::TenantVoice;
 use crate::error::{AppError, ErrorBody};
@@ -97,12 +96,9 @@ pub async fn get_voice(state: web::Data<AppState>, Authenticated(tenant): Authen
 )]
 pub async fn put_voice(
     state: web::Data<AppState>,
-    Identified(tenant): Identified,
+    SignedBody { tenant, body }: SignedBody,
     req: HttpRequest,
-    payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let body = read_limited(&req, payload).await?;
-    check_signed(&state, &req, &tenant, &body).await?;
     count(&state, &tenant)?;
     let voice: TenantVoice = parse_json(&req, &body)?;
     tenant_voice::validate(&voice, &state.prompts).map_err(|r| AppError::invalid(r.field, r.message))?;

@@ -326,7 +326,7 @@ impl Db {
             Ok(Ok(conn)) => Ok(conn),
             // Opening a connection failed: a server stopping, starting, not
             // yet promoted, or gone is worth another try on a fresh one.
-            Ok(Err(PoolError::Backend(e))) if connect::worth_reconnecting(&e) => Err(Fail::Lost(Box::new(e))),
+            Ok(Err(PoolError::Backend(e))) if connect::worth_reconnecting(&e) => Err(Fail::Lost(Box::new(Said(e)))),
             Ok(Err(PoolError::Backend(e))) => Err(e.into()),
             Ok(Err(PoolError::Closed)) => Err(Fail::Stop(StoreError::closed())),
             Ok(Err(e)) => Err(Fail::Retry(Box::new(e))),
