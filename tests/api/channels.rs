@@ -276,7 +276,9 @@ async fn channels_work_when_each_step_lands_on_another_node() {
     assert_eq!(nodes[2].webhook(&status_path, &busy).await.0, 200, "a duplicate report");
     let v = nodes[2].wait_for(&id, "sent", |v| v["deliveries"][1]["status"] == "sent").await;
     assert_eq!(v["deliveries"][0]["status"], "rejected");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The duplicate report answered 200 after its transaction: a second text
+    // would be a send_sms job in the outbox by now. Once none waits, all were sent.
+    nodes[0].wait_outbox_empty("send_sms").await;
     let messages = double.messages.lock().unwrap().clone();
     assert_eq!(messages.len(), 1, "one text message, whichever node ran the job");
     let code = code_in(param(&messages[0], "Body")[0]);

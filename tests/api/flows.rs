@@ -129,8 +129,9 @@ async fn inbound_call_from_the_registered_number_verifies() {
     assert_eq!(r["inbound_number"], INBOUND);
     let id = r["id"].as_str().unwrap();
     let code = r["code"].as_str().unwrap();
-    // No call is placed in inbound mode.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // No call is placed in inbound mode: a placement would have been queued
+    // before the registration was answered, and would leave the request calling.
+    app.wait_outbox_empty("place_call").await;
     assert_eq!(app.get(id).await["status"], "pending");
 
     let call = app.sim_dial(PHONE).await;

@@ -193,6 +193,18 @@ impl TestApp {
         clock.advance(expires_at - now + chrono::Duration::milliseconds(1));
     }
 
+    /// Waits until the durable outbox, shared by every server on the database,
+    /// holds no job of `kind` (as /metrics counts it): all of them have run.
+    pub async fn wait_outbox_empty(&self, kind: &str) {
+        let prefix = format!("ivr_auth_job_backlog{{kind=\"{kind}\"}} ");
+        wait_until(&format!("no {kind} job waiting"), Duration::from_secs(15), || async {
+            let metrics = self.http.get(self.url("/metrics")).send().await.ok()?.text().await.ok()?;
+            let waiting: i64 = metrics.lines().find_map(|l| l.strip_prefix(&prefix))?.parse().ok()?;
+            (waiting == 0).then_some(())
+        })
+        .await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -568,4 +580,22 @@ pub fn signature_valid(header: &str, body: &str, secret: &str) -> bool {
     mac.update(format!("{t}.{body}").as_bytes());
     let expected = hex::encode(mac.finalize().into_bytes());
     sigs.contains(&expected)
+}
+
+/// Polls `check` until it returns `Some`, every 25 ms, for at most `within`;
+/// panics naming `what` if it never does. Tests wait for a condition with
+/// this rather than sleeping and hoping.
+pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

@@ -388,9 +388,15 @@ async fn servers_count_each_other_and_new_jobs_wake_other_servers() {
                 assert_eq!(one.heartbeat(a).await.unwrap(), 1);
                 // A due job added through one store wakes the other's runner.
                 let signal = two.job_signal().unwrap();
-                tokio::time::sleep(Duration::from_millis(300)).await; // the listener is connected
-                // It wakes once on connecting (for jobs added while it was deaf): take that one first.
-                let _ = tokio::time::timeout(Duration::from_millis(50), signal.notified()).await;
+                // It wakes once after its LISTEN (for jobs added while it was deaf):
+                // wait for that wake, which also says the listener is connected.
+                tokio::time::timeout(Duration::from_secs(10), signal.notified())
+                    .await
+                    .expect("the listener wakes the runner once connected");
+                // Nothing else may wake it now: a wake left over would let the
+                // check below pass without NOTIFY.
+                let stale = tokio::time::timeout(Duration::from_millis(200), signal.notified()).await;
+                assert!(stale.is_err(), "woken with no job added");
                 let woken = signal.notified();
                 with_due_jobs(&*one, 1).await;
                 tokio::time::timeout(Duration::from_secs(2), woken).await.expect("woken by NOTIFY");
