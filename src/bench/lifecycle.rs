@@ -57,6 +57,13 @@ impl Route<'_> {
     }
 }
 
+/// The `action` of the first `<Gather>` in a TwiML answer, unescaped.
+fn gather_action(doc: &str) -> Option<String> {
+    let gather = &doc[doc.find("<Gather")?..];
+    let action = &gather[gather.find("action=\"")? + "action=\"".len()..];
+    Some(action[..action.find('"')?].replace("&amp;", "&"))
+}
+
 fn fail(step: Step, what: impl Into<String>) -> Failure {
     (step, what.into())
 }
@@ -154,10 +161,11 @@ impl Driver {
             let t = Instant::now();
             let doc = self.webhook(Step::Answer, route.next(), &url, &params).await?;
             rec.record(Step::Answer, t.elapsed());
+            // The action names the request the call was matched to (and the call's language).
             let gather_url = format!("{}/webhooks/twilio/voice/gather/{id}", self.public);
-            if !doc.contains(&format!("action=\"{gather_url}\"")) {
+            let Some(gather_url) = gather_action(&doc).filter(|action| action.starts_with(&gather_url)) else {
                 return Err(fail(Step::Answer, "inbound call not matched to its request"));
-            }
+            };
             (sid, gather_url, format!("{}/webhooks/twilio/voice/status", self.public), phone.clone())
         } else {
             let t = Instant::now();

@@ -172,7 +172,8 @@ async fn logs_never_show_codes_keys_or_full_phone_numbers() {
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("auth request registered"), "logging is on: {log}");
     assert!(log.contains("********5678"), "numbers appear masked");
-    let (_, secret_half) = tenant.api_key.rsplit_once('_').unwrap();
+    // The key is `<prefix>_<16 hex key id>_<secret>`; the secret (base64url) may hold `_` itself.
+    let (_key_id, secret_half) = tenant.api_key.strip_prefix("ivr_").unwrap().split_once('_').unwrap();
     let secrets = [
         tenant.api_key.as_str(),
         secret_half,
