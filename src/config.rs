@@ -20,12 +20,7 @@ pub enum ProviderKind {
     Twilio,
 }
 
-/// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
+pub use crate::store::DatabaseUrl;
 
 /// The inbound number of the simulator when none is set (050-1000-0000):
 /// nobody's, since the simulator places no real calls.
@@ -304,17 +299,7 @@ fn find_arg<'a>(command: &'a clap::Command, long: &str) -> Option<&'a clap::Arg>
 
 /// Parses a database URL: `sqlite://PATH` (relative or `sqlite:///abs`) or `postgres://…`.
 pub fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
-    const NAME: &str = "IVR_AUTH_DATABASE_URL";
-    if let Some(path) = raw.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(bad(NAME, "sqlite:// needs a file path, e.g. sqlite://ivr-auth.db"));
-        }
-        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
-    }
-    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        return Ok(DatabaseUrl::Postgres(raw.to_owned()));
-    }
-    Err(bad(NAME, "must start with sqlite:// or postgres://"))
+    DatabaseUrl::parse(raw).map_err(|message| bad("IVR_AUTH_DATABASE_URL", message))
 }
 
 fn parse_number(setting: &'static str, raw: &str, region: Region) -> Result<PhoneNumber, ConfigError> {

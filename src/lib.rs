@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;

@@ -140,18 +140,9 @@ fn from_key_file(path: &Path, stored: Option<&[u8]>) -> Result<Vec<Vec<u8>>, Key
         .collect()
 }
 
-/// A new file only its owner can read and write; `AlreadyExists` if there is one.
-pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
 /// Writes a new file only its owner can read, durably; never over an existing one.
 fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let mut file = create_private(path)?;
+    let mut file = crate::files::create_private(path)?;
     file.write_all(content)?;
     file.sync_all()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

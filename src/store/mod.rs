@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod postgres;
 pub mod seed;
 pub mod sqlite;
+mod url;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,12 +36,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::config::DatabaseUrl;
 use crate::domain::budget::{Budget, CallBudget};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 pub use jobs::{Job, JobKind, Lease, NewJob};
+pub use url::DatabaseUrl;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Bulk loading for benchmark seeding: not part of the server's `Store` trait.
 
-use crate::config::DatabaseUrl;
+use super::DatabaseUrl;
 use crate::domain::request::AuthRequest;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;

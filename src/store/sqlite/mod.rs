@@ -234,7 +234,7 @@ fn count_call(conn: &Connection, r: &AuthRequest, budgets: &[CallBudget]) -> rus
 /// only (it holds phone numbers and callback secrets); SQLite gives its
 /// journal files the same mode.
 fn create_private_if_missing(path: &Path) -> std::io::Result<()> {
-    match crate::secrets::create_private(path) {
+    match crate::files::create_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
