@@ -341,6 +341,46 @@ impl Core {
         self.store.purge_memory(self.now()).await
     }
 
+    /// The tenant named `name`, created with `voice` if there is none; one
+    /// without voice settings gets `voice`. Servers starting together agree
+    /// on one tenant.
+    pub async fn tenant_with_voice(
+        &self,
+        name: &str,
+        voice: crate::domain::tenant::TenantVoice,
+    ) -> Result<Tenant, StoreError> {
+        let named =
+            || async { Ok::<_, StoreError>(self.store.list_tenants().await?.into_iter().find(|t| t.name == name)) };
+        if let Some(mut t) = named().await? {
+            if t.policy.voice.is_empty() {
+                t.policy.voice = voice;
+                self.store.set_tenant_policy(&t.name, &t.policy).await?;
+            }
+            return Ok(t);
+        }
+        let (mut tenant, _key) = Tenant::create(name.into(), self.now());
+        tenant.policy.voice = voice;
+        match self.store.create_tenant(tenant.clone()).await {
+            Ok(()) => Ok(tenant),
+            // Another server created it at the same moment: use theirs.
+            Err(StoreError::Conflict(_)) => {
+                named().await?.ok_or(StoreError::Conflict("the tenant could not be created"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Any tenant's request `id` (the simulator's development view; the site
+    /// API reads through `get`, which keeps tenants apart).
+    pub async fn request_of_any_tenant(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
+        self.store.request(id).await
+    }
+
+    /// Jobs waiting, by kind, and the store's `(writes, commits)` so far, for metrics.
+    pub async fn store_figures(&self) -> (Option<Vec<(JobKind, i64)>>, (u64, u64)) {
+        (self.store.job_backlog().await.ok(), self.store.counters().read())
+    }
+
     /// Whether the database answers now.
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await

@@ -112,13 +112,13 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         return AppError::Unauthorized.error_response();
     }
     let m = &state.metrics;
-    if let Ok(backlog) = state.core.store.job_backlog().await {
+    let (backlog, (writes, commits)) = state.core.store_figures().await;
+    if let Some(backlog) = backlog {
         for kind in crate::store::JobKind::ALL {
             let n = backlog.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
             m.job_backlog.get_or_create(&crate::metrics::KindLabel { kind: kind.as_str() }).set(n);
         }
     }
-    let (writes, commits) = state.core.store.counters().read();
     m.store_writes.set(i64::try_from(writes).unwrap_or(i64::MAX));
     m.store_commits.set(i64::try_from(commits).unwrap_or(i64::MAX));
     m.servers.set(i64::from(state.servers.load(std::sync::atomic::Ordering::Relaxed)));

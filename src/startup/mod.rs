@@ -163,7 +163,7 @@ impl Application {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let demo = match &provider.simulator {
-            Some(_) => Some(web::Data::new(DemoTenant::provision(&*core.store).await?)),
+            Some(_) => Some(web::Data::new(DemoTenant::provision(&core).await?)),
             None => None,
         };
         let background = vec![

@@ -2,7 +2,6 @@
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,8 +11,9 @@ use crate::domain::status::{Channel, FailureReason, Status};
 use crate::domain::tenant::{Tenant, TenantVoice};
 use crate::domain::view::RequestView;
 use crate::error::AppError;
+use crate::service::Core;
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// The demo tenant's name. Its API key is random and never shown, so it can
 /// only be used through these routes, which exist only with the simulator.
@@ -24,31 +24,11 @@ const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvw
 pub struct DemoTenant(pub Tenant);
 
 impl DemoTenant {
-    /// Finds or creates the demo tenant.
-    pub async fn provision(store: &dyn Store) -> Result<Self, StoreError> {
-        if let Some(mut t) = store.list_tenants().await?.into_iter().find(|t| t.name == DEMO_TENANT) {
-            // A demo tenant from before tenants had names gets the bank's.
-            if t.policy.voice.is_empty() {
-                t.policy.voice = demo_voice();
-                store.set_tenant_policy(&t.name, &t.policy).await?;
-            }
-            return Ok(Self(t));
-        }
-        // The key is dropped unseen: only these routes can act for the demo tenant.
-        let (mut tenant, _key) = Tenant::create(DEMO_TENANT.into(), Utc::now());
-        tenant.policy.voice = demo_voice();
-        match store.create_tenant(tenant.clone()).await {
-            Ok(()) => Ok(Self(tenant)),
-            // Another server created it at the same moment: use theirs.
-            Err(StoreError::Conflict(_)) => store
-                .list_tenants()
-                .await?
-                .into_iter()
-                .find(|t| t.name == DEMO_TENANT)
-                .map(Self)
-                .ok_or(StoreError::Conflict("the demo tenant could not be created")),
-            Err(e) => Err(e),
-        }
+    /// Finds or creates the demo tenant (a demo tenant from before tenants
+    /// had names gets the bank's). Its key is dropped unseen: only these
+    /// routes can act for it.
+    pub async fn provision(core: &Core) -> Result<Self, StoreError> {
+        core.tenant_with_voice(DEMO_TENANT, demo_voice()).await.map(Self)
     }
 }
 
