@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::auth::{Authenticated, Identified, check_signed, count};
 use super::input::{CheckBody, RegisterBody, parse_json};
 use crate::body::read_limited;
-use crate::domain::status::Channel;
 use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
@@ -65,7 +64,7 @@ pub async fn register(
     };
     let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
     // Only the page of a voice_dtmf request shows the code; other channels' reach only the user.
-    if done.request.delivery.channel == Channel::VoiceDtmf {
+    if done.request.site_sees_code() {
         view.code = Some(done.code.expose().to_owned());
     }
     let mut resp = if done.created { HttpResponse::Created() } else { HttpResponse::Ok() };

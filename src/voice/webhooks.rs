@@ -21,6 +21,7 @@ use super::signature;
 use super::twiml::{Verb, render};
 use super::urls::{LOCALE_PARAM, locale_in};
 use crate::body::read_limited;
+use crate::domain::call::{InboundCall, Keys, REPEAT_KEY};
 use crate::domain::phone::{Attestation, PhoneNumber, is_withheld_caller_id};
 use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{CallStatus, Channel, FailureReason, Locale, Mode, Status};
@@ -77,9 +78,6 @@ async fn verified(state: &AppState, req: &HttpRequest, payload: web::Payload) ->
 fn twiml(verbs: &[Verb]) -> HttpResponse {
     HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/xml; charset=utf-8")).body(render(verbs))
 }
-
-/// How many more times a `voice_otp` caller may hear the code (pressing 1).
-const OTP_REPEATS: u8 = 3;
 
 /// Verbs for one request's call, in its locale, with its tenant's words.
 struct Speaker<'a> {
@@ -174,9 +172,9 @@ impl<'a> Speaker<'a> {
     /// longest end on their last digit and the caller is asked to end the
     /// code with `#` (the Gather's timeout ends it too): no tenant's length
     /// cuts another tenant's code short, and none is announced.
-    fn ask_shared(&self, candidates: &[AuthRequest], attempt: u32, before: &[Prompt]) -> HttpResponse {
+    fn ask_shared(&self, candidates: &[AuthRequest], call: InboundCall, before: &[Prompt]) -> HttpResponse {
         let longest = candidates.iter().map(|r| u32::from(r.code_length)).max().unwrap_or(10);
-        let next = self.state.urls.inbound_gather(attempt);
+        let next = self.state.urls.inbound_gather(call.try_number());
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
         let mut gather = self.gather(next.clone(), longest);
         if candidates.iter().any(|r| u32::from(r.code_length) != longest)
@@ -203,7 +201,7 @@ impl<'a> Speaker<'a> {
         verbs.push(Verb::Pause { seconds: 1 });
         verbs.push(self.say(Prompt::OtpAgain));
         verbs.push(self.state.prompts.say_digits(self.locale, &code));
-        if r.delivery.readings < OTP_REPEATS {
+        if r.delivery.may_read_again() {
             verbs.push(Verb::Gather {
                 action: self.state.urls.otp(r.id, self.locale),
                 num_digits: Some(1),
@@ -235,15 +233,11 @@ impl<'a> Speaker<'a> {
     }
 }
 
-/// The key that asks to hear the current prompt again (and ends a Gather).
-const REPEAT_KEY: &str = "*";
-
 /// The code of a `voice_otp` request as `<Say>` text: its digits as
 /// numerals separated by commas (`4, 8, 2, 9, 1, 3`), which every provider's
 /// text-to-speech reads one by one, with a short pause at each comma.
 fn spoken_code(state: &AppState, r: &AuthRequest) -> Option<String> {
-    let keys = state.core.keys.for_request(r.key_id.as_deref())?;
-    let code = keys.generated_code(r.code_salt.as_deref()?, r.code_length);
+    let code = r.expected_code(state.core.keys.for_request(r.key_id.as_deref())?)?;
     let digits: Vec<String> = code.expose().chars().map(String::from).collect();
     Some(digits.join(", "))
 }
@@ -339,7 +333,7 @@ pub async fn answer(
         |speak, before, after| {
             // A repeated answer webhook for the bound call changes nothing but asks again.
             let r = after.unwrap_or(before);
-            let ours = r.call_sid.as_deref() == Some(sid.as_str());
+            let ours = r.is_call(&sid);
             match r.status {
                 Status::InProgress if ours && r.delivery.channel == Channel::VoiceOtp => {
                     speak.read_code(r, &[Prompt::GreetingOutbound])
@@ -362,19 +356,19 @@ pub async fn gather(
 ) -> HttpResponse {
     let id = request_id(&path);
     let guard = CallGuard::new(&state, &p);
-    let keys = state.core.keys.clone();
-    let mut digits: String = p.get("Digits").chars().take(32).collect();
+    let ring = state.core.keys.clone();
+    let mut typed = p.get("Digits").to_owned();
     let mut sealed = Hold::from_query(req.query_string()).sealed;
     let mut replayed = false;
-    if let (true, Some(token), Some(id)) = (digits.is_empty(), &sealed, id) {
+    if let (true, Some(token), Some(id)) = (typed.is_empty(), &sealed, id) {
         // Typed during a database outage, carried through the hold.
         // Sealed with the key current then: after a rotation, an earlier key.
         let now = state.core.now();
-        digits =
-            keys.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
+        typed =
+            ring.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
         // Each sealed token counts once. Once spent, a hold that follows
         // carries the digits in a fresh one (sealed below).
-        if !digits.is_empty() {
+        if !typed.is_empty() {
             match state.core.first_use("hold", token, hold::remembered_until(now)).await {
                 Ok(true) => sealed = None,
                 Ok(false) => replayed = true,
@@ -382,16 +376,13 @@ pub async fn gather(
             }
         }
     }
-    // `*` asks to hear the prompt again; a `#` is never part of a code (a
-    // habit from other IVRs, typed after the last digit had ended the code).
-    let repeat = p.get("FinishedOnKey") == REPEAT_KEY || digits.contains('*');
-    let stray = digits.contains('#');
-    digits.retain(|c| c.is_ascii_digit());
-    if digits.is_empty() && !repeat && !stray {
+    let pressed = Keys::parse(&typed, p.get("FinishedOnKey"));
+    if pressed.is_silence() {
         return no_input_for(&state, &req, &p, id).await;
     }
-    if let (None, Some(id), false) = (&sealed, id, repeat) {
-        sealed = Some(hold::seal(keys.current().1.hold_key(), id, &guard.call_sid, &digits, state.core.now()));
+    if let (None, Some(id), false) = (&sealed, id, pressed.asks_repeat()) {
+        let hold_key = ring.current().1.hold_key();
+        sealed = Some(hold::seal(hold_key, id, &guard.call_sid, pressed.digits(), state.core.now()));
     }
     let check = guard.clone();
     on_request(
@@ -401,13 +392,12 @@ pub async fn gather(
         id,
         move |r| {
             guard.check(r)?;
-            // A repeat, or a code cut short by a late `#`, costs no attempt;
-            // a replayed hold changes nothing.
-            if replayed || repeat || (stray && digits.len() < usize::from(r.code_length)) {
+            // A replayed hold changes nothing.
+            if replayed {
                 return None;
             }
-            let correct = keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash);
-            Some(Event::CodeEntered { correct })
+            let correct = r.is_expected_code(&ring, pressed.digits());
+            Some(Event::KeysPressed { keys: pressed.clone(), correct })
         },
         move |speak, before, after| match after {
             Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),
@@ -454,8 +444,7 @@ impl CallGuard {
     }
 
     fn check(&self, r: &AuthRequest) -> Option<()> {
-        let call_ok = r.call_sid.as_deref() == Some(self.call_sid.as_str());
-        (self.number_matches(r) && call_ok).then_some(())
+        (self.number_matches(r) && r.is_call(&self.call_sid)).then_some(())
     }
 }
 
@@ -520,14 +509,7 @@ pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> Htt
 async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpResponse {
     if let (Some(id), Some(event)) = (id, status_event(p)) {
         let sid = p.get("CallSid").to_owned();
-        let result = state
-            .core
-            .transition(id, move |r| {
-                // Before the call is bound, only this request's own URL can name it.
-                let ours = r.call_sid.as_deref().is_none_or(|bound| bound == sid);
-                ours.then(|| event.clone())
-            })
-            .await;
+        let result = state.core.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
         if let Err(e) = result {
             tracing::error!(error = %e, "status callback failed");
             return HttpResponse::ServiceUnavailable().finish();
@@ -535,10 +517,6 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpRes
     }
     twiml(&[])
 }
-
-/// Tries a caller has, on a number several tenants share, to type a code
-/// that belongs to one of the requests waiting for them.
-const SHARED_TRIES: u32 = 3;
 
 /// Of an inbound call: its sid and the requests it may be for (see
 /// `Core::inbound_candidates`), or what to answer when there is no asking.
@@ -616,7 +594,11 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
     let found = match found.as_slice() {
         [one] => one.clone(),
         several => {
-            return Speaker::shared(&state, several).ask_shared(several, 1, &[Prompt::GreetingInbound]);
+            return Speaker::shared(&state, several).ask_shared(
+                several,
+                InboundCall::first(),
+                &[Prompt::GreetingInbound],
+            );
         }
     };
     if let Some(refused) = unattested(&state, &req, &found, &p).await {
@@ -634,9 +616,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
                 .then(|| Event::CallConnected { call_sid: call_sid.clone() })
         },
         |speak, _before, after| match after {
-            Some(r) if r.status == Status::InProgress && r.call_sid.as_deref() == Some(&sid) => {
-                speak.ask(r.id, &[Prompt::GreetingInbound])
-            }
+            Some(r) if r.status == Status::InProgress && r.is_call(&sid) => speak.ask(r.id, &[Prompt::GreetingInbound]),
             _ => speak.end(&[Prompt::NoPendingRequest]),
         },
     )
@@ -652,54 +632,40 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         Ok(call) => call,
         Err(answer) => return answer,
     };
-    let tries: u32 = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "try")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(SHARED_TRIES);
+    let call = InboundCall::at_try(
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == "try")
+            .and_then(|(_, v)| v.parse().ok()),
+    );
     let digits: String = p.get("Digits").chars().take(32).collect();
-    let keys = &state.core.keys;
+    let ring = state.core.keys.clone();
     // Every candidate is compared, whichever matches, so the time taken says nothing.
-    let matches: Vec<&AuthRequest> = found
-        .iter()
-        .filter(|r| !digits.is_empty() && keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash))
-        .collect();
+    let matches: Vec<&AuthRequest> =
+        found.iter().filter(|r| !digits.is_empty() && r.is_expected_code(&ring, &digits)).collect();
     let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
         let mut speak = Speaker::shared(&state, &found);
-        speak.vars.attempts_left = SHARED_TRIES.saturating_sub(tries).try_into().unwrap_or(0);
+        speak.vars.attempts_left = call.tries_left();
         let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
-        if tries >= SHARED_TRIES {
+        let Some(next) = call.missed() else {
             let last = if digits.is_empty() { Prompt::NoInput } else { Prompt::TooManyAttempts };
             return speak.end(&[last, Prompt::Failure]);
-        }
-        return speak.ask_shared(&found, tries + 1, &[prompt]);
+        };
+        return speak.ask_shared(&found, next, &[prompt]);
     };
     if let Some(r) = found.iter().find(|r| r.id == chosen)
         && let Some(refused) = unattested(&state, &req, r, &p).await
     {
         return refused;
     }
-    let sid = call_sid.clone();
-    let bound = state
-        .core
-        .transition(chosen, move |r| {
-            (r.status == Status::Pending).then(|| Event::CallConnected { call_sid: sid.clone() })
-        })
-        .await;
-    if let Err(e) = bound {
-        return failed(&state, &req, None, &e);
-    }
     let guard = CallGuard::new(&state, &p);
-    let keys = state.core.keys.clone();
     on_request(
         &state,
         &req,
         None,
         Some(chosen),
         move |r| {
-            guard.check(r)?;
-            Some(Event::CodeEntered {
-                correct: keys.verify(r.key_id.as_deref(), r.id.as_bytes(), &digits, &r.code_hash),
-            })
+            let correct = guard.number_matches(r).then(|| r.is_expected_code(&ring, &digits))?;
+            Some(Event::InboundCodeEntered { call_sid: call_sid.clone(), correct })
         },
         |speak, before, after| match after {
             Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),
@@ -727,7 +693,7 @@ pub async fn otp(
         request_id(&path),
         move |r| {
             guard.check(r)?;
-            (again && r.delivery.readings < OTP_REPEATS).then_some(Event::CodeRead)
+            again.then_some(Event::CodeRead)
         },
         |speak, before, after| match after {
             Some(r) if r.status == Status::InProgress => speak.read_code(r, &[]),
@@ -753,8 +719,7 @@ pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Sig
             .core
             .transition(id, move |r| {
                 // A report of another message than the one this request sent changes nothing.
-                let current = r.delivery.attempts.last().and_then(|a| a.sid.as_deref());
-                current.is_none_or(|c| c == sid).then(|| event.clone())
+                r.delivery.is_current_message(&sid).then(|| event.clone())
             })
             .await;
         if let Err(e) = result {
