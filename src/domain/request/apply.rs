@@ -92,19 +92,7 @@ impl AuthRequest {
                 Ok(plain(next))
             }
             Event::KeysPressed { correct, .. } => self.apply(&Event::CodeEntered { correct: *correct }, now),
-            Event::InboundCodeEntered { call_sid, correct } => {
-                if self.mode != Mode::Inbound {
-                    return Err(Refusal::NotNow);
-                }
-                let bound = if self.status == Status::Pending {
-                    self.apply(&Event::CallConnected { call_sid: call_sid.clone() }, now)?.next
-                } else if self.is_call(call_sid) {
-                    next
-                } else {
-                    return Err(Refusal::OtherCall);
-                };
-                bound.apply(&Event::CodeEntered { correct: *correct }, now)
-            }
+            Event::InboundCodeEntered { call_sid, correct } => self.inbound_code(next, call_sid, *correct, now),
             Event::CodeChecked { correct } => self.checked(next, *correct, now),
             Event::CodeRead => {
                 if self.status != Status::InProgress || self.delivery.current() != Channel::VoiceOtp {
@@ -171,6 +159,28 @@ impl AuthRequest {
                 Ok(self.finish(Status::Failed, Some(reason), now))
             }
         }
+    }
+
+    /// A code typed on an inbound call: binds the call to this pending
+    /// request and enters the code, or enters it on the call already bound.
+    fn inbound_code(
+        &self,
+        next: AuthRequest,
+        call_sid: &str,
+        correct: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Transition, Refusal> {
+        if self.mode != Mode::Inbound {
+            return Err(Refusal::NotNow);
+        }
+        let bound = if self.status == Status::Pending {
+            self.apply(&Event::CallConnected { call_sid: call_sid.to_owned() }, now)?.next
+        } else if self.is_call(call_sid) {
+            next
+        } else {
+            return Err(Refusal::OtherCall);
+        };
+        bound.apply(&Event::CodeEntered { correct }, now)
     }
 
     /// Facts that by the rules change nothing, whatever the request's state
