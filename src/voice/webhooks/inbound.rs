@@ -8,6 +8,7 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode, Status};
 use crate::state::AppState;
 use crate::voice::prompts::Prompt;
+use crate::voice::urls::inbound_call_in;
 
 use super::speaker::Speaker;
 use super::{CallGuard, Params, Signed, e164, failed, on_request};
@@ -126,11 +127,7 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         Ok(call) => call,
         Err(answer) => return answer,
     };
-    let call = InboundCall::at_try(
-        url::form_urlencoded::parse(req.query_string().as_bytes())
-            .find(|(k, _)| k == "try")
-            .and_then(|(_, v)| v.parse().ok()),
-    );
+    let call = inbound_call_in(req.query_string());
     let digits: String = p.get("Digits").chars().take(32).collect();
     let ring = state.core.keys.clone();
     // Every candidate is compared, whichever matches, so the time taken says nothing.

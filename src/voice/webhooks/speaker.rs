@@ -110,7 +110,7 @@ impl<'a> Speaker<'a> {
     /// cuts another tenant's code short, and none is announced.
     pub(super) fn ask_shared(&self, candidates: &[AuthRequest], call: InboundCall, before: &[Prompt]) -> HttpResponse {
         let longest = candidates.iter().map(|r| u32::from(r.code_length)).max().unwrap_or(10);
-        let next = self.state.urls.inbound_gather(call.try_number());
+        let next = self.state.urls.inbound_gather(call);
         let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
         let mut gather = self.gather(next.clone(), longest);
         if candidates.iter().any(|r| u32::from(r.code_length) != longest)
