@@ -4,6 +4,11 @@
 //! extractor), turns the provider's parameters into one domain event, and
 //! answers TwiML for the state the request is in afterwards. While the
 //! database is unreachable, the caller is kept on the line (`voice::hold`).
+//!
+//! They decide nothing about the call: which keys cost an attempt, how often
+//! the code is read again, how many tries a shared-number call has, which
+//! code is expected and which call or message a report is about are the
+//! domain's (`domain::call`, `domain::delivery`, `AuthRequest`).
 
 mod inbound;
 mod outbound;
