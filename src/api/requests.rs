@@ -63,7 +63,6 @@ pub async fn register(
         }
     };
     let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
-    // Only the page of a voice_dtmf request shows the code; other channels' reach only the user.
     if done.request.site_sees_code() {
         view.code = Some(done.code.expose().to_owned());
     }
