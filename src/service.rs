@@ -222,12 +222,9 @@ impl Core {
                 message: "external_id: already used for a request with a different body".into(),
             });
         }
-        let code = match (&existing.code_salt, reg.code) {
-            (Some(salt), _) => keys.generated_code(salt, existing.code_length),
-            (None, Some(code)) => code,
-            (None, None) => {
-                return Err(StoreError::Corrupt("stored request has neither salt nor code".into()).into());
-            }
+        // The code registered, not a fallback's: the site may show this one.
+        let Some(code) = existing.generated_code(keys).or(reg.code) else {
+            return Err(StoreError::Corrupt("stored request has neither salt nor code".into()).into());
         };
         Ok(Registered { request: existing, code, created: false })
     }
@@ -270,21 +267,11 @@ impl Core {
     /// comparison of keyed hashes as a code typed on the phone.
     pub async fn check(&self, tenant: &Tenant, id: Uuid, entered: Code) -> Result<AuthRequest, ServiceError> {
         let tenant_id = tenant.id;
-        let keys = self.keys.clone();
+        let ring = self.keys.clone();
         let applied = self
             .transition(id, move |r| {
-                if r.tenant_id != tenant_id {
-                    return None;
-                }
-                let correct = if r.delivery.uses_fallback_code() {
-                    keys.for_request(r.key_id.as_deref()).is_some_and(|k| {
-                        let expected = k.fallback_code(r.id.as_bytes(), r.code_length);
-                        k.verify(r.id.as_bytes(), entered.expose(), &k.hash(r.id.as_bytes(), expected.expose()))
-                    })
-                } else {
-                    keys.verify(r.key_id.as_deref(), r.id.as_bytes(), entered.expose(), &r.code_hash)
-                };
-                Some(Event::CodeChecked { correct })
+                (r.tenant_id == tenant_id)
+                    .then(|| Event::CodeChecked { correct: r.is_expected_code(&ring, entered.expose()) })
             })
             .await?;
         let Some(Applied { before, after }) = applied.filter(|a| a.before.tenant_id == tenant_id) else {

@@ -1,8 +1,12 @@
 //! Property test of the state machine itself: any sequence of events, at any
-//! times, never changes a terminal status and never exceeds `max_attempts`.
+//! times, never changes a terminal status and never exceeds `max_attempts`;
+//! keys that are no code and readings past the limit change nothing; a
+//! shared-number call runs out of tries.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use chrono::{Duration, Utc};
+use ivr_auth::domain::call::{InboundCall, Keys, SHARED_TRIES};
+use ivr_auth::domain::delivery::OTP_REPEATS;
 use ivr_auth::domain::phone::PhoneNumber;
 use ivr_auth::domain::registration::Registration;
 use ivr_auth::domain::request::{AuthRequest, Event, NO_INPUT_LIMIT, Sealed};
@@ -36,25 +40,34 @@ fn call_status() -> impl Strategy<Value = CallStatus> {
     ]
 }
 
+/// Keys as a provider reports them: digits, `*` and `#`, and the key that ended the prompt.
+fn keys() -> impl Strategy<Value = Keys> {
+    ("[0-9*#]{0,8}", prop_oneof![Just(""), Just("*"), Just("#")])
+        .prop_map(|(typed, finished)| Keys::parse(&typed, finished))
+}
+
 fn event() -> impl Strategy<Value = Event> {
     let sid = prop_oneof![Just("CA1".to_owned()), Just("CA2".to_owned())];
     prop_oneof![
-        sid.clone().prop_map(|call_sid| Event::CallPlaced { call_sid }),
-        Just(Event::CallRefused),
-        sid.prop_map(|call_sid| Event::CallConnected { call_sid }),
-        (call_status(), prop::option::of(prop_oneof![Just(486u16), Just(603u16)]))
+        1 => (keys(), any::<bool>()).prop_map(|(keys, correct)| Event::KeysPressed { keys, correct }),
+        1 => (sid.clone(), any::<bool>()).prop_map(|(call_sid, correct)| Event::InboundCodeEntered { call_sid, correct }),
+        1 => sid.clone().prop_map(|call_sid| Event::CallPlaced { call_sid }),
+        1 => Just(Event::CallRefused),
+        1 => sid.prop_map(|call_sid| Event::CallConnected { call_sid }),
+        1 => (call_status(), prop::option::of(prop_oneof![Just(486u16), Just(603u16)]))
             .prop_map(|(status, sip_code)| Event::CallStatusReported { status, sip_code }),
-        Just(Event::MachineAnswered),
-        any::<bool>().prop_map(|correct| Event::CodeEntered { correct }),
-        Just(Event::NoInput),
-        Just(Event::CallEnded),
-        Just(Event::Cancel),
-        Just(Event::Expire),
-        any::<bool>().prop_map(|correct| Event::CodeChecked { correct }),
-        Just(Event::CodeRead),
-        Just(Event::SmsSent { sid: "SM1".to_owned() }),
-        Just(Event::SmsDelivered { sid: "SM1".to_owned() }),
-        Just(Event::SmsFailed),
+        1 => Just(Event::MachineAnswered),
+        1 => any::<bool>().prop_map(|correct| Event::CodeEntered { correct }),
+        1 => Just(Event::NoInput),
+        1 => Just(Event::CallEnded),
+        1 => Just(Event::Cancel),
+        1 => Just(Event::Expire),
+        1 => any::<bool>().prop_map(|correct| Event::CodeChecked { correct }),
+        // Often enough that a call reads the code past its limit.
+        4 => Just(Event::CodeRead),
+        1 => Just(Event::SmsSent { sid: "SM1".to_owned() }),
+        1 => Just(Event::SmsDelivered { sid: "SM1".to_owned() }),
+        1 => Just(Event::SmsFailed),
     ]
 }
 
@@ -66,12 +79,19 @@ fn channel() -> impl Strategy<Value = Channel> {
 /// change is due fails the test, so a state machine that refuses everything
 /// cannot pass).
 fn must(before: &AuthRequest, event: &Event, now: chrono::DateTime<Utc>, after: &AuthRequest) -> Result<(), String> {
-    if before.status.is_terminal() {
-        return Ok(());
-    }
     let expect = |ok: bool, what: &str| {
         if ok { Ok(()) } else { Err(format!("{event:?} on {:?}: {what}, got {:?}", before.status, after.status)) }
     };
+    match event {
+        Event::KeysPressed { keys, .. } if !keys.are_a_code(before.code_length) => {
+            return expect(after == before, "keys that are no code change nothing");
+        }
+        Event::CodeRead if before.delivery.readings >= OTP_REPEATS => {
+            return expect(after == before, "no reading past the limit");
+        }
+        _ if before.status.is_terminal() => return Ok(()),
+        _ => {}
+    }
     if now >= before.expires_at {
         return expect(after.status == Status::Expired, "expired");
     }
@@ -88,6 +108,22 @@ fn must(before: &AuthRequest, event: &Event, now: chrono::DateTime<Utc>, after: 
         Event::CodeEntered { .. } if on_page => {
             expect(after == before, "a page-checked code is not typed on the phone")
         }
+        Event::KeysPressed { correct, .. } if before.status == Status::InProgress && !on_page => {
+            let (verified, failed) = (after.status == Status::Verified, after.attempts == before.attempts + 1);
+            expect(if *correct { verified } else { failed }, "a code entered")
+        }
+        Event::InboundCodeEntered { call_sid, correct }
+            if before.mode == Mode::Inbound
+                && !on_page
+                && (before.status == Status::Pending
+                    || (before.status == Status::InProgress && before.call_sid.as_ref() == Some(call_sid))) =>
+        {
+            let bound = after.call_sid.as_ref() == Some(call_sid);
+            let entered =
+                if *correct { after.status == Status::Verified } else { after.attempts == before.attempts + 1 };
+            expect(bound && entered, "the call bound and its code entered, at once")
+        }
+        Event::InboundCodeEntered { .. } => expect(after == before, "another call's code, or not inbound"),
         Event::CodeChecked { correct: true } if on_page => expect(after.status == Status::Verified, "verified"),
         Event::CodeChecked { correct: false } if on_page => {
             expect(after.attempts == before.attempts + 1, "one more attempt")
@@ -126,7 +162,8 @@ proptest! {
         inbound in any::<bool>(),
         channel in channel(),
         fallback in any::<bool>(),
-        steps in prop::collection::vec((event(), 0i64..90), 1..40),
+        // Mostly moments apart, as on a call; now and then long enough to expire.
+        steps in prop::collection::vec((event(), prop_oneof![3 => 0i64..5, 1 => 0i64..90]), 1..40),
     ) {
         // Only voice_dtmf goes inbound (the registration refuses the others).
         let mode = if inbound && channel == Channel::VoiceDtmf { Mode::Inbound } else { Mode::Outbound };
@@ -144,6 +181,7 @@ proptest! {
             prop_assert!(r.attempts <= r.max_attempts, "attempts {} > max {}", r.attempts, r.max_attempts);
             prop_assert!(r.attempts >= before.attempts, "attempts went down");
             prop_assert!(r.no_input_count <= NO_INPUT_LIMIT);
+            prop_assert!(r.delivery.readings <= OTP_REPEATS, "read aloud {} times", r.delivery.readings);
             prop_assert!(r.delivery.attempts.len() >= before.delivery.attempts.len(), "an attempt was forgotten");
             prop_assert!(r.delivery.attempts.iter().filter(|a| a.channel == Channel::Sms).count() <= 1, "two texts");
             prop_assert!(r.status.rank() >= before.status.rank(), "{:?} -> {:?} on {:?}", before.status, r.status, event);
@@ -165,5 +203,19 @@ proptest! {
                 prop_assert!(r.verified_at.is_some_and(|v| v < r.expires_at));
             }
         }
+    }
+
+    #[test]
+    fn a_shared_number_call_runs_out_of_tries(start in prop::option::of(0u32..10)) {
+        let mut call = InboundCall::at_try(start);
+        let mut misses = 0;
+        while let Some(next) = call.missed() {
+            prop_assert!(next.tries_left() < call.tries_left(), "a miss costs a try");
+            prop_assert!(next.try_number() <= SHARED_TRIES);
+            call = next;
+            misses += 1;
+        }
+        prop_assert_eq!(call.tries_left(), 0);
+        prop_assert!(misses <= SHARED_TRIES, "{} misses", misses);
     }
 }

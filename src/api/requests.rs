@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::auth::{Authenticated, SignedBody, count};
 use super::input::{CheckBody, RegisterBody, parse_json};
-use crate::domain::status::Channel;
 use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
@@ -60,8 +59,7 @@ pub async fn register(
         }
     };
     let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
-    // Only the page of a voice_dtmf request shows the code; other channels' reach only the user.
-    if done.request.delivery.channel == Channel::VoiceDtmf {
+    if done.request.site_sees_code() {
         view.code = Some(done.code.expose().to_owned());
     }
     let mut resp = if done.created { HttpResponse::Created() } else { HttpResponse::Ok() };

@@ -10,6 +10,9 @@ use utoipa::ToSchema;
 
 use super::status::Channel;
 
+/// How many more times a `voice_otp` caller may hear the code (pressing 1).
+pub const OTP_REPEATS: u8 = 3;
+
 /// The channel of a request, its fallback, and what became of each attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -118,6 +121,22 @@ impl Delivery {
     pub fn current_status(&self) -> Option<&str> {
         self.attempts.last().map(|a| a.status.as_str())
     }
+
+    /// Whether the current attempt is a text message still to be sent.
+    pub fn awaits_sending(&self) -> bool {
+        self.current() == Channel::Sms && self.current_status() == Some("started")
+    }
+
+    /// Whether a report about message `sid` is about the current attempt's
+    /// message (or may be: the attempt has no sid yet).
+    pub fn is_current_message(&self, sid: &str) -> bool {
+        self.attempts.last().and_then(|a| a.sid.as_deref()).is_none_or(|current| current == sid)
+    }
+
+    /// Whether a `voice_otp` call may read the code once more.
+    pub fn may_read_again(&self) -> bool {
+        self.readings < OTP_REPEATS
+    }
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -151,5 +170,31 @@ mod tests {
         assert_eq!(d.next_fallback(), None);
         assert!(d.checked_on_page() && d.uses_fallback_code());
         assert!(Delivery::new(Channel::VoiceOtp, Vec::new()).checked_on_page());
+    }
+
+    #[test]
+    fn the_code_is_read_again_three_times_at_most() {
+        let mut d = Delivery::new(Channel::VoiceOtp, Vec::new());
+        for _ in 0..3 {
+            assert!(d.may_read_again());
+            d.readings += 1;
+        }
+        assert!(!d.may_read_again());
+    }
+
+    #[test]
+    fn a_message_report_is_matched_to_the_current_attempt() {
+        let now = Utc::now();
+        let mut d = Delivery::new(Channel::Sms, Vec::new());
+        d.start(Channel::Sms, now);
+        assert!(d.awaits_sending());
+        assert!(d.is_current_message("SM1"), "no sid yet: the report may name it");
+        d.mark("sent", Some("SM1"), now);
+        assert!(!d.awaits_sending());
+        assert!(d.is_current_message("SM1"));
+        assert!(!d.is_current_message("SM2"));
+        let mut call = Delivery::new(Channel::VoiceDtmf, Vec::new());
+        call.start(Channel::VoiceDtmf, now);
+        assert!(!call.awaits_sending(), "a call's attempt is never a message to send");
     }
 }

@@ -1,6 +1,7 @@
 //! Pure types and rules of phone authentication: no I/O here.
 
 pub mod budget;
+pub mod call;
 pub mod code;
 pub mod delivery;
 pub mod ip;

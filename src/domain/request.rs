@@ -3,6 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+mod apply;
+
+use super::call::Keys;
+use super::code::{Code, CodeKeys, KeyRing};
 use super::delivery::Delivery;
 use super::phone::PhoneNumber;
 use super::registration::Registration;
@@ -67,10 +71,19 @@ pub enum Event {
     CallerIdUnverified,
     /// The caller typed a code; `correct` was decided by a constant-time compare.
     CodeEntered { correct: bool },
+    /// The caller pressed `keys` at the code prompt; `correct` says whether
+    /// their digits are the code. Keys that are no code (see
+    /// `Keys::are_a_code`) change nothing and cost no attempt.
+    KeysPressed { keys: Keys, correct: bool },
+    /// A caller on an inbound number typed the code of this request (the code
+    /// picked it among the requests waiting on a shared number): binds call
+    /// `call_sid` to it, if not yet, and enters the code, in one transition.
+    InboundCodeEntered { call_sid: String, correct: bool },
     /// The site checked the code the user typed on its page (`voice_otp`,
     /// `sms`, or after a fallback to SMS); `correct` as for `CodeEntered`.
     CodeChecked { correct: bool },
-    /// A `voice_otp` call read the code aloud (once more).
+    /// A `voice_otp` call read the code aloud (once more); at most
+    /// `OTP_REPEATS` times, more change nothing.
     CodeRead,
     /// The provider accepted the text message carrying the code.
     SmsSent { sid: String },
@@ -188,312 +201,56 @@ impl AuthRequest {
         self.max_attempts.saturating_sub(self.attempts)
     }
 
-    /// Decides what `event` does to this request at `now`. This is the only
-    /// place in the program where a status changes.
-    pub fn apply(&self, event: &Event, now: DateTime<Utc>) -> Result<Transition, Refusal> {
-        if self.status.is_terminal() {
-            return self.apply_to_terminal(event, now);
-        }
-        if now >= self.expires_at || *event == Event::Expire {
-            if now < self.expires_at {
-                return Err(Refusal::NotNow);
-            }
-            return Ok(self.expire(event, now));
-        }
-        let mut next = self.clone();
-        next.updated_at = now;
-        match event {
-            Event::Expire => Err(Refusal::NotNow),
-            Event::Cancel => Ok(self.finish(Status::Canceled, None, now)),
-            Event::CallPlaced { call_sid } => {
-                if let Some(bound) = &self.call_sid {
-                    // The answer webhook can win the race and bind the call first.
-                    return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
-                }
-                next.call_sid = Some(call_sid.clone());
-                // The call's busy report can overtake this record, and the request
-                // may have moved on to a text message: that attempt is not the call's.
-                if next.delivery.current() != Channel::Sms {
-                    next.delivery.mark("started", Some(call_sid), now);
-                }
-                if next.status == Status::Pending {
-                    next.status = Status::Calling;
-                }
-                Ok(plain(next))
-            }
-            Event::CallRefused => Ok(self.finish(Status::Failed, Some(FailureReason::CallFailed), now)),
-            Event::CallConnected { call_sid } => {
-                self.check_call(call_sid)?;
-                if self.delivery.current() == Channel::Sms {
-                    return Err(Refusal::NotNow);
-                }
-                // An `in-progress` status callback may have come first (before
-                // even the placed call was recorded): the call is connected but
-                // not yet bound, and binding it now serves the caller.
-                if self.status == Status::InProgress && self.call_sid.is_some() {
-                    return Err(Refusal::NoChange);
-                }
-                next.call_sid = Some(call_sid.clone());
-                next.delivery.mark("answered", Some(call_sid), now);
-                next.status = Status::InProgress;
-                if self.call_status.is_none_or(|c| c.rank() < CallStatus::InProgress.rank()) {
-                    next.call_status = Some(CallStatus::InProgress);
-                }
-                Ok(plain(next))
-            }
-            Event::CallStatusReported { status, sip_code } => self.apply_call_status(next, *status, *sip_code, now),
-            Event::MachineAnswered => {
-                next.call_status = Some(CallStatus::Completed);
-                Ok(self.unanswered(next, FailureReason::Rejected, now))
-            }
-            Event::CallerIdUnverified => {
-                if self.status != Status::Pending || self.mode != Mode::Inbound {
-                    return Err(Refusal::NotNow);
-                }
-                Ok(self.finish(Status::Failed, Some(FailureReason::Attestation), now))
-            }
-            Event::CodeEntered { correct } => {
-                if self.status != Status::InProgress || self.delivery.checked_on_page() {
-                    return Err(Refusal::NotNow);
-                }
-                if *correct {
-                    let mut t = self.finish(Status::Verified, None, now);
-                    t.next.verified_at = Some(now);
-                    return Ok(hangs_up(t));
-                }
-                let attempts = self.attempts.saturating_add(1);
-                if attempts >= self.max_attempts {
-                    let mut t = self.finish(Status::Failed, Some(FailureReason::WrongCode), now);
-                    t.next.attempts = attempts;
-                    return Ok(hangs_up(t));
-                }
-                next.attempts = attempts;
-                Ok(plain(next))
-            }
-            Event::CodeChecked { correct } => self.checked(next, *correct, now),
-            Event::CodeRead => {
-                if self.status != Status::InProgress || self.delivery.current() != Channel::VoiceOtp {
-                    return Err(Refusal::NotNow);
-                }
-                next.delivery.readings = next.delivery.readings.saturating_add(1);
-                Ok(plain(next))
-            }
-            Event::SmsSent { sid } => {
-                if self.delivery.current() != Channel::Sms || self.delivery.current_status() != Some("started") {
-                    return Err(Refusal::NoChange);
-                }
-                next.delivery.mark("sent", Some(sid), now);
-                if next.status.rank() < Status::InProgress.rank() {
-                    next.status = Status::InProgress;
-                }
-                Ok(plain(next))
-            }
-            Event::SmsDelivered { sid } => {
-                if self.delivery.current() != Channel::Sms || self.delivery.current_status() == Some("delivered") {
-                    return Err(Refusal::NoChange);
-                }
-                // The report can overtake the record of the sending: it names the message too.
-                next.delivery.mark("delivered", (!sid.is_empty()).then_some(sid.as_str()), now);
-                if next.status.rank() < Status::InProgress.rank() {
-                    next.status = Status::InProgress;
-                }
-                Ok(plain(next))
-            }
-            Event::SmsFailed => {
-                if self.delivery.current() != Channel::Sms {
-                    return Err(Refusal::NoChange);
-                }
-                let mut t = self.finish(Status::Failed, Some(FailureReason::DeliveryFailed), now);
-                t.next.delivery.mark("undelivered", None, now);
-                Ok(t)
-            }
-            Event::NoInput => {
-                if self.status != Status::InProgress || self.delivery.checked_on_page() {
-                    return Err(Refusal::NotNow);
-                }
-                let count = self.no_input_count.saturating_add(1);
-                if count >= NO_INPUT_LIMIT {
-                    let mut t = self.finish(Status::Failed, Some(FailureReason::NoInput), now);
-                    t.next.no_input_count = count;
-                    return Ok(hangs_up(t));
-                }
-                next.no_input_count = count;
-                Ok(plain(next))
-            }
-            Event::CallEnded => {
-                if self.delivery.current() == Channel::Sms {
-                    // The call is over; the code went out by text and is typed on the page.
-                    return Err(Refusal::NoChange);
-                }
-                if self.status != Status::InProgress {
-                    return Ok(self.unanswered(next, FailureReason::NoAnswer, now));
-                }
-                if self.delivery.channel == Channel::VoiceOtp {
-                    // The code was read aloud; the user types it on the page.
-                    return Err(Refusal::NoChange);
-                }
-                let reason = if self.attempts > 0 { FailureReason::WrongCode } else { FailureReason::NoInput };
-                Ok(self.finish(Status::Failed, Some(reason), now))
-            }
-        }
+    /// Whether the site is given the code to show its user: only for
+    /// `voice_dtmf`, whose code is typed on the phone. Every other channel
+    /// brings the code to the user, and a code the page shows would prove nothing.
+    pub fn site_sees_code(&self) -> bool {
+        self.delivery.channel == Channel::VoiceDtmf
     }
 
-    /// A terminal request keeps its result; only the informational
-    /// `call_status` may still advance, so the site sees the call end.
-    fn apply_to_terminal(&self, event: &Event, now: DateTime<Utc>) -> Result<Transition, Refusal> {
-        if let Event::CallStatusReported { status, .. } = event {
-            let advances = self.call_status.is_none_or(|c| status.rank() > c.rank());
-            if advances && self.call_sid.is_some() {
-                let mut next = self.clone();
-                next.call_status = Some(*status);
-                next.updated_at = now;
-                return Ok(plain(next));
-            }
-        }
-        Err(Refusal::Terminal)
+    /// The code the server generated for this request (`None`: the site chose it).
+    pub fn generated_code(&self, keys: &CodeKeys) -> Option<Code> {
+        Some(keys.generated_code(self.code_salt.as_deref()?, self.code_length))
     }
 
-    fn apply_call_status(
-        &self,
-        mut next: AuthRequest,
-        status: CallStatus,
-        sip_code: Option<u16>,
-        now: DateTime<Utc>,
-    ) -> Result<Transition, Refusal> {
-        if self.call_status.is_some_and(|c| status.rank() < c.rank() || c == status) {
-            return Err(Refusal::NoChange);
+    /// The code the user is to enter now, when the server can derive it:
+    /// after a `voice_dtmf` request fell back to SMS, the second code (the
+    /// first was shown on the site's page); otherwise the generated one.
+    /// `keys` are this request's (`KeyRing::for_request`).
+    pub fn expected_code(&self, keys: &CodeKeys) -> Option<Code> {
+        if self.delivery.uses_fallback_code() {
+            return Some(keys.fallback_code(self.id.as_bytes(), self.code_length));
         }
-        if self.delivery.current() == Channel::Sms {
-            // A call's late news after the request moved on to a text message.
-            return Err(Refusal::NoChange);
-        }
-        next.call_status = Some(status);
-        match status {
-            CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => {
-                if next.status == Status::Pending {
-                    next.status = Status::Calling;
-                }
-                Ok(plain(next))
-            }
-            CallStatus::InProgress => {
-                if next.status.rank() < Status::InProgress.rank() {
-                    next.status = Status::InProgress;
-                }
-                Ok(plain(next))
-            }
-            CallStatus::Completed => Ok(Transition { next, effects: vec![Effect::FinalizeCallLater] }),
-            // SIP 603 Decline: the callee pressed "decline".
-            CallStatus::Busy if sip_code == Some(603) => Ok(self.unanswered(next, FailureReason::Rejected, now)),
-            CallStatus::Busy => Ok(self.unanswered(next, FailureReason::Busy, now)),
-            CallStatus::NoAnswer => Ok(self.unanswered(next, FailureReason::NoAnswer, now)),
-            CallStatus::Failed | CallStatus::Canceled => {
-                next.delivery.mark(FailureReason::CallFailed.as_str(), None, now);
-                Ok(next.finish(Status::Failed, Some(FailureReason::CallFailed), now))
-            }
-        }
+        self.generated_code(keys)
     }
 
-    /// A call that reached nobody (`reason`: `no_answer`, `busy` or
-    /// `rejected`): the next fallback channel is tried if one is left, and
-    /// otherwise the request fails. `next` carries the call's last status.
-    fn unanswered(&self, mut next: AuthRequest, reason: FailureReason, now: DateTime<Utc>) -> Transition {
-        next.delivery.mark(reason.as_str(), None, now);
-        if let Some(channel) = next.delivery.next_fallback() {
-            next.delivery.start(channel, now);
-            next.updated_at = now;
-            return Transition { next, effects: vec![Effect::SendSms] };
+    /// Whether `entered` is the code the user is to enter now (see
+    /// `expected_code`), compared in constant time as keyed hashes.
+    pub fn is_expected_code(&self, ring: &KeyRing, entered: &str) -> bool {
+        let Some(keys) = ring.for_request(self.key_id.as_deref()) else { return false };
+        let id = self.id.as_bytes();
+        if self.delivery.uses_fallback_code() {
+            let expected = keys.fallback_code(id, self.code_length);
+            return keys.verify(id, entered, &keys.hash(id, expected.expose()));
         }
-        next.finish(Status::Failed, Some(reason), now)
+        keys.verify(id, entered, &self.code_hash)
     }
 
-    /// The site checked the code its user typed on the page.
-    fn checked(&self, mut next: AuthRequest, correct: bool, now: DateTime<Utc>) -> Result<Transition, Refusal> {
-        if !self.delivery.checked_on_page() {
-            return Err(Refusal::NotNow);
-        }
-        let mut t = if correct {
-            let mut t = self.finish(Status::Verified, None, now);
-            t.next.verified_at = Some(now);
-            t
-        } else {
-            next.attempts = self.attempts.saturating_add(1);
-            if next.attempts < self.max_attempts {
-                return Ok(plain(next));
-            }
-            let mut t = next.finish(Status::Failed, Some(FailureReason::WrongCode), now);
-            t.next.attempts = next.attempts;
-            t
-        };
-        // A call still reading the code aloud has nothing more to say.
-        let live = self.call_status.is_none_or(|c| c.rank() != 3);
-        if let (Some(sid), true) = (&self.call_sid, live)
-            && !t.effects.iter().any(|e| matches!(e, Effect::EndCall { .. }))
-        {
-            t.effects.push(Effect::EndCall { call_sid: sid.clone() });
-        }
-        Ok(t)
+    /// Whether call `sid` is the call bound to this request.
+    pub fn is_call(&self, sid: &str) -> bool {
+        self.call_sid.as_deref() == Some(sid)
     }
 
-    fn check_call(&self, call_sid: &str) -> Result<(), Refusal> {
-        match &self.call_sid {
-            Some(bound) if bound != call_sid => Err(Refusal::OtherCall),
-            _ => Ok(()),
-        }
+    /// Whether news of call `sid` may be about this request: its bound call,
+    /// or any call before one is bound (only this request's own URL names it then).
+    pub fn may_be_call(&self, sid: &str) -> bool {
+        self.call_sid.as_deref().is_none_or(|bound| bound == sid)
     }
 
-    /// Moves to a terminal status and lists the effects every ending has.
-    fn finish(&self, status: Status, reason: Option<FailureReason>, now: DateTime<Utc>) -> Transition {
-        let mut next = self.clone();
-        next.status = status;
-        next.failure_reason = reason;
-        next.updated_at = now;
-        let mut effects = Vec::new();
-        if next.callback_url.is_some() {
-            effects.push(Effect::NotifySite);
-        }
-        let call_live = self.call_status.is_none_or(|c| c.rank() != 3);
-        if let (Some(sid), true, Status::Canceled | Status::Expired) = (&self.call_sid, call_live, status) {
-            effects.push(Effect::EndCall { call_sid: sid.clone() });
-        }
-        Transition { next, effects }
+    /// Whether this request's outbound call is still to be placed at `now`.
+    pub fn awaits_call(&self, now: DateTime<Utc>) -> bool {
+        self.status_at(now) == Status::Pending && self.call_sid.is_none()
     }
-}
-
-impl AuthRequest {
-    /// Expiry. A connected call is not hung up through the provider's API,
-    /// which would cut off the "expired" prompt: its own webhook says it and
-    /// hangs up — the webhook deciding this expiry, or else the call's next
-    /// one (its digits, or the Gather's silence within the gather timeout).
-    fn expire(&self, event: &Event, now: DateTime<Utc>) -> Transition {
-        let t = self.finish(Status::Expired, None, now);
-        let bound = |sid: &str| self.call_sid.as_deref().is_none_or(|c| c == sid);
-        let answering = match event {
-            Event::CallConnected { call_sid } => bound(call_sid),
-            Event::CodeEntered { .. } | Event::NoInput | Event::CodeRead => true,
-            _ => false,
-        };
-        let connected = self.status == Status::InProgress
-            && self.call_status == Some(CallStatus::InProgress)
-            && self.delivery.current() != Channel::Sms;
-        if !answering && !connected {
-            return t;
-        }
-        let mut t = if answering { hangs_up(t) } else { t };
-        t.effects.retain(|e| !matches!(e, Effect::EndCall { .. }));
-        t
-    }
-}
-
-fn plain(next: AuthRequest) -> Transition {
-    Transition { next, effects: Vec::new() }
-}
-
-/// An ending decided on a connected call, whose answer ends with `<Hangup/>`:
-/// the call's end is recorded in the same write, so the provider's
-/// `completed` callback that follows changes nothing and costs no write.
-fn hangs_up(mut t: Transition) -> Transition {
-    t.next.call_status = Some(CallStatus::Completed);
-    t
 }
 
 #[cfg(test)]
@@ -692,5 +449,102 @@ pub(crate) mod tests {
         let now = Utc::now();
         let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
         assert_eq!(r.apply(&Event::CodeChecked { correct: true }, now), Err(Refusal::NotNow));
+    }
+
+    #[test]
+    fn keys_that_are_no_code_cost_no_attempt_even_past_expiry() {
+        let now = Utc::now();
+        let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
+        let pressed =
+            |typed: &str, finished: &str| Event::KeysPressed { keys: Keys::parse(typed, finished), correct: false };
+        for ignored in [pressed("12", "*"), pressed("123#", "")] {
+            assert_eq!(r.apply(&ignored, now), Err(Refusal::NoChange), "{ignored:?}");
+            assert_eq!(r.apply(&ignored, r.expires_at), Err(Refusal::NoChange), "as if nothing came");
+        }
+        let wrong = step(&r, pressed("123456#", ""), now);
+        assert_eq!((wrong.status, wrong.attempts), (Status::InProgress, 1));
+        let right = Event::KeysPressed { keys: Keys::parse("123456", ""), correct: true };
+        assert_eq!(step(&wrong, right, now).status, Status::Verified);
+    }
+
+    #[test]
+    fn the_code_is_read_aloud_again_at_most_otp_repeats_times() {
+        let now = Utc::now();
+        let mut r =
+            step(&with_channel(now, Channel::VoiceOtp, Vec::new()), Event::CallPlaced { call_sid: "CA1".into() }, now);
+        r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
+        for n in 1..=crate::domain::delivery::OTP_REPEATS {
+            r = step(&r, Event::CodeRead, now);
+            assert_eq!(r.delivery.readings, n);
+        }
+        assert_eq!(r.apply(&Event::CodeRead, now), Err(Refusal::NoChange));
+        assert_eq!(r.apply(&Event::CodeRead, r.expires_at), Err(Refusal::NoChange), "past the limit even at expiry");
+    }
+
+    fn inbound(now: DateTime<Utc>) -> AuthRequest {
+        let mut reg = Registration::with_defaults(PhoneNumber::from_stored("+819012345678".into()));
+        reg.mode = Mode::Inbound;
+        AuthRequest::new(Uuid::now_v7(), Uuid::now_v7(), &reg, Sealed::default(), now)
+    }
+
+    #[test]
+    fn an_inbound_code_binds_the_call_and_enters_the_code_in_one_step() {
+        let now = Utc::now();
+        let code = |correct| Event::InboundCodeEntered { call_sid: "CA1".into(), correct };
+        let t = inbound(now).apply(&code(true), now).unwrap();
+        assert_eq!((t.next.status, t.next.call_sid.as_deref()), (Status::Verified, Some("CA1")));
+        assert_eq!(t.next.call_status, Some(CallStatus::Completed), "the answer hangs up");
+        assert_eq!(t.next.delivery.attempts[0].status, "answered");
+        let wrong = step(&inbound(now), code(false), now);
+        assert_eq!((wrong.status, wrong.attempts, wrong.call_sid.as_deref()), (Status::InProgress, 1, Some("CA1")));
+        assert_eq!(step(&wrong, code(true), now).status, Status::Verified, "the same call tries again");
+        let other = Event::InboundCodeEntered { call_sid: "CA2".into(), correct: true };
+        assert_eq!(wrong.apply(&other, now), Err(Refusal::OtherCall));
+        assert_eq!(sample(now).apply(&code(true), now), Err(Refusal::NotNow), "an outbound request");
+    }
+
+    #[test]
+    fn which_code_a_request_expects_and_whether_the_site_sees_it() {
+        let now = Utc::now();
+        let ring = KeyRing::new(b"secret", &[]);
+        let keys = ring.current().1;
+        let mut r = with_channel(now, Channel::VoiceDtmf, vec![Channel::Sms]);
+        r.code_salt = Some(b"salt".to_vec());
+        let generated = keys.generated_code(b"salt", r.code_length);
+        r.code_hash = keys.hash(r.id.as_bytes(), generated.expose()).to_vec();
+        assert!(r.site_sees_code());
+        assert_eq!(r.expected_code(keys), Some(generated.clone()));
+        assert!(r.is_expected_code(&ring, generated.expose()));
+        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None };
+        let fell_back = step(&r, busy, now);
+        let second = keys.fallback_code(r.id.as_bytes(), r.code_length);
+        assert_eq!(fell_back.expected_code(keys), Some(second.clone()), "the page showed the first");
+        assert!(fell_back.is_expected_code(&ring, second.expose()));
+        assert!(!fell_back.is_expected_code(&ring, generated.expose()));
+        assert_eq!(fell_back.generated_code(keys), Some(generated), "a replay shows the first again");
+        for channel in [Channel::VoiceOtp, Channel::Sms] {
+            assert!(!with_channel(now, channel, Vec::new()).site_sees_code(), "{channel:?}");
+        }
+        r.code_salt = None;
+        assert_eq!(r.expected_code(keys), None, "the site chose the code");
+        r.key_id = Some("00000000".into());
+        assert!(!r.is_expected_code(&KeyRing::new(b"secret", &[]), "123456"), "a key this server lacks");
+    }
+
+    #[test]
+    fn calls_are_matched_by_sid_and_placed_only_while_pending() {
+        let now = Utc::now();
+        let r = sample(now);
+        assert!(r.may_be_call("CA1") && !r.is_call("CA1"));
+        assert!(r.awaits_call(now));
+        assert!(!r.awaits_call(r.expires_at), "expired");
+        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into() }, now);
+        assert!(r.is_call("CA1") && r.may_be_call("CA1"));
+        assert!(!r.is_call("CA2") && !r.may_be_call("CA2"));
+        assert!(!r.awaits_call(now), "placed");
+        let mut answered_first = sample(now);
+        answered_first.status = Status::Pending;
+        answered_first.call_sid = Some("CA1".into());
+        assert!(!answered_first.awaits_call(now), "bound by the answer webhook first");
     }
 }

@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
-use crate::domain::status::Status;
 use crate::service::Core;
 use crate::store::{Applied, Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
@@ -276,7 +275,7 @@ impl Jobs {
             Err(outcome) => return outcome,
         };
         let t = self.core.now();
-        if r.status_at(t) != Status::Pending || r.call_sid.is_some() {
+        if !r.awaits_call(t) {
             return Outcome::Done;
         }
         let left = (r.expires_at - t).num_seconds().max(1) as u32;
@@ -331,7 +330,7 @@ impl Jobs {
             Err(outcome) => return outcome,
         };
         let t = self.core.now();
-        if r.status_at(t).is_terminal() || r.delivery.current_status() != Some("started") {
+        if r.status_at(t).is_terminal() || !r.delivery.awaits_sending() {
             return Outcome::Done;
         }
         let Some(body) = self.sms_text(&r, t).await else {
@@ -370,12 +369,7 @@ impl Jobs {
     /// name and words: the request's own code, or (a `voice_dtmf` request
     /// falling back) the second code. `None` when no code can be derived.
     async fn sms_text(&self, r: &AuthRequest, now: chrono::DateTime<Utc>) -> Option<String> {
-        let keys = self.core.keys.for_request(r.key_id.as_deref())?;
-        let code = if r.delivery.uses_fallback_code() {
-            keys.fallback_code(r.id.as_bytes(), r.code_length)
-        } else {
-            keys.generated_code(r.code_salt.as_deref()?, r.code_length)
-        };
+        let code = r.expected_code(self.core.keys.for_request(r.key_id.as_deref())?)?;
         let tenant = self.core.tenant_cached(r.tenant_id).await;
         let minutes = ((r.expires_at - now).num_seconds().max(60) as u32).div_ceil(60);
         Some(self.prompts.sms(r.locale, code.expose(), minutes, tenant.as_ref().map(|t| &t.policy.voice)))
@@ -383,7 +377,7 @@ impl Jobs {
 
     async fn deliver_callback(&self, job: &Job) -> Outcome {
         let retry = |why: String| {
-            if Utc::now() - job.created_at > CALLBACK_WINDOW {
+            if self.core.now() - job.created_at > CALLBACK_WINDOW {
                 Outcome::GiveUp(format!("gave up after 24 h: {why}"))
             } else {
                 Outcome::RetryIn(backoff::delay(job.attempts, Duration::from_secs(5), Duration::from_secs(3600)), why)

@@ -7,6 +7,7 @@
 
 use uuid::Uuid;
 
+use crate::domain::call::InboundCall;
 use crate::domain::status::Locale;
 
 /// Builds provider-facing URLs from the public base URL (no trailing slash).
@@ -36,6 +37,16 @@ pub const LOCALE_PARAM: &str = "lang";
 /// The locale a webhook URL's query names, if it names one.
 pub fn locale_in(query: &str) -> Option<Locale> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == LOCALE_PARAM).and_then(|(_, v)| Locale::parse(&v))
+}
+
+/// The query parameter of a shared-number Gather's URL that carries the call's try.
+const TRY_PARAM: &str = "try";
+
+/// The shared-number call a Gather's URL query carries (see `InboundCall::at_try`).
+pub fn inbound_call_in(query: &str) -> InboundCall {
+    InboundCall::at_try(
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == TRY_PARAM).and_then(|(_, v)| v.parse().ok()),
+    )
 }
 
 impl Urls {
@@ -85,9 +96,9 @@ impl Urls {
         format!("{}{}", self.base, paths::INBOUND)
     }
 
-    /// The Gather action on a number several tenants share: `attempt` counts the caller's tries.
-    pub fn inbound_gather(&self, attempt: u32) -> String {
-        format!("{}{}?try={attempt}", self.base, paths::INBOUND_GATHER)
+    /// The Gather action on a number several tenants share, carrying the `call` (its try).
+    pub fn inbound_gather(&self, call: InboundCall) -> String {
+        format!("{}{}?{TRY_PARAM}={}", self.base, paths::INBOUND_GATHER, call.try_number())
     }
 
     pub fn status_by_sid(&self) -> String {
@@ -97,5 +108,21 @@ impl Urls {
     /// The URL the provider signed for a request the server received at `path_and_query`.
     pub fn signed_url(&self, path_and_query: &str) -> String {
         format!("{}{}", self.base, path_and_query)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_number_call_travels_in_its_gather_url() {
+        let urls = Urls::new("https://ivr.example/");
+        let second = InboundCall::first().missed().unwrap_or_else(InboundCall::first);
+        let url = urls.inbound_gather(second);
+        assert_eq!(url, "https://ivr.example/webhooks/twilio/voice/inbound/gather?try=2");
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        assert_eq!(inbound_call_in(query), second);
+        assert_eq!(inbound_call_in("lang=ja-JP"), InboundCall::at_try(None), "none said: the last try");
     }
 }

@@ -121,7 +121,7 @@ async fn start(
     let done = state.core.register(&demo.0, registration).await?;
     let view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
     let started = Started {
-        code: (view.channel == Channel::VoiceDtmf).then(|| done.code.expose().to_owned()),
+        code: done.request.site_sees_code().then(|| done.code.expose().to_owned()),
         channel: view.channel,
         status: view.status,
         mode: view.mode.as_str().to_owned(),

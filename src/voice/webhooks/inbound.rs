@@ -1,0 +1,168 @@
+//! The webhooks of a call from the user to an inbound number, the tenant's own or shared.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::domain::call::InboundCall;
+use crate::domain::phone::{Attestation, PhoneNumber, is_withheld_caller_id};
+use crate::domain::request::{AuthRequest, Event};
+use crate::domain::status::{Locale, Mode, Status};
+use crate::state::AppState;
+use crate::voice::prompts::Prompt;
+use crate::voice::urls::inbound_call_in;
+
+use super::speaker::Speaker;
+use super::{CallGuard, Params, Signed, e164, failed, on_request};
+
+/// Of an inbound call: its sid and the requests it may be for (see
+/// `Core::inbound_candidates`), or what to answer when there is no asking.
+async fn inbound_call(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Params,
+) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
+    let nobody = Speaker::nobody(state, Mode::Inbound, Locale::DEFAULT);
+    let from = p.get("From");
+    if is_withheld_caller_id(from) {
+        tracing::info!("inbound call with a withheld caller ID refused");
+        return Err(nobody.end(&[Prompt::WithheldCallerId]));
+    }
+    let call_sid = p.get("CallSid").to_owned();
+    let caller = e164(from, state).map(PhoneNumber::from_stored);
+    // The number called; a provider that does not say is calling the server's.
+    let called = e164(p.get("To"), state).map(PhoneNumber::from_stored).or_else(|| state.inbound_number.clone());
+    let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
+        return Err(nobody.end(&[Prompt::NoPendingRequest]));
+    };
+    let found = state.core.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
+    if found.is_empty() {
+        tracing::info!(phone = %caller, "inbound call without a pending request");
+        return Err(nobody.end(&[Prompt::NoPendingRequest]));
+    }
+    if found.len() > 1 {
+        tracing::info!(phone = %caller, tenants = found.len(), "inbound call on a shared number: the code decides");
+    }
+    Ok((call_sid, found))
+}
+
+/// When the tenant of request `r` requires a STIR/SHAKEN attestation that
+/// this inbound call's caller ID lacks: fails `r` (reason `attestation`; its
+/// code was shown to somebody who may be spoofing the number) and answers
+/// the prompt that says why. `None`: the call may go on.
+async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Params) -> Option<HttpResponse> {
+    let required = match state.core.required_attestation(r.tenant_id).await {
+        Ok(required) => required?,
+        Err(e) => return Some(failed(state, req, None, &e)),
+    };
+    let proven = Attestation::from_verstat(p.get("StirVerstat"));
+    if proven >= Some(required) {
+        return None;
+    }
+    tracing::info!(
+        request_id = %r.id,
+        required = required.as_str(),
+        proven = proven.map_or("none", Attestation::as_str),
+        "inbound call refused: its caller ID is not attested as the tenant requires"
+    );
+    let answer = on_request(
+        state,
+        req,
+        None,
+        Some(r.id),
+        |_| Some(Event::CallerIdUnverified),
+        |speak, _before, after| match after {
+            Some(r) => speak.ended(Some(r)),
+            None => speak.end(&[Prompt::CallerIdUnverified]),
+        },
+    )
+    .await;
+    Some(answer)
+}
+
+/// A user called an inbound number: match the caller ID to a pending request
+/// of a tenant of this number. When several tenants share the number and
+/// each waits for this caller, the code the caller types picks the request.
+pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
+    let (call_sid, found) = match inbound_call(&state, &req, &p).await {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    let found = match found.as_slice() {
+        [one] => one.clone(),
+        several => {
+            return Speaker::shared(&state, several).ask_shared(
+                several,
+                InboundCall::first(),
+                &[Prompt::GreetingInbound],
+            );
+        }
+    };
+    if let Some(refused) = unattested(&state, &req, &found, &p).await {
+        return refused;
+    }
+    let caller = found.phone_number.clone();
+    let sid = call_sid.clone();
+    on_request(
+        &state,
+        &req,
+        None,
+        Some(found.id),
+        move |r| {
+            (r.mode == Mode::Inbound && r.phone_number == caller && r.status == Status::Pending)
+                .then(|| Event::CallConnected { call_sid: call_sid.clone() })
+        },
+        |speak, _before, after| match after {
+            Some(r) if r.status == Status::InProgress && r.is_call(&sid) => speak.ask(r.id, &[Prompt::GreetingInbound]),
+            _ => speak.end(&[Prompt::NoPendingRequest]),
+        },
+    )
+    .await
+}
+
+/// The code typed on a number several tenants share: it selects the one
+/// request it belongs to (compared in constant time with every candidate's).
+/// A code that belongs to none changes no request: no tenant's attempts are
+/// spent and none learns of the call; the caller has `SHARED_TRIES` tries.
+pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
+    let (call_sid, found) = match inbound_call(&state, &req, &p).await {
+        Ok(call) => call,
+        Err(answer) => return answer,
+    };
+    let call = inbound_call_in(req.query_string());
+    let digits: String = p.get("Digits").chars().take(32).collect();
+    let ring = state.core.keys.clone();
+    // Every candidate is compared, whichever matches, so the time taken says nothing.
+    let matches: Vec<&AuthRequest> =
+        found.iter().filter(|r| !digits.is_empty() && r.is_expected_code(&ring, &digits)).collect();
+    let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
+        let mut speak = Speaker::shared(&state, &found);
+        speak.vars.attempts_left = call.tries_left();
+        let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
+        let Some(next) = call.missed() else {
+            let last = if digits.is_empty() { Prompt::NoInput } else { Prompt::TooManyAttempts };
+            return speak.end(&[last, Prompt::Failure]);
+        };
+        return speak.ask_shared(&found, next, &[prompt]);
+    };
+    if let Some(r) = found.iter().find(|r| r.id == chosen)
+        && let Some(refused) = unattested(&state, &req, r, &p).await
+    {
+        return refused;
+    }
+    let guard = CallGuard::new(&state, &p);
+    on_request(
+        &state,
+        &req,
+        None,
+        Some(chosen),
+        move |r| {
+            let correct = guard.number_matches(r).then(|| r.is_expected_code(&ring, &digits))?;
+            Some(Event::InboundCodeEntered { call_sid: call_sid.clone(), correct })
+        },
+        |speak, before, after| match after {
+            Some(r) if r.status == Status::InProgress => speak.ask(r.id, &[Prompt::WrongCode]),
+            Some(r) => speak.ended(Some(r)),
+            None => speak.ended(Some(before).filter(|b| b.status.is_terminal())),
+        },
+    )
+    .await
+}

@@ -1,0 +1,75 @@
+//! Status callbacks: of a call (by request id or by call sid) and of a text message.
+
+use actix_web::{HttpResponse, web};
+use uuid::Uuid;
+
+use crate::domain::request::Event;
+use crate::domain::status::CallStatus;
+use crate::state::AppState;
+
+use super::{Params, Signed, request_id, twiml};
+
+fn status_event(p: &Params) -> Option<Event> {
+    let status = CallStatus::from_provider(p.get("CallStatus"))?;
+    let sip_code = p.get("SipResponseCode").parse().ok();
+    Some(Event::CallStatusReported { status, sip_code })
+}
+
+/// Status callback of an outbound call (the request id is in the URL).
+pub async fn status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
+    apply_status(&state, request_id(&path), &p).await
+}
+
+/// Status callback configured on the inbound number: found by call sid.
+pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> HttpResponse {
+    let sid = p.get("CallSid");
+    let id = if sid.is_empty() {
+        None
+    } else {
+        match state.core.request_by_call_sid(sid).await {
+            Ok(r) => r.map(|r| r.id),
+            Err(e) => {
+                tracing::error!(error = %e, "status callback failed");
+                return HttpResponse::ServiceUnavailable().finish();
+            }
+        }
+    };
+    apply_status(&state, id, &p).await
+}
+
+async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpResponse {
+    if let (Some(id), Some(event)) = (id, status_event(p)) {
+        let sid = p.get("CallSid").to_owned();
+        let result = state.core.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "status callback failed");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    twiml(&[])
+}
+
+/// A delivery report of a request's text message (`MessageStatus`).
+pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
+    let event = match p.get("MessageStatus") {
+        "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.get("MessageSid").to_owned() },
+        "delivered" => Event::SmsDelivered { sid: p.get("MessageSid").to_owned() },
+        "undelivered" | "failed" => Event::SmsFailed,
+        _ => return twiml(&[]),
+    };
+    if let Some(id) = request_id(&path) {
+        let sid = p.get("MessageSid").to_owned();
+        let result = state
+            .core
+            .transition(id, move |r| {
+                // A report of another message than the one this request sent changes nothing.
+                r.delivery.is_current_message(&sid).then(|| event.clone())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "message status callback failed");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    twiml(&[])
+}
