@@ -7,20 +7,19 @@ mod double;
 mod lifecycle;
 mod report;
 mod seed;
+mod server;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use rand::RngExt;
-use serde_json::Value;
 
 use lifecycle::Driver;
 use report::{Recorder, Report};
+use server::{Server, create_tenant, servers_cpu, start_server};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -99,125 +98,6 @@ const PUBLIC: &str = "http://ivr-auth.bench.invalid";
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000bench";
 const CALLER_ID: &str = "+815011112222";
 const INBOUND: &str = "+81312345678";
-
-/// A server child process, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// CPU seconds the process has used so far (user + system), from /proc.
-    fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // The fields after the command name (which may hold spaces) end with ')'.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / clock_ticks_per_second())
-    }
-
-    /// Peak resident set size (VmHWM) in MB, from /proc.
-    fn peak_rss_mb(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    }
-}
-
-/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// CPU seconds used so far by all the servers.
-fn servers_cpu(servers: &[Server]) -> Option<f64> {
-    servers.iter().map(Server::cpu_seconds).sum()
-}
-
-fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Server, String> {
-    let mut cmd = Command::new(server_bin(args)?);
-    cmd.arg("serve")
-        .env("IVR_AUTH_LISTEN", "127.0.0.1:0")
-        .env("IVR_AUTH_DATABASE_URL", db_url)
-        .env("IVR_AUTH_PROVIDER", "twilio")
-        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        .env("TWILIO_API_BASE", double_base)
-        .env("IVR_AUTH_CALLER_ID", CALLER_ID)
-        .env("IVR_AUTH_PUBLIC_URL", PUBLIC)
-        .env("IVR_AUTH_SECRET_KEY", SECRET_KEY)
-        .env("IVR_AUTH_INBOUND_NUMBER", INBOUND)
-        .env("IVR_AUTH_RATE_LIMIT", "0")
-        .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
-        .env("IVR_AUTH_PHONE_RATE_LIMIT_SERVER", "0")
-        .env("IVR_AUTH_TENANT_CALLS_PER_MINUTE", "0")
-        .env("IVR_AUTH_TENANT_CALLS_PER_DAY", "0")
-        .env("IVR_AUTH_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for kv in &args.server_env {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--server-env {kv}: expected NAME=VALUE"))?;
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no server stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("ivr-auth is listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the server did not start".to_owned())?;
-    Ok(Server { child, base })
-}
-
-/// Creates the bench's tenant with the server binary itself, so that the
-/// database's schema is the one that binary knows (an older build in an A/B run).
-fn create_tenant(args: &RunArgs, db_url: &str) -> Result<String, String> {
-    let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
-    let out = Command::new(server_bin(args)?)
-        .args(["tenant", "create", &name])
-        .env("IVR_AUTH_DATABASE_URL", db_url)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run tenant create: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("tenant create failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
-}
-
-fn server_bin(args: &RunArgs) -> Result<PathBuf, String> {
-    match &args.server_bin {
-        Some(b) => Ok(b.clone()),
-        None => std::env::current_exe().map_err(|e| e.to_string()),
-    }
-}
 
 /// Runs lifecycles on `concurrency` tasks until `until`, measuring those that
 /// start after `measure_from` (the tasks run on through the warm-up, so the
@@ -305,54 +185,10 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         servers.push(start_server(&args, &db_url, &double_base)?);
     }
 
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.max_connections.min(args.concurrency).max(1))
-        // Below the server's 5 s keep-alive, so a request never races the server closing its connection.
-        .pool_idle_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let driver = Arc::new(Driver {
-        http: http.clone(),
-        bases: servers.iter().map(|s| s.base.clone()).collect(),
-        public: PUBLIC.into(),
-        next_server: std::sync::atomic::AtomicUsize::new(0),
-        api_key,
-        auth_token: AUTH_TOKEN.as_bytes().to_vec(),
-        waiting,
-        inbound_number: INBOUND.into(),
-        caller_id: CALLER_ID.into(),
-        counter: AtomicU64::new(rand::rng().random_range(0..50_000_000)),
-        acked: args.kill_after.map(|_| std::sync::Mutex::new(Vec::new())),
-        think: Duration::from_millis(args.think_ms),
-        http_slots: tokio::sync::Semaphore::new(args.max_connections.max(1)),
-    });
+    let (http, driver) = driver(&args, &servers, api_key, waiting)?;
 
     let started = Instant::now() + Duration::from_secs_f64(args.warmup);
-    let mut cpu_at_start = None;
-    let mut counters_at_start = None;
-    let rec = match args.kill_after {
-        None => {
-            let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(args.duration));
-            let sample = async {
-                tokio::time::sleep_until(started.into()).await;
-                cpu_at_start = servers_cpu(&servers);
-                counters_at_start = store_counters(&http, &servers).await;
-            };
-            let (rec, ()) = tokio::join!(running, sample);
-            rec
-        }
-        Some(after) => {
-            // New lifecycles stop starting at the kill; those in flight meet it.
-            let running = load(driver.clone(), &args, started, started + Duration::from_secs_f64(after));
-            let killer = async {
-                tokio::time::sleep_until((started + Duration::from_secs_f64(after)).into()).await;
-                servers[0].kill9();
-            };
-            let (rec, ()) = tokio::join!(running, killer);
-            rec
-        }
-    };
+    let (rec, cpu_at_start, counters_at_start) = measure(&driver, &args, &mut servers, &http, started).await;
     let elapsed = started.elapsed().as_secs_f64();
     let writes_per_commit_under_load = match (counters_at_start, store_counters(&http, &servers).await) {
         (Some(a), Some(b)) if b.1 > a.1 => Some((b.0 - a.0) / (b.1 - a.1)),
@@ -403,9 +239,83 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     };
     drop(servers);
     double.stop(false).await;
+    finish(&report, &args)
+}
+
+/// The HTTP client and the lifecycle driver over `servers`.
+fn driver(
+    args: &RunArgs,
+    servers: &[Server],
+    api_key: String,
+    waiting: Arc<double::Waiting>,
+) -> Result<(reqwest::Client, Arc<Driver>), String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.max_connections.min(args.concurrency).max(1))
+        // Below the server's 5 s keep-alive, so a request never races the server closing its connection.
+        .pool_idle_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let driver = Arc::new(Driver {
+        http: http.clone(),
+        bases: servers.iter().map(|s| s.base.clone()).collect(),
+        public: PUBLIC.into(),
+        next_server: std::sync::atomic::AtomicUsize::new(0),
+        api_key,
+        auth_token: AUTH_TOKEN.as_bytes().to_vec(),
+        waiting,
+        inbound_number: INBOUND.into(),
+        caller_id: CALLER_ID.into(),
+        counter: AtomicU64::new(rand::rng().random_range(0..50_000_000)),
+        acked: args.kill_after.map(|_| std::sync::Mutex::new(Vec::new())),
+        think: Duration::from_millis(args.think_ms),
+        http_slots: tokio::sync::Semaphore::new(args.max_connections.max(1)),
+    });
+    Ok((http, driver))
+}
+
+/// Runs the load from `started` (after the warm-up): the recorded
+/// lifecycles, and the servers' CPU time and store counters when measuring
+/// began (none with `--kill-after`, which kills the first server instead).
+async fn measure(
+    driver: &Arc<Driver>,
+    args: &RunArgs,
+    servers: &mut [Server],
+    http: &reqwest::Client,
+    started: Instant,
+) -> (Recorder, Option<f64>, Option<(f64, f64)>) {
+    let mut cpu_at_start = None;
+    let mut counters_at_start = None;
+    let rec = match args.kill_after {
+        None => {
+            let running = load(driver.clone(), args, started, started + Duration::from_secs_f64(args.duration));
+            let sample = async {
+                tokio::time::sleep_until(started.into()).await;
+                cpu_at_start = servers_cpu(servers);
+                counters_at_start = store_counters(http, servers).await;
+            };
+            let (rec, ()) = tokio::join!(running, sample);
+            rec
+        }
+        Some(after) => {
+            // New lifecycles stop starting at the kill; those in flight meet it.
+            let running = load(driver.clone(), args, started, started + Duration::from_secs_f64(after));
+            let killer = async {
+                tokio::time::sleep_until((started + Duration::from_secs_f64(after)).into()).await;
+                servers[0].kill9();
+            };
+            let (rec, ()) = tokio::join!(running, killer);
+            rec
+        }
+    };
+    (rec, cpu_at_start, counters_at_start)
+}
+
+/// Prints the report (and writes its JSON), then says whether the run failed.
+fn finish(report: &Report, args: &RunArgs) -> Result<(), String> {
     print!("{}", report.table());
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
         if path.as_os_str() == "-" {
             println!("{json}");
         } else {

@@ -1,0 +1,129 @@
+//! The servers under load: `ivr-auth serve` child processes, their tenant, and their CPU time.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{ACCOUNT_SID, AUTH_TOKEN, CALLER_ID, INBOUND, PUBLIC, RunArgs, SECRET_KEY};
+
+/// A server child process, killed when dropped.
+pub(super) struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// CPU seconds the process has used so far (user + system), from /proc.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command name (which may hold spaces) end with ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / clock_ticks_per_second())
+    }
+
+    /// Peak resident set size (VmHWM) in MB, from /proc.
+    pub fn peak_rss_mb(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU seconds used so far by all the servers.
+pub(super) fn servers_cpu(servers: &[Server]) -> Option<f64> {
+    servers.iter().map(Server::cpu_seconds).sum()
+}
+
+pub(super) fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Server, String> {
+    let mut cmd = Command::new(server_bin(args)?);
+    cmd.arg("serve")
+        .env("IVR_AUTH_LISTEN", "127.0.0.1:0")
+        .env("IVR_AUTH_DATABASE_URL", db_url)
+        .env("IVR_AUTH_PROVIDER", "twilio")
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("TWILIO_API_BASE", double_base)
+        .env("IVR_AUTH_CALLER_ID", CALLER_ID)
+        .env("IVR_AUTH_PUBLIC_URL", PUBLIC)
+        .env("IVR_AUTH_SECRET_KEY", SECRET_KEY)
+        .env("IVR_AUTH_INBOUND_NUMBER", INBOUND)
+        .env("IVR_AUTH_RATE_LIMIT", "0")
+        .env("IVR_AUTH_PHONE_RATE_LIMIT", "0")
+        .env("IVR_AUTH_PHONE_RATE_LIMIT_SERVER", "0")
+        .env("IVR_AUTH_TENANT_CALLS_PER_MINUTE", "0")
+        .env("IVR_AUTH_TENANT_CALLS_PER_DAY", "0")
+        .env("IVR_AUTH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for kv in &args.server_env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--server-env {kv}: expected NAME=VALUE"))?;
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no server stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("ivr-auth is listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the server did not start".to_owned())?;
+    Ok(Server { child, base })
+}
+
+/// Creates the bench's tenant with the server binary itself, so that the
+/// database's schema is the one that binary knows (an older build in an A/B run).
+pub(super) fn create_tenant(args: &RunArgs, db_url: &str) -> Result<String, String> {
+    let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let out = Command::new(server_bin(args)?)
+        .args(["tenant", "create", &name])
+        .env("IVR_AUTH_DATABASE_URL", db_url)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run tenant create: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("tenant create failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
+}
+
+fn server_bin(args: &RunArgs) -> Result<PathBuf, String> {
+    match &args.server_bin {
+        Some(b) => Ok(b.clone()),
+        None => std::env::current_exe().map_err(|e| e.to_string()),
+    }
+}
