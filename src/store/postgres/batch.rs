@@ -12,14 +12,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use futures_util::future::try_join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -101,41 +99,9 @@ async fn run(db: &Db, batch: Vec<Op>) {
     // Claim tokens of inserted jobs stay the same across attempts, so that a
     // retry finds the jobs its lost commit leased.
     let tokens: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
-    let deadline = Instant::now() + db.budget;
-    let mut tries = 0u32;
     let mut decided = None;
-    let result = loop {
-        tries += 1;
-        let once = async {
-            let mut conn = db.connection(deadline).await?;
-            let work = attempt(&mut conn, db, &batch, batch_id, &tokens, tries, &mut decided);
-            match tokio::time::timeout_at(deadline, work).await {
-                Ok(Ok(outcomes)) => Ok(outcomes),
-                Ok(Err(fail)) => {
-                    if matches!(fail, Fail::Lost(_)) {
-                        drop(deadpool_postgres::Object::take(conn));
-                    }
-                    Err(fail)
-                }
-                Err(_) => {
-                    drop(deadpool_postgres::Object::take(conn));
-                    Err(Fail::Lost("the database did not answer in time".into()))
-                }
-            }
-        };
-        match once.await.map_err(Fail::transient) {
-            Ok(outcomes) => break Ok(outcomes),
-            Err(Err(e)) => break Err(e),
-            Err(Ok(why)) => {
-                let pause = Duration::from_millis(20u64 << tries.min(4));
-                if Instant::now() + pause >= deadline {
-                    break Err(StoreError::Unavailable(why));
-                }
-                tracing::debug!(error = %why, attempt = tries, "database batch will be retried");
-                tokio::time::sleep(pause).await;
-            }
-        }
-    };
+    let result =
+        retrying!(db, "batch", |conn, tries| attempt(conn, db, &batch, batch_id, &tokens, tries, &mut decided).await);
     match result {
         Ok(outcomes) => {
             // A write changed something, or finished its job.

@@ -12,19 +12,20 @@
 //! - Job leases carry a claim token and are timed by the database's clock;
 //!   claims skip rows that other servers are claiming (`FOR UPDATE SKIP LOCKED`).
 
+#[macro_use]
+mod retry;
 mod batch;
 mod connect;
 mod listen;
 mod reads;
 mod rows;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -40,6 +41,7 @@ use crate::store::{
     Role, Store, StoreError, WriteCounters, budget_wait,
 };
 use connect::target;
+use retry::{Fail, db};
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
 /// Ordered migrations; the index + 1 is the schema version.
@@ -80,148 +82,6 @@ impl Drop for PgStore {
         }
         self.db.pool.close();
     }
-}
-
-/// Why one attempt of an operation failed.
-enum Fail {
-    /// Worth another attempt; the connection is fine (a serialization
-    /// failure, a deadlock, no free connection yet).
-    Retry(Box<dyn std::error::Error + Send + Sync>),
-    /// Worth another attempt on a fresh connection: this one is lost or stuck.
-    Lost(Box<dyn std::error::Error + Send + Sync>),
-    /// Final.
-    Stop(StoreError),
-}
-
-impl Fail {
-    /// Whether another attempt may help, and why this one failed.
-    fn transient(self) -> Result<Box<dyn std::error::Error + Send + Sync>, StoreError> {
-        match self {
-            Self::Retry(why) | Self::Lost(why) => Ok(why),
-            Self::Stop(e) => Err(e),
-        }
-    }
-}
-
-/// A conflict between transactions: the statement may simply run again.
-fn is_conflict(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|c| matches!(c.code(), "40001" | "40P01"))
-}
-
-/// Whether `e` is about the connection or a transient conflict rather than
-/// about the statement: a lost or refused connection, a terminated backend, a
-/// server starting or stopping, a read-only standby (a failover under way), a
-/// serialization failure or a deadlock.
-fn is_transient(e: &tokio_postgres::Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    if let Some(state) = e.code() {
-        return connect::transient_sqlstate(state.code());
-    }
-    // No SQLSTATE: the network. A refused, reset or timed-out connection is
-    // worth another try; a certificate that does not verify is not.
-    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
-    io.is_some_and(|io| {
-        use std::io::ErrorKind::*;
-        matches!(
-            io.kind(),
-            ConnectionRefused
-                | ConnectionReset
-                | ConnectionAborted
-                | BrokenPipe
-                | TimedOut
-                | UnexpectedEof
-                | NotConnected
-                | AddrNotAvailable
-                | HostUnreachable
-                | NetworkUnreachable
-                | Interrupted
-        )
-    })
-}
-
-/// A database error as a store error: transient ones mean "unavailable".
-pub(super) fn db(e: tokio_postgres::Error) -> StoreError {
-    if is_transient(&e) { StoreError::Unavailable(Box::new(e)) } else { StoreError::Database(Box::new(e)) }
-}
-
-impl From<tokio_postgres::Error> for Fail {
-    fn from(e: tokio_postgres::Error) -> Self {
-        if e.code().is_some_and(|c| c.code() == "23505") {
-            return Self::Stop(StoreError::Conflict("a row with this key exists"));
-        }
-        if is_conflict(&e) {
-            Self::Retry(Box::new(e))
-        } else if is_transient(&e) {
-            Self::Lost(Box::new(e))
-        } else {
-            Self::Stop(StoreError::Database(Box::new(e)))
-        }
-    }
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Self {
-        Self::Stop(e)
-    }
-}
-
-/// Fixes the error type of an attempt's future.
-fn attempt<T, F: Future<Output = Result<T, Fail>>>(f: F) -> F {
-    f
-}
-
-/// Runs `$body` with `$client` (a `&mut` pooled connection) and `$tries`
-/// (1 for the first attempt), again on a fresh connection after a transient
-/// failure, within the store's time budget.
-macro_rules! retrying {
-    ($store:expr, |$client:ident, $tries:ident| $body:expr) => {{
-        let store: &Db = $store;
-        let deadline = Instant::now() + store.budget;
-        let mut $tries: u32 = 0;
-        loop {
-            $tries += 1;
-            let result = match store.connection(deadline).await {
-                Err(fail) => Err(fail),
-                Ok(mut conn) => {
-                    let outcome = tokio::time::timeout_at(
-                        deadline,
-                        attempt(async {
-                            let $client = &mut conn;
-                            $body
-                        }),
-                    )
-                    .await;
-                    match outcome {
-                        Ok(Ok(value)) => Ok(value),
-                        Ok(Err(fail)) => {
-                            if matches!(fail, Fail::Lost(_)) {
-                                drop(Object::take(conn));
-                            }
-                            Err(fail)
-                        }
-                        Err(_) => {
-                            drop(Object::take(conn));
-                            Err(Fail::Lost("the database did not answer in time".into()))
-                        }
-                    }
-                }
-            };
-            match result.map_err(Fail::transient) {
-                Ok(value) => break Ok(value),
-                Err(Err(e)) => break Err(e),
-                Err(Ok(why)) => {
-                    let pause = Duration::from_millis(20u64 << $tries.min(4));
-                    if Instant::now() + pause >= deadline {
-                        break Err(StoreError::Unavailable(why));
-                    }
-                    tracing::debug!(error = %why, attempt = $tries, "database operation will be retried");
-                    tokio::time::sleep(pause).await;
-                }
-            }
-        }
-    }};
 }
 
 fn millis_f64(d: Duration) -> f64 {
@@ -321,22 +181,9 @@ impl PgStore {
 }
 
 impl Db {
-    async fn connection(&self, deadline: Instant) -> Result<Object, Fail> {
-        match tokio::time::timeout_at(deadline, self.pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            // Opening a connection failed: a server stopping, starting, not
-            // yet promoted, or gone is worth another try on a fresh one.
-            Ok(Err(PoolError::Backend(e))) if connect::worth_reconnecting(&e) => Err(Fail::Lost(Box::new(e))),
-            Ok(Err(PoolError::Backend(e))) => Err(e.into()),
-            Ok(Err(PoolError::Closed)) => Err(Fail::Stop(StoreError::closed())),
-            Ok(Err(e)) => Err(Fail::Retry(Box::new(e))),
-            Err(_) => Err(Fail::Retry("no database connection in time".into())),
-        }
-    }
-
     /// Applies the migrations the database lacks, under a lock per schema; answers the schema.
     async fn migrate(&self) -> Result<String, StoreError> {
-        retrying!(self, |c, _tries| {
+        retrying!(self, "operation", |c, _tries| {
             let tx = c.transaction().await?;
             let schema: Option<String> = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
             let Some(schema) = schema else {
@@ -392,7 +239,7 @@ impl PgStore {
             ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
              $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
         );
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let tx = c.transaction().await?;
             let stmt = tx.prepare_cached(SQL).await?;
             let params: Vec<RequestParams<'_>> = requests.iter().map(RequestParams::new).collect();
@@ -429,13 +276,13 @@ impl Store for PgStore {
     }
 
     async fn stored_server_secret(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             Ok(c.query_opt("SELECT secret FROM server_secret WHERE id = 1", &[]).await?.map(|row| row.get(0)))
         })
     }
 
     async fn forget_server_secret(&self) -> Result<(), StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             c.execute("DELETE FROM server_secret", &[]).await?;
             Ok(())
         })
@@ -445,7 +292,7 @@ impl Store for PgStore {
         const SQL: &str =
             concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         let p = TenantParams::new(&tenant);
-        let result = retrying!(&self.db, |c, tries| {
+        let result = retrying!(&self.db, "operation", |c, tries| {
             match c.execute(SQL, &p.all(&tenant)).await {
                 Ok(_) => Ok(()),
                 // Our own earlier attempt may have committed before its connection was lost.
@@ -464,7 +311,7 @@ impl Store for PgStore {
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants ORDER BY name");
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let rows = c.query(SQL, &[]).await?;
             Ok(rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?)
         })
@@ -472,7 +319,7 @@ impl Store for PgStore {
 
     async fn update_tenant_credentials(&self, tenant: Tenant) -> Result<bool, StoreError> {
         let p = TenantParams::new(&tenant);
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let all = p.all(&tenant);
             let n = c
                 .execute(
@@ -487,7 +334,7 @@ impl Store for PgStore {
 
     async fn set_tenant_policy(&self, name: &str, policy: &TenantPolicy) -> Result<bool, StoreError> {
         let policy = policy.to_json();
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             Ok(c.execute("UPDATE tenants SET policy = $2 WHERE name = $1", &[&name, &policy]).await? == 1)
         })
     }
@@ -499,7 +346,7 @@ impl Store for PgStore {
 
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(tenant_from_row).transpose()?)
         })
@@ -515,7 +362,7 @@ impl Store for PgStore {
             return self.write(|reply| batch::Op::Insert { request, jobs, reply }).await;
         }
         let new = NewRequest::new(&request, &jobs, Uuid::now_v7(), self.db.lease);
-        let inserted = retrying!(&self.db, |c, _tries| {
+        let inserted = retrying!(&self.db, "operation", |c, _tries| {
             let tx = c.transaction().await?;
             // One registration per number, and per tenant with budgets, at a
             // time across every server (always in this order: no deadlock).
@@ -563,7 +410,7 @@ impl Store for PgStore {
     }
 
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
             Ok(c.query_opt(&stmt, &[&tenant, &external_id]).await?.as_ref().map(request_from_row).transpose()?)
         })
@@ -589,7 +436,7 @@ impl Store for PgStore {
              ORDER BY tenant_id, created_at DESC, id DESC) newest \
              ORDER BY created_at DESC, id DESC LIMIT $5"
         );
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             let rows = c
                 .query(&stmt, &[&caller.as_str(), &now, &called.as_str(), &called_is_servers, &(limit as i64)])
@@ -604,7 +451,7 @@ impl Store for PgStore {
             request_columns!(),
             " FROM auth_requests WHERE call_sid = $1 ORDER BY created_at DESC LIMIT 1"
         );
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c.prepare_cached(SQL).await?;
             Ok(c.query_opt(&stmt, &[&call_sid]).await?.as_ref().map(request_from_row).transpose()?)
         })
@@ -620,7 +467,7 @@ impl Store for PgStore {
     }
 
     async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let n: i64 =
                 c.query_one("SELECT count(*) FROM auth_requests WHERE tenant_id = $1", &[&tenant]).await?.get(0);
             Ok(u64::try_from(n).unwrap_or(0))
@@ -628,7 +475,7 @@ impl Store for PgStore {
     }
 
     async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c
                 .prepare_cached(
                     "SELECT id FROM auth_requests WHERE NOT terminal AND expires_at <= $1 \
@@ -642,7 +489,7 @@ impl Store for PgStore {
 
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             // Servers purging at once skip each other's rows instead of waiting on them.
             let n = c
                 .execute(
@@ -661,7 +508,7 @@ impl Store for PgStore {
 
     async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             // A remembered use that has passed its `until` is forgotten, not a conflict.
             let stmt = c
                 .prepare_cached(
@@ -678,7 +525,7 @@ impl Store for PgStore {
 
     async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let mut n = c.execute("DELETE FROM used_tokens WHERE until < $1", &[&now]).await?;
             for b in Budget::ALL {
                 n += c
@@ -706,7 +553,7 @@ impl Store for PgStore {
         let token = Uuid::now_v7();
         let lease_ms = millis_f64(self.db.lease);
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c.prepare_cached(&sql).await?;
             let rows = c.query(&stmt, &[&token, &lease_ms, &(limit as i64)]).await?;
             if !rows.is_empty() {
@@ -722,7 +569,7 @@ impl Store for PgStore {
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
         let lease_ms = millis_f64(self.db.lease);
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let n = c
                 .execute(
                     "UPDATE jobs SET lease_until = now() + $3::float8 * interval '1 millisecond' \
@@ -739,7 +586,7 @@ impl Store for PgStore {
 
     async fn finish_job(&self, lease: Lease) -> Result<(), StoreError> {
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, tries| {
+        retrying!(&self.db, "operation", |c, tries| {
             finish_leased(c, lease, tries).await?;
             counters.wrote();
             counters.committed();
@@ -769,7 +616,7 @@ impl Store for PgStore {
     }
 
     async fn next_job_in(&self) -> Result<Option<Duration>, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let stmt = c
                 .prepare_cached(
                     "SELECT EXTRACT(EPOCH FROM min(GREATEST(run_at, COALESCE(lease_until, run_at))) - now())::float8 \
@@ -782,14 +629,14 @@ impl Store for PgStore {
     }
 
     async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             let rows = c.query("SELECT kind, count(*) FROM jobs WHERE NOT dead GROUP BY kind", &[]).await?;
             Ok(rows.iter().filter_map(|r| JobKind::parse(r.get(0)).map(|k| (k, r.get::<_, i64>(1)))).collect())
         })
     }
 
     async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             c.execute(
                 "INSERT INTO nodes (id, started_at, last_seen) VALUES ($1, now(), now()) \
                  ON CONFLICT (id) DO UPDATE SET last_seen = now()",
@@ -809,7 +656,7 @@ impl Store for PgStore {
     }
 
     async fn leave(&self, node: Uuid) -> Result<(), StoreError> {
-        retrying!(&self.db, |c, _tries| {
+        retrying!(&self.db, "operation", |c, _tries| {
             c.execute("DELETE FROM nodes WHERE id = $1", &[&node]).await?;
             Ok(())
         })
@@ -991,7 +838,7 @@ impl PgStore {
         extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<(), StoreError> {
         let counters = &self.db.counters;
-        retrying!(&self.db, |c, tries| {
+        retrying!(&self.db, "operation", |c, tries| {
             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&lease.job, &lease.token];
             params.extend_from_slice(extra);
             let stmt = c.prepare_cached(sql).await?;
