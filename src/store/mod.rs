@@ -2,7 +2,7 @@
 //!
 //! Two backends: SQLite (embedded, one server process per file) and
 //! PostgreSQL (several server processes on one database). Both keep the same
-//! contract, checked by one test suite (`tests/store`).
+//! contract, checked by one test suite (`tests/api/store.rs`).
 
 /// The columns every backend's `request_from_row` reads, in its order (a
 /// macro, so queries can `concat!` it).
@@ -22,6 +22,7 @@ macro_rules! tenant_columns {
 }
 
 pub mod jobs;
+mod limits;
 pub mod postgres;
 pub mod seed;
 pub mod sqlite;
@@ -36,11 +37,13 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
-use crate::domain::budget::{Budget, CallBudget};
+use crate::domain::budget::Budget;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 pub use jobs::{Job, JobKind, Lease, NewJob};
+pub use limits::{LimitScope, Limits, NumberLimit};
+pub(crate) use limits::{Registrations, register};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -68,59 +71,20 @@ impl StoreError {
     }
 }
 
-/// Registrations for one phone number within `window`: at most `per_tenant`
-/// by one tenant, and at most `overall` by all tenants together (0: no such limit).
-#[derive(Debug, Clone, Copy)]
-pub struct NumberLimit {
-    pub per_tenant: u32,
-    pub overall: u32,
-    pub window: chrono::Duration,
-}
-
-/// Which limit a registration met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitScope {
-    /// The registering tenant's own registrations for the number.
-    Tenant,
-    /// Every tenant's registrations for the number (the server-wide ceiling).
-    Server,
-    /// The tenant's outbound calls within a call budget's window.
-    Budget(Budget),
-}
-
-/// The limits a registration is counted against, in the transaction that
-/// stores it, so that they hold under any burst and across servers.
-#[derive(Debug, Clone, Default)]
-pub struct Limits {
-    /// Registrations of the phone number.
-    pub number: Option<NumberLimit>,
-    /// The tenant's call budgets (outbound requests only; empty: none).
-    pub budgets: Vec<CallBudget>,
-}
-
-impl Limits {
-    /// Only a per-number limit.
-    pub fn number(limit: Option<NumberLimit>) -> Self {
-        Self { number: limit, budgets: Vec::new() }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.number.is_none() && self.budgets.is_empty()
-    }
-}
-
-/// Each call budget's use with a request (its bucket sum, with the request),
-/// or, when one is spent, how long until it has room and which it is.
-type BudgetRoom = Result<Vec<(Budget, u64)>, (Duration, LimitScope)>;
-
-/// How long until call budget `b` has room again for a request made at
-/// `created_at`, given the `b.max`-th newest call within the window before
-/// it, if there is one. Backends read that call only when the sum of the
-/// budget's buckets (an upper bound of the calls in the window) reaches `b.max`.
-fn budget_wait(b: CallBudget, created_at: DateTime<Utc>, nth_newest: Option<DateTime<Utc>>) -> Option<Duration> {
-    let oldest = nth_newest?;
-    Some((oldest + b.budget.window() - created_at).to_std().unwrap_or_default().max(Duration::from_millis(1)))
-}
+/// `pending_inbound` for every backend, with `?N` parameters (PostgreSQL
+/// numbers them `$N`): caller, now, called number, whether the called number
+/// is the server's, limit. Each tenant's newest, then the newest tenants: one
+/// tenant's many requests cannot push another tenant's out of the limit.
+pub(crate) const PENDING_INBOUND: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM (SELECT ",
+    request_columns!(),
+    ", row_number() OVER (PARTITION BY tenant_id ORDER BY created_at DESC, id DESC) AS nth \
+     FROM auth_requests WHERE phone_number = ?1 AND mode = 'inbound' AND status = 'pending' AND expires_at > ?2 \
+     AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL))) newest \
+     WHERE nth = 1 ORDER BY created_at DESC, id DESC LIMIT ?5"
+);
 
 /// The result of inserting an auth request.
 #[derive(Debug, Clone)]

@@ -18,9 +18,10 @@ mod batch;
 mod connect;
 mod listen;
 mod reads;
+mod registrations;
 mod rows;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,16 +32,16 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::clock::to_millis;
-use crate::domain::budget::{Budget, CallBudget};
+use crate::domain::budget::Budget;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{
-    Applied, BudgetRoom, Decide, Inserted, Job, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, OpenOptions,
-    Role, Store, StoreError, WriteCounters, budget_wait,
+    Applied, Decide, Inserted, Job, JobKind, Lease, Limits, NewJob, OpenOptions, PENDING_INBOUND, Role, Store,
+    StoreError, WriteCounters, register,
 };
 use connect::target;
+use registrations::Registering;
 use retry::{Fail, db};
 use rows::{RequestParams, TenantParams, job_from_row, job_from_row_at, request_from_row, tenant_from_row};
 
@@ -120,6 +121,9 @@ const INSERT_REQUEST_ALONE: &str = concat!(
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING"
 );
+
+/// `store::PENDING_INBOUND` with PostgreSQL's `$N` parameters.
+static PENDING_INBOUND_PG: LazyLock<String> = LazyLock::new(|| PENDING_INBOUND.replace('?', "$"));
 
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
@@ -375,27 +379,13 @@ impl Store for PgStore {
                     .await?;
             }
             // A retry after a lost connection finds its own earlier commit before counting it.
-            let mut budget_use = Vec::new();
-            if tx.query_opt("SELECT 1 FROM auth_requests WHERE id = $1", &[&request.id]).await?.is_none() {
-                if let Some(existing) = new.same_external_id(&tx).await? {
-                    return Ok(existing);
-                }
-                if let Some(limit) = limits.number
-                    && let Some((retry_after, scope)) = new.limited(&tx, limit).await?
-                {
-                    return Ok(Inserted::Limited { retry_after, scope });
-                }
-                match new.budgets_room(&tx, &limits.budgets).await? {
-                    Ok(used) => budget_use = used,
-                    Err((retry_after, scope)) => return Ok(Inserted::Limited { retry_after, scope }),
-                }
-                new.count_call(&tx, &limits.budgets).await?;
-            }
-            let mut inserted = new.insert(&tx).await?;
+            let inserted = if tx.query_opt("SELECT 1 FROM auth_requests WHERE id = $1", &[&request.id]).await?.is_none()
+            {
+                register(&mut Registering { tx: &tx, new: &new }, &request, &limits).await?
+            } else {
+                new.insert(&tx).await?
+            };
             tx.commit().await?;
-            if let Inserted::Created { budget_use: used, .. } = &mut inserted {
-                *used = budget_use;
-            }
             Ok(inserted)
         })?;
         if matches!(inserted, Inserted::Created { .. }) {
@@ -424,20 +414,8 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError> {
-        // Each tenant's newest, then the newest tenants: one tenant's many
-        // requests cannot push another tenant's out of the `limit`.
-        const SQL: &str = concat!(
-            "SELECT ",
-            request_columns!(),
-            " FROM (SELECT DISTINCT ON (tenant_id) ",
-            request_columns!(),
-            " FROM auth_requests WHERE phone_number = $1 AND mode = 'inbound' AND status = 'pending' \
-             AND expires_at > $2 AND (inbound_number = $3 OR ($4 AND inbound_number IS NULL)) \
-             ORDER BY tenant_id, created_at DESC, id DESC) newest \
-             ORDER BY created_at DESC, id DESC LIMIT $5"
-        );
         retrying!(&self.db, "operation", |c, _tries| {
-            let stmt = c.prepare_cached(SQL).await?;
+            let stmt = c.prepare_cached(&PENDING_INBOUND_PG).await?;
             let rows = c
                 .query(&stmt, &[&caller.as_str(), &now, &called.as_str(), &called_is_servers, &(limit as i64)])
                 .await?;
@@ -732,101 +710,14 @@ impl<'a> NewRequest<'a> {
     /// The tenant's request with the same external_id, if there is one.
     async fn same_external_id(&self, c: &impl GenericClient) -> Result<Option<Inserted>, Fail> {
         let Some(ext) = &self.request.external_id else { return Ok(None) };
-        let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
-        let row = c.query_opt(&stmt, &[&self.request.tenant_id, ext]).await?;
-        Ok(row.map(|row| request_from_row(&row).map(|r| Inserted::Existing(Box::new(r)))).transpose()?)
-    }
-
-    /// When `limit` is reached for the number: how long until a slot frees up.
-    /// When `limit` is reached for the number: which limit, and how long
-    /// until a slot frees up. The tenant's own limit is looked at first.
-    async fn limited(
-        &self,
-        c: &impl GenericClient,
-        limit: NumberLimit,
-    ) -> Result<Option<(Duration, LimitScope)>, Fail> {
-        let r = self.request;
-        let since = to_millis(r.created_at - limit.window);
-        for (max, scope) in [(limit.per_tenant, LimitScope::Tenant), (limit.overall, LimitScope::Server)] {
-            if max == 0 {
-                continue;
-            }
-            let offset = i64::from(max) - 1;
-            let row = match scope {
-                LimitScope::Tenant => {
-                    c.query_opt(
-                        "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
-                         AND tenant_id = $4 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-                        &[&r.phone_number.as_str(), &since, &offset, &r.tenant_id],
-                    )
-                    .await?
-                }
-                LimitScope::Server | LimitScope::Budget(_) => {
-                    c.query_opt(
-                        "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
-                         ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-                        &[&r.phone_number.as_str(), &since, &offset],
-                    )
-                    .await?
-                }
-            };
-            if let Some(t) = row.map(|row| row.get::<_, DateTime<Utc>>(0)) {
-                let wait = (t + limit.window - r.created_at).to_std().unwrap_or_default().max(Duration::from_millis(1));
-                return Ok(Some((wait, scope)));
-            }
-        }
-        Ok(None)
+        Ok(by_external_id(c, self.request.tenant_id, ext).await?.map(|r| Inserted::Existing(Box::new(r))))
     }
 }
 
-impl NewRequest<'_> {
-    /// Each call budget's use with this request, or, when one is spent, how
-    /// long until it has room and which it is.
-    async fn budgets_room(&self, c: &impl GenericClient, budgets: &[CallBudget]) -> Result<BudgetRoom, Fail> {
-        let r = self.request;
-        let mut used = Vec::with_capacity(budgets.len());
-        for b in budgets {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT coalesce(sum(calls), 0)::bigint FROM call_counts \
-                     WHERE tenant_id = $1 AND budget = $2 AND bucket >= $3",
-                )
-                .await?;
-            let upper: i64 =
-                c.query_one(&stmt, &[&r.tenant_id, &b.budget.id(), &b.budget.first_bucket(r.created_at)]).await?.get(0);
-            // The exact answer is read only near the limit.
-            if upper >= i64::from(b.max) {
-                let stmt = c
-                    .prepare_cached(
-                        "SELECT created_at FROM auth_requests WHERE tenant_id = $1 AND mode = 'outbound' \
-                         AND created_at > $2 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-                    )
-                    .await?;
-                let since = to_millis(r.created_at - b.budget.window());
-                let row = c.query_opt(&stmt, &[&r.tenant_id, &since, &(i64::from(b.max) - 1)]).await?;
-                if let Some(wait) = budget_wait(*b, r.created_at, row.map(|row| row.get::<_, DateTime<Utc>>(0))) {
-                    return Ok(Err((wait, LimitScope::Budget(b.budget))));
-                }
-            }
-            used.push((b.budget, u64::try_from(upper).unwrap_or(0) + 1));
-        }
-        Ok(Ok(used))
-    }
-
-    /// Counts this request in its tenant's call budgets' buckets.
-    async fn count_call(&self, c: &impl GenericClient, budgets: &[CallBudget]) -> Result<(), Fail> {
-        let r = self.request;
-        for b in budgets {
-            let stmt = c
-                .prepare_cached(
-                    "INSERT INTO call_counts (tenant_id, budget, bucket, calls) VALUES ($1, $2, $3, 1) \
-                     ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = call_counts.calls + 1",
-                )
-                .await?;
-            c.execute(&stmt, &[&r.tenant_id, &b.budget.id(), &b.budget.bucket(r.created_at)]).await?;
-        }
-        Ok(())
-    }
+/// The tenant's request with this external_id, if there is one.
+async fn by_external_id(c: &impl GenericClient, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, Fail> {
+    let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
+    Ok(c.query_opt(&stmt, &[&tenant, &external_id]).await?.as_ref().map(request_from_row).transpose()?)
 }
 
 impl PgStore {

@@ -5,6 +5,7 @@
 //! clock is the database's clock.
 
 mod pool;
+mod registrations;
 mod rows;
 
 use std::fs::File;
@@ -18,15 +19,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::budget::{Budget, CallBudget};
+use crate::domain::budget::Budget;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{
-    Applied, BudgetRoom, Decide, Inserted, Job, JobKind, Lease, LimitScope, Limits, NewJob, NumberLimit, OpenOptions,
-    Role, Store, StoreError, WriteCounters, budget_wait,
+    Applied, Decide, Inserted, Job, JobKind, Lease, Limits, NewJob, OpenOptions, PENDING_INBOUND, Role, Store,
+    StoreError, WriteCounters, register,
 };
+use futures_util::FutureExt;
 use pool::{Pool, db_err};
+use registrations::Registering;
 use rows::ms;
 
 /// Ordered migrations; the index + 1 is the schema version.
@@ -143,91 +146,6 @@ fn select_by_external_id(conn: &Connection, tenant: Uuid, external_id: &str) -> 
     const SQL: &str =
         concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2");
     conn.prepare_cached(SQL)?.query_row(params![tenant.as_bytes(), external_id], rows::request_from_row).optional()
-}
-
-/// When `limit` is reached for the request's number: which limit, and how
-/// long until a slot frees up. The tenant's own limit is looked at first.
-fn number_limited(
-    conn: &Connection,
-    r: &AuthRequest,
-    limit: NumberLimit,
-) -> rusqlite::Result<Option<(Duration, LimitScope)>> {
-    let since = ms(r.created_at - limit.window);
-    for (max, scope) in [(limit.per_tenant, LimitScope::Tenant), (limit.overall, LimitScope::Server)] {
-        if max == 0 {
-            continue;
-        }
-        // The max-th newest registration in the window: while there is one, the number is at its limit.
-        let offset = i64::from(max) - 1;
-        let nth_newest: Option<i64> = match scope {
-            LimitScope::Tenant => conn
-                .prepare_cached(
-                    "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
-                     AND tenant_id = ?4 ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
-                )?
-                .query_row(params![r.phone_number.as_str(), since, offset, r.tenant_id.as_bytes()], |row| row.get(0))
-                .optional()?,
-            LimitScope::Server | LimitScope::Budget(_) => conn
-                .prepare_cached(
-                    "SELECT created_at FROM auth_requests WHERE phone_number = ?1 AND created_at > ?2 \
-                     ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
-                )?
-                .query_row(params![r.phone_number.as_str(), since, offset], |row| row.get(0))
-                .optional()?,
-        };
-        if let Some(t) = nth_newest {
-            let frees_at = t + limit.window.num_milliseconds();
-            let wait = Duration::from_millis(u64::try_from(frees_at - ms(r.created_at)).unwrap_or(0).max(1));
-            return Ok(Some((wait, scope)));
-        }
-    }
-    Ok(None)
-}
-
-/// Each call budget's use with request `r` (outbound), or, when one is
-/// spent, how long until it has room and which it is.
-fn budgets_room(conn: &Connection, r: &AuthRequest, budgets: &[CallBudget]) -> rusqlite::Result<BudgetRoom> {
-    let mut used = Vec::with_capacity(budgets.len());
-    for b in budgets {
-        let upper: i64 = conn
-            .prepare_cached(
-                "SELECT coalesce(sum(calls), 0) FROM call_counts WHERE tenant_id = ?1 AND budget = ?2 AND bucket >= ?3",
-            )?
-            .query_row(params![r.tenant_id.as_bytes(), b.budget.id(), b.budget.first_bucket(r.created_at)], |row| {
-                row.get(0)
-            })?;
-        if upper >= i64::from(b.max) {
-            let nth_newest = conn
-                .prepare_cached(
-                    "SELECT created_at FROM auth_requests WHERE tenant_id = ?1 AND mode = 'outbound' \
-                     AND created_at > ?2 ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
-                )?
-                .query_row(
-                    params![r.tenant_id.as_bytes(), ms(r.created_at - b.budget.window()), i64::from(b.max) - 1],
-                    |row| row.get::<_, i64>(0),
-                )
-                .optional()?
-                .map(rows::from_ms)
-                .transpose()?;
-            if let Some(wait) = budget_wait(*b, r.created_at, nth_newest) {
-                return Ok(Err((wait, LimitScope::Budget(b.budget))));
-            }
-        }
-        used.push((b.budget, u64::try_from(upper).unwrap_or(0) + 1));
-    }
-    Ok(Ok(used))
-}
-
-/// Counts request `r` in its tenant's call budgets' buckets.
-fn count_call(conn: &Connection, r: &AuthRequest, budgets: &[CallBudget]) -> rusqlite::Result<()> {
-    for b in budgets {
-        conn.prepare_cached(
-            "INSERT INTO call_counts (tenant_id, budget, bucket, calls) VALUES (?1, ?2, ?3, 1) \
-             ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = calls + 1",
-        )?
-        .execute(params![r.tenant_id.as_bytes(), b.budget.id(), b.budget.bucket(r.created_at)])?;
-    }
-    Ok(())
 }
 
 /// Creates the database file, if it does not exist, readable by its owner
@@ -407,26 +325,15 @@ impl Store for SqliteStore {
         let (counters, lease_ms) = (self.counters.clone(), self.lease_ms);
         self.pool
             .write(move |c| {
-                if let Some(external_id) = &request.external_id
-                    && let Some(existing) = select_by_external_id(c, request.tenant_id, external_id).map_err(db_err)?
-                {
-                    return Ok(Inserted::Existing(Box::new(existing)));
+                // One writer: nothing interleaves between the counts and the insert.
+                let mut registering = Registering { conn: c, request: &request, jobs: &jobs, lease_ms };
+                let inserted = register(&mut registering, &request, &limits)
+                    .now_or_never()
+                    .ok_or_else(|| StoreError::Corrupt("a SQLite registration waited".into()))??;
+                if matches!(inserted, Inserted::Created { .. }) {
+                    counters.wrote();
                 }
-                if let Some(limit) = limits.number
-                    && let Some((retry_after, scope)) = number_limited(c, &request, limit).map_err(db_err)?
-                {
-                    return Ok(Inserted::Limited { retry_after, scope });
-                }
-                // One writer: nothing interleaves between this count and the insert.
-                let budget_use = match budgets_room(c, &request, &limits.budgets).map_err(db_err)? {
-                    Ok(used) => used,
-                    Err((retry_after, scope)) => return Ok(Inserted::Limited { retry_after, scope }),
-                };
-                rows::insert_request(c, &request).map_err(db_err)?;
-                count_call(c, &request, &limits.budgets).map_err(db_err)?;
-                let claimed = insert_jobs(c, &jobs, lease_ms)?;
-                counters.wrote();
-                Ok(Inserted::Created { claimed, budget_use })
+                Ok(inserted)
             })
             .await
     }
@@ -451,20 +358,7 @@ impl Store for SqliteStore {
         let (caller, called) = (caller.as_str().to_owned(), called.as_str().to_owned());
         self.pool
             .read(move |c| {
-                // Each tenant's newest, then the newest tenants: one tenant's
-                // many requests cannot push another tenant's out of the `limit`.
-                let sql = concat!(
-                    "SELECT ",
-                    request_columns!(),
-                    " FROM (SELECT ",
-                    request_columns!(),
-                    ", row_number() OVER (PARTITION BY tenant_id ORDER BY created_at DESC, id DESC) AS nth \
-                     FROM auth_requests WHERE phone_number = ?1 \
-                     AND mode = 'inbound' AND status = 'pending' AND expires_at > ?2 \
-                     AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL))) \
-                     WHERE nth = 1 ORDER BY created_at DESC, id DESC LIMIT ?5"
-                );
-                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
+                let mut stmt = c.prepare_cached(PENDING_INBOUND).map_err(db_err)?;
                 let rows = stmt
                     .query_map(
                         params![caller, ms(now), called, called_is_servers, limit as i64],
