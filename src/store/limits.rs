@@ -9,11 +9,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::clock::to_millis;
 use crate::domain::budget::{Budget, CallBudget};
-use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::store::Inserted;
 
@@ -58,38 +56,57 @@ impl Limits {
     }
 }
 
-/// The queries [`register`] asks of a backend, all inside the transaction
-/// that stores one request. SQLite answers them at once on its writer thread
-/// (its futures never wait); PostgreSQL over its connection.
+/// The `offset + 1`-th newest of some registrations created after `since`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Nth {
+    pub since: DateTime<Utc>,
+    pub offset: i64,
+}
+
+impl Nth {
+    /// The `n`-th newest (1: the newest) within `window` before `now`.
+    fn within(window: chrono::Duration, now: DateTime<Utc>, n: u32) -> Self {
+        Self { since: to_millis(now - window), offset: i64::from(n) - 1 }
+    }
+}
+
+/// The queries [`register`] asks of a backend about the request it is
+/// storing, all inside the transaction that stores it. SQLite answers them
+/// at once on its writer thread (its futures never wait); PostgreSQL over its
+/// connection. Each has its statement below, with `?N` parameters.
 pub(crate) trait Registrations {
     type Error;
     /// The tenant's request with this external id, if there is one.
-    async fn same_external_id(&mut self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, Self::Error>;
-    /// When the `n`-th newest (1: the newest) registration of `number`
-    /// created after `since` was created: by `tenant`, or by anyone (`None`).
-    async fn nth_newest_for_number(
-        &mut self,
-        number: &PhoneNumber,
-        tenant: Option<Uuid>,
-        since: DateTime<Utc>,
-        n: u32,
-    ) -> Result<Option<DateTime<Utc>>, Self::Error>;
+    async fn same_external_id(&mut self, external_id: &str) -> Result<Option<AuthRequest>, Self::Error>;
+    /// When the `nth` newest registration of the number was created: the
+    /// tenant's (`NUMBER_NTH_NEWEST_BY_TENANT`) or anybody's (`NUMBER_NTH_NEWEST`).
+    async fn nth_newest_for_number(&mut self, by_tenant: bool, nth: Nth) -> Result<Option<DateTime<Utc>>, Self::Error>;
     /// The sum of the tenant's counts in `budget`'s buckets from `first_bucket`
-    /// on: at least the calls within the budget's window.
-    async fn budget_upper_bound(&mut self, tenant: Uuid, budget: Budget, first_bucket: i64)
-    -> Result<u64, Self::Error>;
-    /// When the `n`-th newest outbound request of `tenant` created after `since` was created.
-    async fn nth_newest_outbound(
-        &mut self,
-        tenant: Uuid,
-        since: DateTime<Utc>,
-        n: u32,
-    ) -> Result<Option<DateTime<Utc>>, Self::Error>;
+    /// on, at least the calls within its window (`BUDGET_SUM`).
+    async fn budget_upper_bound(&mut self, budget: Budget, first_bucket: i64) -> Result<u64, Self::Error>;
+    /// When the tenant's `nth` newest outbound request was created (`OUTBOUND_NTH_NEWEST`).
+    async fn nth_newest_outbound(&mut self, nth: Nth) -> Result<Option<DateTime<Utc>>, Self::Error>;
     /// Stores the request and its jobs.
     async fn insert(&mut self) -> Result<Inserted, Self::Error>;
-    /// Counts one call in the tenant's `bucket` of `budget`.
-    async fn count_call(&mut self, tenant: Uuid, budget: Budget, bucket: i64) -> Result<(), Self::Error>;
+    /// Counts one call in the tenant's `bucket` of `budget` (`COUNT_CALL`).
+    async fn count_call(&mut self, budget: Budget, bucket: i64) -> Result<(), Self::Error>;
 }
+
+/// Parameters: phone number, since, offset.
+pub(crate) const NUMBER_NTH_NEWEST: &str = "SELECT created_at FROM auth_requests \
+     WHERE phone_number = ?1 AND created_at > ?2 ORDER BY created_at DESC LIMIT 1 OFFSET ?3";
+/// Parameters: phone number, since, offset, tenant.
+pub(crate) const NUMBER_NTH_NEWEST_BY_TENANT: &str = "SELECT created_at FROM auth_requests \
+     WHERE phone_number = ?1 AND created_at > ?2 AND tenant_id = ?4 ORDER BY created_at DESC LIMIT 1 OFFSET ?3";
+/// Parameters: tenant, budget id, first bucket.
+pub(crate) const BUDGET_SUM: &str = "SELECT CAST(coalesce(sum(calls), 0) AS bigint) FROM call_counts \
+     WHERE tenant_id = ?1 AND budget = ?2 AND bucket >= ?3";
+/// Parameters: tenant, since, offset.
+pub(crate) const OUTBOUND_NTH_NEWEST: &str = "SELECT created_at FROM auth_requests \
+     WHERE tenant_id = ?1 AND mode = 'outbound' AND created_at > ?2 ORDER BY created_at DESC LIMIT 1 OFFSET ?3";
+/// Parameters: tenant, budget id, bucket.
+pub(crate) const COUNT_CALL: &str = "INSERT INTO call_counts (tenant_id, budget, bucket, calls) VALUES (?1, ?2, ?3, 1) \
+     ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = call_counts.calls + 1";
 
 /// Registers `r` under `limits` with the backend's queries `q`; see
 /// `RequestStore::insert_request` for what each answer means.
@@ -99,7 +116,7 @@ pub(crate) async fn register<R: Registrations>(
     limits: &Limits,
 ) -> Result<Inserted, R::Error> {
     if let Some(external_id) = &r.external_id
-        && let Some(existing) = q.same_external_id(r.tenant_id, external_id).await?
+        && let Some(existing) = q.same_external_id(external_id).await?
     {
         return Ok(Inserted::Existing(Box::new(existing)));
     }
@@ -115,7 +132,7 @@ pub(crate) async fn register<R: Registrations>(
     let mut inserted = q.insert().await?;
     if let Inserted::Created { budget_use: used, .. } = &mut inserted {
         for b in &limits.budgets {
-            q.count_call(r.tenant_id, b.budget, b.budget.bucket(r.created_at)).await?;
+            q.count_call(b.budget, b.budget.bucket(r.created_at)).await?;
         }
         *used = budget_use;
     }
@@ -129,15 +146,14 @@ async fn number_limited<R: Registrations>(
     r: &AuthRequest,
     limit: NumberLimit,
 ) -> Result<Option<(Duration, LimitScope)>, R::Error> {
-    let since = to_millis(r.created_at - limit.window);
-    for (max, scope, tenant) in
-        [(limit.per_tenant, LimitScope::Tenant, Some(r.tenant_id)), (limit.overall, LimitScope::Server, None)]
-    {
+    for (max, scope) in [(limit.per_tenant, LimitScope::Tenant), (limit.overall, LimitScope::Server)] {
         if max == 0 {
             continue;
         }
         // The max-th newest registration in the window: while there is one, the number is at its limit.
-        if let Some(nth_newest) = q.nth_newest_for_number(&r.phone_number, tenant, since, max).await? {
+        if let Some(nth_newest) =
+            q.nth_newest_for_number(scope == LimitScope::Tenant, Nth::within(limit.window, r.created_at, max)).await?
+        {
             return Ok(Some((frees_after(nth_newest, limit.window, r.created_at), scope)));
         }
     }
@@ -153,16 +169,13 @@ async fn budgets_room<R: Registrations>(
 ) -> Result<Result<Vec<(Budget, u64)>, (Duration, LimitScope)>, R::Error> {
     let mut used = Vec::with_capacity(budgets.len());
     for b in budgets {
-        let upper = q.budget_upper_bound(r.tenant_id, b.budget, b.budget.first_bucket(r.created_at)).await?;
+        let upper = q.budget_upper_bound(b.budget, b.budget.first_bucket(r.created_at)).await?;
         // The exact answer is read only near the limit.
-        if upper >= u64::from(b.max) {
-            let since = to_millis(r.created_at - b.budget.window());
-            if let Some(nth_newest) = q.nth_newest_outbound(r.tenant_id, since, b.max).await? {
-                return Ok(Err((
-                    frees_after(nth_newest, b.budget.window(), r.created_at),
-                    LimitScope::Budget(b.budget),
-                )));
-            }
+        let window = b.budget.window();
+        if upper >= u64::from(b.max)
+            && let Some(nth_newest) = q.nth_newest_outbound(Nth::within(window, r.created_at, b.max)).await?
+        {
+            return Ok(Err((frees_after(nth_newest, window, r.created_at), LimitScope::Budget(b.budget))));
         }
         used.push((b.budget, upper + 1));
     }

@@ -22,7 +22,7 @@ macro_rules! tenant_columns {
 }
 
 pub mod jobs;
-mod limits;
+pub(crate) mod limits;
 pub mod postgres;
 pub mod seed;
 pub mod sqlite;

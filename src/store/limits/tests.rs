@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::TimeDelta;
 use futures_util::FutureExt;
+use uuid::Uuid;
 
 use super::*;
 use crate::domain::request::tests::sample;
@@ -14,7 +15,7 @@ use crate::domain::status::Mode;
 struct Memory {
     stored: Vec<AuthRequest>,
     counts: HashMap<(Uuid, Budget, i64), u64>,
-    /// The request `insert` stores.
+    /// The request being registered.
     next: Option<AuthRequest>,
     asked: Vec<&'static str>,
 }
@@ -22,29 +23,21 @@ struct Memory {
 impl Registrations for Memory {
     type Error = std::convert::Infallible;
 
-    async fn same_external_id(&mut self, tenant: Uuid, ext: &str) -> Result<Option<AuthRequest>, Self::Error> {
+    async fn same_external_id(&mut self, ext: &str) -> Result<Option<AuthRequest>, Self::Error> {
         self.asked.push("external id");
+        let tenant = self.request().tenant_id;
         Ok(self.stored.iter().find(|r| r.tenant_id == tenant && r.external_id.as_deref() == Some(ext)).cloned())
     }
 
-    async fn nth_newest_for_number(
-        &mut self,
-        number: &PhoneNumber,
-        tenant: Option<Uuid>,
-        since: DateTime<Utc>,
-        n: u32,
-    ) -> Result<Option<DateTime<Utc>>, Self::Error> {
-        self.asked.push(if tenant.is_some() { "tenant's number" } else { "server's number" });
-        let mut times: Vec<_> = (self.stored.iter())
-            .filter(|r| &r.phone_number == number && r.created_at > since && tenant.is_none_or(|t| t == r.tenant_id))
-            .map(|r| r.created_at)
-            .collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(times.get(n as usize - 1).copied())
+    async fn nth_newest_for_number(&mut self, by_tenant: bool, nth: Nth) -> Result<Option<DateTime<Utc>>, Self::Error> {
+        self.asked.push(if by_tenant { "tenant's number" } else { "server's number" });
+        let r = self.request();
+        Ok(self.nth(nth, |s| s.phone_number == r.phone_number && (!by_tenant || s.tenant_id == r.tenant_id)))
     }
 
-    async fn budget_upper_bound(&mut self, tenant: Uuid, budget: Budget, first: i64) -> Result<u64, Self::Error> {
+    async fn budget_upper_bound(&mut self, budget: Budget, first: i64) -> Result<u64, Self::Error> {
         self.asked.push("budget sum");
+        let tenant = self.request().tenant_id;
         Ok(self
             .counts
             .iter()
@@ -53,31 +46,36 @@ impl Registrations for Memory {
             .sum())
     }
 
-    async fn nth_newest_outbound(
-        &mut self,
-        tenant: Uuid,
-        since: DateTime<Utc>,
-        n: u32,
-    ) -> Result<Option<DateTime<Utc>>, Self::Error> {
+    async fn nth_newest_outbound(&mut self, nth: Nth) -> Result<Option<DateTime<Utc>>, Self::Error> {
         self.asked.push("outbound");
-        let mut times: Vec<_> = (self.stored.iter())
-            .filter(|r| r.tenant_id == tenant && r.mode == Mode::Outbound && r.created_at > since)
-            .map(|r| r.created_at)
-            .collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(times.get(n as usize - 1).copied())
+        let tenant = self.request().tenant_id;
+        Ok(self.nth(nth, |s| s.tenant_id == tenant && s.mode == Mode::Outbound))
     }
 
     async fn insert(&mut self) -> Result<Inserted, Self::Error> {
         self.asked.push("insert");
-        self.stored.extend(self.next.take());
+        self.stored.push(self.request());
         Ok(Inserted::Created { claimed: Vec::new(), budget_use: Vec::new() })
     }
 
-    async fn count_call(&mut self, tenant: Uuid, budget: Budget, bucket: i64) -> Result<(), Self::Error> {
+    async fn count_call(&mut self, budget: Budget, bucket: i64) -> Result<(), Self::Error> {
         self.asked.push("count");
-        *self.counts.entry((tenant, budget, bucket)).or_default() += 1;
+        *self.counts.entry((self.request().tenant_id, budget, bucket)).or_default() += 1;
         Ok(())
+    }
+}
+
+impl Memory {
+    fn request(&self) -> AuthRequest {
+        self.next.clone().expect("a request to register")
+    }
+
+    /// When the `nth` newest stored request that `matches` was created.
+    fn nth(&self, nth: Nth, matches: impl Fn(&AuthRequest) -> bool) -> Option<DateTime<Utc>> {
+        let mut times: Vec<_> =
+            self.stored.iter().filter(|s| s.created_at > nth.since && matches(s)).map(|s| s.created_at).collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.get(usize::try_from(nth.offset).ok()?).copied()
     }
 }
 

@@ -70,7 +70,7 @@ pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Op>, Vec<AbortHandle>
         .map(|_| {
             let (rx, db) = (rx.clone(), db.clone());
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&rx).await {
+                while let Some(batch) = next_batch(&rx, MAX_BATCH).await {
                     run(&db, batch).await;
                 }
             })
@@ -80,11 +80,12 @@ pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Op>, Vec<AbortHandle>
     (tx, writers)
 }
 
-/// Waits for a write, then takes whatever else has queued up behind it.
-async fn next_batch(rx: &Mutex<mpsc::UnboundedReceiver<Op>>) -> Option<Vec<Op>> {
+/// Waits for a write (or a read), then takes whatever else has queued up
+/// behind it, `max` at most; `None` once the queue's senders are gone.
+pub(super) async fn next_batch<T>(rx: &Mutex<mpsc::UnboundedReceiver<T>>, max: usize) -> Option<Vec<T>> {
     let mut rx = rx.lock().await;
     let mut batch = vec![rx.recv().await?];
-    while batch.len() < MAX_BATCH {
+    while batch.len() < max {
         match rx.try_recv() {
             Ok(op) => batch.push(op),
             Err(_) => break,

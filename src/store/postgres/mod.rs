@@ -21,7 +21,7 @@ mod reads;
 mod registrations;
 mod rows;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,8 +122,10 @@ const INSERT_REQUEST_ALONE: &str = concat!(
      $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING"
 );
 
-/// `store::PENDING_INBOUND` with PostgreSQL's `$N` parameters.
-static PENDING_INBOUND_PG: LazyLock<String> = LazyLock::new(|| PENDING_INBOUND.replace('?', "$"));
+/// A statement shared with SQLite (`?N` parameters) in PostgreSQL's numbering (`$N`).
+fn numbered(sql: &str) -> String {
+    sql.replace('?', "$")
+}
 
 const DELETE_LEASED_JOB: &str = "DELETE FROM jobs WHERE id = $1 AND lease_owner = $2";
 
@@ -415,7 +417,7 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError> {
         retrying!(&self.db, "operation", |c, _tries| {
-            let stmt = c.prepare_cached(&PENDING_INBOUND_PG).await?;
+            let stmt = c.prepare_cached(&numbered(PENDING_INBOUND)).await?;
             let rows = c
                 .query(&stmt, &[&caller.as_str(), &now, &called.as_str(), &called_is_servers, &(limit as i64)])
                 .await?;

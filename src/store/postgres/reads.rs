@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
+use super::batch::next_batch;
 use super::rows::{request_from_row, tenant_from_row};
 use super::{Db, Fail};
 use crate::domain::request::AuthRequest;
@@ -41,19 +42,7 @@ pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Read>, Vec<AbortHandl
         .map(|_| {
             let (rx, db) = (rx.clone(), db.clone());
             tokio::spawn(async move {
-                loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(read) => batch.push(read),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
-                    };
+                while let Some(batch) = next_batch(&rx, MAX_BATCH).await {
                     run(&db, batch).await;
                 }
             })

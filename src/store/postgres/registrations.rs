@@ -3,12 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
-use uuid::Uuid;
+use tokio_postgres::types::{FromSqlOwned, ToSql};
 
-use super::{Fail, NewRequest, by_external_id};
+use super::{Fail, NewRequest, by_external_id, numbered};
 use crate::domain::budget::Budget;
-use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
+use crate::store::limits::{
+    BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, Nth, OUTBOUND_NTH_NEWEST,
+};
 use crate::store::{Inserted, Registrations};
 
 /// One request and its jobs on their way in, in transaction `tx`.
@@ -18,13 +20,9 @@ pub(super) struct Registering<'a> {
 }
 
 impl Registering<'_> {
-    /// When the row `sql` selects was created.
-    async fn created(
-        &self,
-        sql: &str,
-        p: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<DateTime<Utc>>, Fail> {
-        let stmt = self.tx.prepare_cached(sql).await?;
+    /// The one value the shared statement `sql` selects, if it selects a row.
+    async fn one<T: FromSqlOwned>(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Option<T>, Fail> {
+        let stmt = self.tx.prepare_cached(&numbered(sql)).await?;
         Ok(self.tx.query_opt(&stmt, p).await?.map(|row| row.get(0)))
     }
 }
@@ -32,77 +30,36 @@ impl Registering<'_> {
 impl Registrations for Registering<'_> {
     type Error = Fail;
 
-    async fn same_external_id(&mut self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, Fail> {
-        by_external_id(self.tx, tenant, external_id).await
+    async fn same_external_id(&mut self, external_id: &str) -> Result<Option<AuthRequest>, Fail> {
+        by_external_id(self.tx, self.new.request.tenant_id, external_id).await
     }
 
-    async fn nth_newest_for_number(
-        &mut self,
-        number: &PhoneNumber,
-        tenant: Option<Uuid>,
-        since: DateTime<Utc>,
-        n: u32,
-    ) -> Result<Option<DateTime<Utc>>, Fail> {
-        let (number, offset) = (number.as_str(), i64::from(n) - 1);
-        match tenant {
-            Some(tenant) => {
-                self.created(
-                    "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
-                     AND tenant_id = $4 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-                    &[&number, &since, &offset, &tenant],
-                )
-                .await
-            }
-            None => {
-                self.created(
-                    "SELECT created_at FROM auth_requests WHERE phone_number = $1 AND created_at > $2 \
-                     ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-                    &[&number, &since, &offset],
-                )
-                .await
-            }
+    async fn nth_newest_for_number(&mut self, by_tenant: bool, nth: Nth) -> Result<Option<DateTime<Utc>>, Fail> {
+        let r = self.new.request;
+        let number = r.phone_number.as_str();
+        match by_tenant {
+            true => self.one(NUMBER_NTH_NEWEST_BY_TENANT, &[&number, &nth.since, &nth.offset, &r.tenant_id]).await,
+            false => self.one(NUMBER_NTH_NEWEST, &[&number, &nth.since, &nth.offset]).await,
         }
     }
 
-    async fn budget_upper_bound(&mut self, tenant: Uuid, budget: Budget, first_bucket: i64) -> Result<u64, Fail> {
-        let stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT coalesce(sum(calls), 0)::bigint FROM call_counts \
-                 WHERE tenant_id = $1 AND budget = $2 AND bucket >= $3",
-            )
-            .await?;
-        let sum: i64 = self.tx.query_one(&stmt, &[&tenant, &budget.id(), &first_bucket]).await?.get(0);
-        Ok(u64::try_from(sum).unwrap_or(0))
+    async fn budget_upper_bound(&mut self, budget: Budget, first_bucket: i64) -> Result<u64, Fail> {
+        let sum: Option<i64> =
+            self.one(BUDGET_SUM, &[&self.new.request.tenant_id, &budget.id(), &first_bucket]).await?;
+        Ok(sum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
-    async fn nth_newest_outbound(
-        &mut self,
-        tenant: Uuid,
-        since: DateTime<Utc>,
-        n: u32,
-    ) -> Result<Option<DateTime<Utc>>, Fail> {
-        self.created(
-            "SELECT created_at FROM auth_requests WHERE tenant_id = $1 AND mode = 'outbound' \
-             AND created_at > $2 ORDER BY created_at DESC LIMIT 1 OFFSET $3",
-            &[&tenant, &since, &(i64::from(n) - 1)],
-        )
-        .await
+    async fn nth_newest_outbound(&mut self, nth: Nth) -> Result<Option<DateTime<Utc>>, Fail> {
+        self.one(OUTBOUND_NTH_NEWEST, &[&self.new.request.tenant_id, &nth.since, &nth.offset]).await
     }
 
     async fn insert(&mut self) -> Result<Inserted, Fail> {
         self.new.insert(self.tx).await
     }
 
-    async fn count_call(&mut self, tenant: Uuid, budget: Budget, bucket: i64) -> Result<(), Fail> {
-        let stmt = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO call_counts (tenant_id, budget, bucket, calls) VALUES ($1, $2, $3, 1) \
-                 ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = call_counts.calls + 1",
-            )
-            .await?;
-        self.tx.execute(&stmt, &[&tenant, &budget.id(), &bucket]).await?;
+    async fn count_call(&mut self, budget: Budget, bucket: i64) -> Result<(), Fail> {
+        let stmt = self.tx.prepare_cached(&numbered(COUNT_CALL)).await?;
+        self.tx.execute(&stmt, &[&self.new.request.tenant_id, &budget.id(), &bucket]).await?;
         Ok(())
     }
 }
