@@ -21,8 +21,9 @@ use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::requests::NewRequest;
 use super::rows::request_from_row;
-use super::{Db, Fail, JobArrays, NewRequest};
+use super::{Db, Fail, JobArrays};
 use crate::clock::to_millis;
 use crate::domain::request::AuthRequest;
 use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};

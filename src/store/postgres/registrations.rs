@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::{FromSqlOwned, ToSql};
 
-use super::{Fail, NewRequest, by_external_id, numbered};
+use super::requests::{NewRequest, by_external_id};
+use super::{Fail, numbered};
 use crate::domain::budget::Budget;
 use crate::domain::request::AuthRequest;
 use crate::store::limits::{
