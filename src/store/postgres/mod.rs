@@ -19,6 +19,7 @@ mod cluster;
 mod connect;
 mod jobs;
 mod listen;
+mod queue;
 mod reads;
 mod registrations;
 mod requests;

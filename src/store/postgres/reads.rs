@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
-use super::batch::next_batch;
+use super::queue;
 use super::rows::{request_from_row, tenant_from_row};
 use super::{Db, Fail};
 use crate::domain::request::AuthRequest;
@@ -36,20 +36,7 @@ pub(super) enum Read {
 
 /// Starts the readers; they stop when the returned sender is dropped.
 pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Read>, Vec<AbortHandle>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let rx = Arc::new(Mutex::new(rx));
-    let readers = (0..READERS)
-        .map(|_| {
-            let (rx, db) = (rx.clone(), db.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = next_batch(&rx, MAX_BATCH).await {
-                    run(&db, batch).await;
-                }
-            })
-            .abort_handle()
-        })
-        .collect();
-    (tx, readers)
+    queue::spawn(db, READERS, MAX_BATCH, |db, batch| async move { run(&db, batch).await })
 }
 
 /// The rows a batch found.
