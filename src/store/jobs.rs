@@ -1,9 +1,14 @@
 //! Durable jobs: the outbox rows that survive restarts (call placement, result callbacks, …).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use uuid::Uuid;
+
+use crate::store::StoreError;
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,4 +89,29 @@ impl Job {
     pub fn lease(&self) -> Lease {
         Lease { job: self.id, token: self.token }
     }
+}
+
+/// The durable outbox. Leases are handed out by the database, so several
+/// servers on one database never run the same job at once, and a job whose
+/// runner died is taken over when its lease ends.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Leases up to `limit` due jobs to the caller, for the store's lease time
+    /// counted on the database's clock.
+    async fn claim_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Extends the leases that are still the caller's; returns how many were.
+    async fn renew_leases(&self, leases: Vec<Lease>) -> Result<usize, StoreError>;
+    /// Removes a job that is done (`LeaseLost` if the lease is not the caller's any more).
+    async fn finish_job(&self, lease: Lease) -> Result<(), StoreError>;
+    /// Schedules another attempt of a job `delay` from now and gives up the lease.
+    async fn retry_job(&self, lease: Lease, delay: Duration, error: &str) -> Result<(), StoreError>;
+    /// Keeps a job that gave up for the operator to see, and stops running it.
+    async fn bury_job(&self, lease: Lease, error: &str) -> Result<(), StoreError>;
+    /// How long until the next job is due or its lease ends, if there is one.
+    async fn next_job_in(&self) -> Result<Option<Duration>, StoreError>;
+    /// Number of jobs waiting, by kind, for metrics.
+    async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError>;
+    /// Notified when another process adds a job that is due now (`None`:
+    /// this backend has no such signal, or no other process can add jobs).
+    fn job_signal(&self) -> Option<Arc<Notify>>;
 }

@@ -1,8 +1,8 @@
-//! Storage behind one trait, chosen once at start-up from `IVR_AUTH_DATABASE_URL`.
+//! Storage behind one trait object, chosen once at start-up from `IVR_AUTH_DATABASE_URL`.
 //!
 //! Two backends: SQLite (embedded, one server process per file) and
 //! PostgreSQL (several server processes on one database). Both keep the same
-//! contract, checked by one test suite (`tests/store`).
+//! contract, checked by one test suite (`tests/api/store.rs`).
 
 /// The columns every backend's `request_from_row` reads, in its order (a
 /// macro, so queries can `concat!` it).
@@ -21,26 +21,26 @@ macro_rules! tenant_columns {
     };
 }
 
+mod cluster;
 pub mod jobs;
+pub(crate) mod limits;
 pub mod postgres;
+mod requests;
 pub mod seed;
 pub mod sqlite;
+mod tenants;
 mod url;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
-use uuid::Uuid;
-
-use crate::domain::budget::{Budget, CallBudget};
-use crate::domain::phone::PhoneNumber;
-use crate::domain::request::AuthRequest;
-use crate::domain::tenant::{Tenant, TenantPolicy};
-pub use jobs::{Job, JobKind, Lease, NewJob};
+pub use cluster::{ClusterStore, WriteCounters};
+pub use jobs::{Job, JobKind, JobStore, Lease, NewJob};
+pub use limits::{LimitScope, Limits, NumberLimit};
+pub(crate) use limits::{Registrations, register};
+pub(crate) use requests::PENDING_INBOUND;
+pub use requests::{Applied, Decide, Inserted, RequestStore, Update};
+pub use tenants::TenantStore;
 pub use url::DatabaseUrl;
 
 /// A storage failure.
@@ -69,231 +69,14 @@ impl StoreError {
     }
 }
 
-/// Registrations for one phone number within `window`: at most `per_tenant`
-/// by one tenant, and at most `overall` by all tenants together (0: no such limit).
-#[derive(Debug, Clone, Copy)]
-pub struct NumberLimit {
-    pub per_tenant: u32,
-    pub overall: u32,
-    pub window: chrono::Duration,
-}
+/// Everything the server keeps: one trait per concern below, and `Store`
+/// for all of them, so that a backend is one `Arc<dyn Store>`. Each method
+/// is atomic and durable before it returns. Job leases are handed out by the
+/// database, so several server processes on one database never run the same
+/// job at once, and a job whose runner died is taken over when its lease ends.
+pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore {}
 
-/// Which limit a registration met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitScope {
-    /// The registering tenant's own registrations for the number.
-    Tenant,
-    /// Every tenant's registrations for the number (the server-wide ceiling).
-    Server,
-    /// The tenant's outbound calls within a call budget's window.
-    Budget(Budget),
-}
-
-/// The limits a registration is counted against, in the transaction that
-/// stores it, so that they hold under any burst and across servers.
-#[derive(Debug, Clone, Default)]
-pub struct Limits {
-    /// Registrations of the phone number.
-    pub number: Option<NumberLimit>,
-    /// The tenant's call budgets (outbound requests only; empty: none).
-    pub budgets: Vec<CallBudget>,
-}
-
-impl Limits {
-    /// Only a per-number limit.
-    pub fn number(limit: Option<NumberLimit>) -> Self {
-        Self { number: limit, budgets: Vec::new() }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.number.is_none() && self.budgets.is_empty()
-    }
-}
-
-/// Each call budget's use with a request (its bucket sum, with the request),
-/// or, when one is spent, how long until it has room and which it is.
-type BudgetRoom = Result<Vec<(Budget, u64)>, (Duration, LimitScope)>;
-
-/// How long until call budget `b` has room again for a request made at
-/// `created_at`, given the `b.max`-th newest call within the window before
-/// it, if there is one. Backends read that call only when the sum of the
-/// budget's buckets (an upper bound of the calls in the window) reaches `b.max`.
-fn budget_wait(b: CallBudget, created_at: DateTime<Utc>, nth_newest: Option<DateTime<Utc>>) -> Option<Duration> {
-    let oldest = nth_newest?;
-    Some((oldest + b.budget.window() - created_at).to_std().unwrap_or_default().max(Duration::from_millis(1)))
-}
-
-/// The result of inserting an auth request.
-#[derive(Debug, Clone)]
-pub enum Inserted {
-    /// Stored, together with its jobs, durably. `claimed` are the jobs that
-    /// were inserted already leased to this process (`NewJob::claim`).
-    Created {
-        claimed: Vec<Job>,
-        /// Each call budget's use with this request (an upper bound; empty without budgets).
-        budget_use: Vec<(Budget, u64)>,
-    },
-    /// A request with the same tenant and `external_id` exists; nothing was written.
-    Existing(Box<AuthRequest>),
-    /// The phone number has had as many registrations within the window as
-    /// the limit of `scope` allows; nothing was written. A slot frees up after `retry_after`.
-    Limited { retry_after: Duration, scope: LimitScope },
-}
-
-/// What a decision writes: the request's new state and the jobs that follow from it.
-#[derive(Debug)]
-pub struct Update {
-    pub request: AuthRequest,
-    pub jobs: Vec<NewJob>,
-}
-
-/// Looks at the current state and decides the update, if any. The store runs
-/// it against the row it is about to write, and may run it again (on a
-/// concurrent change, a serialization failure or a lost connection), so it
-/// must be a pure function of the request it is given.
-pub type Decide = Arc<dyn Fn(&AuthRequest) -> Option<Update> + Send + Sync>;
-
-/// A request before and after a decision (`after` is `None` when nothing changed).
-#[derive(Debug, Clone)]
-pub struct Applied {
-    pub before: AuthRequest,
-    pub after: Option<AuthRequest>,
-}
-
-/// Counts of what a store has written since it was opened (for metrics and the bench).
-#[derive(Debug, Default)]
-pub struct WriteCounters {
-    /// Write transactions that changed something (one per registration, transition, job step…).
-    pub writes: AtomicU64,
-    /// Durable commits; fewer than `writes` where commits are grouped (SQLite).
-    pub commits: AtomicU64,
-}
-
-impl WriteCounters {
-    pub fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn committed(&self) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `(writes, commits)` so far.
-    pub fn read(&self) -> (u64, u64) {
-        (self.writes.load(Ordering::Relaxed), self.commits.load(Ordering::Relaxed))
-    }
-}
-
-/// Everything the server keeps. Each method is atomic and durable before it
-/// returns. Job leases are handed out by the database, so several server
-/// processes on one database never run the same job at once, and a job whose
-/// runner died is taken over when its lease ends.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Whether the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-    /// The server secret earlier versions kept in the database, if it is still there.
-    async fn stored_server_secret(&self) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Removes that secret from the database (once it is safe elsewhere).
-    async fn forget_server_secret(&self) -> Result<(), StoreError>;
-
-    /// Adds a tenant; `Conflict` if the name is taken.
-    async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError>;
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
-    /// Replaces the key and callback secret of the tenant named `tenant.name`.
-    async fn update_tenant_credentials(&self, tenant: Tenant) -> Result<bool, StoreError>;
-    /// Replaces the policy of the tenant named `name`; `false` if there is none.
-    async fn set_tenant_policy(&self, name: &str, policy: &TenantPolicy) -> Result<bool, StoreError>;
-    async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError>;
-    async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError>;
-
-    /// Stores a new request and its jobs in one commit. A request whose
-    /// tenant already used its `external_id` is answered `Existing` before
-    /// any limit is looked at; then `limits.number` counts the requests for
-    /// the same phone number created within its window before
-    /// `request.created_at`, the tenant's own and everybody's; then each of
-    /// `limits.budgets` counts the tenant's outbound requests within its
-    /// window. Counting and inserting are one transaction that no other
-    /// server's registration of the same number or tenant interleaves with.
-    async fn insert_request(
-        &self,
-        request: AuthRequest,
-        jobs: Vec<NewJob>,
-        limits: Limits,
-    ) -> Result<Inserted, StoreError>;
-    async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError>;
-    /// The tenant's request with this `external_id`, if there is one.
-    async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError>;
-    /// The `pending` inbound requests for calls from `caller` to `called`
-    /// that have not expired at `now`: of each tenant only its newest, newest
-    /// first, at most `limit` (tenants). However many requests one tenant
-    /// registers, every other tenant waiting for the caller is still found.
-    /// Requests stored without a number count as the server's
-    /// (`called_is_servers`).
-    async fn pending_inbound(
-        &self,
-        caller: &PhoneNumber,
-        called: &PhoneNumber,
-        called_is_servers: bool,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<AuthRequest>, StoreError>;
-    async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
-    /// Reads request `id`, lets `decide` choose an update, writes it and its
-    /// jobs, all atomically; nothing is written when `decide` chooses none.
-    /// `None` if there is no such request. With `finishing`, that job is
-    /// deleted in the same commit whatever `decide` chose, and only if the
-    /// lease is still the caller's (`LeaseLost` otherwise, with nothing
-    /// written): a job's last step and its removal cannot come apart.
-    async fn update_request(
-        &self,
-        id: Uuid,
-        decide: Decide,
-        finishing: Option<Lease>,
-    ) -> Result<Option<Applied>, StoreError>;
-    /// How many requests `tenant` has stored.
-    async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError>;
-    /// Ids of requests that are not terminal but whose `expires_at` is at or before `now`.
-    async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError>;
-    /// Deletes terminal requests last changed before `before`; returns how many.
-    async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
-
-    /// Records the one-time token whose digest is `digest` as used until
-    /// `until`: `true` the first time, `false` while an earlier use is
-    /// remembered (its `until` not yet passed at `now`). Every server sees
-    /// the same memory, and it outlives restarts.
-    async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Forgets used tokens and call counts that no longer matter at `now`; returns how many rows went.
-    async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
-
-    /// Leases up to `limit` due jobs to the caller, for the store's lease time
-    /// counted on the database's clock.
-    async fn claim_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
-    /// Extends the leases that are still the caller's; returns how many were.
-    async fn renew_leases(&self, leases: Vec<Lease>) -> Result<usize, StoreError>;
-    /// Removes a job that is done (`LeaseLost` if the lease is not the caller's any more).
-    async fn finish_job(&self, lease: Lease) -> Result<(), StoreError>;
-    /// Schedules another attempt of a job `delay` from now and gives up the lease.
-    async fn retry_job(&self, lease: Lease, delay: Duration, error: &str) -> Result<(), StoreError>;
-    /// Keeps a job that gave up for the operator to see, and stops running it.
-    async fn bury_job(&self, lease: Lease, error: &str) -> Result<(), StoreError>;
-    /// How long until the next job is due or its lease ends, if there is one.
-    async fn next_job_in(&self) -> Result<Option<Duration>, StoreError>;
-    /// Number of jobs waiting, by kind, for metrics.
-    async fn job_backlog(&self) -> Result<Vec<(JobKind, i64)>, StoreError>;
-
-    /// Records that server `node` is alive and answers how many servers are
-    /// (this one included). Limits that must hold across servers share
-    /// themselves out by this number.
-    async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError>;
-    /// Forgets server `node` (it is stopping).
-    async fn leave(&self, node: Uuid) -> Result<(), StoreError>;
-    /// Notified when another process adds a job that is due now (`None`:
-    /// this backend has no such signal, or no other process can add jobs).
-    fn job_signal(&self) -> Option<Arc<Notify>>;
-    /// What this store has written since it was opened.
-    fn counters(&self) -> &WriteCounters;
-}
+impl<T: RequestStore + JobStore + TenantStore + ClusterStore> Store for T {}
 
 /// What the opening process is, which decides how a backend sets itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

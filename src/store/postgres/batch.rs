@@ -12,19 +12,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use deadpool_postgres::Transaction;
 use futures_util::future::try_join_all;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::queue;
+use super::requests::NewRequest;
 use super::rows::request_from_row;
-use super::{Db, Fail, JobArrays, NewRequest};
+use super::{Db, Fail, JobArrays};
 use crate::clock::to_millis;
 use crate::domain::request::AuthRequest;
 use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};
@@ -66,33 +67,7 @@ impl Outcome {
 
 /// Starts the writers; they stop when the returned sender is dropped.
 pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Op>, Vec<AbortHandle>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let rx = Arc::new(Mutex::new(rx));
-    let writers = (0..WRITERS)
-        .map(|_| {
-            let (rx, db) = (rx.clone(), db.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = next_batch(&rx).await {
-                    run(&db, batch).await;
-                }
-            })
-            .abort_handle()
-        })
-        .collect();
-    (tx, writers)
-}
-
-/// Waits for a write, then takes whatever else has queued up behind it.
-async fn next_batch(rx: &Mutex<mpsc::UnboundedReceiver<Op>>) -> Option<Vec<Op>> {
-    let mut rx = rx.lock().await;
-    let mut batch = vec![rx.recv().await?];
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(op) => batch.push(op),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
+    queue::spawn(db, WRITERS, MAX_BATCH, |db, batch| async move { run(&db, batch).await })
 }
 
 /// Runs a batch until it commits or its time runs out, then answers every op.
@@ -101,41 +76,9 @@ async fn run(db: &Db, batch: Vec<Op>) {
     // Claim tokens of inserted jobs stay the same across attempts, so that a
     // retry finds the jobs its lost commit leased.
     let tokens: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
-    let deadline = Instant::now() + db.budget;
-    let mut tries = 0u32;
     let mut decided = None;
-    let result = loop {
-        tries += 1;
-        let once = async {
-            let mut conn = db.connection(deadline).await?;
-            let work = attempt(&mut conn, db, &batch, batch_id, &tokens, tries, &mut decided);
-            match tokio::time::timeout_at(deadline, work).await {
-                Ok(Ok(outcomes)) => Ok(outcomes),
-                Ok(Err(fail)) => {
-                    if matches!(fail, Fail::Lost(_)) {
-                        drop(deadpool_postgres::Object::take(conn));
-                    }
-                    Err(fail)
-                }
-                Err(_) => {
-                    drop(deadpool_postgres::Object::take(conn));
-                    Err(Fail::Lost("the database did not answer in time".into()))
-                }
-            }
-        };
-        match once.await.map_err(Fail::transient) {
-            Ok(outcomes) => break Ok(outcomes),
-            Err(Err(e)) => break Err(e),
-            Err(Ok(why)) => {
-                let pause = Duration::from_millis(20u64 << tries.min(4));
-                if Instant::now() + pause >= deadline {
-                    break Err(StoreError::Unavailable(why));
-                }
-                tracing::debug!(error = %why, attempt = tries, "database batch will be retried");
-                tokio::time::sleep(pause).await;
-            }
-        }
-    };
+    let result =
+        retrying!(db, "batch", |conn, tries| attempt(conn, db, &batch, batch_id, &tokens, tries, &mut decided).await);
     match result {
         Ok(outcomes) => {
             // A write changed something, or finished its job.
@@ -219,6 +162,37 @@ async fn attempt(
     decided: &mut Option<Vec<Outcome>>,
 ) -> Result<Vec<Outcome>, Fail> {
     let tx = conn.transaction().await?;
+    let mut locked = lock(&tx, batch, batch_id).await?;
+    if locked.committed_before && tries > 1 {
+        // The previous attempt committed; only its answer was lost.
+        if let Some(outcomes) = decided.take() {
+            return Ok(outcomes);
+        }
+    }
+    let mut decisions = decide(batch, &mut locked);
+    let inserted = write(&tx, db, batch, tokens, batch_id, &locked, &decisions).await?;
+    for (n, result) in inserted {
+        decisions.outcomes[n] = Some(Outcome::Inserted(result));
+    }
+    let outcomes: Vec<Outcome> = (decisions.outcomes.into_iter())
+        .map(|o| o.ok_or_else(|| Fail::Stop(StoreError::Corrupt("a write of the batch was not decided".into()))))
+        .collect::<Result<_, _>>()?;
+    *decided = Some(outcomes.iter().map(Outcome::copy).collect());
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// What a batch's decisions read, locked: the requests (and whether each
+/// changed) and the leases of the jobs it finishes.
+struct Locked {
+    current: HashMap<Uuid, (AuthRequest, bool)>,
+    leases: HashMap<i64, Option<Uuid>>,
+    /// A request carries this batch's id: an earlier attempt committed.
+    committed_before: bool,
+}
+
+/// Locks the rows the batch's decisions read, requests then jobs, each in id order.
+async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid) -> Result<Locked, Fail> {
     let mut ids: Vec<Uuid> =
         batch.iter().filter_map(|op| if let Op::Update { id, .. } = op { Some(*id) } else { None }).collect();
     ids.sort_unstable();
@@ -229,67 +203,77 @@ async fn attempt(
         .collect();
     job_ids.sort_unstable();
     job_ids.dedup();
-
-    // Lock what the decisions read.
-    let mut current: HashMap<Uuid, (AuthRequest, bool)> = HashMap::new();
+    let mut locked = Locked { current: HashMap::new(), leases: HashMap::new(), committed_before: false };
     if !ids.is_empty() {
         let stmt = tx.prepare_cached(LOCK_REQUESTS).await?;
-        let mut committed_before = false;
         for row in tx.query(&stmt, &[&ids]).await? {
-            committed_before |= row.get::<_, Option<Uuid>>(26) == Some(batch_id);
+            locked.committed_before |= row.get::<_, Option<Uuid>>(26) == Some(batch_id);
             let r = request_from_row(&row)?;
-            current.insert(r.id, (r, false));
-        }
-        if committed_before && tries > 1 {
-            // The previous attempt committed; only its answer was lost.
-            if let Some(outcomes) = decided.take() {
-                return Ok(outcomes);
-            }
+            locked.current.insert(r.id, (r, false));
         }
     }
-    let mut leases: HashMap<i64, Option<Uuid>> = HashMap::new();
     if !job_ids.is_empty() {
         let stmt = tx.prepare_cached(LOCK_JOBS).await?;
         for row in tx.query(&stmt, &[&job_ids]).await? {
-            leases.insert(row.get(0), row.get(1));
+            locked.leases.insert(row.get(0), row.get(1));
         }
     }
+    Ok(locked)
+}
 
-    // Decide, in arrival order, on the locked state.
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
-    let mut new_jobs: Vec<NewJob> = Vec::new();
-    let mut finished: Vec<i64> = Vec::new();
+/// The decisions of a batch's updates (`None` for its inserts, decided when written).
+struct Decisions {
+    outcomes: Vec<Option<Outcome>>,
+    new_jobs: Vec<NewJob>,
+    finished: Vec<i64>,
+}
+
+/// Runs every update's decision, in arrival order, on the locked state.
+fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
+    let mut d = Decisions { outcomes: Vec::with_capacity(batch.len()), new_jobs: Vec::new(), finished: Vec::new() };
     for op in batch {
         let Op::Update { id, decide, finishing, .. } = op else {
-            outcomes.push(None);
+            d.outcomes.push(None);
             continue;
         };
         if let Some(lease) = finishing {
-            let holds = leases.get(&lease.job).copied().flatten() == Some(lease.token);
-            if !holds || finished.contains(&lease.job) {
-                outcomes.push(Some(Outcome::LeaseLost));
+            let holds = locked.leases.get(&lease.job).copied().flatten() == Some(lease.token);
+            if !holds || d.finished.contains(&lease.job) {
+                d.outcomes.push(Some(Outcome::LeaseLost));
                 continue;
             }
-            finished.push(lease.job);
+            d.finished.push(lease.job);
         }
-        let Some((state, dirty)) = current.get_mut(id) else {
-            outcomes.push(Some(Outcome::Updated(None)));
+        let Some((state, dirty)) = locked.current.get_mut(id) else {
+            d.outcomes.push(Some(Outcome::Updated(None)));
             continue;
         };
         let before = state.clone();
         match decide(&before) {
-            None => outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: None })))),
+            None => d.outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: None })))),
             Some(update) => {
                 *state = update.request.clone();
                 *dirty = true;
-                new_jobs.extend(update.jobs);
-                outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: Some(update.request) }))));
+                d.new_jobs.extend(update.jobs);
+                d.outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: Some(update.request) }))));
             }
         }
     }
+    d
+}
 
-    // Write, pipelined: every statement is sent before the first answer is read.
-    let changed = Changed::of(current.values().filter(|(_, d)| *d).map(|(r, _)| r));
+/// Writes a batch, pipelined: every statement is sent before the first
+/// answer is read. Answers each insert's result by its place in the batch.
+async fn write(
+    tx: &Transaction<'_>,
+    db: &Db,
+    batch: &[Op],
+    tokens: &[Uuid],
+    batch_id: Uuid,
+    locked: &Locked,
+    d: &Decisions,
+) -> Result<Vec<(usize, Inserted)>, Fail> {
+    let changed = Changed::of(locked.current.values().filter(|(_, d)| *d).map(|(r, _)| r));
     let updates = async {
         if !changed.ids.is_empty() {
             let stmt = tx.prepare_cached(WRITE_REQUESTS).await?;
@@ -297,38 +281,28 @@ async fn attempt(
         }
         Ok::<(), Fail>(())
     };
-    let arrays = JobArrays::new(&new_jobs);
-    let request_ids: Vec<Uuid> = new_jobs.iter().map(|j| j.request_id).collect();
+    let arrays = JobArrays::new(&d.new_jobs);
+    let request_ids: Vec<Uuid> = d.new_jobs.iter().map(|j| j.request_id).collect();
     let adding = async {
-        if !new_jobs.is_empty() {
+        if !d.new_jobs.is_empty() {
             tx.execute(ADD_JOBS, &[&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays]).await?;
         }
         Ok::<(), Fail>(())
     };
     let dropping = async {
-        if !finished.is_empty() {
-            tx.execute(DROP_JOBS, &[&finished]).await?;
+        if !d.finished.is_empty() {
+            tx.execute(DROP_JOBS, &[&d.finished]).await?;
         }
         Ok::<(), Fail>(())
     };
     let inserts = batch.iter().zip(tokens).enumerate().filter_map(|(n, (op, token))| match op {
         Op::Insert { request, jobs, .. } => {
-            let tx = &tx;
             Some(async move { Ok::<_, Fail>((n, NewRequest::new(request, jobs, *token, db.lease).insert(tx).await?)) })
         }
         Op::Update { .. } => None,
     });
     let ((), (), (), inserted) = tokio::try_join!(updates, adding, dropping, try_join_all(inserts))?;
-    for (n, result) in inserted {
-        outcomes[n] = Some(Outcome::Inserted(result));
-    }
-    let outcomes: Vec<Outcome> = outcomes
-        .into_iter()
-        .map(|o| o.ok_or_else(|| Fail::Stop(StoreError::Corrupt("a write of the batch was not decided".into()))))
-        .collect::<Result<_, _>>()?;
-    *decided = Some(outcomes.iter().map(Outcome::copy).collect());
-    tx.commit().await?;
-    Ok(outcomes)
+    Ok(inserted)
 }
 
 /// The changed requests of a batch as the column arrays of `WRITE_REQUESTS`.

@@ -8,13 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::queue;
 use super::rows::{request_from_row, tenant_from_row};
 use super::{Db, Fail};
 use crate::domain::request::AuthRequest;
@@ -37,32 +36,7 @@ pub(super) enum Read {
 
 /// Starts the readers; they stop when the returned sender is dropped.
 pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Read>, Vec<AbortHandle>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let rx = Arc::new(Mutex::new(rx));
-    let readers = (0..READERS)
-        .map(|_| {
-            let (rx, db) = (rx.clone(), db.clone());
-            tokio::spawn(async move {
-                loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(read) => batch.push(read),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
-                    };
-                    run(&db, batch).await;
-                }
-            })
-            .abort_handle()
-        })
-        .collect();
-    (tx, readers)
+    queue::spawn(db, READERS, MAX_BATCH, |db, batch| async move { run(&db, batch).await })
 }
 
 /// The rows a batch found.
@@ -79,65 +53,33 @@ async fn run(db: &Db, batch: Vec<Read>) {
         .iter()
         .filter_map(|r| if let Read::Tenant { key_id, .. } = r { Some(key_id.as_str()) } else { None })
         .collect();
-    let deadline = Instant::now() + db.budget;
-    let mut tries = 0u32;
-    let found = loop {
-        tries += 1;
-        let once = async {
-            let conn = db.connection(deadline).await?;
-            let work = async {
-                let requests = async {
-                    if ids.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let stmt = conn.prepare_cached(REQUESTS).await?;
-                    conn.query(&stmt, &[&ids]).await
-                };
-                let tenants = async {
-                    if keys.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let stmt = conn.prepare_cached(TENANTS).await?;
-                    conn.query(&stmt, &[&keys]).await
-                };
-                let (requests, tenants) = tokio::try_join!(requests, tenants)?;
-                let mut found = Found::default();
-                for row in &requests {
-                    let r = request_from_row(row)?;
-                    found.requests.insert(r.id, r);
-                }
-                for row in &tenants {
-                    let t = tenant_from_row(row)?;
-                    found.tenants.insert(t.key_id.clone(), t);
-                }
-                Ok::<Found, Fail>(found)
-            };
-            match tokio::time::timeout_at(deadline, work).await {
-                Ok(Ok(found)) => Ok(found),
-                Ok(Err(fail)) => {
-                    if matches!(fail, Fail::Lost(_)) {
-                        drop(deadpool_postgres::Object::take(conn));
-                    }
-                    Err(fail)
-                }
-                Err(_) => {
-                    drop(deadpool_postgres::Object::take(conn));
-                    Err(Fail::Lost("the database did not answer in time".into()))
-                }
+    let found = retrying!(db, "read", |conn, _tries| {
+        let requests = async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
             }
+            let stmt = conn.prepare_cached(REQUESTS).await?;
+            conn.query(&stmt, &[&ids]).await
         };
-        match once.await.map_err(Fail::transient) {
-            Ok(found) => break Ok(found),
-            Err(Err(e)) => break Err(e),
-            Err(Ok(why)) => {
-                let pause = Duration::from_millis(20u64 << tries.min(4));
-                if Instant::now() + pause >= deadline {
-                    break Err(StoreError::Unavailable(why));
-                }
-                tokio::time::sleep(pause).await;
+        let tenants = async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
             }
+            let stmt = conn.prepare_cached(TENANTS).await?;
+            conn.query(&stmt, &[&keys]).await
+        };
+        let (requests, tenants) = tokio::try_join!(requests, tenants)?;
+        let mut found = Found::default();
+        for row in &requests {
+            let r = request_from_row(row)?;
+            found.requests.insert(r.id, r);
         }
-    };
+        for row in &tenants {
+            let t = tenant_from_row(row)?;
+            found.tenants.insert(t.key_id.clone(), t);
+        }
+        Ok::<Found, Fail>(found)
+    });
     match found {
         Ok(found) => {
             for read in batch {

@@ -1,0 +1,60 @@
+//! The database itself and the servers sharing it: health, the old server
+//! secret, the memory of used tokens, membership and write counts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::store::StoreError;
+
+/// Counts of what a store has written since it was opened (for metrics and the bench).
+#[derive(Debug, Default)]
+pub struct WriteCounters {
+    /// Write transactions that changed something (one per registration, transition, job step…).
+    pub writes: AtomicU64,
+    /// Durable commits; fewer than `writes` where commits are grouped (SQLite).
+    pub commits: AtomicU64,
+}
+
+impl WriteCounters {
+    pub fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(writes, commits)` so far.
+    pub fn read(&self) -> (u64, u64) {
+        (self.writes.load(Ordering::Relaxed), self.commits.load(Ordering::Relaxed))
+    }
+}
+
+/// The database and the servers on it.
+#[async_trait]
+pub trait ClusterStore: Send + Sync + 'static {
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// The server secret earlier versions kept in the database, if it is still there.
+    async fn stored_server_secret(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Removes that secret from the database (once it is safe elsewhere).
+    async fn forget_server_secret(&self) -> Result<(), StoreError>;
+    /// Records the one-time token whose digest is `digest` as used until
+    /// `until`: `true` the first time, `false` while an earlier use is
+    /// remembered (its `until` not yet passed at `now`). Every server sees
+    /// the same memory, and it outlives restarts.
+    async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Forgets used tokens and call counts that no longer matter at `now`; returns how many rows went.
+    async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
+    /// Records that server `node` is alive and answers how many servers are
+    /// (this one included). Limits that must hold across servers share
+    /// themselves out by this number.
+    async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError>;
+    /// Forgets server `node` (it is stopping).
+    async fn leave(&self, node: Uuid) -> Result<(), StoreError>;
+    /// What this store has written since it was opened.
+    fn counters(&self) -> &WriteCounters;
+}

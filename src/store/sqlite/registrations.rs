@@ -1,0 +1,76 @@
+//! SQLite's answers to the queries of a registration (`store::register`),
+//! asked on the writer thread inside the write that stores the request.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
+
+use super::pool::db_err;
+use super::rows::{self, ms};
+use super::{insert_jobs, select_by_external_id};
+use crate::domain::budget::Budget;
+use crate::domain::request::AuthRequest;
+use crate::store::limits::{
+    BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, Nth, OUTBOUND_NTH_NEWEST,
+};
+use crate::store::{Inserted, NewJob, Registrations, StoreError};
+
+/// One request and its jobs on their way in.
+pub(super) struct Registering<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) request: &'a AuthRequest,
+    pub(super) jobs: &'a [NewJob],
+    pub(super) lease_ms: i64,
+}
+
+impl Registering<'_> {
+    /// The one value `sql` selects, if it selects a row.
+    fn one<T: rusqlite::types::FromSql>(&self, sql: &str, p: &[&dyn ToSql]) -> Result<Option<T>, StoreError> {
+        self.conn.prepare_cached(sql).and_then(|mut s| s.query_row(p, |row| row.get(0)).optional()).map_err(db_err)
+    }
+
+    /// When the row `sql` selects was created.
+    fn created(&self, sql: &str, p: &[&dyn ToSql]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.one::<i64>(sql, p)?.map(rows::from_ms).transpose().map_err(db_err)
+    }
+}
+
+impl Registrations for Registering<'_> {
+    type Error = StoreError;
+
+    async fn same_external_id(&mut self, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
+        select_by_external_id(self.conn, self.request.tenant_id, external_id).map_err(db_err)
+    }
+
+    async fn nth_newest_for_number(&mut self, by_tenant: bool, nth: Nth) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let r = self.request;
+        let (number, since) = (r.phone_number.as_str(), ms(nth.since));
+        match by_tenant {
+            true => {
+                self.created(NUMBER_NTH_NEWEST_BY_TENANT, params![number, since, nth.offset, r.tenant_id.as_bytes()])
+            }
+            false => self.created(NUMBER_NTH_NEWEST, params![number, since, nth.offset]),
+        }
+    }
+
+    async fn budget_upper_bound(&mut self, budget: Budget, first_bucket: i64) -> Result<u64, StoreError> {
+        let sum: Option<i64> =
+            self.one(BUDGET_SUM, params![self.request.tenant_id.as_bytes(), budget.id(), first_bucket])?;
+        Ok(sum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    async fn nth_newest_outbound(&mut self, nth: Nth) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.created(OUTBOUND_NTH_NEWEST, params![self.request.tenant_id.as_bytes(), ms(nth.since), nth.offset])
+    }
+
+    async fn insert(&mut self) -> Result<Inserted, StoreError> {
+        rows::insert_request(self.conn, self.request).map_err(db_err)?;
+        let claimed = insert_jobs(self.conn, self.jobs, self.lease_ms)?;
+        Ok(Inserted::Created { claimed, budget_use: Vec::new() })
+    }
+
+    async fn count_call(&mut self, budget: Budget, bucket: i64) -> Result<(), StoreError> {
+        let p = params![self.request.tenant_id.as_bytes(), budget.id(), bucket];
+        self.conn.prepare_cached(COUNT_CALL).and_then(|mut s| s.execute(p)).map_err(db_err)?;
+        Ok(())
+    }
+}
