@@ -10,8 +10,8 @@ use deadpool_postgres::{Object, PoolError};
 use tokio::time::Instant;
 use tokio::time::error::Elapsed;
 
-use super::connect::{self, Said};
 use super::Db;
+use super::connect::{self, Said};
 use crate::store::StoreError;
 
 /// Why one attempt of an operation failed.
