@@ -45,6 +45,16 @@ pub struct Driver {
 pub type Failure = (Step, String);
 
 /// The server of each step of one lifecycle: the next one in turn each time.
+/// A call as its webhooks name it.
+struct Call {
+    sid: String,
+    gather_url: String,
+    status_url: String,
+    /// The numbers the provider reports as `From` and `To`.
+    from: String,
+    to: String,
+}
+
 struct Route<'a> {
     bases: &'a [String],
     at: usize,
@@ -146,85 +156,32 @@ impl Driver {
         let t = Instant::now();
         let id = self.register(route.next(), &phone, inbound).await?;
         rec.record(Step::Register, t.elapsed());
-
-        let (sid, gather_url, status_url, from) = if inbound {
-            let sid = format!("CAin{}", id.replace('-', ""));
-            let url = format!("{}/webhooks/twilio/voice/inbound", self.public);
-            let params = [
-                ("CallSid", sid.as_str()),
-                ("From", phone.as_str()),
-                ("To", self.inbound_number.as_str()),
-                ("CallStatus", "ringing"),
-                ("Direction", "inbound"),
-            ];
-            self.think().await;
-            let t = Instant::now();
-            let doc = self.webhook(Step::Answer, route.next(), &url, &params).await?;
-            rec.record(Step::Answer, t.elapsed());
-            // The action names the request the call was matched to (and the call's language).
-            let gather_url = format!("{}/webhooks/twilio/voice/gather/{id}", self.public);
-            let Some(gather_url) = gather_action(&doc).filter(|action| action.starts_with(&gather_url)) else {
-                return Err(fail(Step::Answer, "inbound call not matched to its request"));
-            };
-            (sid, gather_url, format!("{}/webhooks/twilio/voice/status", self.public), phone.clone())
-        } else {
-            let t = Instant::now();
-            let call = tokio::time::timeout(Duration::from_secs(10), self.waiting.expect(&id))
-                .await
-                .map_err(|_| fail(Step::PlaceCall, "no call placed within 10 s"))?
-                .map_err(|_| fail(Step::PlaceCall, "double closed"))?;
-            rec.record(Step::PlaceCall, t.elapsed());
-            if call.to != phone {
-                return Err(fail(Step::PlaceCall, "call to the wrong number"));
-            }
-            let params = [
-                ("CallSid", call.sid.as_str()),
-                ("From", self.caller_id.as_str()),
-                ("To", phone.as_str()),
-                ("CallStatus", "in-progress"),
-                ("Direction", "outbound-api"),
-            ];
-            self.think().await;
-            let t = Instant::now();
-            let doc = self.webhook(Step::Answer, route.next(), &call.answer_url, &params).await?;
-            rec.record(Step::Answer, t.elapsed());
-            let gather_url = call.answer_url.replace("/answer/", "/gather/");
-            if !doc.contains("<Gather") || !doc.contains(&format!("action=\"{gather_url}\"")) {
-                return Err(fail(Step::Answer, "answer without the expected Gather"));
-            }
-            (call.sid, gather_url, call.status_callback, self.caller_id.clone())
+        let call = match inbound {
+            true => self.call_in(&id, &phone, &mut route, rec).await?,
+            false => self.call_out(&id, &phone, &mut route, rec).await?,
         };
-        let (from, to) =
-            if inbound { (from.as_str(), self.inbound_number.as_str()) } else { (from.as_str(), phone.as_str()) };
-
+        let (sid, from, to) = (call.sid.as_str(), call.from.as_str(), call.to.as_str());
         if wrong_first {
-            let params = [
-                ("CallSid", sid.as_str()),
-                ("From", from),
-                ("To", to),
-                ("CallStatus", "in-progress"),
-                ("Digits", WRONG),
-            ];
+            let params =
+                [("CallSid", sid), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("Digits", WRONG)];
             self.think().await;
             let t = Instant::now();
-            let doc = self.webhook(Step::Gather, route.next(), &gather_url, &params).await?;
+            let doc = self.webhook(Step::Gather, route.next(), &call.gather_url, &params).await?;
             rec.record(Step::Gather, t.elapsed());
             if !doc.contains("<Gather") {
                 return Err(fail(Step::Gather, "a wrong code did not ask again"));
             }
         }
-        let params =
-            [("CallSid", sid.as_str()), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("Digits", CODE)];
+        let params = [("CallSid", sid), ("From", from), ("To", to), ("CallStatus", "in-progress"), ("Digits", CODE)];
         self.think().await;
         let t = Instant::now();
-        let doc = self.webhook(Step::Gather, route.next(), &gather_url, &params).await?;
+        let doc = self.webhook(Step::Gather, route.next(), &call.gather_url, &params).await?;
         rec.record(Step::Gather, t.elapsed());
         if doc.contains("<Gather") || !doc.ends_with("<Hangup/></Response>") {
             return Err(fail(Step::Gather, "the right code was not accepted"));
         }
-
         let params = [
-            ("CallSid", sid.as_str()),
+            ("CallSid", sid),
             ("From", from),
             ("To", to),
             ("CallStatus", "completed"),
@@ -233,9 +190,73 @@ impl Driver {
         ];
         self.think().await;
         let t = Instant::now();
-        self.webhook(Step::Status, route.next(), &status_url, &params).await?;
+        self.webhook(Step::Status, route.next(), &call.status_url, &params).await?;
         rec.record(Step::Status, t.elapsed());
+        self.poll(&id, &mut route, rec).await
+    }
 
+    /// The user calls the inbound number; the answer must name request `id`.
+    async fn call_in(&self, id: &str, phone: &str, route: &mut Route<'_>, rec: &mut Recorder) -> Result<Call, Failure> {
+        let sid = format!("CAin{}", id.replace('-', ""));
+        let url = format!("{}/webhooks/twilio/voice/inbound", self.public);
+        let params = [
+            ("CallSid", sid.as_str()),
+            ("From", phone),
+            ("To", self.inbound_number.as_str()),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+        ];
+        self.think().await;
+        let t = Instant::now();
+        let doc = self.webhook(Step::Answer, route.next(), &url, &params).await?;
+        rec.record(Step::Answer, t.elapsed());
+        // The action names the request the call was matched to (and the call's language).
+        let gather_url = format!("{}/webhooks/twilio/voice/gather/{id}", self.public);
+        let Some(gather_url) = gather_action(&doc).filter(|action| action.starts_with(&gather_url)) else {
+            return Err(fail(Step::Answer, "inbound call not matched to its request"));
+        };
+        let status_url = format!("{}/webhooks/twilio/voice/status", self.public);
+        Ok(Call { sid, gather_url, status_url, from: phone.to_owned(), to: self.inbound_number.clone() })
+    }
+
+    /// The server calls the user: the double must see the call, and the answer must gather for it.
+    async fn call_out(
+        &self,
+        id: &str,
+        phone: &str,
+        route: &mut Route<'_>,
+        rec: &mut Recorder,
+    ) -> Result<Call, Failure> {
+        let t = Instant::now();
+        let call = tokio::time::timeout(Duration::from_secs(10), self.waiting.expect(id))
+            .await
+            .map_err(|_| fail(Step::PlaceCall, "no call placed within 10 s"))?
+            .map_err(|_| fail(Step::PlaceCall, "double closed"))?;
+        rec.record(Step::PlaceCall, t.elapsed());
+        if call.to != phone {
+            return Err(fail(Step::PlaceCall, "call to the wrong number"));
+        }
+        let params = [
+            ("CallSid", call.sid.as_str()),
+            ("From", self.caller_id.as_str()),
+            ("To", phone),
+            ("CallStatus", "in-progress"),
+            ("Direction", "outbound-api"),
+        ];
+        self.think().await;
+        let t = Instant::now();
+        let doc = self.webhook(Step::Answer, route.next(), &call.answer_url, &params).await?;
+        rec.record(Step::Answer, t.elapsed());
+        let gather_url = call.answer_url.replace("/answer/", "/gather/");
+        if !doc.contains("<Gather") || !doc.contains(&format!("action=\"{gather_url}\"")) {
+            return Err(fail(Step::Answer, "answer without the expected Gather"));
+        }
+        let from = self.caller_id.clone();
+        Ok(Call { sid: call.sid, gather_url, status_url: call.status_callback, from, to: phone.to_owned() })
+    }
+
+    /// The site polls the result: it must be verified.
+    async fn poll(&self, id: &str, route: &mut Route<'_>, rec: &mut Recorder) -> Result<(), Failure> {
         self.think().await;
         let t = Instant::now();
         let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Poll, "closed"))?;

@@ -19,7 +19,7 @@ use rand::RngExt;
 
 use lifecycle::Driver;
 use report::{Recorder, Report};
-use server::{Server, create_tenant, servers_cpu, start_server};
+use server::{Server, create_tenant, healthz, servers_cpu, start_server, store_counters};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -134,34 +134,6 @@ async fn load(driver: Arc<Driver>, args: &RunArgs, measure_from: Instant, until:
         }
     }
     total
-}
-
-/// Requests per second of GET /healthz at the same concurrency.
-async fn healthz(http: &reqwest::Client, base: &str, concurrency: usize, seconds: f64) -> f64 {
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let url = format!("{base}/healthz");
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (http, url) = (http.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < until {
-                if let Ok(r) = http.get(&url).send().await
-                    && r.status() == 200
-                    && r.bytes().await.is_ok()
-                {
-                    n += 1;
-                }
-            }
-            n
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap_or(0);
-    }
-    total as f64 / started.elapsed().as_secs_f64()
 }
 
 /// `bench run`.
@@ -357,19 +329,6 @@ async fn check_durability(driver: &Driver, base: &str, db_url: &str) -> Result<D
         None => "n/a".into(),
     };
     Ok(Durability { acknowledged: acked.len(), found_after_restart: found, integrity_check })
-}
-
-/// The servers' store write and commit counters, summed (`None` if a server has none: an older build).
-async fn store_counters(http: &reqwest::Client, servers: &[Server]) -> Option<(f64, f64)> {
-    let mut total = (0.0, 0.0);
-    for s in servers {
-        let text = http.get(format!("{}/metrics", s.base)).send().await.ok()?.text().await.ok()?;
-        let value =
-            |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()));
-        total.0 += value("ivr_auth_store_writes ")?;
-        total.1 += value("ivr_auth_store_commits ")?;
-    }
-    Some(total)
 }
 
 /// Store writes (and durable commits) per lifecycle of each kind, counted

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -126,4 +126,45 @@ fn server_bin(args: &RunArgs) -> Result<PathBuf, String> {
         Some(b) => Ok(b.clone()),
         None => std::env::current_exe().map_err(|e| e.to_string()),
     }
+}
+
+/// Requests per second of GET /healthz at the same concurrency.
+pub(super) async fn healthz(http: &reqwest::Client, base: &str, concurrency: usize, seconds: f64) -> f64 {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let url = format!("{base}/healthz");
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                if let Ok(r) = http.get(&url).send().await
+                    && r.status() == 200
+                    && r.bytes().await.is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The servers' store write and commit counters, summed (`None` if a server has none: an older build).
+pub(super) async fn store_counters(http: &reqwest::Client, servers: &[Server]) -> Option<(f64, f64)> {
+    let mut total = (0.0, 0.0);
+    for s in servers {
+        let text = http.get(format!("{}/metrics", s.base)).send().await.ok()?.text().await.ok()?;
+        let value =
+            |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()));
+        total.0 += value("ivr_auth_store_writes ")?;
+        total.1 += value("ivr_auth_store_commits ")?;
+    }
+    Some(total)
 }
