@@ -3,16 +3,18 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::call::prompts::Prompts;
+use crate::call::speaker::Voice;
+use crate::call::urls::Urls;
 use crate::config::ProviderKind;
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::limits::{Limiter, SharedLimiter};
 use crate::metrics::Metrics;
 use crate::service::Core;
-use crate::voice::prompts::Prompts;
-use crate::voice::urls::Urls;
+use crate::telephony::twilio::webhooks::Verifier;
 
 /// What handlers need, built once by `startup`.
 pub struct AppState {
@@ -36,4 +38,25 @@ pub struct AppState {
     pub demo_limiter: Limiter<std::net::IpAddr>,
     pub metrics: Arc<Metrics>,
     pub provider: ProviderKind,
+}
+
+impl AppState {
+    /// What a call's script is made of, for `call::speaker::Speaker`.
+    pub fn voice(&self) -> Voice<'_> {
+        Voice { prompts: &self.prompts, urls: &self.urls, gather_timeout: self.gather_timeout, keys: &self.core.keys }
+    }
+}
+
+impl Verifier for AppState {
+    fn auth_token(&self) -> &[u8] {
+        self.webhook_token.expose_secret().as_bytes()
+    }
+
+    fn public_url(&self, path_and_query: &str) -> String {
+        self.urls.signed_url(path_and_query)
+    }
+
+    fn refused(&self) {
+        self.metrics.signature_rejections.inc();
+    }
 }

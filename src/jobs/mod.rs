@@ -17,13 +17,13 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::call::prompts::Prompts;
+use crate::call::urls::Urls;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
 use crate::service::Core;
 use crate::store::{Applied, Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
-use crate::voice::prompts::Prompts;
-use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
 
 /// Jobs run at once by one process.

@@ -11,6 +11,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::budgets::CallBudgets;
+use crate::call::prompts::Prompts;
+use crate::call::urls::Urls;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::{DatabaseUrl, ProviderKind, Settings};
@@ -26,8 +28,6 @@ use crate::store::Job;
 use crate::store::{self, NumberLimit, OpenOptions, Role};
 use crate::telephony::Telephony;
 use crate::telephony::twilio::TwilioClient;
-use crate::voice::prompts::Prompts;
-use crate::voice::urls::Urls;
 use crate::web::demo::DemoTenant;
 
 mod http;

@@ -323,7 +323,9 @@ impl AuthRequest {
     fn expire(&self, event: &Event, now: DateTime<Utc>) -> Transition {
         let t = self.finish(Status::Expired, None, now);
         let answering = match event {
-            Event::CallConnected { call_sid } | Event::InboundCodeEntered { call_sid, .. } => self.may_be_call(call_sid),
+            Event::CallConnected { call_sid } | Event::InboundCodeEntered { call_sid, .. } => {
+                self.may_be_call(call_sid)
+            }
             Event::CodeEntered { .. } | Event::KeysPressed { .. } | Event::NoInput | Event::CodeRead => true,
             _ => false,
         };

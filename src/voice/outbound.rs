@@ -3,12 +3,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
+use crate::call::hold::{self, Hold};
+use crate::call::prompt::Prompt;
 use crate::domain::call::Keys;
 use crate::domain::request::Event;
 use crate::domain::status::{Channel, Mode, Status};
 use crate::state::AppState;
-use crate::voice::hold::{self, Hold};
-use crate::voice::prompts::Prompt;
 
 use super::{CallGuard, Params, Signed, failed, on_request, request_id};
 
@@ -20,7 +20,7 @@ pub async fn answer(
     Signed(p): Signed,
 ) -> HttpResponse {
     let call = CallGuard::new(&state, &p);
-    let machine = matches!(p.get("AnsweredBy"), "fax") || p.get("AnsweredBy").starts_with("machine");
+    let machine = p.answered_by_machine();
     let sid = call.call_sid.clone();
     on_request(
         &state,
@@ -63,7 +63,7 @@ pub async fn gather(
     let id = request_id(&path);
     let guard = CallGuard::new(&state, &p);
     let ring = state.core.keys.clone();
-    let mut typed = p.get("Digits").to_owned();
+    let mut typed = p.digits().to_owned();
     let mut sealed = Hold::from_query(req.query_string()).sealed;
     let mut replayed = false;
     if let (true, Some(token), Some(id)) = (typed.is_empty(), &sealed, id) {
@@ -82,7 +82,7 @@ pub async fn gather(
             }
         }
     }
-    let pressed = Keys::parse(&typed, p.get("FinishedOnKey"));
+    let pressed = Keys::parse(&typed, p.finished_on_key());
     if pressed.is_silence() {
         return no_input_for(&state, &req, &p, id).await;
     }
@@ -154,7 +154,7 @@ pub async fn otp(
     Signed(p): Signed,
 ) -> HttpResponse {
     let guard = CallGuard::new(&state, &p);
-    let again = p.get("Digits") == "1";
+    let again = p.digits() == "1";
     on_request(
         &state,
         &req,
