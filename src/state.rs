@@ -10,13 +10,13 @@ use crate::call::prompts::Prompts;
 use crate::call::speaker::Voice;
 use crate::call::urls::Urls;
 use crate::config::ProviderKind;
-use crate::domain::phone::{PhoneNumber, Region};
 use crate::limits::{Limiter, SharedLimiter};
-use crate::metrics::Metrics;
 use crate::service::Core;
 use crate::telephony::twilio::webhooks::Verifier;
 
-/// What handlers need, built once by `startup`.
+/// The service plus the settings only the edges use, built once by `startup`.
+/// What the service already holds (the inbound number, the default region,
+/// the metrics) is read from `core`, not copied here.
 pub struct AppState {
     pub core: Arc<Core>,
     pub urls: Urls,
@@ -25,8 +25,6 @@ pub struct AppState {
     pub webhook_token: SecretString,
     /// Seconds between digits before a Gather gives up.
     pub gather_timeout: u32,
-    pub default_region: Region,
-    pub inbound_number: Option<PhoneNumber>,
     pub allow_private_callbacks: bool,
     /// Site-API requests per tenant, shared out between the live servers.
     pub tenant_limiter: SharedLimiter<Uuid>,
@@ -36,7 +34,6 @@ pub struct AppState {
     pub metrics_token: Option<SecretString>,
     /// Demo-page starts per client address (simulator only).
     pub demo_limiter: Limiter<std::net::IpAddr>,
-    pub metrics: Arc<Metrics>,
     pub provider: ProviderKind,
 }
 
@@ -57,6 +54,6 @@ impl Verifier for AppState {
     }
 
     fn refused(&self) {
-        self.metrics.signature_rejections.inc();
+        self.core.metrics.signature_rejections.inc();
     }
 }

@@ -111,7 +111,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     if !may_read_metrics(&state, &req) {
         return AppError::Unauthorized.error_response();
     }
-    let m = &state.metrics;
+    let m = &state.core.metrics;
     let (backlog, (writes, commits)) = state.core.store_figures().await;
     if let Some(backlog) = backlog {
         for kind in crate::store::JobKind::ALL {
@@ -132,7 +132,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
     };
-    HttpResponse::Ok().insert_header((CONTENT_TYPE, content_type)).body(state.metrics.render())
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, content_type)).body(state.core.metrics.render())
 }
 
 pub async fn openapi() -> HttpResponse {

@@ -49,7 +49,7 @@ pub async fn register(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let parsed: RegisterBody = parse_json(&req, &body)?;
-    let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
+    let registration = parsed.validate(state.core.default_region, state.allow_private_callbacks)?;
     // A replay of an earlier registration answers before any rate limit is counted.
     let done = match state.core.replay_of(&tenant, &registration).await? {
         Some(replayed) => replayed,
@@ -58,7 +58,7 @@ pub async fn register(
             state.core.register(&tenant, registration).await?
         }
     };
-    let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
+    let mut view = RequestView::at(&done.request, state.core.inbound_number.as_ref(), state.core.now());
     if done.request.site_sees_code() {
         view.code = Some(done.code.expose().to_owned());
     }
@@ -87,7 +87,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.get(&tenant, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.core.inbound_number.as_ref(), state.core.now())))
 }
 
 /// Cancel an auth request.
@@ -112,7 +112,7 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.cancel(&tenant, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.core.inbound_number.as_ref(), state.core.now())))
 }
 
 /// Check the code the user typed on the site's page.
@@ -153,5 +153,5 @@ pub async fn check(
     let parsed: CheckBody = parse_json(&req, &body)?;
     let code = parsed.validate()?;
     let r = state.core.check(&tenant, parse_id(&id)?, code).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.core.inbound_number.as_ref(), state.core.now())))
 }

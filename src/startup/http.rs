@@ -36,7 +36,7 @@ pub(super) fn http_server(
             .app_data(json_config())
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
-                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.core.metrics.clone());
                 let method = req.method().to_string();
                 srv.call(req).map(move |res| {
                     if let (Ok(res), Some(metrics)) = (&res, metrics) {

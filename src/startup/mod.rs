@@ -132,22 +132,19 @@ impl Application {
         let http = http_client()?;
         let provider = provider(&settings, &http, &base_url, &urls)?;
         let metrics = Arc::new(Metrics::default());
-        let (core, claimed_rx) = service(&settings, store, clock, keys, metrics.clone());
+        let (core, claimed_rx) = service(&settings, store, clock, keys, metrics);
         let state = web::Data::new(AppState {
             core: core.clone(),
             urls: urls.clone(),
             prompts: prompts.clone(),
             webhook_token: provider.webhook_token,
             gather_timeout: settings.gather_timeout,
-            default_region: settings.default_region,
-            inbound_number: settings.inbound_number.clone(),
             allow_private_callbacks: settings.allow_private_callbacks,
             tenant_limiter: SharedLimiter::new(settings.rate_limit, Duration::from_secs(1), cluster.nodes.clone()),
             servers: cluster.nodes.clone(),
             metrics_token: settings.metrics_token.clone(),
             // Enough for a person trying the demo (tens a minute), not for a script.
             demo_limiter: Limiter::new(30, Duration::from_secs(60)),
-            metrics,
             provider: settings.provider,
         });
         let jobs = Arc::new(Jobs {

@@ -29,7 +29,7 @@ async fn inbound_call(
     let call_sid = p.call_sid().to_owned();
     let caller = e164(from, state).map(PhoneNumber::from_stored);
     // The number called; a provider that does not say is calling the server's.
-    let called = e164(p.to(), state).map(PhoneNumber::from_stored).or_else(|| state.inbound_number.clone());
+    let called = e164(p.to(), state).map(PhoneNumber::from_stored).or_else(|| state.core.inbound_number.clone());
     let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
         return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
     };

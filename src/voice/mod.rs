@@ -57,7 +57,7 @@ fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreE
     }
     match hold.again(&url, sealed) {
         Some(verbs) => {
-            state.metrics.webhook_holds.inc();
+            state.core.metrics.webhook_holds.inc();
             tracing::warn!(error = %e, hold = hold.count + 1, "database unavailable: caller kept on the line");
             twiml(&verbs)
         }
@@ -115,7 +115,7 @@ fn e164(raw: &str, state: &AppState) -> Option<String> {
     if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0') {
         return Some(raw.to_owned());
     }
-    PhoneNumber::parse(raw, state.default_region).ok().map(|n| n.as_str().to_owned())
+    PhoneNumber::parse(raw, state.core.default_region).ok().map(|n| n.as_str().to_owned())
 }
 
 impl CallGuard {

@@ -117,9 +117,9 @@ async fn start(
         channel: b.channel,
         fallback: b.fallback,
     }
-    .validate(state.default_region, false)?;
+    .validate(state.core.default_region, false)?;
     let done = state.core.register(&demo.0, registration).await?;
-    let view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
+    let view = RequestView::at(&done.request, state.core.inbound_number.as_ref(), state.core.now());
     let started = Started {
         code: done.request.site_sees_code().then(|| done.code.expose().to_owned()),
         channel: view.channel,
@@ -148,7 +148,7 @@ async fn progress(
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id(&id)?;
     let r = state.core.get(&demo.0, id).await?;
-    let v = RequestView::at(&r, state.inbound_number.as_ref(), state.core.now());
+    let v = RequestView::at(&r, state.core.inbound_number.as_ref(), state.core.now());
     Ok(HttpResponse::Ok().json(Progress {
         temporary_password: (v.status == Status::Verified).then(|| temporary_password(&state, id)),
         id: v.id,
@@ -185,7 +185,7 @@ async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let r = state.core.cancel(&demo.0, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.core.inbound_number.as_ref(), state.core.now())))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
