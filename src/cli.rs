@@ -143,7 +143,7 @@ impl SetArgs {
             policy.signing_key = match raw.trim() {
                 "none" => None,
                 key => {
-                    let key = crate::api::signing::parse_public_key(key).ok_or_else(|| {
+                    let key = crate::api::request_signature::parse_public_key(key).ok_or_else(|| {
                         CliError::Usage(
                             "--signing-key: an Ed25519 public key, base64 or hex of 32 bytes, or none".into(),
                         )

@@ -60,8 +60,9 @@ pub struct Registered {
     pub created: bool,
 }
 
-/// Shared state of the running server's core.
-pub struct Core {
+/// The service: turns the edges' facts into committed transitions and jobs,
+/// over the store, the clock and the code keys.
+pub struct Service {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyRing,
@@ -93,7 +94,7 @@ pub struct TenantCache(std::sync::Mutex<std::collections::HashMap<Uuid, (std::ti
 /// How long a cached tenant is used before it is read again.
 const TENANT_TTL: Duration = Duration::from_secs(5);
 
-impl Core {
+impl Service {
     /// Now, on the clock every rule reads.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

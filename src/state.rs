@@ -11,14 +11,14 @@ use crate::call::speaker::Voice;
 use crate::call::urls::Urls;
 use crate::config::ProviderKind;
 use crate::limits::{Limiter, SharedLimiter};
-use crate::service::Core;
+use crate::service::Service;
 use crate::telephony::twilio::webhooks::Verifier;
 
 /// The service plus the settings only the edges use, built once by `startup`.
 /// What the service already holds (the inbound number, the default region,
-/// the metrics) is read from `core`, not copied here.
+/// the metrics) is read from `service`, not copied here.
 pub struct AppState {
-    pub core: Arc<Core>,
+    pub service: Arc<Service>,
     pub urls: Urls,
     pub prompts: Arc<Prompts>,
     /// The provider's auth token: it signs every webhook.
@@ -40,7 +40,12 @@ pub struct AppState {
 impl AppState {
     /// What a call's script is made of, for `call::speaker::Speaker`.
     pub fn voice(&self) -> Voice<'_> {
-        Voice { prompts: &self.prompts, urls: &self.urls, gather_timeout: self.gather_timeout, keys: &self.core.keys }
+        Voice {
+            prompts: &self.prompts,
+            urls: &self.urls,
+            gather_timeout: self.gather_timeout,
+            keys: &self.service.keys,
+        }
     }
 }
 
@@ -54,6 +59,6 @@ impl Verifier for AppState {
     }
 
     fn refused(&self) {
-        self.core.metrics.signature_rejections.inc();
+        self.service.metrics.signature_rejections.inc();
     }
 }

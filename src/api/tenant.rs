@@ -103,7 +103,7 @@ pub async fn put_voice(
     count(&state, &tenant)?;
     let voice: TenantVoice = parse_json(&req, &body)?;
     tenant_voice::validate(&voice, &state.prompts).map_err(|r| AppError::invalid(r.field, r.message))?;
-    state.core.set_voice(&tenant, voice.clone()).await?;
+    state.service.set_voice(&tenant, voice.clone()).await?;
     Ok(HttpResponse::Ok().json(settings(&state, &voice)))
 }
 
@@ -162,7 +162,7 @@ pub async fn preview(
         let text = state.prompts.sms(locale, "123456", 5, Some(&tenant.policy.voice));
         return Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/plain; charset=utf-8")).body(text));
     }
-    let script = preview::preview(state.voice(), state.core.now(), Arc::new(tenant), locale, scene);
+    let script = preview::preview(state.voice(), state.service.now(), Arc::new(tenant), locale, scene);
     script.map(|s| twiml::response(&s)).ok_or_else(|| {
         AppError::invalid(
             "scene",

@@ -66,6 +66,8 @@ pub struct TenantPolicy {
 /// A tenant's own voice settings: the name its callers hear, and prompt
 /// texts and recordings (per locale, by prompt key) over the server's.
 /// Validated where they are set (`voice::prompts::check_text`).
+// The check now lives in `call::prompt::check_text`. The `///` above is
+// published in openapi.json, which stays byte-for-byte as it was.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantVoice {

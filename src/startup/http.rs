@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use futures_util::FutureExt;
 
@@ -36,7 +36,7 @@ pub(super) fn http_server(
             .app_data(json_config())
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
-                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.core.metrics.clone());
+                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.service.metrics.clone());
                 let method = req.method().to_string();
                 srv.call(req).map(move |res| {
                     if let (Ok(res), Some(metrics)) = (&res, metrics) {

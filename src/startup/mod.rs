@@ -21,7 +21,7 @@ use crate::domain::request::AuthRequest;
 use crate::jobs::{Jobs, spawn_sweeper};
 use crate::limits::{Limiter, SharedLimiter};
 use crate::metrics::Metrics;
-use crate::service::Core;
+use crate::service::Service;
 use crate::simulator::Simulator;
 use crate::state::AppState;
 use crate::store::Job;
@@ -132,9 +132,9 @@ impl Application {
         let http = http_client()?;
         let provider = provider(&settings, &http, &base_url, &urls)?;
         let metrics = Arc::new(Metrics::default());
-        let (core, claimed_rx) = service(&settings, store, clock, keys, metrics);
+        let (service, claimed_rx) = service(&settings, store, clock, keys, metrics);
         let state = web::Data::new(AppState {
-            core: core.clone(),
+            service: service.clone(),
             urls: urls.clone(),
             prompts: prompts.clone(),
             webhook_token: provider.webhook_token,
@@ -148,7 +148,7 @@ impl Application {
             provider: settings.provider,
         });
         let jobs = Arc::new(Jobs {
-            core: core.clone(),
+            service: service.clone(),
             telephony: provider.telephony,
             urls,
             prompts,
@@ -160,13 +160,13 @@ impl Application {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let demo = match &provider.simulator {
-            Some(_) => Some(web::Data::new(DemoTenant::provision(&core).await?)),
+            Some(_) => Some(web::Data::new(DemoTenant::provision(&service).await?)),
             None => None,
         };
         let background = vec![
             jobs.spawn(shutdown_rx.clone(), claimed_rx),
-            cluster.spawn(core.store.clone(), shutdown_rx.clone()),
-            sweeper(&settings, core, &state, shutdown_rx),
+            cluster.spawn(service.store.clone(), shutdown_rx.clone()),
+            sweeper(&settings, service, &state, shutdown_rx),
         ];
         let simulator = provider.simulator;
         let server = http::http_server(state, simulator.clone().zip(demo), listener)?;
@@ -285,14 +285,14 @@ fn service(
     clock: Arc<dyn Clock>,
     keys: KeyRing,
     metrics: Arc<Metrics>,
-) -> (Arc<Core>, ClaimedJobs) {
+) -> (Arc<Service>, ClaimedJobs) {
     let (claimed_jobs, claimed_rx) = tokio::sync::mpsc::unbounded_channel();
     let number_limit = (settings.phone_rate_limit > 0 || settings.phone_rate_limit_server > 0).then(|| NumberLimit {
         per_tenant: settings.phone_rate_limit,
         overall: settings.phone_rate_limit_server,
         window: chrono::Duration::minutes(10),
     });
-    let core = Arc::new(Core {
+    let service = Arc::new(Service {
         store,
         clock,
         keys,
@@ -307,13 +307,13 @@ fn service(
         claimed_jobs,
         tenant_cache: Default::default(),
     });
-    (core, claimed_rx)
+    (service, claimed_rx)
 }
 
 /// The sweeper, which also trims the edge's limiters now and then.
 fn sweeper(
     settings: &Settings,
-    core: Arc<Core>,
+    service: Arc<Service>,
     state: &web::Data<AppState>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -322,7 +322,7 @@ fn sweeper(
         state.tenant_limiter.shrink();
         state.demo_limiter.shrink();
     };
-    spawn_sweeper(core, chrono::Duration::days(i64::from(settings.retention_days)), trim, shutdown)
+    spawn_sweeper(service, chrono::Duration::days(i64::from(settings.retention_days)), trim, shutdown)
 }
 
 /// Our own SIGTERM/SIGINT handlers, installed before anyone is told the

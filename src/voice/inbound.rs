@@ -14,7 +14,7 @@ use crate::state::AppState;
 use super::{CallGuard, Params, Signed, e164, failed, on_request, twiml};
 
 /// Of an inbound call: its sid and the requests it may be for (see
-/// `Core::inbound_candidates`), or what to answer when there is no asking.
+/// `Service::inbound_candidates`), or what to answer when there is no asking.
 async fn inbound_call(
     state: &AppState,
     req: &HttpRequest,
@@ -29,11 +29,11 @@ async fn inbound_call(
     let call_sid = p.call_sid().to_owned();
     let caller = e164(from, state).map(PhoneNumber::from_stored);
     // The number called; a provider that does not say is calling the server's.
-    let called = e164(p.to(), state).map(PhoneNumber::from_stored).or_else(|| state.core.inbound_number.clone());
+    let called = e164(p.to(), state).map(PhoneNumber::from_stored).or_else(|| state.service.inbound_number.clone());
     let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
         return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
     };
-    let found = state.core.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
+    let found = state.service.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
     if found.is_empty() {
         tracing::info!(phone = %caller, "inbound call without a pending request");
         return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
@@ -49,7 +49,7 @@ async fn inbound_call(
 /// code was shown to somebody who may be spoofing the number) and answers
 /// the prompt that says why. `None`: the call may go on.
 async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Params) -> Option<HttpResponse> {
-    let required = match state.core.required_attestation(r.tenant_id).await {
+    let required = match state.service.required_attestation(r.tenant_id).await {
         Ok(required) => required?,
         Err(e) => return Some(failed(state, req, None, &e)),
     };
@@ -126,7 +126,7 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
     };
     let call = inbound_call_in(req.query_string());
     let digits: String = p.digits().chars().take(32).collect();
-    let ring = state.core.keys.clone();
+    let ring = state.service.keys.clone();
     // Every candidate is compared, whichever matches, so the time taken says nothing.
     let matches: Vec<&AuthRequest> =
         found.iter().filter(|r| !digits.is_empty() && r.is_expected_code(&ring, &digits)).collect();

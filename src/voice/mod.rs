@@ -57,7 +57,7 @@ fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreE
     }
     match hold.again(&url, sealed) {
         Some(verbs) => {
-            state.core.metrics.webhook_holds.inc();
+            state.service.metrics.webhook_holds.inc();
             tracing::warn!(error = %e, hold = hold.count + 1, "database unavailable: caller kept on the line");
             twiml(&verbs)
         }
@@ -88,10 +88,10 @@ async fn on_request(
     respond: impl FnOnce(&Speaker<'_>, &AuthRequest, Option<&AuthRequest>) -> Script,
 ) -> HttpResponse {
     let Some(id) = id else { return twiml(&Speaker::nobody(state.voice(), Mode::Outbound, url_locale(req)).end(&[])) };
-    match state.core.transition(id, pick).await {
+    match state.service.transition(id, pick).await {
         Ok(Some(Applied { before, after })) => {
-            let now_state = after.as_ref().unwrap_or(&before).as_seen_at(state.core.now());
-            let tenant = state.core.tenant_cached(now_state.tenant_id).await;
+            let now_state = after.as_ref().unwrap_or(&before).as_seen_at(state.service.now());
+            let tenant = state.service.tenant_cached(now_state.tenant_id).await;
             twiml(&respond(&Speaker::new(state.voice(), Some(&now_state), tenant), &before, after.as_ref()))
         }
         Ok(None) => twiml(&Speaker::nobody(state.voice(), Mode::Outbound, url_locale(req)).end(&[])),
@@ -115,7 +115,7 @@ fn e164(raw: &str, state: &AppState) -> Option<String> {
     if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0') {
         return Some(raw.to_owned());
     }
-    PhoneNumber::parse(raw, state.core.default_region).ok().map(|n| n.as_str().to_owned())
+    PhoneNumber::parse(raw, state.service.default_region).ok().map(|n| n.as_str().to_owned())
 }
 
 impl CallGuard {

@@ -62,20 +62,20 @@ pub async fn gather(
 ) -> HttpResponse {
     let id = request_id(&path);
     let guard = CallGuard::new(&state, &p);
-    let ring = state.core.keys.clone();
+    let ring = state.service.keys.clone();
     let mut typed = p.digits().to_owned();
     let mut sealed = Hold::from_query(req.query_string()).sealed;
     let mut replayed = false;
     if let (true, Some(token), Some(id)) = (typed.is_empty(), &sealed, id) {
         // Typed during a database outage, carried through the hold.
         // Sealed with the key current then: after a rotation, an earlier key.
-        let now = state.core.now();
+        let now = state.service.now();
         typed =
             ring.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
         // Each sealed token counts once. Once spent, a hold that follows
         // carries the digits in a fresh one (sealed below).
         if !typed.is_empty() {
-            match state.core.first_use("hold", token, hold::remembered_until(now)).await {
+            match state.service.first_use("hold", token, hold::remembered_until(now)).await {
                 Ok(true) => sealed = None,
                 Ok(false) => replayed = true,
                 Err(e) => return failed(&state, &req, sealed.as_deref(), &e),
@@ -88,7 +88,7 @@ pub async fn gather(
     }
     if let (None, Some(id), false) = (&sealed, id, pressed.asks_repeat()) {
         let hold_key = ring.current().1.hold_key();
-        sealed = Some(hold::seal(hold_key, id, &guard.call_sid, pressed.digits(), state.core.now()));
+        sealed = Some(hold::seal(hold_key, id, &guard.call_sid, pressed.digits(), state.service.now()));
     }
     let check = guard.clone();
     on_request(

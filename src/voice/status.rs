@@ -26,7 +26,7 @@ pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> Htt
     let id = if sid.is_empty() {
         None
     } else {
-        match state.core.request_by_call_sid(sid).await {
+        match state.service.request_by_call_sid(sid).await {
             Ok(r) => r.map(|r| r.id),
             Err(e) => {
                 tracing::error!(error = %e, "status callback failed");
@@ -40,7 +40,7 @@ pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> Htt
 async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpResponse {
     if let (Some(id), Some(event)) = (id, status_event(p)) {
         let sid = p.call_sid().to_owned();
-        let result = state.core.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
+        let result = state.service.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
         if let Err(e) = result {
             tracing::error!(error = %e, "status callback failed");
             return HttpResponse::ServiceUnavailable().finish();
@@ -60,7 +60,7 @@ pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Sig
     if let Some(id) = request_id(&path) {
         let sid = p.message_sid().to_owned();
         let result = state
-            .core
+            .service
             .transition(id, move |r| {
                 // A report of another message than the one this request sent changes nothing.
                 r.delivery.is_current_message(&sid).then(|| event.clone())
