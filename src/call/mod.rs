@@ -7,6 +7,7 @@ pub mod hold;
 pub mod preview;
 pub mod prompt;
 pub mod prompts;
+pub mod report;
 pub mod script;
 pub mod speaker;
 pub mod tenant_voice;

@@ -11,25 +11,26 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode, Status};
 use crate::state::AppState;
 
-use super::{CallGuard, Params, Signed, e164, failed, on_request, twiml};
+use super::{CallGuard, Report, Signed, e164, failed, on_request, twiml};
 
 /// Of an inbound call: its sid and the requests it may be for (see
 /// `Service::inbound_candidates`), or what to answer when there is no asking.
 async fn inbound_call(
     state: &AppState,
     req: &HttpRequest,
-    p: &Params,
+    p: &Report,
 ) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
     let nobody = Speaker::nobody(state.voice(), Mode::Inbound, Locale::DEFAULT);
-    let from = p.from();
+    let from = p.from.as_str();
     if is_withheld_caller_id(from) {
         tracing::info!("inbound call with a withheld caller ID refused");
         return Err(twiml(&nobody.end(&[Prompt::WithheldCallerId])));
     }
-    let call_sid = p.call_sid().to_owned();
+    let call_sid = p.call_sid.clone();
     let caller = e164(from, state).map(PhoneNumber::from_stored);
     // The number called; a provider that does not say is calling the server's.
-    let called = e164(p.to(), state).map(PhoneNumber::from_stored).or_else(|| state.service.inbound_number.clone());
+    let called =
+        e164(p.to.as_str(), state).map(PhoneNumber::from_stored).or_else(|| state.service.inbound_number.clone());
     let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
         return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
     };
@@ -48,12 +49,12 @@ async fn inbound_call(
 /// this inbound call's caller ID lacks: fails `r` (reason `attestation`; its
 /// code was shown to somebody who may be spoofing the number) and answers
 /// the prompt that says why. `None`: the call may go on.
-async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Params) -> Option<HttpResponse> {
+async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Report) -> Option<HttpResponse> {
     let required = match state.service.required_attestation(r.tenant_id).await {
         Ok(required) => required?,
         Err(e) => return Some(failed(state, req, None, &e)),
     };
-    let proven = Attestation::from_verstat(p.stir_verstat());
+    let proven = Attestation::from_verstat(p.attestation.as_str());
     if proven >= Some(required) {
         return None;
     }
@@ -125,7 +126,7 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         Err(answer) => return answer,
     };
     let call = inbound_call_in(req.query_string());
-    let digits: String = p.digits().chars().take(32).collect();
+    let digits: String = p.digits.chars().take(32).collect();
     let ring = state.service.keys.clone();
     // Every candidate is compared, whichever matches, so the time taken says nothing.
     let matches: Vec<&AuthRequest> =

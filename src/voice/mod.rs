@@ -1,8 +1,8 @@
 //! The call flow behind the provider's webhooks: answer, gather action, no-input, status callbacks, inbound.
 //!
-//! Each one takes the verified parameters (`telephony::twilio::webhooks::Signed`
-//! checks the signature before anything else), turns them into one domain
-//! event, and answers the call script (`call::speaker`) for the state the
+//! Each one takes a verified webhook's facts (`call::report::Report`, given
+//! by `telephony::twilio::webhooks::Signed`, which checks the signature
+//! before anything else), turns them into one domain event, and answers the call script (`call::speaker`) for the state the
 //! request is in afterwards, rendered by the provider's module. While the
 //! database is unreachable, the caller is kept on the line (`call::hold`).
 //!
@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::call::hold::Hold;
 use crate::call::prompt::Prompt;
+use crate::call::report::Report;
 use crate::call::script::Script;
 use crate::call::speaker::Speaker;
 use crate::call::urls::{LOCALE_PARAM, locale_in};
@@ -29,7 +30,7 @@ use crate::domain::status::{Locale, Mode};
 use crate::state::AppState;
 use crate::store::{Applied, StoreError};
 use crate::telephony::twilio::twiml::response as twiml;
-use crate::telephony::twilio::webhooks::{Params, Signed};
+use crate::telephony::twilio::webhooks::Signed;
 
 pub use inbound::{inbound, inbound_gather};
 pub use outbound::{answer, gather, no_input, otp};
@@ -120,8 +121,8 @@ fn e164(raw: &str, state: &AppState) -> Option<String> {
 
 impl CallGuard {
     /// Normalises the call's numbers once, before the store's transaction.
-    fn new(state: &AppState, p: &Params) -> Self {
-        Self { call_sid: p.call_sid().to_owned(), to: e164(p.to(), state), from: e164(p.from(), state) }
+    fn new(state: &AppState, p: &Report) -> Self {
+        Self { call_sid: p.call_sid.clone(), to: e164(p.to.as_str(), state), from: e164(p.from.as_str(), state) }
     }
 
     /// The user's side of the call is the registered number: `To` for outbound, `From` for inbound.

@@ -10,7 +10,7 @@ use crate::domain::request::Event;
 use crate::domain::status::{Channel, Mode, Status};
 use crate::state::AppState;
 
-use super::{CallGuard, Params, Signed, failed, on_request, request_id};
+use super::{CallGuard, Report, Signed, failed, on_request, request_id};
 
 /// The callee answered an outbound call.
 pub async fn answer(
@@ -20,7 +20,7 @@ pub async fn answer(
     Signed(p): Signed,
 ) -> HttpResponse {
     let call = CallGuard::new(&state, &p);
-    let machine = p.answered_by_machine();
+    let machine = p.answered_by_machine;
     let sid = call.call_sid.clone();
     on_request(
         &state,
@@ -63,7 +63,7 @@ pub async fn gather(
     let id = request_id(&path);
     let guard = CallGuard::new(&state, &p);
     let ring = state.service.keys.clone();
-    let mut typed = p.digits().to_owned();
+    let mut typed = p.digits.clone();
     let mut sealed = Hold::from_query(req.query_string()).sealed;
     let mut replayed = false;
     if let (true, Some(token), Some(id)) = (typed.is_empty(), &sealed, id) {
@@ -82,7 +82,7 @@ pub async fn gather(
             }
         }
     }
-    let pressed = Keys::parse(&typed, p.finished_on_key());
+    let pressed = Keys::parse(&typed, p.finished_on_key.as_str());
     if pressed.is_silence() {
         return no_input_for(&state, &req, &p, id).await;
     }
@@ -125,7 +125,7 @@ pub async fn no_input(
     no_input_for(&state, &req, &p, request_id(&path)).await
 }
 
-async fn no_input_for(state: &AppState, req: &HttpRequest, p: &Params, id: Option<Uuid>) -> HttpResponse {
+async fn no_input_for(state: &AppState, req: &HttpRequest, p: &Report, id: Option<Uuid>) -> HttpResponse {
     let guard = CallGuard::new(state, p);
     on_request(
         state,
@@ -154,7 +154,7 @@ pub async fn otp(
     Signed(p): Signed,
 ) -> HttpResponse {
     let guard = CallGuard::new(&state, &p);
-    let again = p.digits() == "1";
+    let again = p.digits == "1";
     on_request(
         &state,
         &req,

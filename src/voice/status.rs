@@ -7,11 +7,11 @@ use crate::domain::request::Event;
 use crate::domain::status::CallStatus;
 use crate::state::AppState;
 
-use super::{Params, Signed, request_id, twiml};
+use super::{Report, Signed, request_id, twiml};
 
-fn status_event(p: &Params) -> Option<Event> {
-    let status = CallStatus::from_provider(p.call_status())?;
-    let sip_code = p.sip_response_code().parse().ok();
+fn status_event(p: &Report) -> Option<Event> {
+    let status = CallStatus::from_provider(p.call_status.as_str())?;
+    let sip_code = p.sip_response_code.as_str().parse().ok();
     Some(Event::CallStatusReported { status, sip_code })
 }
 
@@ -22,7 +22,7 @@ pub async fn status(state: web::Data<AppState>, path: web::Path<String>, Signed(
 
 /// Status callback configured on the inbound number: found by call sid.
 pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> HttpResponse {
-    let sid = p.call_sid();
+    let sid = p.call_sid.as_str();
     let id = if sid.is_empty() {
         None
     } else {
@@ -37,9 +37,9 @@ pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> Htt
     apply_status(&state, id, &p).await
 }
 
-async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpResponse {
+async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Report) -> HttpResponse {
     if let (Some(id), Some(event)) = (id, status_event(p)) {
-        let sid = p.call_sid().to_owned();
+        let sid = p.call_sid.clone();
         let result = state.service.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
         if let Err(e) = result {
             tracing::error!(error = %e, "status callback failed");
@@ -51,14 +51,14 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpRes
 
 /// A delivery report of a request's text message (`MessageStatus`).
 pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
-    let event = match p.message_status() {
-        "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.message_sid().to_owned() },
-        "delivered" => Event::SmsDelivered { sid: p.message_sid().to_owned() },
+    let event = match p.message_status.as_str() {
+        "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.message_sid.clone() },
+        "delivered" => Event::SmsDelivered { sid: p.message_sid.clone() },
         "undelivered" | "failed" => Event::SmsFailed,
         _ => return twiml(&[]),
     };
     if let Some(id) = request_id(&path) {
-        let sid = p.message_sid().to_owned();
+        let sid = p.message_sid.clone();
         let result = state
             .service
             .transition(id, move |r| {

@@ -1,6 +1,6 @@
 //! Twilio's webhooks as facts: the `Signed` extractor checks
-//! `X-Twilio-Signature` before anything else, and `Params` names the form
-//! parameters the call flow reads (`CallSid`, `Digits`, `From`, …).
+//! `X-Twilio-Signature` before anything else, then translates the form
+//! parameters (`CallSid`, `Digits`, `From`, …) into a `call::report::Report`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::body::read_limited;
+use crate::call::report::Report;
 use crate::error::AppError;
 
 use super::signature;
@@ -25,12 +26,12 @@ pub trait Verifier: Send + Sync + 'static {
     fn refused(&self);
 }
 
-/// The form parameters of a webhook whose signature checked out: a handler
-/// that takes it cannot run on an unsigned request.
-pub struct Signed(pub Params);
+/// The facts of a webhook whose signature checked out: a handler that takes
+/// it cannot run on an unsigned request.
+pub struct Signed(pub Report);
 
 /// The form parameters of a verified webhook.
-pub struct Params(Vec<(String, String)>);
+struct Params(Vec<(String, String)>);
 
 impl FromRequest for Signed {
     type Error = AppError;
@@ -45,7 +46,7 @@ impl FromRequest for Signed {
                 .map(|d| Arc::clone(&d.clone().into_inner()))
                 .ok_or_else(|| AppError::Internal("webhook verifier missing".into()))?;
             let body = body.await.map_err(|e| AppError::MalformedJson(e.to_string()))?;
-            verified(verifier.as_ref(), &req, body).await.map(Signed)
+            verified(verifier.as_ref(), &req, body).await.map(|p| Signed(p.report()))
         })
     }
 }
@@ -70,59 +71,21 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
     }
 
-    /// The provider's id of the call (empty for a text's report).
-    pub fn call_sid(&self) -> &str {
-        self.get("CallSid")
-    }
-
-    /// The caller's number, as the provider spelled it.
-    pub fn from(&self) -> &str {
-        self.get("From")
-    }
-
-    /// The called number, as the provider spelled it.
-    pub fn to(&self) -> &str {
-        self.get("To")
-    }
-
-    /// The keys a Gather collected.
-    pub fn digits(&self) -> &str {
-        self.get("Digits")
-    }
-
-    /// The key that ended a Gather, if one did.
-    pub fn finished_on_key(&self) -> &str {
-        self.get("FinishedOnKey")
-    }
-
-    /// A fax or an answering machine picked up, not a person.
-    pub fn answered_by_machine(&self) -> bool {
+    /// Twilio's names for the facts the call flow reads.
+    fn report(&self) -> Report {
         let by = self.get("AnsweredBy");
-        by == "fax" || by.starts_with("machine")
-    }
-
-    /// The STIR/SHAKEN verification of the caller id (`StirVerstat`).
-    pub fn stir_verstat(&self) -> &str {
-        self.get("StirVerstat")
-    }
-
-    /// The call's status in a status callback.
-    pub fn call_status(&self) -> &str {
-        self.get("CallStatus")
-    }
-
-    /// The SIP code a failed call ended with, if given.
-    pub fn sip_response_code(&self) -> &str {
-        self.get("SipResponseCode")
-    }
-
-    /// The provider's id of a text.
-    pub fn message_sid(&self) -> &str {
-        self.get("MessageSid")
-    }
-
-    /// The text's status in a status callback.
-    pub fn message_status(&self) -> &str {
-        self.get("MessageStatus")
+        Report {
+            call_sid: self.get("CallSid").to_owned(),
+            from: self.get("From").to_owned(),
+            to: self.get("To").to_owned(),
+            digits: self.get("Digits").to_owned(),
+            finished_on_key: self.get("FinishedOnKey").to_owned(),
+            answered_by_machine: by == "fax" || by.starts_with("machine"),
+            attestation: self.get("StirVerstat").to_owned(),
+            call_status: self.get("CallStatus").to_owned(),
+            sip_response_code: self.get("SipResponseCode").to_owned(),
+            message_sid: self.get("MessageSid").to_owned(),
+            message_status: self.get("MessageStatus").to_owned(),
+        }
     }
 }
