@@ -55,7 +55,7 @@ pub struct TenantPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_attestation: Option<String>,
     /// The tenant's Ed25519 public key (base64 of 32 bytes): when set, every
-    /// site-API request must be signed with it (`api::signing`).
+    /// site-API request must be signed with it (`api::request_signature`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
     /// What the tenant's callers hear: its name and its own words.
