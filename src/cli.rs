@@ -6,12 +6,12 @@ use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
+use crate::call::prompts::Prompts;
 use crate::config::{ServeArgs, parse_database_url};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::tenant::{Tenant, TenantPolicy, new_api_key, new_callback_secret};
 use crate::domain::text::is_hidden;
 use crate::store::{self, OpenOptions, Role, StoreError};
-use crate::voice::prompts::Prompts;
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
@@ -143,7 +143,7 @@ impl SetArgs {
             policy.signing_key = match raw.trim() {
                 "none" => None,
                 key => {
-                    let key = crate::api::signing::parse_public_key(key).ok_or_else(|| {
+                    let key = crate::api::request_signature::parse_public_key(key).ok_or_else(|| {
                         CliError::Usage(
                             "--signing-key: an Ed25519 public key, base64 or hex of 32 bytes, or none".into(),
                         )
@@ -171,7 +171,7 @@ impl SetArgs {
         for raw in &self.audio {
             set_entry(&mut policy.voice.audio, "audio", raw)?;
         }
-        crate::voice::tenant_voice::validate(&policy.voice, prompts).map_err(|r| CliError::Usage(r.message))?;
+        crate::call::tenant_voice::validate(&policy.voice, prompts).map_err(|r| CliError::Usage(r.message))?;
         Ok(policy)
     }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod body;
 pub mod budgets;
+pub mod call;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

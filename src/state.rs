@@ -3,28 +3,28 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::call::prompts::Prompts;
+use crate::call::speaker::Voice;
+use crate::call::urls::Urls;
 use crate::config::ProviderKind;
-use crate::domain::phone::{PhoneNumber, Region};
 use crate::limits::{Limiter, SharedLimiter};
-use crate::metrics::Metrics;
-use crate::service::Core;
-use crate::voice::prompts::Prompts;
-use crate::voice::urls::Urls;
+use crate::service::Service;
+use crate::telephony::twilio::webhooks::Verifier;
 
-/// What handlers need, built once by `startup`.
+/// The service plus the settings only the edges use, built once by `startup`.
+/// What the service already holds (the inbound number, the default region,
+/// the metrics) is read from `service`, not copied here.
 pub struct AppState {
-    pub core: Arc<Core>,
+    pub service: Arc<Service>,
     pub urls: Urls,
     pub prompts: Arc<Prompts>,
     /// The provider's auth token: it signs every webhook.
     pub webhook_token: SecretString,
     /// Seconds between digits before a Gather gives up.
     pub gather_timeout: u32,
-    pub default_region: Region,
-    pub inbound_number: Option<PhoneNumber>,
     pub allow_private_callbacks: bool,
     /// Site-API requests per tenant, shared out between the live servers.
     pub tenant_limiter: SharedLimiter<Uuid>,
@@ -34,6 +34,31 @@ pub struct AppState {
     pub metrics_token: Option<SecretString>,
     /// Demo-page starts per client address (simulator only).
     pub demo_limiter: Limiter<std::net::IpAddr>,
-    pub metrics: Arc<Metrics>,
     pub provider: ProviderKind,
+}
+
+impl AppState {
+    /// What a call's script is made of, for `call::speaker::Speaker`.
+    pub fn voice(&self) -> Voice<'_> {
+        Voice {
+            prompts: &self.prompts,
+            urls: &self.urls,
+            gather_timeout: self.gather_timeout,
+            keys: &self.service.keys,
+        }
+    }
+}
+
+impl Verifier for AppState {
+    fn auth_token(&self) -> &[u8] {
+        self.webhook_token.expose_secret().as_bytes()
+    }
+
+    fn public_url(&self, path_and_query: &str) -> String {
+        self.urls.signed_url(path_and_query)
+    }
+
+    fn refused(&self) {
+        self.service.metrics.signature_rejections.inc();
+    }
 }

@@ -1,4 +1,4 @@
-//! Digits carried through a database outage (`voice::hold`): `seal` and
+//! Digits carried through a database outage (`call::hold`): `seal` and
 //! `unseal`, and the `?hold=N&held=…` query the redirect carries.
 //!
 //! Input (one line each, the last runs to the end):
@@ -15,8 +15,8 @@
 #![no_main]
 
 use chrono::{DateTime, Duration, Utc};
-use ivr_auth::voice::hold::{Hold, MAX_HOLDS, seal, unseal};
-use ivr_auth::voice::twiml::render;
+use ivr_auth::call::hold::{Hold, MAX_HOLDS, seal, unseal};
+use ivr_auth::telephony::twilio::twiml::render;
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;
 

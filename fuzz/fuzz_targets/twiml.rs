@@ -1,4 +1,4 @@
-//! The TwiML writer (`voice::twiml::render`).
+//! The TwiML writer (`telephony::twilio::twiml::render`).
 //!
 //! Input: UTF-8 text cut into fields at U+001F (unit separator); the first
 //! character of a field says what it is, the rest is its value:
@@ -21,7 +21,8 @@
 #![no_main]
 
 use ivr_auth::simulator::twiml_parse;
-use ivr_auth::voice::twiml::{Verb, render};
+use ivr_auth::call::script::Step;
+use ivr_auth::telephony::twilio::twiml::render;
 use libfuzzer_sys::fuzz_target;
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -60,16 +61,16 @@ fn operator_attr(value: String) -> String {
     if tolerate_known() { value.chars().filter(|&c| xml_char(c)).collect() } else { value }
 }
 
-fn build(data: &str) -> Vec<Verb> {
+fn build(data: &str) -> Vec<Step> {
     let mut verbs = Vec::new();
-    let mut gather: Option<(String, Vec<Verb>)> = None;
+    let mut gather: Option<(String, Vec<Step>)> = None;
     let (mut english, mut voice, mut num_digits, mut timeout, mut key) = (false, None, None, 5, "#".to_owned());
     for field in data.split('\u{1f}').take(64) {
         let mut chars = field.chars();
         let op = chars.next().unwrap_or(' ');
         let value = chars.as_str().to_owned();
         let verb = match op {
-            'S' => Verb::Say {
+            'S' => Step::Say {
                 text: value,
                 language: if english { "en-US" } else { "ja-JP" }.to_owned(),
                 voice: voice.clone(),
@@ -80,7 +81,7 @@ fn build(data: &str) -> Vec<Verb> {
             'T' => {
                 let mut parts = value.splitn(3, '|');
                 let (rate, pause) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                Verb::Say {
+                Step::Say {
                     text: parts.next().unwrap_or("").to_owned(),
                     language: "ja-JP".to_owned(),
                     voice: voice.clone(),
@@ -88,10 +89,10 @@ fn build(data: &str) -> Vec<Verb> {
                     pause: (!pause.is_empty()).then(|| pause.to_owned()),
                 }
             }
-            'P' => Verb::Play { url: value },
-            'R' => Verb::Redirect { url: value },
-            'W' => Verb::Pause { seconds: value.parse().unwrap_or(1) },
-            'H' => Verb::Hangup,
+            'P' => Step::Play { url: value },
+            'R' => Step::Redirect { url: value },
+            'W' => Step::Pause { seconds: value.parse().unwrap_or(1) },
+            'H' => Step::Hangup,
             'E' => {
                 english = !english;
                 continue;
@@ -114,19 +115,19 @@ fn build(data: &str) -> Vec<Verb> {
             }
             'G' => {
                 if let Some((action, prompts)) = gather.take() {
-                    verbs.push(Verb::Gather { action, num_digits, timeout, finish_on_key: key.clone(), action_on_empty_result: false, prompts });
+                    verbs.push(Step::Gather { action, num_digits, timeout, finish_on_key: key.clone(), action_on_empty_result: false, prompts });
                 }
                 gather = Some((value, Vec::new()));
                 continue;
             }
             'g' => {
                 if let Some((action, prompts)) = gather.take() {
-                    Verb::Gather { action, num_digits, timeout, finish_on_key: key.clone(), action_on_empty_result: false, prompts }
+                    Step::Gather { action, num_digits, timeout, finish_on_key: key.clone(), action_on_empty_result: false, prompts }
                 } else {
                     continue;
                 }
             }
-            _ => Verb::Say {
+            _ => Step::Say {
                 text: field.to_owned(),
                 language: "ja-JP".to_owned(),
                 voice: voice.clone(),
@@ -135,23 +136,23 @@ fn build(data: &str) -> Vec<Verb> {
             },
         };
         match (&mut gather, verb) {
-            (Some((_, prompts)), v @ (Verb::Say { .. } | Verb::Play { .. } | Verb::Pause { .. })) => prompts.push(v),
+            (Some((_, prompts)), v @ (Step::Say { .. } | Step::Play { .. } | Step::Pause { .. })) => prompts.push(v),
             (_, v) => verbs.push(v),
         }
     }
     if let Some((action, prompts)) = gather {
-        verbs.push(Verb::Gather { action, num_digits, timeout, finish_on_key: key, action_on_empty_result: true, prompts });
+        verbs.push(Step::Gather { action, num_digits, timeout, finish_on_key: key, action_on_empty_result: true, prompts });
     }
     verbs
 }
 
 /// The verbs as the provider must read them back.
-fn expected(verbs: &[Verb]) -> Vec<Verb> {
+fn expected(verbs: &[Step]) -> Vec<Step> {
     verbs
         .iter()
         .map(|v| match v {
-            Verb::Say { text, language, voice, rate, pause } => {
-                Verb::Say {
+            Step::Say { text, language, voice, rate, pause } => {
+                Step::Say {
                     text: as_text(text),
                     language: as_attr(language),
                     voice: voice.as_deref().map(as_attr),
@@ -159,9 +160,9 @@ fn expected(verbs: &[Verb]) -> Vec<Verb> {
                     pause: pause.as_deref().map(as_attr),
                 }
             }
-            Verb::Play { url } => Verb::Play { url: as_text(url) },
-            Verb::Redirect { url } => Verb::Redirect { url: as_text(url) },
-            Verb::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => Verb::Gather {
+            Step::Play { url } => Step::Play { url: as_text(url) },
+            Step::Redirect { url } => Step::Redirect { url: as_text(url) },
+            Step::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => Step::Gather {
                 action: as_attr(action),
                 num_digits: *num_digits,
                 timeout: *timeout,

@@ -1,4 +1,4 @@
-//! The provider's webhooks as `voice::webhooks::verified` reads them: the
+//! The provider's webhooks as `telephony::twilio::webhooks::verified` reads them: the
 //! form body, the URL the provider signed and `X-Twilio-Signature`, then the
 //! parameters every handler looks at.
 //!
@@ -14,7 +14,7 @@
 //! signature altered in one character is refused; a JSON-body webhook signed
 //! the provider's way (`bodySHA256` in the URL) is accepted.
 //!
-//! `verified` and `Params` are private to `voice::webhooks`, and the `Signed`
+//! `verified` and `Params` are private to `telephony::twilio::webhooks`, and the `Signed`
 //! extractor needs a whole `AppState` (store, keys, …): this target repeats
 //! its five lines (the form parse, the header read, the URL built from the
 //! public base and the request's path and query, the check) with the same
@@ -26,10 +26,10 @@ use actix_web::http::header::HeaderValue;
 use actix_web::http::uri::PathAndQuery;
 use ivr_auth::domain::phone::{Attestation, PhoneNumber, Region, is_withheld_caller_id};
 use ivr_auth::domain::status::CallStatus;
-use ivr_auth::voice::hold::Hold;
-use ivr_auth::voice::signature;
-use ivr_auth::voice::twiml::render;
-use ivr_auth::voice::urls::Urls;
+use ivr_auth::call::hold::Hold;
+use ivr_auth::telephony::twilio::signature;
+use ivr_auth::telephony::twilio::twiml::render;
+use ivr_auth::call::urls::Urls;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 

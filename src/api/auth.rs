@@ -35,7 +35,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 
 async fn identify(state: &AppState, token: Option<String>) -> Result<Tenant, AppError> {
     let token = token.ok_or(AppError::Unauthorized)?;
-    state.core.tenant_for_key(&token).await?.ok_or(AppError::Unauthorized)
+    state.service.tenant_for_key(&token).await?.ok_or(AppError::Unauthorized)
 }
 
 /// Counts one request of `tenant` against its rate limit.
@@ -56,9 +56,9 @@ async fn identified(req: HttpRequest) -> Result<(web::Data<AppState>, HttpReques
 }
 
 /// Checks the signature of a request of `tenant` whose body is `body`, when
-/// the tenant signs its requests (`api::signing`).
+/// the tenant signs its requests (`api::request_signature`).
 async fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body: &[u8]) -> Result<(), AppError> {
-    super::signing::check(tenant, req, body, &state.core).await
+    super::request_signature::check(tenant, req, body, &state.service).await
 }
 
 impl FromRequest for Authenticated {

@@ -3,6 +3,6 @@
 pub mod auth;
 pub mod input;
 pub mod ops;
+pub mod request_signature;
 pub mod requests;
-pub mod signing;
 pub mod tenant;

@@ -82,7 +82,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.core.ready().await {
+    match state.service.ready().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -111,8 +111,8 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     if !may_read_metrics(&state, &req) {
         return AppError::Unauthorized.error_response();
     }
-    let m = &state.metrics;
-    let (backlog, (writes, commits)) = state.core.store_figures().await;
+    let m = &state.service.metrics;
+    let (backlog, (writes, commits)) = state.service.store_figures().await;
     if let Some(backlog) = backlog {
         for kind in crate::store::JobKind::ALL {
             let n = backlog.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
@@ -132,7 +132,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
     };
-    HttpResponse::Ok().insert_header((CONTENT_TYPE, content_type)).body(state.metrics.render())
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, content_type)).body(state.service.metrics.render())
 }
 
 pub async fn openapi() -> HttpResponse {

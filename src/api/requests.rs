@@ -49,16 +49,16 @@ pub async fn register(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let parsed: RegisterBody = parse_json(&req, &body)?;
-    let registration = parsed.validate(state.default_region, state.allow_private_callbacks)?;
+    let registration = parsed.validate(state.service.default_region, state.allow_private_callbacks)?;
     // A replay of an earlier registration answers before any rate limit is counted.
-    let done = match state.core.replay_of(&tenant, &registration).await? {
+    let done = match state.service.replay_of(&tenant, &registration).await? {
         Some(replayed) => replayed,
         None => {
             count(&state, &tenant)?;
-            state.core.register(&tenant, registration).await?
+            state.service.register(&tenant, registration).await?
         }
     };
-    let mut view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
+    let mut view = RequestView::at(&done.request, state.service.inbound_number.as_ref(), state.service.now());
     if done.request.site_sees_code() {
         view.code = Some(done.code.expose().to_owned());
     }
@@ -86,8 +86,8 @@ pub async fn get(
     Authenticated(tenant): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let r = state.core.get(&tenant, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    let r = state.service.get(&tenant, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.service.inbound_number.as_ref(), state.service.now())))
 }
 
 /// Cancel an auth request.
@@ -111,8 +111,8 @@ pub async fn cancel(
     Authenticated(tenant): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let r = state.core.cancel(&tenant, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    let r = state.service.cancel(&tenant, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.service.inbound_number.as_ref(), state.service.now())))
 }
 
 /// Check the code the user typed on the site's page.
@@ -152,6 +152,6 @@ pub async fn check(
     count(&state, &tenant)?;
     let parsed: CheckBody = parse_json(&req, &body)?;
     let code = parsed.validate()?;
-    let r = state.core.check(&tenant, parse_id(&id)?, code).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    let r = state.service.check(&tenant, parse_id(&id)?, code).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.service.inbound_number.as_ref(), state.service.now())))
 }

@@ -10,11 +10,12 @@ use utoipa::ToSchema;
 
 use super::auth::{Authenticated, SignedBody, count};
 use super::input::parse_json;
+use crate::call::{preview, tenant_voice};
 use crate::domain::status::Locale;
 use crate::domain::tenant::TenantVoice;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
-use crate::voice::tenant_voice;
+use crate::telephony::twilio::twiml;
 
 /// A tenant's voice settings, with the server's texts they override.
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,7 +103,7 @@ pub async fn put_voice(
     count(&state, &tenant)?;
     let voice: TenantVoice = parse_json(&req, &body)?;
     tenant_voice::validate(&voice, &state.prompts).map_err(|r| AppError::invalid(r.field, r.message))?;
-    state.core.set_voice(&tenant, voice.clone()).await?;
+    state.service.set_voice(&tenant, voice.clone()).await?;
     Ok(HttpResponse::Ok().json(settings(&state, &voice)))
 }
 
@@ -161,7 +162,8 @@ pub async fn preview(
         let text = state.prompts.sms(locale, "123456", 5, Some(&tenant.policy.voice));
         return Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/plain; charset=utf-8")).body(text));
     }
-    crate::voice::webhooks::preview(&state, Arc::new(tenant), locale, scene).ok_or_else(|| {
+    let script = preview::preview(state.voice(), state.service.now(), Arc::new(tenant), locale, scene);
+    script.map(|s| twiml::response(&s)).ok_or_else(|| {
         AppError::invalid(
             "scene",
             "scene: one of answer_outbound, answer_inbound, wrong_code, no_input, verified, failed, expired, \

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::double::Waiting;
 use super::report::{Recorder, Step};
-use ivr_auth::voice::signature;
+use ivr_auth::telephony::twilio::signature;
 
 /// The code every bench request uses (the server stores only its hash).
 const CODE: &str = "246810";

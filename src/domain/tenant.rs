@@ -55,7 +55,7 @@ pub struct TenantPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_attestation: Option<String>,
     /// The tenant's Ed25519 public key (base64 of 32 bytes): when set, every
-    /// site-API request must be signed with it (`api::signing`).
+    /// site-API request must be signed with it (`api::request_signature`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
     /// What the tenant's callers hear: its name and its own words.
@@ -66,6 +66,8 @@ pub struct TenantPolicy {
 /// A tenant's own voice settings: the name its callers hear, and prompt
 /// texts and recordings (per locale, by prompt key) over the server's.
 /// Validated where they are set (`voice::prompts::check_text`).
+// The check now lives in `call::prompt::check_text`. The `///` above is
+// published in openapi.json, which stays byte-for-byte as it was.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantVoice {

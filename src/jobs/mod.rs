@@ -17,13 +17,13 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::call::prompts::Prompts;
+use crate::call::urls::Urls;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
-use crate::service::Core;
+use crate::service::Service;
 use crate::store::{Applied, Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
-use crate::voice::prompts::Prompts;
-use crate::voice::urls::Urls;
 pub use sweeper::spawn_sweeper;
 
 /// Jobs run at once by one process.
@@ -33,16 +33,18 @@ const CALLBACK_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 /// What became of one run of a job.
 enum Outcome {
-    Done,
-    /// Done, and the job row was deleted with the job's last write.
-    Finished,
+    /// The work is done; the runner removes the job's row.
+    Completed,
+    /// The work is done, and the job's row was deleted in the same commit
+    /// as its last write: nothing is left for the runner to remove.
+    CompletedAndRemoved,
     RetryIn(Duration, String),
     GiveUp(String),
 }
 
 /// Everything jobs need to do their work.
 pub struct Jobs {
-    pub core: Arc<Core>,
+    pub service: Arc<Service>,
     pub telephony: Arc<dyn Telephony>,
     pub urls: Urls,
     /// The text of the message that carries a code.
@@ -85,7 +87,7 @@ impl Jobs {
     ) -> JoinHandle<()> {
         let running = Arc::new(Running::default());
         let renewer = self.clone().spawn_renewer(running.clone(), shutdown.clone());
-        let signal = self.core.store.job_signal();
+        let signal = self.service.store.job_signal();
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
             // The store is asked for due jobs when something may have become due
@@ -100,7 +102,7 @@ impl Jobs {
                     let jobs = if free == 0 {
                         Vec::new()
                     } else {
-                        match self.core.store.claim_jobs(free.min(128)).await {
+                        match self.service.store.claim_jobs(free.min(128)).await {
                             Ok(jobs) => jobs,
                             Err(e) => {
                                 tracing::error!(error = %e, "claiming jobs failed");
@@ -116,7 +118,7 @@ impl Jobs {
                         look = true;
                         continue;
                     }
-                    let wait = match self.core.store.next_job_in().await {
+                    let wait = match self.service.store.next_job_in().await {
                         Ok(Some(d)) => d.clamp(Duration::from_millis(5), Duration::from_secs(1)),
                         _ => Duration::from_secs(1),
                     };
@@ -130,7 +132,7 @@ impl Jobs {
                 };
                 tokio::select! {
                     Some((job, request)) = claimed.recv() => self.start(job, Some(request), &slots, &running).await,
-                    () = self.core.jobs_wakeup.notified() => look = true,
+                    () = self.service.jobs_wakeup.notified() => look = true,
                     () = elsewhere => look = true,
                     () = tokio::time::sleep_until(next_look) => look = true,
                     _ = shutdown.changed() => {}
@@ -176,7 +178,7 @@ impl Jobs {
                     }
                     continue;
                 }
-                if let Err(e) = self.core.store.renew_leases(leases).await {
+                if let Err(e) = self.service.store.renew_leases(leases).await {
                     tracing::warn!(error = %e, "renewing job leases failed");
                 }
             }
@@ -193,23 +195,23 @@ impl Jobs {
             JobKind::FinalizeCall => self.finalize_call(&job).await,
             JobKind::SendSms => self.send_sms(&job, request).await,
         };
-        let store = &self.core.store;
+        let store = &self.service.store;
         let stored = match &outcome {
-            Outcome::Finished => {
-                self.core.metrics.job(kind, "done");
+            Outcome::CompletedAndRemoved => {
+                self.service.metrics.job(kind, "done");
                 Ok(())
             }
-            Outcome::Done => {
-                self.core.metrics.job(kind, "done");
+            Outcome::Completed => {
+                self.service.metrics.job(kind, "done");
                 store.finish_job(lease).await
             }
             Outcome::RetryIn(delay, why) => {
-                self.core.metrics.job(kind, "retry");
+                self.service.metrics.job(kind, "retry");
                 tracing::warn!(job = job.id, kind, attempt = job.attempts + 1, error = %why, "job will be retried");
                 store.retry_job(lease, *delay, why).await
             }
             Outcome::GiveUp(why) => {
-                self.core.metrics.job(kind, "dead");
+                self.service.metrics.job(kind, "dead");
                 tracing::error!(job = job.id, kind, error = %why, "job gave up");
                 store.bury_job(lease, why).await
             }
@@ -227,10 +229,10 @@ impl Jobs {
     /// The outcome of a job's last transition, written with the job's removal.
     fn finished(result: Result<Option<crate::store::Applied>, StoreError>) -> Outcome {
         match result {
-            Ok(_) => Outcome::Finished,
+            Ok(_) => Outcome::CompletedAndRemoved,
             Err(StoreError::LeaseLost) => {
                 tracing::warn!("job's lease had passed to another runner; its transition was not written");
-                Outcome::Finished
+                Outcome::CompletedAndRemoved
             }
             Err(e) => Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
         }
@@ -241,9 +243,9 @@ impl Jobs {
     async fn request_of(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Result<AuthRequest, Outcome> {
         match inserted {
             Some(r) => Ok(*r),
-            None => match self.core.store.request(job.request_id).await {
+            None => match self.service.store.request(job.request_id).await {
                 Ok(Some(r)) => Ok(r),
-                Ok(None) => Err(Outcome::Done),
+                Ok(None) => Err(Outcome::Completed),
                 Err(e) => Err(Outcome::RetryIn(Duration::from_secs(1), e.to_string())),
             },
         }
@@ -262,7 +264,7 @@ impl Jobs {
         let wait = backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30))
             .max(retry_after.unwrap_or_default());
         if now + chrono::Duration::from_std(wait).unwrap_or_default() >= r.expires_at {
-            return Outcome::Done;
+            return Outcome::Completed;
         }
         Outcome::RetryIn(wait, message.into())
     }
@@ -274,9 +276,9 @@ impl Jobs {
             Ok(r) => r,
             Err(outcome) => return outcome,
         };
-        let t = self.core.now();
+        let t = self.service.now();
         if !r.awaits_call(t) {
-            return Outcome::Done;
+            return Outcome::Completed;
         }
         let left = (r.expires_at - t).num_seconds().max(1) as u32;
         let call = OutboundCall {
@@ -292,7 +294,7 @@ impl Jobs {
                 tracing::info!(request_id = %r.id, call_sid = %sid, phone = %r.phone_number, "call placed");
                 let event = Event::CallPlaced { call_sid: sid.clone() };
                 let placed =
-                    self.core.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await;
+                    self.service.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await;
                 match placed {
                     Ok(Some(Applied { before, after: None })) if before.status.is_terminal() => {
                         // It ended (canceled, say) while the call was being placed: hang up.
@@ -300,20 +302,20 @@ impl Jobs {
                         if let Err(e) = self.telephony.end_call(&sid).await {
                             tracing::warn!(request_id = %r.id, error = ?e, "hanging up the call failed");
                         }
-                        Outcome::Finished
+                        Outcome::CompletedAndRemoved
                     }
-                    Ok(_) => Outcome::Finished,
+                    Ok(_) => Outcome::CompletedAndRemoved,
                     Err(e) => {
                         // The call exists; the answer webhook binds it. Placing it again would ring twice.
                         tracing::error!(request_id = %r.id, error = %e, "recording the placed call failed");
-                        Outcome::Done
+                        Outcome::Completed
                     }
                 }
             }
             Err(CallError::Refused(why)) => {
                 tracing::warn!(request_id = %r.id, error = %why, "provider refused the call");
                 Self::finished(
-                    self.core.transition_finishing(r.id, |_| Some(Event::CallRefused), Some(job.lease())).await,
+                    self.service.transition_finishing(r.id, |_| Some(Event::CallRefused), Some(job.lease())).await,
                 )
             }
             Err(CallError::Unavailable { message, retry_after }) => {
@@ -329,14 +331,14 @@ impl Jobs {
             Ok(r) => r,
             Err(outcome) => return outcome,
         };
-        let t = self.core.now();
+        let t = self.service.now();
         if r.status_at(t).is_terminal() || !r.delivery.awaits_sending() {
-            return Outcome::Done;
+            return Outcome::Completed;
         }
         let Some(body) = self.sms_text(&r, t).await else {
             tracing::error!(request_id = %r.id, "no code can be derived for this request's message");
             return Self::finished(
-                self.core.transition_finishing(r.id, |_| Some(Event::SmsFailed), Some(job.lease())).await,
+                self.service.transition_finishing(r.id, |_| Some(Event::SmsFailed), Some(job.lease())).await,
             );
         };
         let sms = OutboundSms {
@@ -350,13 +352,13 @@ impl Jobs {
                 tracing::info!(request_id = %r.id, message_sid = %sid, phone = %r.phone_number, "text message sent");
                 let event = Event::SmsSent { sid };
                 Self::finished(
-                    self.core.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await,
+                    self.service.transition_finishing(r.id, move |_| Some(event.clone()), Some(job.lease())).await,
                 )
             }
             Err(CallError::Refused(why)) => {
                 tracing::warn!(request_id = %r.id, error = %why, "provider refused the text message");
                 Self::finished(
-                    self.core.transition_finishing(r.id, |_| Some(Event::SmsFailed), Some(job.lease())).await,
+                    self.service.transition_finishing(r.id, |_| Some(Event::SmsFailed), Some(job.lease())).await,
                 )
             }
             Err(CallError::Unavailable { message, retry_after }) => {
@@ -369,36 +371,36 @@ impl Jobs {
     /// name and words: the request's own code, or (a `voice_dtmf` request
     /// falling back) the second code. `None` when no code can be derived.
     async fn sms_text(&self, r: &AuthRequest, now: chrono::DateTime<Utc>) -> Option<String> {
-        let code = r.expected_code(self.core.keys.for_request(r.key_id.as_deref())?)?;
-        let tenant = self.core.tenant_cached(r.tenant_id).await;
+        let code = r.expected_code(self.service.keys.for_request(r.key_id.as_deref())?)?;
+        let tenant = self.service.tenant_cached(r.tenant_id).await;
         let minutes = ((r.expires_at - now).num_seconds().max(60) as u32).div_ceil(60);
         Some(self.prompts.sms(r.locale, code.expose(), minutes, tenant.as_ref().map(|t| &t.policy.voice)))
     }
 
     async fn deliver_callback(&self, job: &Job) -> Outcome {
         let retry = |why: String| {
-            if self.core.now() - job.created_at > CALLBACK_WINDOW {
+            if self.service.now() - job.created_at > CALLBACK_WINDOW {
                 Outcome::GiveUp(format!("gave up after 24 h: {why}"))
             } else {
                 Outcome::RetryIn(backoff::delay(job.attempts, Duration::from_secs(5), Duration::from_secs(3600)), why)
             }
         };
-        let r = match self.core.store.request(job.request_id).await {
+        let r = match self.service.store.request(job.request_id).await {
             Ok(Some(r)) => r,
-            Ok(None) => return Outcome::Done,
+            Ok(None) => return Outcome::Completed,
             Err(e) => return retry(e.to_string()),
         };
-        let tenant = match self.core.store.tenant(r.tenant_id).await {
+        let tenant = match self.service.store.tenant(r.tenant_id).await {
             Ok(Some(tenant)) => tenant,
-            Ok(None) => return Outcome::Done,
+            Ok(None) => return Outcome::Completed,
             Err(e) => return retry(e.to_string()),
         };
-        let Some(url) = r.callback_url.as_deref() else { return Outcome::Done };
+        let Some(url) = r.callback_url.as_deref() else { return Outcome::Completed };
         // Checked at registration, and again here: an address literal never meets the resolver's filter.
         if !self.allow_private_callbacks && callback::names_private_address(url) {
             return Outcome::GiveUp("callback_url names a private or special-purpose address".into());
         }
-        let t = self.core.now();
+        let t = self.service.now();
         let header = callback::signature_header(&tenant.signing_secrets(t), t.timestamp(), &job.payload);
         let sent = self
             .callbacks
@@ -411,7 +413,7 @@ impl Jobs {
         match sent {
             Ok(resp) if resp.status().is_success() => {
                 tracing::info!(request_id = %r.id, "result callback delivered");
-                Outcome::Done
+                Outcome::Completed
             }
             Ok(resp) => retry(format!("callback answered HTTP {}", resp.status().as_u16())),
             Err(e) => retry(format!("callback failed: {}", if e.is_timeout() { "timeout" } else { "network error" })),
@@ -420,7 +422,7 @@ impl Jobs {
 
     async fn end_call(&self, job: &Job) -> Outcome {
         match self.telephony.end_call(&job.payload).await {
-            Ok(()) | Err(CallError::Refused(_)) => Outcome::Done,
+            Ok(()) | Err(CallError::Refused(_)) => Outcome::Completed,
             Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => Outcome::RetryIn(
                 backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30)),
                 message.into(),
@@ -431,7 +433,7 @@ impl Jobs {
 
     async fn finalize_call(&self, job: &Job) -> Outcome {
         Self::finished(
-            self.core.transition_finishing(job.request_id, |_| Some(Event::CallEnded), Some(job.lease())).await,
+            self.service.transition_finishing(job.request_id, |_| Some(Event::CallEnded), Some(job.lease())).await,
         )
     }
 }

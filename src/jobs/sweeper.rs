@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::request::Event;
-use crate::service::Core;
+use crate::service::Service;
 
 /// Requests expired per pass; more wait for the next pass (one second later).
 const EXPIRE_BATCH: usize = 500;
@@ -22,7 +22,7 @@ const HOUSEKEEPING_EVERY: u32 = 60;
 /// Starts the sweeper. Reads already show expiry at once; the sweeper makes
 /// it durable and triggers the result callback.
 pub fn spawn_sweeper(
-    core: Arc<Core>,
+    service: Arc<Service>,
     retention: chrono::Duration,
     trim: impl Fn() + Send + 'static,
     mut shutdown: watch::Receiver<bool>,
@@ -30,10 +30,10 @@ pub fn spawn_sweeper(
     tokio::spawn(async move {
         let mut pass: u32 = 0;
         while !*shutdown.borrow() {
-            expire_overdue(&core).await;
+            expire_overdue(&service).await;
             if pass.is_multiple_of(HOUSEKEEPING_EVERY) {
-                purge(&core, retention).await;
-                forget(&core).await;
+                purge(&service, retention).await;
+                forget(&service).await;
                 trim();
             }
             pass = pass.wrapping_add(1);
@@ -45,8 +45,8 @@ pub fn spawn_sweeper(
     })
 }
 
-async fn expire_overdue(core: &Core) {
-    let ids = match core.store.overdue_requests(core.now(), EXPIRE_BATCH).await {
+async fn expire_overdue(service: &Service) {
+    let ids = match service.store.overdue_requests(service.now(), EXPIRE_BATCH).await {
         Ok(ids) => ids,
         Err(e) => {
             tracing::error!(error = %e, "listing overdue requests failed");
@@ -54,25 +54,25 @@ async fn expire_overdue(core: &Core) {
         }
     };
     for id in ids {
-        if let Err(e) = core.apply(id, Event::Expire).await {
+        if let Err(e) = service.apply(id, Event::Expire).await {
             tracing::error!(request_id = %id, error = %e, "expiring a request failed");
         }
     }
 }
 
 /// Drops used one-time tokens and call counts that no longer decide anything.
-async fn forget(core: &Core) {
-    match core.forget_spent().await {
+async fn forget(service: &Service) {
+    match service.forget_spent().await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(rows = n, "used tokens and old call counts forgotten"),
         Err(e) => tracing::error!(error = %e, "forgetting used tokens failed"),
     }
 }
 
-async fn purge(core: &Core, retention: chrono::Duration) {
-    let before = core.now() - retention;
+async fn purge(service: &Service, retention: chrono::Duration) {
+    let before = service.now() - retention;
     loop {
-        match core.store.purge_finished(before, PURGE_BATCH).await {
+        match service.store.purge_finished(before, PURGE_BATCH).await {
             Ok(n) if n == PURGE_BATCH => continue,
             Ok(n) => {
                 if n > 0 {

@@ -55,8 +55,9 @@ impl From<crate::budgets::Spent> for ServiceError {
     }
 }
 
-/// Shared state of the running server's core.
-pub struct Core {
+/// The service: turns the edges' facts into committed transitions and jobs,
+/// over the store, the clock and the code keys.
+pub struct Service {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: KeyRing,
@@ -80,7 +81,7 @@ pub struct Core {
     pub tenant_cache: TenantCache,
 }
 
-impl Core {
+impl Service {
     /// Now, on the clock every rule reads.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -3,7 +3,7 @@
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{Core, ServiceError};
+use super::{Service, ServiceError};
 use crate::domain::code::{Code, CodeKeys};
 use crate::domain::phone::Region;
 use crate::domain::registration::Registration;
@@ -20,7 +20,7 @@ pub struct Registered {
     pub created: bool,
 }
 
-impl Core {
+impl Service {
     /// Stores a new auth request (and, for outbound, the job that places its
     /// call, leased to this process so it runs here at once), or returns the
     /// existing one for a repeated `external_id`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Core, ServiceError};
+use super::{Service, ServiceError};
 use crate::domain::phone::{Attestation, PhoneNumber};
 use crate::domain::tenant::{PresentedKey, Tenant};
 use crate::store::StoreError;
@@ -18,7 +18,7 @@ pub struct TenantCache(std::sync::Mutex<std::collections::HashMap<Uuid, (std::ti
 /// How long a cached tenant is used before it is read again.
 const TENANT_TTL: Duration = Duration::from_secs(5);
 
-impl Core {
+impl Service {
     /// The tenant whose API key this is, checked in constant time.
     pub async fn tenant_for_key(&self, token: &str) -> Result<Option<Tenant>, ServiceError> {
         let Some(key) = PresentedKey::parse(token) else { return Ok(None) };

@@ -178,6 +178,6 @@ async fn info(sim: web::Data<Simulator>) -> HttpResponse {
 async fn request(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let not_found = AppError::NotFound("no auth request with this id");
     let id = uuid::Uuid::parse_str(&id).map_err(|_| AppError::NotFound("no auth request with this id"))?;
-    let r = state.core.request_of_any_tenant(id).await?.ok_or(not_found)?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    let r = state.service.request_of_any_tenant(id).await?.ok_or(not_found)?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.service.inbound_number.as_ref(), state.service.now())))
 }

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::{CallHandle, CallSnapshot, Inner, TimelineEntry, lock, twiml_parse};
-use crate::voice::twiml::Verb;
+use crate::call::script::Step;
 
 /// What a person (or a test) does to a call.
 #[derive(Debug, Clone)]
@@ -215,30 +215,30 @@ impl Call {
         false
     }
 
-    async fn run_verbs(&mut self, current_url: &str, verbs: Vec<Verb>) -> Flow {
+    async fn run_verbs(&mut self, current_url: &str, verbs: Vec<Step>) -> Flow {
         for verb in verbs {
             if self.drain() {
                 self.log(entry("hangup"));
                 return Flow::End;
             }
             match verb {
-                Verb::Say { .. } | Verb::Play { .. } | Verb::Pause { .. } => {
+                Step::Say { .. } | Step::Play { .. } | Step::Pause { .. } => {
                     if self.speak(&verb, false).await == Heard::HungUp {
                         self.log(entry("hangup"));
                         return Flow::End;
                     }
                 }
-                Verb::Redirect { url } => {
+                Step::Redirect { url } => {
                     let mut e = entry("redirect");
                     e.url = Some(url.clone());
                     self.log(e);
                     return Flow::Next(url, Vec::new());
                 }
-                Verb::Hangup => {
+                Step::Hangup => {
                     self.log(entry("hangup"));
                     return Flow::End;
                 }
-                Verb::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
+                Step::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
                     // Keys are heard from the first nested prompt on, and a key stops the prompts.
                     self.update(|s| s.awaiting_digits = true);
                     for p in &prompts {
@@ -290,9 +290,9 @@ impl Call {
     /// Plays a prompt: logs it, then (when paced) lets it take about as long as
     /// speaking it would, listening for keys and hang-ups meanwhile. Inside a
     /// Gather a key interrupts the prompt (barge-in) and goes to the Gather.
-    async fn speak(&mut self, verb: &Verb, barge_in: bool) -> Heard {
+    async fn speak(&mut self, verb: &Step, barge_in: bool) -> Heard {
         let (e, takes) = match verb {
-            Verb::Say { text, language, .. } => {
+            Step::Say { text, language, .. } => {
                 let mut e = entry("say");
                 e.text = Some(text.clone());
                 e.language = Some(language.clone());
@@ -300,12 +300,12 @@ impl Call {
                 let per_second = if language.starts_with("ja") { 8.0 } else { 15.0 };
                 (e, Duration::from_secs_f64((text.chars().count() as f64 / per_second).clamp(0.5, 15.0)))
             }
-            Verb::Play { url } => {
+            Step::Play { url } => {
                 let mut e = entry("play");
                 e.url = Some(url.clone());
                 (e, Duration::from_secs(2))
             }
-            Verb::Pause { seconds } => {
+            Step::Pause { seconds } => {
                 let mut e = entry("pause");
                 e.text = Some(seconds.to_string());
                 (e, Duration::from_secs(u64::from(*seconds)))

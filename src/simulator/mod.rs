@@ -18,9 +18,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::call::urls::Urls;
 use crate::domain::phone::PhoneNumber;
 use crate::telephony::{CallError, OutboundCall, OutboundSms, Telephony};
-use crate::voice::urls::Urls;
 use call::CallKind;
 pub use call::Command;
 
@@ -135,7 +135,7 @@ impl Inner {
     /// POSTs a signed form to `url`; the URL is signed as given (the public
     /// URL) and sent to where the server listens, like a reverse proxy would.
     async fn post_signed(&self, url: &str, params: &[(String, String)]) -> Result<String, String> {
-        let sig = crate::voice::signature::sign(self.auth_token.expose_secret().as_bytes(), url, params);
+        let sig = crate::telephony::twilio::signature::sign(self.auth_token.expose_secret().as_bytes(), url, params);
         let target = match (self.urls.get(), self.target.get()) {
             (Some(urls), Some(target)) if url.starts_with(urls.base()) => {
                 format!("{target}{}", &url[urls.base().len()..])

@@ -1,15 +1,15 @@
-//! Reads TwiML the way the provider does, into the same `Verb`s the server writes.
+//! Reads TwiML the way the provider does, into the same `Step`s the server writes.
 
 use quick_xml::Reader;
 use quick_xml::XmlVersion;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::voice::twiml::Verb;
+use crate::call::script::Step;
 
 /// Parses a `<Response>` document. Unknown verbs are an error, as they are
 /// for the provider ("application error").
-pub fn parse(doc: &str) -> Result<Vec<Verb>, String> {
+pub fn parse(doc: &str) -> Result<Vec<Step>, String> {
     let mut reader = Reader::from_str(doc);
     // No trimming per event: it would eat the spaces around entity references.
     reader.config_mut().trim_text(false);
@@ -98,7 +98,7 @@ fn spoken(reader: &mut Reader<&[u8]>) -> Result<(String, Option<String>, Option<
     }
 }
 
-fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, String> {
+fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Step>, String> {
     let mut verbs = Vec::new();
     loop {
         let event = reader.read_event().map_err(|e| e.to_string())?;
@@ -115,7 +115,7 @@ fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, Strin
         let verb = match name.as_str() {
             "Say" => {
                 let (text, rate, pause) = if empty { Default::default() } else { spoken(reader)? };
-                Verb::Say {
+                Step::Say {
                     language: attr(&e, "language")?.unwrap_or_else(|| "en-US".into()),
                     voice: attr(&e, "voice")?,
                     text,
@@ -123,22 +123,22 @@ fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, Strin
                     pause,
                 }
             }
-            "Play" => Verb::Play { url: content(reader)? },
+            "Play" => Step::Play { url: content(reader)? },
             "Pause" => {
                 let seconds = number(&e, "length", 1)?;
                 if !empty {
                     text_until(reader, "Pause")?;
                 }
-                Verb::Pause { seconds }
+                Step::Pause { seconds }
             }
-            "Redirect" => Verb::Redirect { url: content(reader)? },
+            "Redirect" => Step::Redirect { url: content(reader)? },
             "Hangup" | "Reject" => {
                 if !empty {
                     text_until(reader, &name)?;
                 }
-                Verb::Hangup
+                Step::Hangup
             }
-            "Gather" => Verb::Gather {
+            "Gather" => Step::Gather {
                 action: attr(&e, "action")?.unwrap_or_default(),
                 num_digits: attr(&e, "numDigits")?.map(|v| v.parse().map_err(|_| "bad numDigits")).transpose()?,
                 timeout: number(&e, "timeout", 5)?,
@@ -155,35 +155,35 @@ fn verbs_until(reader: &mut Reader<&[u8]>, end: &str) -> Result<Vec<Verb>, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::voice::twiml::render;
+    use crate::telephony::twilio::twiml::render;
 
     #[test]
     fn reads_back_what_the_server_writes() {
         let verbs = vec![
-            Verb::Say {
+            Step::Say {
                 text: "認証 & <ok>".into(),
                 language: "ja-JP".into(),
                 voice: Some("Polly.Mizuki".into()),
                 rate: None,
                 pause: None,
             },
-            Verb::Say {
+            Step::Say {
                 text: "4, 8, 2".into(),
                 language: "ja-JP".into(),
                 voice: None,
                 rate: Some("slow".into()),
                 pause: Some("300ms".into()),
             },
-            Verb::Gather {
+            Step::Gather {
                 action: "http://x/g?a=1&b=2".into(),
                 num_digits: Some(6),
                 timeout: 10,
                 finish_on_key: "#".into(),
                 action_on_empty_result: false,
-                prompts: vec![Verb::Play { url: "http://x/a.wav".into() }, Verb::Pause { seconds: 2 }],
+                prompts: vec![Step::Play { url: "http://x/a.wav".into() }, Step::Pause { seconds: 2 }],
             },
-            Verb::Redirect { url: "http://x/n".into() },
-            Verb::Hangup,
+            Step::Redirect { url: "http://x/n".into() },
+            Step::Hangup,
         ];
         assert_eq!(parse(&render(&verbs)).unwrap(), verbs);
     }
@@ -193,7 +193,7 @@ mod tests {
         let v = parse("<Response><Gather/></Response>").unwrap();
         assert_eq!(
             v,
-            vec![Verb::Gather {
+            vec![Step::Gather {
                 action: String::new(),
                 num_digits: None,
                 timeout: 5,

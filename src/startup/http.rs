@@ -1,19 +1,21 @@
 //! The HTTP side of start-up: the server, its middleware and the route table in one place.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
 use futures_util::FutureExt;
 
 use super::StartError;
 use crate::api::{ops, requests};
+use crate::call::urls::paths;
 use crate::error::AppError;
 use crate::metrics::{HttpLabels, Metrics, RouteLabel};
 use crate::simulator::Simulator;
 use crate::state::AppState;
-use crate::voice::urls::paths;
-use crate::voice::webhooks;
+use crate::telephony::twilio::webhooks::Verifier;
+use crate::voice;
 use crate::web::demo::DemoTenant;
 
 /// The HTTP server on `listener`: the route table, and in simulator mode the
@@ -24,13 +26,17 @@ pub(super) fn http_server(
     listener: std::net::TcpListener,
 ) -> Result<Server, StartError> {
     let simulator = simulator.map(|(sim, demo)| (web::Data::new(sim), demo));
+    // The webhook extractor reads the state through the provider's trait, so
+    // that the provider's module need not know `AppState`.
+    let verifier: web::Data<dyn Verifier> = web::Data::from(state.clone().into_inner() as Arc<dyn Verifier>);
     let server = HttpServer::new(move || {
         let app = App::new()
             .app_data(state.clone())
+            .app_data(verifier.clone())
             .app_data(json_config())
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
-                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+                let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.service.metrics.clone());
                 let method = req.method().to_string();
                 srv.call(req).map(move |res| {
                     if let (Ok(res), Some(metrics)) = (&res, metrics) {
@@ -95,15 +101,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tenant/voice", web::get().to(crate::api::tenant::get_voice))
         .route("/v1/tenant/voice", web::put().to(crate::api::tenant::put_voice))
         .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
-        .route(paths::ANSWER, web::post().to(webhooks::answer))
-        .route(paths::GATHER, web::post().to(webhooks::gather))
-        .route(paths::NO_INPUT, web::post().to(webhooks::no_input))
-        .route(paths::STATUS, web::post().to(webhooks::status))
-        .route(paths::STATUS_BY_SID, web::post().to(webhooks::status_by_sid))
-        .route(paths::INBOUND, web::post().to(webhooks::inbound))
-        .route(paths::INBOUND_GATHER, web::post().to(webhooks::inbound_gather))
-        .route(paths::OTP, web::post().to(webhooks::otp))
-        .route(paths::SMS_STATUS, web::post().to(webhooks::sms_status))
+        .route(paths::ANSWER, web::post().to(voice::answer))
+        .route(paths::GATHER, web::post().to(voice::gather))
+        .route(paths::NO_INPUT, web::post().to(voice::no_input))
+        .route(paths::STATUS, web::post().to(voice::status))
+        .route(paths::STATUS_BY_SID, web::post().to(voice::status_by_sid))
+        .route(paths::INBOUND, web::post().to(voice::inbound))
+        .route(paths::INBOUND_GATHER, web::post().to(voice::inbound_gather))
+        .route(paths::OTP, web::post().to(voice::otp))
+        .route(paths::SMS_STATUS, web::post().to(voice::sms_status))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

@@ -11,6 +11,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::budgets::CallBudgets;
+use crate::call::prompts::Prompts;
+use crate::call::urls::Urls;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::{DatabaseUrl, ProviderKind, Settings};
@@ -19,15 +21,13 @@ use crate::domain::request::AuthRequest;
 use crate::jobs::{Jobs, spawn_sweeper};
 use crate::limits::{Limiter, SharedLimiter};
 use crate::metrics::Metrics;
-use crate::service::Core;
+use crate::service::Service;
 use crate::simulator::Simulator;
 use crate::state::AppState;
 use crate::store::Job;
 use crate::store::{self, NumberLimit, OpenOptions, Role};
 use crate::telephony::Telephony;
 use crate::telephony::twilio::TwilioClient;
-use crate::voice::prompts::Prompts;
-use crate::voice::urls::Urls;
 use crate::web::demo::DemoTenant;
 
 mod http;
@@ -132,26 +132,23 @@ impl Application {
         let http = http_client()?;
         let provider = provider(&settings, &http, &base_url, &urls)?;
         let metrics = Arc::new(Metrics::default());
-        let (core, claimed_rx) = service(&settings, store, clock, keys, metrics.clone());
+        let (service, claimed_rx) = service(&settings, store, clock, keys, metrics);
         let state = web::Data::new(AppState {
-            core: core.clone(),
+            service: service.clone(),
             urls: urls.clone(),
             prompts: prompts.clone(),
             webhook_token: provider.webhook_token,
             gather_timeout: settings.gather_timeout,
-            default_region: settings.default_region,
-            inbound_number: settings.inbound_number.clone(),
             allow_private_callbacks: settings.allow_private_callbacks,
             tenant_limiter: SharedLimiter::new(settings.rate_limit, Duration::from_secs(1), cluster.nodes.clone()),
             servers: cluster.nodes.clone(),
             metrics_token: settings.metrics_token.clone(),
             // Enough for a person trying the demo (tens a minute), not for a script.
             demo_limiter: Limiter::new(30, Duration::from_secs(60)),
-            metrics,
             provider: settings.provider,
         });
         let jobs = Arc::new(Jobs {
-            core: core.clone(),
+            service: service.clone(),
             telephony: provider.telephony,
             urls,
             prompts,
@@ -163,13 +160,13 @@ impl Application {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let demo = match &provider.simulator {
-            Some(_) => Some(web::Data::new(DemoTenant::provision(&core).await?)),
+            Some(_) => Some(web::Data::new(DemoTenant::provision(&service).await?)),
             None => None,
         };
         let background = vec![
             jobs.spawn(shutdown_rx.clone(), claimed_rx),
-            cluster.spawn(core.store.clone(), shutdown_rx.clone()),
-            sweeper(&settings, core, &state, shutdown_rx),
+            cluster.spawn(service.store.clone(), shutdown_rx.clone()),
+            sweeper(&settings, service, &state, shutdown_rx),
         ];
         let simulator = provider.simulator;
         let server = http::http_server(state, simulator.clone().zip(demo), listener)?;
@@ -288,14 +285,14 @@ fn service(
     clock: Arc<dyn Clock>,
     keys: KeyRing,
     metrics: Arc<Metrics>,
-) -> (Arc<Core>, ClaimedJobs) {
+) -> (Arc<Service>, ClaimedJobs) {
     let (claimed_jobs, claimed_rx) = tokio::sync::mpsc::unbounded_channel();
     let number_limit = (settings.phone_rate_limit > 0 || settings.phone_rate_limit_server > 0).then(|| NumberLimit {
         per_tenant: settings.phone_rate_limit,
         overall: settings.phone_rate_limit_server,
         window: chrono::Duration::minutes(10),
     });
-    let core = Arc::new(Core {
+    let service = Arc::new(Service {
         store,
         clock,
         keys,
@@ -310,13 +307,13 @@ fn service(
         claimed_jobs,
         tenant_cache: Default::default(),
     });
-    (core, claimed_rx)
+    (service, claimed_rx)
 }
 
 /// The sweeper, which also trims the edge's limiters now and then.
 fn sweeper(
     settings: &Settings,
-    core: Arc<Core>,
+    service: Arc<Service>,
     state: &web::Data<AppState>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -325,7 +322,7 @@ fn sweeper(
         state.tenant_limiter.shrink();
         state.demo_limiter.shrink();
     };
-    spawn_sweeper(core, chrono::Duration::days(i64::from(settings.retention_days)), trim, shutdown)
+    spawn_sweeper(service, chrono::Duration::days(i64::from(settings.retention_days)), trim, shutdown)
 }
 
 /// Our own SIGTERM/SIGINT handlers, installed before anyone is told the

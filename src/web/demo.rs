@@ -11,7 +11,7 @@ use crate::domain::status::{Channel, FailureReason, Status};
 use crate::domain::tenant::{Tenant, TenantVoice};
 use crate::domain::view::RequestView;
 use crate::error::AppError;
-use crate::service::Core;
+use crate::service::Service;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -27,8 +27,8 @@ impl DemoTenant {
     /// Finds or creates the demo tenant (a demo tenant from before tenants
     /// had names gets the bank's). Its key is dropped unseen: only these
     /// routes can act for it.
-    pub async fn provision(core: &Core) -> Result<Self, StoreError> {
-        core.tenant_with_voice(DEMO_TENANT, demo_voice()).await.map(Self)
+    pub async fn provision(service: &Service) -> Result<Self, StoreError> {
+        service.tenant_with_voice(DEMO_TENANT, demo_voice()).await.map(Self)
     }
 }
 
@@ -117,9 +117,9 @@ async fn start(
         channel: b.channel,
         fallback: b.fallback,
     }
-    .validate(state.default_region, false)?;
-    let done = state.core.register(&demo.0, registration).await?;
-    let view = RequestView::at(&done.request, state.inbound_number.as_ref(), state.core.now());
+    .validate(state.service.default_region, false)?;
+    let done = state.service.register(&demo.0, registration).await?;
+    let view = RequestView::at(&done.request, state.service.inbound_number.as_ref(), state.service.now());
     let started = Started {
         code: done.request.site_sees_code().then(|| done.code.expose().to_owned()),
         channel: view.channel,
@@ -137,7 +137,7 @@ async fn start(
 /// A temporary password derived from the request: stable across polls, and
 /// issued only to a verified request.
 fn temporary_password(state: &AppState, id: Uuid) -> String {
-    let digest = state.core.keys.current().1.fingerprint(format!("demo-password:{id}").as_bytes());
+    let digest = state.service.keys.current().1.fingerprint(format!("demo-password:{id}").as_bytes());
     digest.iter().take(12).map(|b| char::from(PASSWORD_ALPHABET[usize::from(*b) % PASSWORD_ALPHABET.len()])).collect()
 }
 
@@ -147,8 +147,8 @@ async fn progress(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = parse_id(&id)?;
-    let r = state.core.get(&demo.0, id).await?;
-    let v = RequestView::at(&r, state.inbound_number.as_ref(), state.core.now());
+    let r = state.service.get(&demo.0, id).await?;
+    let v = RequestView::at(&r, state.service.inbound_number.as_ref(), state.service.now());
     Ok(HttpResponse::Ok().json(Progress {
         temporary_password: (v.status == Status::Verified).then(|| temporary_password(&state, id)),
         id: v.id,
@@ -175,7 +175,7 @@ async fn check(
     // The same body and rules as the site API's `/check`.
     let code = parse_json::<crate::api::input::CheckBody>(&req, &body)?.validate()?;
     let id = parse_id(&id)?;
-    state.core.check(&demo.0, id, code).await?;
+    state.service.check(&demo.0, id, code).await?;
     progress(state, demo, web::Path::from(id.to_string())).await
 }
 
@@ -184,8 +184,8 @@ async fn cancel(
     demo: web::Data<DemoTenant>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let r = state.core.cancel(&demo.0, parse_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.inbound_number.as_ref(), state.core.now())))
+    let r = state.service.cancel(&demo.0, parse_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(RequestView::at(&r, state.service.inbound_number.as_ref(), state.service.now())))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -51,7 +51,8 @@ impl Caller<'_> {
         for _ in 0..10 {
             let app = self.hop();
             let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-            let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &format!("{PUBLIC}{path}"), &owned);
+            let sig =
+                ivr_auth::telephony::twilio::signature::sign(AUTH_TOKEN.as_bytes(), &format!("{PUBLIC}{path}"), &owned);
             let sent = app.http.post(app.url(path)).header("X-Twilio-Signature", sig).form(params).send().await;
             match sent {
                 Ok(resp) => {

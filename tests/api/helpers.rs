@@ -381,7 +381,7 @@ impl TestApp {
     pub async fn webhook(&self, path: &str, params: &[(&str, &str)]) -> (u16, String) {
         let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         let signed_url = format!("{}{}", self.public_url, path);
-        let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &signed_url, &owned);
+        let sig = ivr_auth::telephony::twilio::signature::sign(AUTH_TOKEN.as_bytes(), &signed_url, &owned);
         self.raw_webhook(path, params, Some(&sig)).await
     }
 

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer, SigningKey};
-use ivr_auth::api::signing::signed_message;
+use ivr_auth::api::request_signature::signed_message;
 use serde_json::{Value, json};
 
 use crate::helpers::*;

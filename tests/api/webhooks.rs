@@ -125,12 +125,12 @@ async fn forged_or_missing_signatures_are_403_and_change_nothing() {
     // Signed for another request's URL, replayed here.
     let other_url = format!("{}/webhooks/twilio/voice/answer/{}", app.base, uuid::Uuid::now_v7());
     let owned: Vec<(String, String)> = p.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &other_url, &owned);
+    let sig = ivr_auth::telephony::twilio::signature::sign(AUTH_TOKEN.as_bytes(), &other_url, &owned);
     let (s, _) = app.raw_webhook(&path, &p, Some(&sig)).await;
     assert_eq!(s, 403);
     // Signed with the wrong token.
     let url = format!("{}{}", app.base, path);
-    let sig = ivr_auth::voice::signature::sign(b"not-the-token", &url, &owned);
+    let sig = ivr_auth::telephony::twilio::signature::sign(b"not-the-token", &url, &owned);
     let (s, _) = app.raw_webhook(&path, &p, Some(&sig)).await;
     assert_eq!(s, 403);
     // Digits with a tampered parameter set.
@@ -139,7 +139,11 @@ async fn forged_or_missing_signatures_are_403_and_change_nothing() {
     let gather_path = format!("/webhooks/twilio/voice/gather/{id}");
     let mut signed: Vec<(String, String)> = digits.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
     signed.retain(|(k, _)| k != "Digits");
-    let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &format!("{}{gather_path}", app.base), &signed);
+    let sig = ivr_auth::telephony::twilio::signature::sign(
+        AUTH_TOKEN.as_bytes(),
+        &format!("{}{gather_path}", app.base),
+        &signed,
+    );
     let (s, _) = app.raw_webhook(&gather_path, &digits, Some(&sig)).await;
     assert_eq!(s, 403);
     for path in ["/webhooks/twilio/voice/inbound", "/webhooks/twilio/voice/status"] {
@@ -180,7 +184,7 @@ async fn signatures_are_checked_against_the_public_url_behind_a_proxy() {
     let owned: Vec<(String, String)> =
         call_params(&sid, PHONE).iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
     let local = format!("{}/webhooks/twilio/voice/answer/{id}", app.base);
-    let sig = ivr_auth::voice::signature::sign(AUTH_TOKEN.as_bytes(), &local, &owned);
+    let sig = ivr_auth::telephony::twilio::signature::sign(AUTH_TOKEN.as_bytes(), &local, &owned);
     let (s, _) =
         app.raw_webhook(&format!("/webhooks/twilio/voice/answer/{id}"), &call_params(&sid, PHONE), Some(&sig)).await;
     assert_eq!(s, 403);

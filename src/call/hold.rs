@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use uuid::Uuid;
 
-use super::twiml::Verb;
+use super::script::Step;
 
 /// Redirects at most, then the caller is told "sorry": with the store's 4 s retry budget per
 /// attempt and 2 s pauses, about 40 s on the line.
@@ -51,7 +51,7 @@ impl Hold {
     /// webhook's public URL, without the hold's own parameters), carrying
     /// `sealed` digits; `None`
     /// once the caller has waited long enough.
-    pub fn again(&self, url: &str, sealed: Option<&str>) -> Option<Vec<Verb>> {
+    pub fn again(&self, url: &str, sealed: Option<&str>) -> Option<Vec<Step>> {
         if self.count >= MAX_HOLDS {
             return None;
         }
@@ -63,8 +63,8 @@ impl Hold {
         // `url` may keep a query of its own (the locale the call speaks).
         let sep = if url.contains('?') { '&' } else { '?' };
         Some(vec![
-            Verb::Pause { seconds: PAUSE_SECONDS },
-            Verb::Redirect { url: format!("{url}{sep}{}", query.finish()) },
+            Step::Pause { seconds: PAUSE_SECONDS },
+            Step::Redirect { url: format!("{url}{sep}{}", query.finish()) },
         ])
     }
 }
@@ -138,7 +138,7 @@ mod tests {
     fn holds_count_up_and_end() {
         let first = Hold::from_query("");
         let verbs = first.again("https://x.example/webhooks/twilio/voice/gather/1", Some("abc")).unwrap();
-        let Verb::Redirect { url } = &verbs[1] else { panic!("{verbs:?}") };
+        let Step::Redirect { url } = &verbs[1] else { panic!("{verbs:?}") };
         assert_eq!(url, "https://x.example/webhooks/twilio/voice/gather/1?hold=1&held=abc");
         let next = Hold::from_query("hold=1&held=abc");
         assert_eq!(next, Hold { count: 1, sealed: Some("abc".into()) });

@@ -1,44 +1,13 @@
-//! TwiML documents, written with `quick-xml` so every text and URL is escaped.
+//! The call script as TwiML, written with `quick-xml` so every text and URL is escaped.
 
 use std::io::Cursor;
 
+use actix_web::HttpResponse;
+use actix_web::http::header::CONTENT_TYPE;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
-/// One TwiML verb (the subset ivr-auth speaks and the simulator understands).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verb {
-    Say {
-        text: String,
-        language: String,
-        voice: Option<String>,
-        /// SSML speech rate (`slow`, `90%`…), for voices that take SSML.
-        rate: Option<String>,
-        /// SSML pause after each `, ` of the text (`400ms`): the code read digit by digit.
-        pause: Option<String>,
-    },
-    Play {
-        url: String,
-    },
-    Pause {
-        seconds: u32,
-    },
-    /// Collects keypad digits; only `Say`, `Play` and `Pause` nest inside.
-    Gather {
-        action: String,
-        num_digits: Option<u32>,
-        timeout: u32,
-        finish_on_key: String,
-        /// Ask `action` even when nothing was typed (`actionOnEmptyResult`):
-        /// how a press of the finish key alone reaches the server.
-        action_on_empty_result: bool,
-        prompts: Vec<Verb>,
-    },
-    Redirect {
-        url: String,
-    },
-    Hangup,
-}
+use crate::call::script::Step;
 
 /// Characters XML 1.0 does not allow, even escaped.
 fn xml_safe(text: &str) -> String {
@@ -47,9 +16,9 @@ fn xml_safe(text: &str) -> String {
         .collect()
 }
 
-fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<()> {
-    match verb {
-        Verb::Say { text, language, voice, rate, pause } => {
+fn write_step(w: &mut Writer<Cursor<Vec<u8>>>, step: &Step) -> std::io::Result<()> {
+    match step {
+        Step::Say { text, language, voice, rate, pause } => {
             let mut el = w.create_element("Say").with_attribute(("language", xml_safe(language).as_str()));
             if let Some(voice) = voice {
                 el = el.with_attribute(("voice", xml_safe(voice).as_str()));
@@ -71,13 +40,13 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
                 }
             }
         }
-        Verb::Play { url } => {
+        Step::Play { url } => {
             w.create_element("Play").write_text_content(BytesText::new(&xml_safe(url)))?;
         }
-        Verb::Pause { seconds } => {
+        Step::Pause { seconds } => {
             w.create_element("Pause").with_attribute(("length", seconds.to_string().as_str())).write_empty()?;
         }
-        Verb::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
+        Step::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
             let mut el = w
                 .create_element("Gather")
                 .with_attribute(("input", "dtmf"))
@@ -91,14 +60,14 @@ fn write_verb(w: &mut Writer<Cursor<Vec<u8>>>, verb: &Verb) -> std::io::Result<(
             if *action_on_empty_result {
                 el = el.with_attribute(("actionOnEmptyResult", "true"));
             }
-            el.write_inner_content(|w| prompts.iter().try_for_each(|p| write_verb(w, p)))?;
+            el.write_inner_content(|w| prompts.iter().try_for_each(|p| write_step(w, p)))?;
         }
-        Verb::Redirect { url } => {
+        Step::Redirect { url } => {
             w.create_element("Redirect")
                 .with_attribute(("method", "POST"))
                 .write_text_content(BytesText::new(&xml_safe(url)))?;
         }
-        Verb::Hangup => {
+        Step::Hangup => {
             w.create_element("Hangup").write_empty()?;
         }
     }
@@ -125,11 +94,11 @@ fn write_spoken(w: &mut Writer<Cursor<Vec<u8>>>, text: &str, pause: Option<&str>
 }
 
 /// A complete `<Response>` document with an XML declaration, UTF-8.
-pub fn render(verbs: &[Verb]) -> String {
+pub fn render(steps: &[Step]) -> String {
     let mut w = Writer::new(Cursor::new(Vec::with_capacity(512)));
     let written = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).and_then(|()| {
         w.create_element("Response")
-            .write_inner_content(|w| verbs.iter().try_for_each(|v| write_verb(w, v)))
+            .write_inner_content(|w| steps.iter().try_for_each(|s| write_step(w, s)))
             .map(|_| ())
     });
     match written {
@@ -139,6 +108,11 @@ pub fn render(verbs: &[Verb]) -> String {
     }
 }
 
+/// The answer to a Twilio webhook: the script as a TwiML document.
+pub fn response(steps: &[Step]) -> HttpResponse {
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, "text/xml; charset=utf-8")).body(render(steps))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,23 +120,23 @@ mod tests {
     #[test]
     fn renders_a_gather_with_escaped_text_and_urls() {
         let doc = render(&[
-            Verb::Say {
+            Step::Say {
                 text: "A & B <ok>\u{7}".into(),
                 language: "en-US".into(),
                 voice: Some("Polly.Joanna".into()),
                 rate: None,
                 pause: None,
             },
-            Verb::Gather {
+            Step::Gather {
                 action: "https://x.test/g?a=1&b=2".into(),
                 num_digits: Some(6),
                 timeout: 10,
                 finish_on_key: "#".into(),
                 action_on_empty_result: false,
-                prompts: vec![Verb::Pause { seconds: 1 }],
+                prompts: vec![Step::Pause { seconds: 1 }],
             },
-            Verb::Redirect { url: "https://x.test/n".into() },
-            Verb::Hangup,
+            Step::Redirect { url: "https://x.test/n".into() },
+            Step::Hangup,
         ]);
         assert_eq!(
             doc,
@@ -176,7 +150,7 @@ mod tests {
     #[test]
     fn a_rate_and_digit_pauses_are_ssml_around_the_same_text() {
         let say = |rate: Option<&str>, pause: Option<&str>| {
-            render(&[Verb::Say {
+            render(&[Step::Say {
                 text: "4, 8, 2".into(),
                 language: "ja-JP".into(),
                 voice: None,
@@ -204,14 +178,14 @@ mod tests {
     #[test]
     fn attributes_are_xml_safe_too() {
         let doc = render(&[
-            Verb::Say {
+            Step::Say {
                 text: "x".into(),
                 language: "en-US\u{7}".into(),
                 voice: Some("Polly.Mizuki\u{7}".into()),
                 rate: None,
                 pause: None,
             },
-            Verb::Gather {
+            Step::Gather {
                 action: "https://x.test/g".into(),
                 num_digits: None,
                 timeout: 5,

@@ -2,41 +2,42 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::call::prompt::Prompt;
+use crate::call::speaker::Speaker;
+use crate::call::urls::inbound_call_in;
 use crate::domain::call::InboundCall;
 use crate::domain::phone::{Attestation, PhoneNumber, is_withheld_caller_id};
 use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode, Status};
 use crate::state::AppState;
-use crate::voice::prompts::Prompt;
-use crate::voice::urls::inbound_call_in;
 
-use super::speaker::Speaker;
-use super::{CallGuard, Params, Signed, e164, failed, on_request};
+use super::{CallGuard, Report, Signed, e164, failed, on_request, twiml};
 
 /// Of an inbound call: its sid and the requests it may be for (see
-/// `Core::inbound_candidates`), or what to answer when there is no asking.
+/// `Service::inbound_candidates`), or what to answer when there is no asking.
 async fn inbound_call(
     state: &AppState,
     req: &HttpRequest,
-    p: &Params,
+    p: &Report,
 ) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
-    let nobody = Speaker::nobody(state, Mode::Inbound, Locale::DEFAULT);
-    let from = p.get("From");
+    let nobody = Speaker::nobody(state.voice(), Mode::Inbound, Locale::DEFAULT);
+    let from = p.from.as_str();
     if is_withheld_caller_id(from) {
         tracing::info!("inbound call with a withheld caller ID refused");
-        return Err(nobody.end(&[Prompt::WithheldCallerId]));
+        return Err(twiml(&nobody.end(&[Prompt::WithheldCallerId])));
     }
-    let call_sid = p.get("CallSid").to_owned();
+    let call_sid = p.call_sid.clone();
     let caller = e164(from, state).map(PhoneNumber::from_stored);
     // The number called; a provider that does not say is calling the server's.
-    let called = e164(p.get("To"), state).map(PhoneNumber::from_stored).or_else(|| state.inbound_number.clone());
+    let called =
+        e164(p.to.as_str(), state).map(PhoneNumber::from_stored).or_else(|| state.service.inbound_number.clone());
     let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
-        return Err(nobody.end(&[Prompt::NoPendingRequest]));
+        return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
     };
-    let found = state.core.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
+    let found = state.service.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
     if found.is_empty() {
         tracing::info!(phone = %caller, "inbound call without a pending request");
-        return Err(nobody.end(&[Prompt::NoPendingRequest]));
+        return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
     }
     if found.len() > 1 {
         tracing::info!(phone = %caller, tenants = found.len(), "inbound call on a shared number: the code decides");
@@ -48,12 +49,12 @@ async fn inbound_call(
 /// this inbound call's caller ID lacks: fails `r` (reason `attestation`; its
 /// code was shown to somebody who may be spoofing the number) and answers
 /// the prompt that says why. `None`: the call may go on.
-async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Params) -> Option<HttpResponse> {
-    let required = match state.core.required_attestation(r.tenant_id).await {
+async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Report) -> Option<HttpResponse> {
+    let required = match state.service.required_attestation(r.tenant_id).await {
         Ok(required) => required?,
         Err(e) => return Some(failed(state, req, None, &e)),
     };
-    let proven = Attestation::from_verstat(p.get("StirVerstat"));
+    let proven = Attestation::from_verstat(p.attestation.as_str());
     if proven >= Some(required) {
         return None;
     }
@@ -89,11 +90,8 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
     let found = match found.as_slice() {
         [one] => one.clone(),
         several => {
-            return Speaker::shared(&state, several).ask_shared(
-                several,
-                InboundCall::first(),
-                &[Prompt::GreetingInbound],
-            );
+            let speak = Speaker::shared(state.voice(), several);
+            return twiml(&speak.ask_shared(several, InboundCall::first(), &[Prompt::GreetingInbound]));
         }
     };
     if let Some(refused) = unattested(&state, &req, &found, &p).await {
@@ -128,20 +126,20 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
         Err(answer) => return answer,
     };
     let call = inbound_call_in(req.query_string());
-    let digits: String = p.get("Digits").chars().take(32).collect();
-    let ring = state.core.keys.clone();
+    let digits: String = p.digits.chars().take(32).collect();
+    let ring = state.service.keys.clone();
     // Every candidate is compared, whichever matches, so the time taken says nothing.
     let matches: Vec<&AuthRequest> =
         found.iter().filter(|r| !digits.is_empty() && r.is_expected_code(&ring, &digits)).collect();
     let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
-        let mut speak = Speaker::shared(&state, &found);
+        let mut speak = Speaker::shared(state.voice(), &found);
         speak.vars.attempts_left = call.tries_left();
         let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
         let Some(next) = call.missed() else {
             let last = if digits.is_empty() { Prompt::NoInput } else { Prompt::TooManyAttempts };
-            return speak.end(&[last, Prompt::Failure]);
+            return twiml(&speak.end(&[last, Prompt::Failure]));
         };
-        return speak.ask_shared(&found, next, &[prompt]);
+        return twiml(&speak.ask_shared(&found, next, &[prompt]));
     };
     if let Some(r) = found.iter().find(|r| r.id == chosen)
         && let Some(refused) = unattested(&state, &req, r, &p).await

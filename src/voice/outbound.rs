@@ -3,14 +3,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
+use crate::call::hold::{self, Hold};
+use crate::call::prompt::Prompt;
 use crate::domain::call::Keys;
 use crate::domain::request::Event;
 use crate::domain::status::{Channel, Mode, Status};
 use crate::state::AppState;
-use crate::voice::hold::{self, Hold};
-use crate::voice::prompts::Prompt;
 
-use super::{CallGuard, Params, Signed, failed, on_request, request_id};
+use super::{CallGuard, Report, Signed, failed, on_request, request_id};
 
 /// The callee answered an outbound call.
 pub async fn answer(
@@ -20,7 +20,7 @@ pub async fn answer(
     Signed(p): Signed,
 ) -> HttpResponse {
     let call = CallGuard::new(&state, &p);
-    let machine = matches!(p.get("AnsweredBy"), "fax") || p.get("AnsweredBy").starts_with("machine");
+    let machine = p.answered_by_machine;
     let sid = call.call_sid.clone();
     on_request(
         &state,
@@ -62,33 +62,33 @@ pub async fn gather(
 ) -> HttpResponse {
     let id = request_id(&path);
     let guard = CallGuard::new(&state, &p);
-    let ring = state.core.keys.clone();
-    let mut typed = p.get("Digits").to_owned();
+    let ring = state.service.keys.clone();
+    let mut typed = p.digits.clone();
     let mut sealed = Hold::from_query(req.query_string()).sealed;
     let mut replayed = false;
     if let (true, Some(token), Some(id)) = (typed.is_empty(), &sealed, id) {
         // Typed during a database outage, carried through the hold.
         // Sealed with the key current then: after a rotation, an earlier key.
-        let now = state.core.now();
+        let now = state.service.now();
         typed =
             ring.all().find_map(|k| hold::unseal(k.hold_key(), token, id, &guard.call_sid, now)).unwrap_or_default();
         // Each sealed token counts once. Once spent, a hold that follows
         // carries the digits in a fresh one (sealed below).
         if !typed.is_empty() {
-            match state.core.first_use("hold", token, hold::remembered_until(now)).await {
+            match state.service.first_use("hold", token, hold::remembered_until(now)).await {
                 Ok(true) => sealed = None,
                 Ok(false) => replayed = true,
                 Err(e) => return failed(&state, &req, sealed.as_deref(), &e),
             }
         }
     }
-    let pressed = Keys::parse(&typed, p.get("FinishedOnKey"));
+    let pressed = Keys::parse(&typed, p.finished_on_key.as_str());
     if pressed.is_silence() {
         return no_input_for(&state, &req, &p, id).await;
     }
     if let (None, Some(id), false) = (&sealed, id, pressed.asks_repeat()) {
         let hold_key = ring.current().1.hold_key();
-        sealed = Some(hold::seal(hold_key, id, &guard.call_sid, pressed.digits(), state.core.now()));
+        sealed = Some(hold::seal(hold_key, id, &guard.call_sid, pressed.digits(), state.service.now()));
     }
     let check = guard.clone();
     on_request(
@@ -125,7 +125,7 @@ pub async fn no_input(
     no_input_for(&state, &req, &p, request_id(&path)).await
 }
 
-async fn no_input_for(state: &AppState, req: &HttpRequest, p: &Params, id: Option<Uuid>) -> HttpResponse {
+async fn no_input_for(state: &AppState, req: &HttpRequest, p: &Report, id: Option<Uuid>) -> HttpResponse {
     let guard = CallGuard::new(state, p);
     on_request(
         state,
@@ -154,7 +154,7 @@ pub async fn otp(
     Signed(p): Signed,
 ) -> HttpResponse {
     let guard = CallGuard::new(&state, &p);
-    let again = p.get("Digits") == "1";
+    let again = p.digits == "1";
     on_request(
         &state,
         &req,

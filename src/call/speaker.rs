@@ -1,32 +1,43 @@
-//! `Speaker`: the verbs of one call, in its locale, with its tenant's words.
+//! `Speaker`: the call script of one call, in its locale, with its tenant's words.
 
 use std::sync::Arc;
 
-use actix_web::HttpResponse;
 use uuid::Uuid;
 
 use crate::domain::call::{InboundCall, REPEAT_KEY};
+use crate::domain::code::KeyRing;
 use crate::domain::request::AuthRequest;
 use crate::domain::status::{FailureReason, Locale, Mode, Status};
 use crate::domain::tenant::Tenant;
-use crate::state::AppState;
-use crate::voice::prompts::{Prompt, Vars};
-use crate::voice::twiml::Verb;
 
-use super::twiml;
+use super::prompt::Prompt;
+use super::prompts::{Prompts, Vars};
+use super::script::{Script, Step};
+use super::urls::Urls;
 
-/// Verbs for one request's call, in its locale, with its tenant's words.
-pub(super) struct Speaker<'a> {
-    state: &'a AppState,
+/// What a call's words are made of: the server's prompts, its public URLs,
+/// how long a Gather waits and the keys that derive a `voice_otp` code.
+#[derive(Clone, Copy)]
+pub struct Voice<'a> {
+    pub prompts: &'a Prompts,
+    pub urls: &'a Urls,
+    /// Seconds between digits before a Gather gives up.
+    pub gather_timeout: u32,
+    pub keys: &'a KeyRing,
+}
+
+/// The script of one request's call, in its locale, with its tenant's words.
+pub struct Speaker<'a> {
+    voice: Voice<'a>,
     locale: Locale,
     /// Who placed the call: the greeting and the goodbye differ.
     mode: Mode,
-    pub(super) vars: Vars,
+    pub vars: Vars,
     tenant: Option<Arc<Tenant>>,
 }
 
 impl<'a> Speaker<'a> {
-    pub(super) fn new(state: &'a AppState, r: Option<&AuthRequest>, tenant: Option<Arc<Tenant>>) -> Self {
+    pub fn new(voice: Voice<'a>, r: Option<&AuthRequest>, tenant: Option<Arc<Tenant>>) -> Self {
         let vars = r.map_or(Vars::default(), |r| Vars {
             code_length: r.code_length,
             attempts_left: r.attempts_left(),
@@ -34,7 +45,7 @@ impl<'a> Speaker<'a> {
             ..Vars::default()
         });
         Self {
-            state,
+            voice,
             locale: r.map_or(Locale::DEFAULT, |r| r.locale),
             mode: r.map_or(Mode::Inbound, |r| r.mode),
             vars,
@@ -43,28 +54,28 @@ impl<'a> Speaker<'a> {
     }
 
     /// For a call no request is known for; `mode` says who placed it.
-    pub(super) fn nobody(state: &'a AppState, mode: Mode, locale: Locale) -> Self {
-        Self { mode, locale, ..Self::new(state, None, None) }
+    pub fn nobody(voice: Voice<'a>, mode: Mode, locale: Locale) -> Self {
+        Self { mode, locale, ..Self::new(voice, None, None) }
     }
 
     /// For a call on a number several tenants share, before the code picks
     /// one: the server's own prompts in its default locale, so that no
     /// tenant decides what another tenant's callers hear. The code's length
     /// is said only when every candidate's is the same.
-    pub(super) fn shared(state: &'a AppState, candidates: &[AuthRequest]) -> Self {
-        let mut speak = Self::nobody(state, Mode::Inbound, Locale::DEFAULT);
+    pub fn shared(voice: Voice<'a>, candidates: &[AuthRequest]) -> Self {
+        let mut speak = Self::nobody(voice, Mode::Inbound, Locale::DEFAULT);
         let mut lengths = candidates.iter().map(|r| r.code_length);
         let first = lengths.next().unwrap_or_default();
         speak.vars.code_length = if lengths.all(|l| l == first) { first } else { 0 };
         speak
     }
 
-    pub(super) fn say(&self, p: Prompt) -> Verb {
+    pub fn say(&self, p: Prompt) -> Step {
         let voice = self.tenant.as_ref().map(|t| &t.policy.voice);
-        self.state.prompts.verb(self.locale, p, &self.vars, voice, self.state.urls.base())
+        self.voice.prompts.step(self.locale, p, &self.vars, voice, self.voice.urls.base())
     }
 
-    pub(super) fn goodbye(&self) -> Prompt {
+    pub fn goodbye(&self) -> Prompt {
         match self.mode {
             Mode::Outbound => Prompt::GoodbyeOutbound,
             Mode::Inbound => Prompt::GoodbyeInbound,
@@ -72,11 +83,11 @@ impl<'a> Speaker<'a> {
     }
 
     /// The prompts, then goodbye and hang up.
-    pub(super) fn end(&self, prompts: &[Prompt]) -> HttpResponse {
-        let mut verbs: Vec<Verb> = prompts.iter().map(|p| self.say(*p)).collect();
+    pub fn end(&self, prompts: &[Prompt]) -> Script {
+        let mut verbs: Vec<Step> = prompts.iter().map(|p| self.say(*p)).collect();
         verbs.push(self.say(self.goodbye()));
-        verbs.push(Verb::Hangup);
-        twiml(&verbs)
+        verbs.push(Step::Hangup);
+        verbs
     }
 
     /// The prompts, then a Gather for the code; silence falls through to the
@@ -84,18 +95,18 @@ impl<'a> Speaker<'a> {
     /// for `#`; `*` ends the Gather early and asks to hear the prompt again.
     /// The prompts before it are outside the Gather: a late `#` typed after
     /// the last digit lands on them, not in the next code.
-    pub(super) fn ask(&self, id: Uuid, before: &[Prompt]) -> HttpResponse {
-        let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
-        verbs.push(self.gather(self.state.urls.gather(id, self.locale), u32::from(self.vars.code_length)));
-        verbs.push(Verb::Redirect { url: self.state.urls.no_input(id, self.locale) });
-        twiml(&verbs)
+    pub fn ask(&self, id: Uuid, before: &[Prompt]) -> Script {
+        let mut verbs: Vec<Step> = before.iter().map(|p| self.say(*p)).collect();
+        verbs.push(self.gather(self.voice.urls.gather(id, self.locale), u32::from(self.vars.code_length)));
+        verbs.push(Step::Redirect { url: self.voice.urls.no_input(id, self.locale) });
+        verbs
     }
 
-    pub(super) fn gather(&self, action: String, num_digits: u32) -> Verb {
-        Verb::Gather {
+    pub fn gather(&self, action: String, num_digits: u32) -> Step {
+        Step::Gather {
             action,
             num_digits: Some(num_digits),
-            timeout: self.state.gather_timeout,
+            timeout: self.voice.gather_timeout,
             finish_on_key: REPEAT_KEY.into(),
             action_on_empty_result: true,
             prompts: vec![self.say(Prompt::EnterCode)],
@@ -108,38 +119,38 @@ impl<'a> Speaker<'a> {
     /// longest end on their last digit and the caller is asked to end the
     /// code with `#` (the Gather's timeout ends it too): no tenant's length
     /// cuts another tenant's code short, and none is announced.
-    pub(super) fn ask_shared(&self, candidates: &[AuthRequest], call: InboundCall, before: &[Prompt]) -> HttpResponse {
+    pub fn ask_shared(&self, candidates: &[AuthRequest], call: InboundCall, before: &[Prompt]) -> Script {
         let longest = candidates.iter().map(|r| u32::from(r.code_length)).max().unwrap_or(10);
-        let next = self.state.urls.inbound_gather(call);
-        let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
+        let next = self.voice.urls.inbound_gather(call);
+        let mut verbs: Vec<Step> = before.iter().map(|p| self.say(*p)).collect();
         let mut gather = self.gather(next.clone(), longest);
         if candidates.iter().any(|r| u32::from(r.code_length) != longest)
-            && let Verb::Gather { finish_on_key, prompts, .. } = &mut gather
+            && let Step::Gather { finish_on_key, prompts, .. } = &mut gather
         {
             *finish_on_key = "#".into();
             *prompts = vec![self.say(Prompt::EnterCodeThenPound)];
         }
         verbs.push(gather);
-        verbs.push(Verb::Redirect { url: next });
-        twiml(&verbs)
+        verbs.push(Step::Redirect { url: next });
+        verbs
     }
 
     /// A `voice_otp` call: the code read aloud, digit by digit, twice, then
     /// "press 1 to hear it again", then where to type it, and goodbye.
-    pub(super) fn read_code(&self, r: &AuthRequest, before: &[Prompt]) -> HttpResponse {
-        let Some(code) = spoken_code(self.state, r) else {
+    pub fn read_code(&self, r: &AuthRequest, before: &[Prompt]) -> Script {
+        let Some(code) = spoken_code(self.voice.keys, r) else {
             tracing::error!(request_id = %r.id, "a voice_otp request without a code the server can derive");
             return self.end(&[Prompt::Failure]);
         };
-        let mut verbs: Vec<Verb> = before.iter().map(|p| self.say(*p)).collect();
+        let mut verbs: Vec<Step> = before.iter().map(|p| self.say(*p)).collect();
         verbs.push(self.say(Prompt::OtpIntro));
-        verbs.push(self.state.prompts.say_digits(self.locale, &code));
-        verbs.push(Verb::Pause { seconds: 1 });
+        verbs.push(self.voice.prompts.say_digits(self.locale, &code));
+        verbs.push(Step::Pause { seconds: 1 });
         verbs.push(self.say(Prompt::OtpAgain));
-        verbs.push(self.state.prompts.say_digits(self.locale, &code));
+        verbs.push(self.voice.prompts.say_digits(self.locale, &code));
         if r.delivery.may_read_again() {
-            verbs.push(Verb::Gather {
-                action: self.state.urls.otp(r.id, self.locale),
+            verbs.push(Step::Gather {
+                action: self.voice.urls.otp(r.id, self.locale),
                 num_digits: Some(1),
                 timeout: 5,
                 finish_on_key: String::new(),
@@ -149,12 +160,12 @@ impl<'a> Speaker<'a> {
         }
         verbs.push(self.say(Prompt::OtpEnterOnPage));
         verbs.push(self.say(self.goodbye()));
-        verbs.push(Verb::Hangup);
-        twiml(&verbs)
+        verbs.push(Step::Hangup);
+        verbs
     }
 
     /// What to say when a request has ended (or never was).
-    pub(super) fn ended(&self, r: Option<&AuthRequest>) -> HttpResponse {
+    pub fn ended(&self, r: Option<&AuthRequest>) -> Script {
         match r.map(|r| (r.status, r.failure_reason)) {
             Some((Status::Verified, _)) => self.end(&[Prompt::Success]),
             Some((Status::Expired, _)) => self.end(&[Prompt::Expired]),
@@ -172,8 +183,8 @@ impl<'a> Speaker<'a> {
 /// The code of a `voice_otp` request as `<Say>` text: its digits as
 /// numerals separated by commas (`4, 8, 2, 9, 1, 3`), which every provider's
 /// text-to-speech reads one by one, with a short pause at each comma.
-fn spoken_code(state: &AppState, r: &AuthRequest) -> Option<String> {
-    let code = r.expected_code(state.core.keys.for_request(r.key_id.as_deref())?)?;
+fn spoken_code(keys: &KeyRing, r: &AuthRequest) -> Option<String> {
+    let code = r.expected_code(keys.for_request(r.key_id.as_deref())?)?;
     let digits: Vec<String> = code.expose().chars().map(String::from).collect();
     Some(digits.join(", "))
 }

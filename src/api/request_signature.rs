@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::tenant::Tenant;
 use crate::error::AppError;
-use crate::service::Core;
+use crate::service::Service;
 use chrono::{DateTime, Utc};
 
 pub const TIMESTAMP_HEADER: &str = "IVR-Auth-Timestamp";
@@ -55,7 +55,7 @@ pub fn verifies(key: &VerifyingKey, message: &[u8], signature: &str) -> bool {
 /// Checks the signature of `req` with `body` when `tenant` signs its
 /// requests, and spends it: a signed request is answered once, by whichever
 /// server it reaches first, for as long as its timestamp is accepted.
-pub async fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], core: &Core) -> Result<(), AppError> {
+pub async fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], service: &Service) -> Result<(), AppError> {
     let Some(key_text) = &tenant.policy.signing_key else { return Ok(()) };
     let refuse = |why: &str| AppError::Unsigned(format!("this tenant signs its requests: {why}"));
     let key = parse_public_key(key_text).ok_or_else(|| refuse("its registered public key is not valid"))?;
@@ -64,7 +64,7 @@ pub async fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], core: &Core)
     let signature =
         header(SIGNATURE_HEADER).ok_or_else(|| refuse("the IVR-Auth-Request-Signature header is missing"))?;
     let at: i64 = timestamp.trim().parse().map_err(|_| refuse("IVR-Auth-Timestamp must be unix seconds"))?;
-    let now = core.now().timestamp();
+    let now = service.now().timestamp();
     if !in_window(at, now) {
         return Err(refuse("IVR-Auth-Timestamp is more than 5 minutes from the server's clock"));
     }
@@ -73,7 +73,7 @@ pub async fn check(tenant: &Tenant, req: &HttpRequest, body: &[u8], core: &Core)
     if !verifies(&key, &message, &signature) {
         return Err(refuse("IVR-Auth-Request-Signature does not verify"));
     }
-    if !core.first_use("request-signature", signature.trim(), remembered_until(at)).await? {
+    if !service.first_use("request-signature", signature.trim(), remembered_until(at)).await? {
         return Err(refuse("this signed request was already answered; sign each request anew"));
     }
     Ok(())

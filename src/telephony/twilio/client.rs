@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
 
 /// A client for the provider's Calls resource.
 pub struct TwilioClient {

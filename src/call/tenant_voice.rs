@@ -5,7 +5,8 @@ use crate::domain::status::Locale;
 use crate::domain::tenant::TenantVoice;
 use crate::domain::text::is_hidden;
 
-use super::prompts::{Prompt, Prompts, check_text};
+use super::prompt::{Prompt, check_text};
+use super::prompts::Prompts;
 
 /// The most parts a tenant's text message may take: each part is billed,
 /// and a whole message is one slot of the tenant's budget.

@@ -7,11 +7,11 @@ use crate::domain::request::Event;
 use crate::domain::status::CallStatus;
 use crate::state::AppState;
 
-use super::{Params, Signed, request_id, twiml};
+use super::{Report, Signed, request_id, twiml};
 
-fn status_event(p: &Params) -> Option<Event> {
-    let status = CallStatus::from_provider(p.get("CallStatus"))?;
-    let sip_code = p.get("SipResponseCode").parse().ok();
+fn status_event(p: &Report) -> Option<Event> {
+    let status = CallStatus::from_provider(p.call_status.as_str())?;
+    let sip_code = p.sip_response_code.as_str().parse().ok();
     Some(Event::CallStatusReported { status, sip_code })
 }
 
@@ -22,11 +22,11 @@ pub async fn status(state: web::Data<AppState>, path: web::Path<String>, Signed(
 
 /// Status callback configured on the inbound number: found by call sid.
 pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> HttpResponse {
-    let sid = p.get("CallSid");
+    let sid = p.call_sid.as_str();
     let id = if sid.is_empty() {
         None
     } else {
-        match state.core.request_by_call_sid(sid).await {
+        match state.service.request_by_call_sid(sid).await {
             Ok(r) => r.map(|r| r.id),
             Err(e) => {
                 tracing::error!(error = %e, "status callback failed");
@@ -37,10 +37,10 @@ pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> Htt
     apply_status(&state, id, &p).await
 }
 
-async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpResponse {
+async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Report) -> HttpResponse {
     if let (Some(id), Some(event)) = (id, status_event(p)) {
-        let sid = p.get("CallSid").to_owned();
-        let result = state.core.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
+        let sid = p.call_sid.clone();
+        let result = state.service.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
         if let Err(e) = result {
             tracing::error!(error = %e, "status callback failed");
             return HttpResponse::ServiceUnavailable().finish();
@@ -51,16 +51,16 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Params) -> HttpRes
 
 /// A delivery report of a request's text message (`MessageStatus`).
 pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
-    let event = match p.get("MessageStatus") {
-        "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.get("MessageSid").to_owned() },
-        "delivered" => Event::SmsDelivered { sid: p.get("MessageSid").to_owned() },
+    let event = match p.message_status.as_str() {
+        "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.message_sid.clone() },
+        "delivered" => Event::SmsDelivered { sid: p.message_sid.clone() },
         "undelivered" | "failed" => Event::SmsFailed,
         _ => return twiml(&[]),
     };
     if let Some(id) = request_id(&path) {
-        let sid = p.get("MessageSid").to_owned();
+        let sid = p.message_sid.clone();
         let result = state
-            .core
+            .service
             .transition(id, move |r| {
                 // A report of another message than the one this request sent changes nothing.
                 r.delivery.is_current_message(&sid).then(|| event.clone())

@@ -6,143 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::twiml::Verb;
+use super::prompt::{LEGACY_KEYS, Prompt, check_text};
+use super::script::Step;
 use crate::domain::status::Locale;
 use crate::domain::tenant::TenantVoice;
-use crate::domain::text::is_hidden;
-
-/// Every text the IVR speaks, and the text message it sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Prompt {
-    /// The opening of a call the server placed: who calls, and why.
-    GreetingOutbound,
-    /// The opening of a call the user placed.
-    GreetingInbound,
-    EnterCode,
-    /// Asks for a code of a length not said, ended with `#`: on a number
-    /// several tenants share, whose codes differ in length.
-    EnterCodeThenPound,
-    /// A wrong code, with the tries left; the caller is asked again.
-    WrongCode,
-    /// The last try was wrong.
-    TooManyAttempts,
-    Success,
-    Failure,
-    NoInput,
-    WithheldCallerId,
-    CallerIdUnverified,
-    NoPendingRequest,
-    Expired,
-    /// The last words of a call the server placed.
-    GoodbyeOutbound,
-    /// The last words of a call the user placed.
-    GoodbyeInbound,
-    /// `voice_otp`: before the code is read.
-    OtpIntro,
-    /// `voice_otp`: before the code is read the second time.
-    OtpAgain,
-    /// `voice_otp`: "press 1 to hear it again".
-    OtpMenu,
-    /// `voice_otp`: where to type the code, before goodbye.
-    OtpEnterOnPage,
-    /// The text message carrying a code (never spoken).
-    Sms,
-}
-
-impl Prompt {
-    pub const ALL: [Prompt; 20] = [
-        Self::GreetingOutbound,
-        Self::GreetingInbound,
-        Self::EnterCode,
-        Self::EnterCodeThenPound,
-        Self::WrongCode,
-        Self::TooManyAttempts,
-        Self::Success,
-        Self::Failure,
-        Self::NoInput,
-        Self::WithheldCallerId,
-        Self::CallerIdUnverified,
-        Self::NoPendingRequest,
-        Self::Expired,
-        Self::GoodbyeOutbound,
-        Self::GoodbyeInbound,
-        Self::OtpIntro,
-        Self::OtpAgain,
-        Self::OtpMenu,
-        Self::OtpEnterOnPage,
-        Self::Sms,
-    ];
-
-    /// The key in the prompt files and the tenant API, and the stem of an audio file.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::GreetingOutbound => "greeting_outbound",
-            Self::GreetingInbound => "greeting_inbound",
-            Self::EnterCode => "enter_code",
-            Self::EnterCodeThenPound => "enter_code_then_pound",
-            Self::WrongCode => "wrong_code",
-            Self::TooManyAttempts => "too_many_attempts",
-            Self::Success => "success",
-            Self::Failure => "failure",
-            Self::NoInput => "no_input",
-            Self::WithheldCallerId => "withheld_caller_id",
-            Self::CallerIdUnverified => "caller_id_unverified",
-            Self::NoPendingRequest => "no_pending_request",
-            Self::Expired => "expired",
-            Self::GoodbyeOutbound => "goodbye_outbound",
-            Self::GoodbyeInbound => "goodbye_inbound",
-            Self::OtpIntro => "otp_intro",
-            Self::OtpAgain => "otp_again",
-            Self::OtpMenu => "otp_menu",
-            Self::OtpEnterOnPage => "otp_enter_on_page",
-            Self::Sms => "sms",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.key() == key)
-    }
-
-    /// The placeholders this prompt may hold. `{code}` only in the text
-    /// message: a spoken code is read by the server itself, digit by digit.
-    pub fn placeholders(self) -> &'static [&'static str] {
-        match self {
-            Self::Sms => &["site_name", "code", "minutes"],
-            _ => &["site_name", "code_length", "attempts_left"],
-        }
-    }
-}
-
-/// Keys of prompt files written before outbound and inbound calls had their
-/// own greeting and goodbye: each still sets both.
-const LEGACY_KEYS: [(&str, [Prompt; 2]); 2] = [
-    ("greeting", [Prompt::GreetingOutbound, Prompt::GreetingInbound]),
-    ("goodbye", [Prompt::GoodbyeOutbound, Prompt::GoodbyeInbound]),
-];
-
-/// Checks a prompt text: at most 1,000 characters (text-to-speech engines
-/// take about 3,000), no control or invisible format characters but line
-/// breaks, and only the placeholders `prompt` knows, each closed.
-pub fn check_text(prompt: Prompt, text: &str) -> Result<(), String> {
-    if text.chars().count() > 1000 {
-        return Err("is longer than 1000 characters".into());
-    }
-    if text.chars().any(|c| c != '\n' && is_hidden(c)) {
-        return Err("contains a control or invisible formatting character (such as U+202E or U+200B)".into());
-    }
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else { return Err("has a `{` without its `}`".into()) };
-        let name = &after[..close];
-        if !prompt.placeholders().contains(&name) {
-            let known: Vec<String> = prompt.placeholders().iter().map(|p| format!("{{{p}}}")).collect();
-            return Err(format!("has an unknown placeholder {{{name}}} (known here: {})", known.join(", ")));
-        }
-        rest = &after[close + 1..];
-    }
-    Ok(())
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,28 +189,28 @@ impl Prompts {
 
     /// The verb for `prompt`: the tenant's recording, the server's recording
     /// (under `audio_base`), or `<Say>` of the tenant's or the server's text.
-    pub fn verb(
+    pub fn step(
         &self,
         locale: Locale,
         prompt: Prompt,
         vars: &Vars,
         tenant: Option<&TenantVoice>,
         audio_base: &str,
-    ) -> Verb {
-        let Some(set) = self.sets.get(&locale) else { return Verb::Pause { seconds: 1 } };
+    ) -> Step {
+        let Some(set) = self.sets.get(&locale) else { return Step::Pause { seconds: 1 } };
         if let Some(url) = tenant.and_then(|t| t.audio_for(locale.as_str(), prompt.key())) {
-            return Verb::Play { url: url.to_owned() };
+            return Step::Play { url: url.to_owned() };
         }
         if let Some(file) = set.audio.get(&prompt) {
-            return Verb::Play { url: format!("{audio_base}/voice_prompts/{locale}/{file}") };
+            return Step::Play { url: format!("{audio_base}/voice_prompts/{locale}/{file}") };
         }
         self.say(locale, &self.text(locale, prompt, vars, tenant))
     }
 
     /// `<Say>` of `text` in the voice and at the rate of `locale`.
-    pub fn say(&self, locale: Locale, text: &str) -> Verb {
+    pub fn say(&self, locale: Locale, text: &str) -> Step {
         let set = self.sets.get(&locale);
-        Verb::Say {
+        Step::Say {
             text: text.to_owned(),
             language: set.map_or_else(|| locale.as_str().to_owned(), |s| s.language.clone()),
             voice: set.and_then(|s| s.voice.clone()),
@@ -353,9 +220,9 @@ impl Prompts {
     }
 
     /// `<Say>` of a code's digits (`4, 8, 2, …`), with the locale's pause between them.
-    pub fn say_digits(&self, locale: Locale, digits: &str) -> Verb {
+    pub fn say_digits(&self, locale: Locale, digits: &str) -> Step {
         let mut verb = self.say(locale, digits);
-        if let Verb::Say { pause, .. } = &mut verb {
+        if let Step::Say { pause, .. } = &mut verb {
             *pause = self.sets.get(&locale).and_then(|s| s.digit_pause.clone());
         }
         verb
@@ -407,9 +274,9 @@ impl Prompts {
 mod tests {
     use super::*;
 
-    fn say_text(v: Verb) -> String {
+    fn say_text(v: Step) -> String {
         match v {
-            Verb::Say { text, .. } => text,
+            Step::Say { text, .. } => text,
             other => panic!("{other:?}"),
         }
     }
@@ -418,16 +285,16 @@ mod tests {
     fn built_in_prompts_load_and_fill_variables() {
         let p = Prompts::load(Path::new("/nonexistent")).unwrap();
         let vars = Vars { code_length: 6, attempts_left: 2, ..Vars::default() };
-        match p.verb(Locale::JaJp, Prompt::EnterCode, &vars, None, "https://x") {
-            Verb::Say { text, language, .. } => {
+        match p.step(Locale::JaJp, Prompt::EnterCode, &vars, None, "https://x") {
+            Step::Say { text, language, .. } => {
                 assert!(text.contains("6桁"), "{text}");
                 assert_eq!(language, "ja-JP");
             }
             other => panic!("{other:?}"),
         }
-        let wrong = say_text(p.verb(Locale::EnUs, Prompt::WrongCode, &vars, None, "x"));
+        let wrong = say_text(p.step(Locale::EnUs, Prompt::WrongCode, &vars, None, "x"));
         assert!(wrong.contains('2'), "the tries left: {wrong}");
-        let withheld = say_text(p.verb(Locale::EnUs, Prompt::WithheldCallerId, &vars, None, "https://x"));
+        let withheld = say_text(p.step(Locale::EnUs, Prompt::WithheldCallerId, &vars, None, "https://x"));
         assert!(withheld.contains("1, 8, 6"));
     }
 
@@ -435,9 +302,9 @@ mod tests {
     fn the_greeting_names_the_tenant_or_the_locale_s_default() {
         let p = Prompts::load(Path::new("/nonexistent")).unwrap();
         let named = Vars { site_name: Some("さくら銀行".into()), ..Vars::default() };
-        let text = say_text(p.verb(Locale::JaJp, Prompt::GreetingOutbound, &named, None, "x"));
+        let text = say_text(p.step(Locale::JaJp, Prompt::GreetingOutbound, &named, None, "x"));
         assert!(text.contains("さくら銀行"), "{text}");
-        let unnamed = say_text(p.verb(Locale::JaJp, Prompt::GreetingOutbound, &Vars::default(), None, "x"));
+        let unnamed = say_text(p.step(Locale::JaJp, Prompt::GreetingOutbound, &Vars::default(), None, "x"));
         assert!(!unnamed.contains('{'), "{unnamed}");
     }
 
@@ -448,11 +315,11 @@ mod tests {
         voice.prompts.entry("en-US".into()).or_default().insert("success".into(), "Done, {site_name}.".into());
         voice.audio.entry("en-US".into()).or_default().insert("failure".into(), "https://cdn.example/f.mp3".into());
         let vars = Vars { site_name: Some("Acme".into()), ..Vars::default() };
-        assert_eq!(say_text(p.verb(Locale::EnUs, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
-        let failure = p.verb(Locale::EnUs, Prompt::Failure, &vars, Some(&voice), "x");
-        assert_eq!(failure, Verb::Play { url: "https://cdn.example/f.mp3".into() });
+        assert_eq!(say_text(p.step(Locale::EnUs, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
+        let failure = p.step(Locale::EnUs, Prompt::Failure, &vars, Some(&voice), "x");
+        assert_eq!(failure, Step::Play { url: "https://cdn.example/f.mp3".into() });
         // Another locale keeps the server's text.
-        assert_ne!(say_text(p.verb(Locale::JaJp, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
+        assert_ne!(say_text(p.step(Locale::JaJp, Prompt::Success, &vars, Some(&voice), "x")), "Done, Acme.");
     }
 
     #[test]
@@ -462,13 +329,13 @@ mod tests {
         std::fs::write(dir.path().join("ja-JP.toml"), file).unwrap();
         let p = Prompts::load(dir.path()).unwrap();
         match p.say_digits(Locale::JaJp, "4, 8") {
-            Verb::Say { rate, pause, .. } => {
+            Step::Say { rate, pause, .. } => {
                 assert_eq!((rate.as_deref(), pause.as_deref()), (Some("90%"), Some("400ms")))
             }
             other => panic!("{other:?}"),
         }
         match p.say_digits(Locale::EnUs, "4, 8") {
-            Verb::Say { rate, pause, .. } => assert_eq!((rate, pause), (None, None), "another locale"),
+            Step::Say { rate, pause, .. } => assert_eq!((rate, pause), (None, None), "another locale"),
             other => panic!("{other:?}"),
         }
         for bad in ["rate = \"warp\"", "rate = \"300%\"", "digit_pause = \"5s\"", "digit_pause = \"abc\""] {
@@ -509,13 +376,13 @@ mod tests {
         std::fs::write(dir.path().join("en-US/success.wav"), b"RIFF").unwrap();
         std::fs::write(dir.path().join("en-US/greeting.mp3"), b"ID3").unwrap();
         let p = Prompts::load(dir.path()).unwrap();
-        let v = p.verb(Locale::EnUs, Prompt::Success, &Vars::default(), None, "https://x");
-        assert_eq!(v, Verb::Play { url: "https://x/voice_prompts/en-US/success.wav".into() });
-        let v = p.verb(Locale::EnUs, Prompt::GreetingInbound, &Vars::default(), None, "https://x");
-        assert_eq!(v, Verb::Play { url: "https://x/voice_prompts/en-US/greeting.mp3".into() }, "a legacy name");
+        let v = p.step(Locale::EnUs, Prompt::Success, &Vars::default(), None, "https://x");
+        assert_eq!(v, Step::Play { url: "https://x/voice_prompts/en-US/success.wav".into() });
+        let v = p.step(Locale::EnUs, Prompt::GreetingInbound, &Vars::default(), None, "https://x");
+        assert_eq!(v, Step::Play { url: "https://x/voice_prompts/en-US/greeting.mp3".into() }, "a legacy name");
         assert!(p.audio_path(Locale::EnUs, "success.wav").is_some());
         assert!(p.audio_path(Locale::EnUs, "../secret.wav").is_none());
-        assert!(matches!(p.verb(Locale::JaJp, Prompt::Success, &Vars::default(), None, "x"), Verb::Say { .. }));
+        assert!(matches!(p.step(Locale::JaJp, Prompt::Success, &Vars::default(), None, "x"), Step::Say { .. }));
     }
 
     #[test]
@@ -524,8 +391,8 @@ mod tests {
         let file = "language = \"en-US\"\n[prompts]\nsuccess = \"All done.\"\ngoodbye = \"Bye.\"\n";
         std::fs::write(dir.path().join("en-US.toml"), file).unwrap();
         let p = Prompts::load(dir.path()).unwrap();
-        let say = |prompt| match p.verb(Locale::EnUs, prompt, &Vars::default(), None, "x") {
-            Verb::Say { text, voice, .. } => (text, voice),
+        let say = |prompt| match p.step(Locale::EnUs, prompt, &Vars::default(), None, "x") {
+            Step::Say { text, voice, .. } => (text, voice),
             other => panic!("{other:?}"),
         };
         assert_eq!(say(Prompt::Success).0, "All done.");

@@ -1,0 +1,30 @@
+//! What a provider's webhook reported about a call or a text, in no provider's names.
+
+/// The facts of one verified webhook, as the call flow reads them. A
+/// provider's module fills it from its own parameters (for Twilio:
+/// `telephony::twilio::webhooks`); a fact the webhook did not carry is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The provider's id of the call (empty for a text's report).
+    pub call_sid: String,
+    /// The caller's number, as the provider spelled it.
+    pub from: String,
+    /// The called number, as the provider spelled it.
+    pub to: String,
+    /// The keys a gather collected.
+    pub digits: String,
+    /// The key that ended a gather, if one did.
+    pub finished_on_key: String,
+    /// A fax or an answering machine picked up, not a person.
+    pub answered_by_machine: bool,
+    /// The STIR/SHAKEN verification of the caller id, in the provider's words.
+    pub attestation: String,
+    /// The call's status in a status report, in the provider's words.
+    pub call_status: String,
+    /// The SIP code a failed call ended with, if given.
+    pub sip_response_code: String,
+    /// The provider's id of a text.
+    pub message_sid: String,
+    /// The text's status in a status report, in the provider's words.
+    pub message_status: String,
+}
