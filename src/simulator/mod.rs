@@ -7,6 +7,7 @@
 
 pub mod api;
 mod call;
+mod snapshot;
 pub mod twiml_parse;
 
 use std::collections::VecDeque;
@@ -15,7 +16,6 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use async_trait::async_trait;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::call::urls::Urls;
@@ -23,62 +23,12 @@ use crate::domain::phone::PhoneNumber;
 use crate::telephony::{CallError, OutboundCall, OutboundSms, Telephony};
 use call::CallKind;
 pub use call::Command;
+pub use snapshot::{CallSnapshot, MessageSnapshot, TimelineEntry};
 
 /// Calls kept for listing; older finished calls are forgotten.
 const KEEP_CALLS: usize = 200;
 /// Caller ID of simulated outbound calls when none is configured.
 const DEFAULT_CALLER_ID: &str = "+815012340000";
-
-/// One thing that happened on a simulated call.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimelineEntry {
-    /// RFC 3339.
-    pub at: String,
-    /// ringing, answered, declined, say, play, pause, gather, key, digits, redirect, hangup, status, error
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-}
-
-/// The state of a simulated call, as the JSON API and the dev phone show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallSnapshot {
-    pub sid: String,
-    /// `outbound-api` (the server calls the user) or `inbound` (the user calls the server).
-    pub direction: &'static str,
-    pub from: String,
-    pub to: String,
-    /// The STIR/SHAKEN verification the provider reports on an inbound call
-    /// (`StirVerstat`, e.g. `TN-Validation-Passed-A`), when the caller chose one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stir_verstat: Option<String>,
-    /// ringing, in-progress, completed, busy, no-answer, failed, canceled
-    pub state: &'static str,
-    /// Whether a Gather is waiting for keys now.
-    pub awaiting_digits: bool,
-    /// The auth request this call belongs to, once the webhooks named it.
-    pub request_id: Option<String>,
-    pub created_at: String,
-    pub timeline: Vec<TimelineEntry>,
-}
-
-/// A text message the server sent through the simulator, as the dev phone shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct MessageSnapshot {
-    pub sid: String,
-    pub from: String,
-    pub to: String,
-    /// The text, code included: the simulator is a development tool, and
-    /// this is what the user's phone would show.
-    pub body: String,
-    /// queued, sent, delivered
-    pub status: &'static str,
-    pub created_at: String,
-}
 
 struct CallHandle {
     snapshot: Mutex<CallSnapshot>,
