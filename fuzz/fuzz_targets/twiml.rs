@@ -4,7 +4,8 @@
 //! character of a field says what it is, the rest is its value:
 //!
 //! ```text
-//! S<say text>  P<play URL>  R<redirect URL>  W<pause seconds>  H (hang up)
+//! S<say text>  Y<rate>|<digit pause>|<say text>  P<play URL>  R<redirect URL>
+//! W<pause seconds>  H (hang up)
 //! G<gather action URL> … g (the verbs between nest in the Gather)
 //! N<numDigits>  T<timeout>  K<finishOnKey>  V<voice>  E (English; else Japanese)
 //! ```
@@ -78,7 +79,7 @@ fn build(data: &str) -> Vec<Step> {
                 pause: None,
             },
             // A code read with SSML: the value is "rate|pause|text".
-            'T' => {
+            'Y' => {
                 let mut parts = value.splitn(3, '|');
                 let (rate, pause) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                 Step::Say {
@@ -167,7 +168,7 @@ fn expected(verbs: &[Step]) -> Vec<Step> {
                 num_digits: *num_digits,
                 timeout: *timeout,
                 finish_on_key: as_attr(finish_on_key),
-                action_on_empty_result,
+                action_on_empty_result: *action_on_empty_result,
                 prompts: expected(prompts),
             },
             other => other.clone(),
