@@ -1,6 +1,7 @@
 //! Telephony providers behind one trait: the Twilio REST API, or the in-process simulator.
 
 pub mod twilio;
+pub mod vonage;
 
 use std::time::Duration;
 

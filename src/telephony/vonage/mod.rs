@@ -1,0 +1,3 @@
+//! Vonage Voice API: for now only the check of its signed webhooks (not yet wired into a route).
+
+pub mod signature;
