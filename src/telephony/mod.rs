@@ -1,5 +1,7 @@
 //! Telephony providers behind one trait: the Twilio REST API, or the in-process simulator.
 
+pub mod signalwire;
+pub mod telnyx;
 pub mod twilio;
 pub mod vonage;
 

@@ -1,0 +1,3 @@
+//! Telnyx (TeXML): its webhook signatures; the client and renderer come later.
+
+pub mod signature;
