@@ -81,16 +81,34 @@ pub(crate) fn db_err(e: impl std::error::Error + Send + Sync + 'static) -> Store
 const WRITER_CACHE_KIB: i64 = 8192;
 const READER_CACHE_KIB: i64 = 4096;
 
+/// Puts the file in WAL mode. Connections opening a new file at the same
+/// moment (servers and `tenant` commands starting together) race for it, and
+/// SQLite answers the losers "database is locked" at once, without its busy
+/// timeout: they try again for up to 10 s, by when the winner has switched.
+fn switch_to_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.map_err(db_err),
+        }
+    }
+}
+
 fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
     // Every statement the store runs stays compiled (the default keeps 16).
     conn.set_prepared_statement_cache_capacity(64);
     // The busy timeout comes first: switching a new file to WAL takes a lock
     // that another process opening it at the same moment must wait for.
+    conn.execute_batch("PRAGMA busy_timeout = 10000;").map_err(db_err)?;
+    switch_to_wal(&conn)?;
     conn.execute_batch(
-        "PRAGMA busy_timeout = 10000;
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+        "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )
