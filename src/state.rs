@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::call::prompts::Prompts;
@@ -12,7 +12,7 @@ use crate::call::urls::Urls;
 use crate::config::ProviderKind;
 use crate::limits::{Limiter, SharedLimiter};
 use crate::service::Service;
-use crate::telephony::twilio::webhooks::Verifier;
+use crate::telephony::webhook::Verifier;
 
 /// The service plus the settings only the edges use, built once by `startup`.
 /// What the service already holds (the inbound number, the default region,
@@ -21,8 +21,6 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub urls: Urls,
     pub prompts: Arc<Prompts>,
-    /// The provider's auth token: it signs every webhook.
-    pub webhook_token: SecretString,
     /// Seconds between digits before a Gather gives up.
     pub gather_timeout: u32,
     pub allow_private_callbacks: bool,
@@ -40,18 +38,18 @@ pub struct AppState {
 impl AppState {
     /// What a call's script is made of, for `call::speaker::Speaker`.
     pub fn voice(&self) -> Voice<'_> {
-        Voice {
-            prompts: &self.prompts,
-            urls: &self.urls,
-            gather_timeout: self.gather_timeout,
-            keys: &self.service.keys,
-        }
+        self.voice_with(&self.urls)
+    }
+
+    /// `voice`, with the webhook URLs of one provider's folder.
+    pub fn voice_with<'a>(&'a self, urls: &'a Urls) -> Voice<'a> {
+        Voice { prompts: &self.prompts, urls, gather_timeout: self.gather_timeout, keys: &self.service.keys }
     }
 }
 
 impl Verifier for AppState {
-    fn auth_token(&self) -> &[u8] {
-        self.webhook_token.expose_secret().as_bytes()
+    fn now_unix(&self) -> i64 {
+        self.service.now().timestamp()
     }
 
     fn public_url(&self, path_and_query: &str) -> String {

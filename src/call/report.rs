@@ -1,7 +1,10 @@
 //! What a provider's webhook reported about a call or a text, in no provider's names.
 
+use crate::domain::phone::Attestation;
+use crate::domain::status::CallStatus;
+
 /// The facts of one verified webhook, as the call flow reads them. A
-/// provider's module fills it from its own parameters (for Twilio:
+/// provider's module fills it from its own parameters and words (for Twilio:
 /// `telephony::twilio::webhooks`); a fact the webhook did not carry is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
@@ -17,10 +20,10 @@ pub struct Report {
     pub finished_on_key: String,
     /// A fax or an answering machine picked up, not a person.
     pub answered_by_machine: bool,
-    /// The STIR/SHAKEN verification of the caller id, in the provider's words.
-    pub attestation: String,
-    /// The call's status in a status report, in the provider's words.
-    pub call_status: String,
+    /// The STIR/SHAKEN level the provider verified the caller id at, if any.
+    pub attestation: Option<Attestation>,
+    /// The call's status in a status report.
+    pub call_status: Option<CallStatus>,
     /// The SIP code a failed call ended with, if given.
     pub sip_response_code: String,
     /// The provider's id of a text.

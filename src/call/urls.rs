@@ -14,21 +14,29 @@ use crate::domain::status::Locale;
 #[derive(Debug, Clone)]
 pub struct Urls {
     base: String,
+    /// The base and the provider's folder: what every webhook URL starts with.
+    folder: String,
 }
 
-/// Route paths, shared by the URL builder and the route table.
+/// Route paths under a provider's folder (`/webhooks/<provider>`), shared by
+/// the URL builder and the route table.
 pub mod paths {
-    pub const ANSWER: &str = "/webhooks/twilio/voice/answer/{id}";
-    pub const GATHER: &str = "/webhooks/twilio/voice/gather/{id}";
-    pub const NO_INPUT: &str = "/webhooks/twilio/voice/no-input/{id}";
-    pub const STATUS: &str = "/webhooks/twilio/voice/status/{id}";
-    pub const STATUS_BY_SID: &str = "/webhooks/twilio/voice/status";
-    pub const INBOUND: &str = "/webhooks/twilio/voice/inbound";
-    pub const INBOUND_GATHER: &str = "/webhooks/twilio/voice/inbound/gather";
+    pub const ANSWER: &str = "/voice/answer/{id}";
+    pub const GATHER: &str = "/voice/gather/{id}";
+    pub const NO_INPUT: &str = "/voice/no-input/{id}";
+    pub const STATUS: &str = "/voice/status/{id}";
+    pub const STATUS_BY_SID: &str = "/voice/status";
+    pub const INBOUND: &str = "/voice/inbound";
+    pub const INBOUND_GATHER: &str = "/voice/inbound/gather";
     /// The Gather action after a `voice_otp` call read the code: 1 hears it again.
-    pub const OTP: &str = "/webhooks/twilio/voice/otp/{id}";
+    pub const OTP: &str = "/voice/otp/{id}";
     /// Delivery reports of the text message of a request.
-    pub const SMS_STATUS: &str = "/webhooks/twilio/sms/status/{id}";
+    pub const SMS_STATUS: &str = "/sms/status/{id}";
+
+    /// The folder of a provider's webhooks.
+    pub fn folder(provider: &str) -> String {
+        format!("/webhooks/{provider}")
+    }
 }
 
 /// The query parameter of a spoken step's URL that names its locale.
@@ -50,8 +58,20 @@ pub fn inbound_call_in(query: &str) -> InboundCall {
 }
 
 impl Urls {
+    /// The URLs of Twilio's folder (and the simulator's, which speaks TwiML).
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_owned() }
+        Self::for_provider(base, "twilio")
+    }
+
+    /// The URLs of `provider`'s webhooks (`/webhooks/<provider>/…`).
+    pub fn for_provider(base: &str, provider: &str) -> Self {
+        let base = base.trim_end_matches('/').to_owned();
+        Self { folder: format!("{base}{}", paths::folder(provider)), base }
+    }
+
+    /// The same base, for another provider's webhooks.
+    pub fn of(&self, provider: &str) -> Self {
+        Self::for_provider(&self.base, provider)
     }
 
     /// The public base URL itself.
@@ -60,7 +80,7 @@ impl Urls {
     }
 
     fn with_id(&self, path: &str, id: Uuid) -> String {
-        format!("{}{}", self.base, path.replace("{id}", &id.to_string()))
+        format!("{}{}", self.folder, path.replace("{id}", &id.to_string()))
     }
 
     /// The URL of a step that speaks, with the locale it speaks in.
@@ -93,16 +113,16 @@ impl Urls {
     }
 
     pub fn inbound(&self) -> String {
-        format!("{}{}", self.base, paths::INBOUND)
+        format!("{}{}", self.folder, paths::INBOUND)
     }
 
     /// The Gather action on a number several tenants share, carrying the `call` (its try).
     pub fn inbound_gather(&self, call: InboundCall) -> String {
-        format!("{}{}?{TRY_PARAM}={}", self.base, paths::INBOUND_GATHER, call.try_number())
+        format!("{}{}?{TRY_PARAM}={}", self.folder, paths::INBOUND_GATHER, call.try_number())
     }
 
     pub fn status_by_sid(&self) -> String {
-        format!("{}{}", self.base, paths::STATUS_BY_SID)
+        format!("{}{}", self.folder, paths::STATUS_BY_SID)
     }
 
     /// The URL the provider signed for a request the server received at `path_and_query`.
@@ -124,5 +144,18 @@ mod tests {
         let query = url.split_once('?').map_or("", |(_, q)| q);
         assert_eq!(inbound_call_in(query), second);
         assert_eq!(inbound_call_in("lang=ja-JP"), InboundCall::at_try(None), "none said: the last try");
+    }
+
+    #[test]
+    fn each_provider_s_webhooks_live_in_its_own_folder() {
+        let urls = Urls::new("https://ivr.example").of("vonage");
+        let id = Uuid::nil();
+        assert_eq!(urls.status(id), format!("https://ivr.example/webhooks/vonage/voice/status/{id}"));
+        assert_eq!(urls.inbound(), "https://ivr.example/webhooks/vonage/voice/inbound");
+        assert_eq!(urls.base(), "https://ivr.example");
+        assert_eq!(
+            urls.signed_url("/webhooks/vonage/voice/inbound"),
+            "https://ivr.example/webhooks/vonage/voice/inbound"
+        );
     }
 }

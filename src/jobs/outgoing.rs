@@ -20,11 +20,12 @@ impl Jobs {
             return Outcome::Completed;
         }
         let left = (r.expires_at - t).num_seconds().max(1) as u32;
+        let urls = self.urls.of(self.telephony.webhooks());
         let call = OutboundCall {
             to: r.phone_number.clone(),
             from: self.caller_id.clone(),
-            answer_url: self.urls.answer(r.id, r.locale),
-            status_callback: self.urls.status(r.id),
+            answer_url: urls.answer(r.id, r.locale),
+            status_callback: urls.status(r.id),
             timeout: self.ring_timeout.min(left).max(5),
             detect_machine: r.delivery.channel == crate::domain::status::Channel::VoiceOtp,
         };
@@ -84,7 +85,7 @@ impl Jobs {
             to: r.phone_number.clone(),
             from: self.caller_id.clone(),
             body,
-            status_callback: self.urls.sms_status(r.id),
+            status_callback: self.urls.of(self.telephony.webhooks()).sms_status(r.id),
         };
         match self.telephony.send_sms(&sms).await {
             Ok(sid) => {

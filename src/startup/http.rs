@@ -9,12 +9,13 @@ use futures_util::FutureExt;
 
 use super::StartError;
 use crate::api::{ops, requests};
+use crate::call::urls::Urls;
 use crate::call::urls::paths;
 use crate::error::AppError;
 use crate::metrics::{HttpLabels, Metrics, RouteLabel};
 use crate::simulator::Simulator;
 use crate::state::AppState;
-use crate::telephony::twilio::webhooks::Verifier;
+use crate::telephony::webhook::{Dialect, Verifier};
 use crate::voice;
 use crate::web::demo::DemoTenant;
 
@@ -23,8 +24,17 @@ use crate::web::demo::DemoTenant;
 pub(super) fn http_server(
     state: web::Data<AppState>,
     simulator: Option<(Simulator, web::Data<DemoTenant>)>,
+    dialects: Vec<Arc<dyn Dialect>>,
     listener: std::net::TcpListener,
 ) -> Result<Server, StartError> {
+    // Each provider's folder: its dialect and the URLs of its webhooks.
+    let folders: Vec<(web::Data<dyn Dialect>, web::Data<Urls>)> = dialects
+        .into_iter()
+        .map(|d| {
+            let urls = web::Data::new(state.urls.of(d.name()));
+            (web::Data::from(d), urls)
+        })
+        .collect();
     let simulator = simulator.map(|(sim, demo)| (web::Data::new(sim), demo));
     // The webhook extractor reads the state through the provider's trait, so
     // that the provider's module need not know `AppState`.
@@ -45,8 +55,16 @@ pub(super) fn http_server(
                     res
                 })
             })
-            .configure(routes)
-            .default_service(web::to(not_found));
+            .configure(routes);
+        let app = folders.iter().fold(app, |app, (dialect, urls)| {
+            app.service(
+                web::scope(&paths::folder(dialect.name()))
+                    .app_data(dialect.clone())
+                    .app_data(urls.clone())
+                    .configure(webhook_routes),
+            )
+        });
+        let app = app.default_service(web::to(not_found));
         match &simulator {
             Some((sim, demo)) => app
                 .app_data(sim.clone())
@@ -101,19 +119,26 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tenant/voice", web::get().to(crate::api::tenant::get_voice))
         .route("/v1/tenant/voice", web::put().to(crate::api::tenant::put_voice))
         .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
-        .route(paths::ANSWER, web::post().to(voice::answer))
-        .route(paths::GATHER, web::post().to(voice::gather))
-        .route(paths::NO_INPUT, web::post().to(voice::no_input))
-        .route(paths::STATUS, web::post().to(voice::status))
-        .route(paths::STATUS_BY_SID, web::post().to(voice::status_by_sid))
-        .route(paths::INBOUND, web::post().to(voice::inbound))
-        .route(paths::INBOUND_GATHER, web::post().to(voice::inbound_gather))
-        .route(paths::OTP, web::post().to(voice::otp))
-        .route(paths::SMS_STATUS, web::post().to(voice::sms_status))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/openapi.json", web::get().to(ops::openapi))
         .route("/favicon.ico", web::get().to(crate::web::favicon));
+}
+
+/// The routes of one provider's folder (`/webhooks/<provider>`). The answer
+/// webhooks also take `GET`: Vonage fetches an answer URL with `GET` unless
+/// told otherwise; the signature check is the dialect's either way.
+fn webhook_routes(cfg: &mut web::ServiceConfig) {
+    let both = || web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Post()));
+    cfg.route(paths::ANSWER, both().to(voice::answer))
+        .route(paths::GATHER, web::post().to(voice::gather))
+        .route(paths::NO_INPUT, web::post().to(voice::no_input))
+        .route(paths::STATUS, web::post().to(voice::status))
+        .route(paths::STATUS_BY_SID, web::post().to(voice::status_by_sid))
+        .route(paths::INBOUND, both().to(voice::inbound))
+        .route(paths::INBOUND_GATHER, web::post().to(voice::inbound_gather))
+        .route(paths::OTP, web::post().to(voice::otp))
+        .route(paths::SMS_STATUS, web::post().to(voice::sms_status));
 }

@@ -28,6 +28,8 @@ use crate::store::Job;
 use crate::store::{self, NumberLimit, OpenOptions, Role};
 use crate::telephony::Telephony;
 use crate::telephony::twilio::TwilioClient;
+use crate::telephony::twilio::webhooks::FormDialect;
+use crate::telephony::webhook::Dialect;
 use crate::web::demo::DemoTenant;
 
 mod http;
@@ -137,7 +139,6 @@ impl Application {
             service: service.clone(),
             urls: urls.clone(),
             prompts: prompts.clone(),
-            webhook_token: provider.webhook_token,
             gather_timeout: settings.gather_timeout,
             allow_private_callbacks: settings.allow_private_callbacks,
             tenant_limiter: SharedLimiter::new(settings.rate_limit, Duration::from_secs(1), cluster.nodes.clone()),
@@ -149,7 +150,7 @@ impl Application {
         });
         let jobs = Arc::new(Jobs {
             service: service.clone(),
-            telephony: provider.telephony,
+            telephony: provider.telephony.clone(),
             urls,
             prompts,
             caller_id: settings.caller_id.clone(),
@@ -169,7 +170,7 @@ impl Application {
             sweeper(&settings, service, &state, shutdown_rx),
         ];
         let simulator = provider.simulator;
-        let server = http::http_server(state, simulator.clone().zip(demo), listener)?;
+        let server = http::http_server(state, simulator.clone().zip(demo), provider.dialects, listener)?;
         let signals = stop_on_signals(&server, simulator)?;
         let pages = match settings.provider {
             ProviderKind::Simulator => vec![format!("{base_url}/dev/phone"), format!("{base_url}/demo")],
@@ -246,8 +247,8 @@ fn http_client() -> Result<reqwest::Client, StartError> {
 /// The telephony provider as configured.
 struct Provider {
     telephony: Arc<dyn Telephony>,
-    /// The token that signs the provider's webhooks.
-    webhook_token: SecretString,
+    /// The webhooks of each provider that may call this server.
+    dialects: Vec<Arc<dyn Dialect>>,
     /// The built-in simulator, in simulator mode.
     simulator: Option<Simulator>,
 }
@@ -265,7 +266,8 @@ fn provider(settings: &Settings, http: &reqwest::Client, base_url: &str, urls: &
                 settings.simulator_pacing,
             );
             sim.attach(base_url.to_owned(), urls.clone());
-            Ok(Provider { telephony: Arc::new(sim.clone()), webhook_token: token, simulator: Some(sim) })
+            let dialects: Vec<Arc<dyn Dialect>> = vec![Arc::new(FormDialect::twilio(vec![token]))];
+            Ok(Provider { telephony: Arc::new(sim.clone()), dialects, simulator: Some(sim) })
         }
         ProviderKind::Twilio => {
             let (Some(sid), Some(token)) = (settings.twilio_account_sid.clone(), settings.twilio_auth_token.clone())
@@ -273,7 +275,8 @@ fn provider(settings: &Settings, http: &reqwest::Client, base_url: &str, urls: &
                 return Err(StartError::Prompts("twilio credentials missing".into()));
             };
             let client = TwilioClient::new(http.clone(), &settings.twilio_api_base, sid, token.clone());
-            Ok(Provider { telephony: Arc::new(client), webhook_token: token, simulator: None })
+            let dialects: Vec<Arc<dyn Dialect>> = vec![Arc::new(FormDialect::twilio(vec![token]))];
+            Ok(Provider { telephony: Arc::new(client), dialects, simulator: None })
         }
     }
 }

@@ -1,9 +1,11 @@
-//! Telephony providers behind one trait: the Twilio REST API, or the in-process simulator.
+//! Telephony providers behind one trait (`Telephony`: place a call, send a text,
+//! end a call) and their webhooks behind another (`webhook::Dialect`).
 
 pub mod signalwire;
 pub mod telnyx;
 pub mod twilio;
 pub mod vonage;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -83,6 +85,10 @@ pub trait Telephony: Send + Sync + 'static {
     /// Sends a text message; returns the provider's message sid. Errors are
     /// sorted as for calls: refused for good, or try again later.
     async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError>;
+    /// The folder of the webhooks this provider calls (`/webhooks/<name>/`).
+    fn webhooks(&self) -> &'static str {
+        "twilio"
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode, Status};
 use crate::state::AppState;
 
-use super::{CallGuard, Report, Signed, e164, failed, on_request, twiml};
+use super::{CallGuard, Report, Signed, e164, failed, on_request, reply, voice};
 
 /// Of an inbound call: its sid and the requests it may be for (see
 /// `Service::inbound_candidates`), or what to answer when there is no asking.
@@ -20,11 +20,11 @@ async fn inbound_call(
     req: &HttpRequest,
     p: &Report,
 ) -> Result<(String, Vec<AuthRequest>), HttpResponse> {
-    let nobody = Speaker::nobody(state.voice(), Mode::Inbound, Locale::DEFAULT);
+    let nobody = Speaker::nobody(voice(state, req), Mode::Inbound, Locale::DEFAULT);
     let from = p.from.as_str();
     if is_withheld_caller_id(from) {
         tracing::info!("inbound call with a withheld caller ID refused");
-        return Err(twiml(&nobody.end(&[Prompt::WithheldCallerId])));
+        return Err(reply(req, &nobody.end(&[Prompt::WithheldCallerId])));
     }
     let call_sid = p.call_sid.clone();
     let caller = e164(from, state).map(PhoneNumber::from_stored);
@@ -32,12 +32,12 @@ async fn inbound_call(
     let called =
         e164(p.to.as_str(), state).map(PhoneNumber::from_stored).or_else(|| state.service.inbound_number.clone());
     let (Some(caller), Some(called), false) = (caller, called, call_sid.is_empty()) else {
-        return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
+        return Err(reply(req, &nobody.end(&[Prompt::NoPendingRequest])));
     };
     let found = state.service.inbound_candidates(&caller, &called).await.map_err(|e| failed(state, req, None, &e))?;
     if found.is_empty() {
         tracing::info!(phone = %caller, "inbound call without a pending request");
-        return Err(twiml(&nobody.end(&[Prompt::NoPendingRequest])));
+        return Err(reply(req, &nobody.end(&[Prompt::NoPendingRequest])));
     }
     if found.len() > 1 {
         tracing::info!(phone = %caller, tenants = found.len(), "inbound call on a shared number: the code decides");
@@ -54,7 +54,7 @@ async fn unattested(state: &AppState, req: &HttpRequest, r: &AuthRequest, p: &Re
         Ok(required) => required?,
         Err(e) => return Some(failed(state, req, None, &e)),
     };
-    let proven = Attestation::from_verstat(p.attestation.as_str());
+    let proven = p.attestation;
     if proven >= Some(required) {
         return None;
     }
@@ -90,8 +90,8 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, Signed(p): Si
     let found = match found.as_slice() {
         [one] => one.clone(),
         several => {
-            let speak = Speaker::shared(state.voice(), several);
-            return twiml(&speak.ask_shared(several, InboundCall::first(), &[Prompt::GreetingInbound]));
+            let speak = Speaker::shared(voice(&state, &req), several);
+            return reply(&req, &speak.ask_shared(several, InboundCall::first(), &[Prompt::GreetingInbound]));
         }
     };
     if let Some(refused) = unattested(&state, &req, &found, &p).await {
@@ -132,14 +132,14 @@ pub async fn inbound_gather(state: web::Data<AppState>, req: HttpRequest, Signed
     let matches: Vec<&AuthRequest> =
         found.iter().filter(|r| !digits.is_empty() && r.is_expected_code(&ring, &digits)).collect();
     let Some(chosen) = matches.first().filter(|_| matches.len() == 1).map(|r| r.id) else {
-        let mut speak = Speaker::shared(state.voice(), &found);
+        let mut speak = Speaker::shared(voice(&state, &req), &found);
         speak.vars.attempts_left = call.tries_left();
         let prompt = if digits.is_empty() { Prompt::NoInput } else { Prompt::WrongCode };
         let Some(next) = call.missed() else {
             let last = if digits.is_empty() { Prompt::NoInput } else { Prompt::TooManyAttempts };
-            return twiml(&speak.end(&[last, Prompt::Failure]));
+            return reply(&req, &speak.end(&[last, Prompt::Failure]));
         };
-        return twiml(&speak.ask_shared(&found, next, &[prompt]));
+        return reply(&req, &speak.ask_shared(&found, next, &[prompt]));
     };
     if let Some(r) = found.iter().find(|r| r.id == chosen)
         && let Some(refused) = unattested(&state, &req, r, &p).await

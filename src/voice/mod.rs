@@ -1,9 +1,10 @@
 //! The call flow behind the provider's webhooks: answer, gather action, no-input, status callbacks, inbound.
 //!
 //! Each one takes a verified webhook's facts (`call::report::Report`, given
-//! by `telephony::twilio::webhooks::Signed`, which checks the signature
-//! before anything else), turns them into one domain event, and answers the call script (`call::speaker`) for the state the
-//! request is in afterwards, rendered by the provider's module. While the
+//! by `telephony::webhook::Signed`, which lets the provider's dialect check
+//! the signature before anything else), turns them into one domain event,
+//! and answers the call script (`call::speaker`) for the state the request
+//! is in afterwards, rendered by the same dialect (`telephony::webhook::reply`). While the
 //! database is unreachable, the caller is kept on the line (`call::hold`).
 //!
 //! They decide nothing about the call: which keys cost an attempt, how often
@@ -23,24 +24,33 @@ use crate::call::prompt::Prompt;
 use crate::call::report::Report;
 use crate::call::script::Script;
 use crate::call::speaker::Speaker;
+use crate::call::speaker::Voice;
+use crate::call::urls::Urls;
 use crate::call::urls::{LOCALE_PARAM, locale_in};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode};
 use crate::state::AppState;
 use crate::store::{Applied, StoreError};
-use crate::telephony::twilio::twiml::response as twiml;
-use crate::telephony::twilio::webhooks::Signed;
+use crate::telephony::webhook::Signed;
+pub use crate::telephony::webhook::reply;
 
 pub use inbound::{inbound, inbound_gather};
 pub use outbound::{answer, gather, no_input, otp};
 pub use status::{sms_status, status, status_by_sid};
 
+/// What a call's script is made of, with the URLs of the provider that asked
+/// (its folder's `Urls`, registered beside its dialect).
+fn voice<'a>(state: &'a AppState, req: &'a HttpRequest) -> Voice<'a> {
+    let urls = req.app_data::<actix_web::web::Data<Urls>>().map_or(&state.urls, |u| u.get_ref());
+    state.voice_with(urls)
+}
+
 /// Errors inside a webhook still answer valid TwiML: sorry, goodbye, in
 /// the locale the webhook's URL names (the request itself may be unreadable).
 fn sorry(state: &AppState, req: &HttpRequest, e: &dyn std::fmt::Display) -> HttpResponse {
     tracing::error!(error = %e, "webhook failed");
-    twiml(&Speaker::nobody(state.voice(), Mode::Inbound, url_locale(req)).end(&[Prompt::Failure]))
+    reply(req, &Speaker::nobody(voice(state, req), Mode::Inbound, url_locale(req)).end(&[Prompt::Failure]))
 }
 
 /// The locale of the call a webhook belongs to, as its URL names it.
@@ -60,7 +70,7 @@ fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreE
         Some(verbs) => {
             state.service.metrics.webhook_holds.inc();
             tracing::warn!(error = %e, hold = hold.count + 1, "database unavailable: caller kept on the line");
-            twiml(&verbs)
+            reply(req, &verbs)
         }
         None => sorry(state, req, e),
     }
@@ -88,14 +98,16 @@ async fn on_request(
     pick: impl Fn(&AuthRequest) -> Option<Event> + Send + Sync + 'static,
     respond: impl FnOnce(&Speaker<'_>, &AuthRequest, Option<&AuthRequest>) -> Script,
 ) -> HttpResponse {
-    let Some(id) = id else { return twiml(&Speaker::nobody(state.voice(), Mode::Outbound, url_locale(req)).end(&[])) };
+    let Some(id) = id else {
+        return reply(req, &Speaker::nobody(voice(state, req), Mode::Outbound, url_locale(req)).end(&[]));
+    };
     match state.service.transition(id, pick).await {
         Ok(Some(Applied { before, after })) => {
             let now_state = after.as_ref().unwrap_or(&before).as_seen_at(state.service.now());
             let tenant = state.service.tenant_cached(now_state.tenant_id).await;
-            twiml(&respond(&Speaker::new(state.voice(), Some(&now_state), tenant), &before, after.as_ref()))
+            reply(req, &respond(&Speaker::new(voice(state, req), Some(&now_state), tenant), &before, after.as_ref()))
         }
-        Ok(None) => twiml(&Speaker::nobody(state.voice(), Mode::Outbound, url_locale(req)).end(&[])),
+        Ok(None) => reply(req, &Speaker::nobody(voice(state, req), Mode::Outbound, url_locale(req)).end(&[])),
         Err(e) => failed(state, req, sealed, &e),
     }
 }

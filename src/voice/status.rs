@@ -1,27 +1,31 @@
 //! Status callbacks: of a call (by request id or by call sid) and of a text message.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
 use crate::domain::request::Event;
-use crate::domain::status::CallStatus;
 use crate::state::AppState;
 
-use super::{Report, Signed, request_id, twiml};
+use super::{Report, Signed, reply, request_id};
 
 fn status_event(p: &Report) -> Option<Event> {
-    let status = CallStatus::from_provider(p.call_status.as_str())?;
+    let status = p.call_status?;
     let sip_code = p.sip_response_code.as_str().parse().ok();
     Some(Event::CallStatusReported { status, sip_code })
 }
 
 /// Status callback of an outbound call (the request id is in the URL).
-pub async fn status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
-    apply_status(&state, request_id(&path), &p).await
+pub async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    Signed(p): Signed,
+) -> HttpResponse {
+    apply_status(&state, &req, request_id(&path), &p).await
 }
 
 /// Status callback configured on the inbound number: found by call sid.
-pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> HttpResponse {
+pub async fn status_by_sid(state: web::Data<AppState>, req: HttpRequest, Signed(p): Signed) -> HttpResponse {
     let sid = p.call_sid.as_str();
     let id = if sid.is_empty() {
         None
@@ -34,10 +38,10 @@ pub async fn status_by_sid(state: web::Data<AppState>, Signed(p): Signed) -> Htt
             }
         }
     };
-    apply_status(&state, id, &p).await
+    apply_status(&state, &req, id, &p).await
 }
 
-async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Report) -> HttpResponse {
+async fn apply_status(state: &AppState, req: &HttpRequest, id: Option<Uuid>, p: &Report) -> HttpResponse {
     if let (Some(id), Some(event)) = (id, status_event(p)) {
         let sid = p.call_sid.clone();
         let result = state.service.transition(id, move |r| r.may_be_call(&sid).then(|| event.clone())).await;
@@ -46,16 +50,21 @@ async fn apply_status(state: &AppState, id: Option<Uuid>, p: &Report) -> HttpRes
             return HttpResponse::ServiceUnavailable().finish();
         }
     }
-    twiml(&[])
+    reply(req, &[])
 }
 
 /// A delivery report of a request's text message (`MessageStatus`).
-pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Signed(p): Signed) -> HttpResponse {
+pub async fn sms_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    Signed(p): Signed,
+) -> HttpResponse {
     let event = match p.message_status.as_str() {
         "accepted" | "queued" | "sending" | "sent" => Event::SmsSent { sid: p.message_sid.clone() },
         "delivered" => Event::SmsDelivered { sid: p.message_sid.clone() },
         "undelivered" | "failed" => Event::SmsFailed,
-        _ => return twiml(&[]),
+        _ => return reply(&req, &[]),
     };
     if let Some(id) = request_id(&path) {
         let sid = p.message_sid.clone();
@@ -71,5 +80,5 @@ pub async fn sms_status(state: web::Data<AppState>, path: web::Path<String>, Sig
             return HttpResponse::ServiceUnavailable().finish();
         }
     }
-    twiml(&[])
+    reply(&req, &[])
 }

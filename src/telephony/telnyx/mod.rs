@@ -1,3 +1,4 @@
-//! Telnyx (TeXML): its webhook signatures; the client and renderer come later.
+//! Telnyx (TeXML): its webhook signatures and their translation; TeXML is TwiML's markup.
 
 pub mod signature;
+pub mod webhooks;
