@@ -1,3 +1,4 @@
-//! Telnyx (TeXML): its webhook signatures; the client and renderer come later.
+//! Telnyx (TeXML): its REST client and its webhook signatures; the renderer comes later.
 
+pub mod client;
 pub mod signature;
