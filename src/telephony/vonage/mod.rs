@@ -1,4 +1,5 @@
-//! Vonage Voice API: its application JWT and the check of its signed webhooks (not yet wired into a route).
+//! Vonage Voice API: its application JWT, its NCCO renderer and the check of its signed webhooks (not yet wired into a route).
 
 pub mod app_jwt;
+pub mod ncco;
 pub mod signature;
