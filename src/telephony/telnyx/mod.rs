@@ -1,4 +1,6 @@
-//! Telnyx (TeXML): its webhook signatures and their translation; TeXML is TwiML's markup.
+//! Telnyx (TeXML): its REST client, its webhook signatures and their
+//! translation; TeXML is TwiML's markup, so Twilio's renderer writes it.
 
+pub mod client;
 pub mod signature;
 pub mod webhooks;
