@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Deserialize;
 
+use super::accounts::AccountArgs;
 use super::{ConfigError, bad};
 
 /// Flags of `ivr-auth serve`; each also reads its environment variable.
-#[derive(Debug, Default, Args, Deserialize)]
+#[derive(Debug, Default, Clone, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// Listen address
@@ -20,15 +21,71 @@ pub struct ServeArgs {
     /// Base URL the provider reaches (webhook URLs and signatures use it)
     #[arg(long, env = "IVR_AUTH_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// simulator or twilio
+    /// simulator, twilio, signalwire, telnyx or vonage (unset with [[accounts]] in the file: theirs)
     #[arg(long, env = "IVR_AUTH_PROVIDER")]
     pub provider: Option<String>,
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "TWILIO_AUTH_TOKEN_FILE")]
+    pub twilio_auth_token_file: Option<PathBuf>,
     #[arg(long, env = "TWILIO_API_BASE")]
     pub twilio_api_base: Option<String>,
+    /// SignalWire Space URL (https://example.signalwire.com)
+    #[arg(long, env = "SIGNALWIRE_SPACE_URL")]
+    pub signalwire_space_url: Option<String>,
+    #[arg(long, env = "SIGNALWIRE_PROJECT_ID")]
+    pub signalwire_project_id: Option<String>,
+    #[arg(long, env = "SIGNALWIRE_API_TOKEN", hide_env_values = true)]
+    pub signalwire_api_token: Option<String>,
+    #[arg(long, env = "SIGNALWIRE_API_TOKEN_FILE")]
+    pub signalwire_api_token_file: Option<PathBuf>,
+    /// The project's signing key: it signs SignalWire's webhooks
+    #[arg(long, env = "SIGNALWIRE_SIGNING_KEY", hide_env_values = true)]
+    pub signalwire_signing_key: Option<String>,
+    #[arg(long, env = "SIGNALWIRE_SIGNING_KEY_FILE")]
+    pub signalwire_signing_key_file: Option<PathBuf>,
+    /// Default: the Space URL
+    #[arg(long, env = "SIGNALWIRE_API_BASE")]
+    pub signalwire_api_base: Option<String>,
+    #[arg(long, env = "TELNYX_API_KEY", hide_env_values = true)]
+    pub telnyx_api_key: Option<String>,
+    #[arg(long, env = "TELNYX_API_KEY_FILE")]
+    pub telnyx_api_key_file: Option<PathBuf>,
+    #[arg(long, env = "TELNYX_ACCOUNT_SID")]
+    pub telnyx_account_sid: Option<String>,
+    /// The TeXML application
+    #[arg(long, env = "TELNYX_APPLICATION_SID")]
+    pub telnyx_application_sid: Option<String>,
+    /// Base64 Ed25519 public key that verifies Telnyx's webhooks
+    #[arg(long, env = "TELNYX_PUBLIC_KEY")]
+    pub telnyx_public_key: Option<String>,
+    #[arg(long, env = "TELNYX_PUBLIC_KEY_FILE")]
+    pub telnyx_public_key_file: Option<PathBuf>,
+    #[arg(long, env = "TELNYX_API_BASE")]
+    pub telnyx_api_base: Option<String>,
+    #[arg(long, env = "VONAGE_APPLICATION_ID")]
+    pub vonage_application_id: Option<String>,
+    /// The application's private key (PEM): signs API requests (RS256)
+    #[arg(long, env = "VONAGE_PRIVATE_KEY_FILE")]
+    pub vonage_private_key_file: Option<PathBuf>,
+    /// The signature secret: signs Vonage's webhooks (HS256)
+    #[arg(long, env = "VONAGE_SIGNATURE_SECRET", hide_env_values = true)]
+    pub vonage_signature_secret: Option<String>,
+    #[arg(long, env = "VONAGE_SIGNATURE_SECRET_FILE")]
+    pub vonage_signature_secret_file: Option<PathBuf>,
+    #[arg(long, env = "VONAGE_API_BASE")]
+    pub vonage_api_base: Option<String>,
+    /// Calls the one account of the environment starts per second, across all nodes (unset: not paced)
+    #[arg(long, env = "IVR_AUTH_CALLS_PER_SECOND")]
+    pub calls_per_second: Option<f64>,
+    /// Calls the one account of the environment may have up at once, across all nodes (unset: no cap)
+    #[arg(long, env = "IVR_AUTH_MAX_CONCURRENT_CALLS")]
+    pub max_concurrent_calls: Option<u32>,
+    /// Several provider accounts (only in the TOML file: `[[accounts]]`)
+    #[arg(skip)]
+    pub accounts: Option<Vec<AccountArgs>>,
     /// From number of outbound calls (E.164)
     #[arg(long, env = "IVR_AUTH_CALLER_ID")]
     pub caller_id: Option<String>,
@@ -125,7 +182,30 @@ impl ServeArgs {
             provider,
             twilio_account_sid,
             twilio_auth_token,
+            twilio_auth_token_file,
             twilio_api_base,
+            signalwire_space_url,
+            signalwire_project_id,
+            signalwire_api_token,
+            signalwire_api_token_file,
+            signalwire_signing_key,
+            signalwire_signing_key_file,
+            signalwire_api_base,
+            telnyx_api_key,
+            telnyx_api_key_file,
+            telnyx_account_sid,
+            telnyx_application_sid,
+            telnyx_public_key,
+            telnyx_public_key_file,
+            telnyx_api_base,
+            vonage_application_id,
+            vonage_private_key_file,
+            vonage_signature_secret,
+            vonage_signature_secret_file,
+            vonage_api_base,
+            calls_per_second,
+            max_concurrent_calls,
+            accounts,
             caller_id,
             inbound_number,
             default_region,
@@ -150,6 +230,82 @@ impl ServeArgs {
             simulator_allow_public,
             metrics_token
         ))
+    }
+}
+
+impl ServeArgs {
+    /// The provider accounts: the file's `[[accounts]]`, else the one the
+    /// environment's variables describe for `provider` (none for the simulator).
+    pub(super) fn accounts(
+        &self,
+        provider: super::ProviderKind,
+        region: crate::domain::phone::Region,
+    ) -> Result<Vec<super::Account>, ConfigError> {
+        if let Some(tables) = &self.accounts {
+            let accounts = tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.validate_table(i + 1, region))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(bad("IVR_AUTH_CONFIG", format!("two [[accounts]] are named {:?}", twice[0])));
+            }
+            return Ok(accounts);
+        }
+        if !provider.is_real() {
+            return Ok(Vec::new());
+        }
+        let no_number = self.caller_id.is_none() && self.inbound_number.is_none();
+        Ok(vec![self.env_account().validate_env(region, no_number)?])
+    }
+
+    /// The environment's variables as one account.
+    fn env_account(&self) -> AccountArgs {
+        let provider = self.provider.clone().unwrap_or_default();
+        let s = self.clone();
+        let mut a = AccountArgs {
+            provider: Some(provider.clone()),
+            calls_per_second: s.calls_per_second,
+            max_concurrent_calls: s.max_concurrent_calls,
+            ..AccountArgs::default()
+        };
+        match provider.as_str() {
+            "twilio" => {
+                a.account_sid = s.twilio_account_sid;
+                a.auth_token = s.twilio_auth_token;
+                a.auth_token_file = s.twilio_auth_token_file;
+                a.api_base = s.twilio_api_base;
+            }
+            "signalwire" => {
+                a.space_url = s.signalwire_space_url;
+                a.project_id = s.signalwire_project_id;
+                a.api_token = s.signalwire_api_token;
+                a.api_token_file = s.signalwire_api_token_file;
+                a.signing_key = s.signalwire_signing_key;
+                a.signing_key_file = s.signalwire_signing_key_file;
+                a.api_base = s.signalwire_api_base;
+            }
+            "telnyx" => {
+                a.api_key = s.telnyx_api_key;
+                a.api_key_file = s.telnyx_api_key_file;
+                a.account_sid = s.telnyx_account_sid;
+                a.application_sid = s.telnyx_application_sid;
+                a.public_key = s.telnyx_public_key;
+                a.public_key_file = s.telnyx_public_key_file;
+                a.api_base = s.telnyx_api_base;
+            }
+            "vonage" => {
+                a.application_id = s.vonage_application_id;
+                a.private_key_file = s.vonage_private_key_file;
+                a.signature_secret = s.vonage_signature_secret;
+                a.signature_secret_file = s.vonage_signature_secret_file;
+                a.api_base = s.vonage_api_base;
+            }
+            _ => {}
+        }
+        a
     }
 }
 

@@ -9,8 +9,10 @@ use url::Url;
 
 use crate::domain::phone::{PhoneNumber, Region};
 
+mod accounts;
 mod args;
 
+pub use accounts::{Account, AccountArgs, Credentials, Pacing};
 pub use args::{ServeArgs, value_error_line};
 
 /// Which telephony provider carries the calls.
@@ -20,6 +22,27 @@ pub enum ProviderKind {
     Simulator,
     /// Twilio or a TwiML-compatible provider, over its REST API.
     Twilio,
+    SignalWire,
+    Telnyx,
+    Vonage,
+}
+
+impl ProviderKind {
+    /// A provider whose calls reach real telephones (anything but the simulator).
+    pub fn is_real(self) -> bool {
+        self != Self::Simulator
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "simulator" => Self::Simulator,
+            "twilio" => Self::Twilio,
+            "signalwire" => Self::SignalWire,
+            "telnyx" => Self::Telnyx,
+            "vonage" => Self::Vonage,
+            _ => return None,
+        })
+    }
 }
 
 pub use crate::store::DatabaseUrl;
@@ -39,6 +62,9 @@ pub struct Settings {
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<SecretString>,
     pub twilio_api_base: Url,
+    /// The provider accounts calls go out through and webhooks come from:
+    /// the environment's one, or the `[[accounts]]` of the file. Empty with the simulator.
+    pub accounts: Vec<Account>,
     pub caller_id: Option<PhoneNumber>,
     pub inbound_number: Option<PhoneNumber>,
     pub default_region: Region,
@@ -89,12 +115,19 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {setting}: {problem}")]
 pub struct ConfigError {
-    pub setting: &'static str,
+    pub setting: std::borrow::Cow<'static, str>,
     pub problem: String,
 }
 
+impl ConfigError {
+    /// An error about a setting whose name is made at run time (an account's key).
+    pub fn named(setting: std::borrow::Cow<'static, str>, problem: impl Into<String>) -> Self {
+        Self { setting, problem: problem.into() }
+    }
+}
+
 fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting, problem: problem.into() }
+    ConfigError { setting: setting.into(), problem: problem.into() }
 }
 
 /// Parses a database URL: `sqlite://PATH` (relative or `sqlite:///abs`) or `postgres://…`.
@@ -195,15 +228,18 @@ impl Settings {
             listen_raw.parse().map_err(|_| bad("IVR_AUTH_LISTEN", "must be host:port, e.g. 127.0.0.1:8080"))?;
         let database = parse_database_url(a.database_url.as_deref().unwrap_or("sqlite://ivr-auth.db"))?;
         let public_url = a.public_url.as_deref().map(|u| parse_base_url("IVR_AUTH_PUBLIC_URL", u)).transpose()?;
-        let provider = match a.provider.as_deref().unwrap_or("simulator") {
-            "simulator" => ProviderKind::Simulator,
-            "twilio" => ProviderKind::Twilio,
-            _ => return Err(bad("IVR_AUTH_PROVIDER", "must be simulator or twilio")),
+        // With [[accounts]] in the file and no IVR_AUTH_PROVIDER, the first account's provider.
+        let first_table = a.accounts.as_ref().and_then(|t| t.first()).and_then(|t| t.provider.as_deref());
+        let provider = match ProviderKind::parse(a.provider.as_deref().or(first_table).unwrap_or("simulator")) {
+            Some(kind) => kind,
+            None => return Err(bad("IVR_AUTH_PROVIDER", "must be simulator, twilio, signalwire, telnyx or vonage")),
         };
         let (default_region, caller_id, inbound_number) = numbers(&a, provider)?;
         let twilio_api_base =
             parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
-        let secret_keys = secret_keys(a.secret_key, a.secret_key_file.as_deref(), a.secret_key_previous)?;
+        let accounts = a.accounts(provider, default_region)?;
+        let secret_keys =
+            secret_keys(a.secret_key.clone(), a.secret_key_file.as_deref(), a.secret_key_previous.clone())?;
         if secret_keys.is_empty() && matches!(database, DatabaseUrl::Postgres(_)) {
             return Err(bad(
                 "IVR_AUTH_SECRET_KEY",
@@ -220,9 +256,10 @@ impl Settings {
             database,
             public_url,
             provider,
-            twilio_account_sid: a.twilio_account_sid.filter(|s| !s.is_empty()),
-            twilio_auth_token: a.twilio_auth_token.filter(|s| !s.is_empty()).map(SecretString::from),
+            twilio_account_sid: a.twilio_account_sid.clone().filter(|s| !s.is_empty()),
+            twilio_auth_token: a.twilio_auth_token.clone().filter(|s| !s.is_empty()).map(SecretString::from),
             twilio_api_base,
+            accounts,
             caller_id,
             inbound_number,
             default_region,
@@ -244,12 +281,8 @@ impl Settings {
             ring_timeout: in_range("IVR_AUTH_RING_TIMEOUT", a.ring_timeout.unwrap_or(30), 5, 600)?,
             rate_limit: a.rate_limit.unwrap_or(50),
             // Simulated phones cannot be pestered; real ones can.
-            phone_rate_limit: a.phone_rate_limit.unwrap_or(if provider == ProviderKind::Twilio { 10 } else { 0 }),
-            phone_rate_limit_server: a.phone_rate_limit_server.unwrap_or(if provider == ProviderKind::Twilio {
-                30
-            } else {
-                0
-            }),
+            phone_rate_limit: a.phone_rate_limit.unwrap_or(if provider.is_real() { 10 } else { 0 }),
+            phone_rate_limit_server: a.phone_rate_limit_server.unwrap_or(if provider.is_real() { 30 } else { 0 }),
             tenant_calls_per_minute: a.tenant_calls_per_minute.unwrap_or(600),
             tenant_calls_per_day: a.tenant_calls_per_day.unwrap_or(100_000),
             retention_days: in_range("IVR_AUTH_RETENTION_DAYS", a.retention_days.unwrap_or(30), 1, 3650)?,
@@ -263,51 +296,15 @@ impl Settings {
                 other => other.map(SecretString::from),
             },
         };
-        settings.check_provider()?;
         settings.check_simulator()?;
         Ok(settings)
-    }
-
-    /// With `twilio`, every missing provider setting is named at once, so a
-    /// new setup needs one restart, not one per setting.
-    fn check_provider(&self) -> Result<(), ConfigError> {
-        if self.provider != ProviderKind::Twilio {
-            return Ok(());
-        }
-        let mut missing = Vec::new();
-        if self.twilio_account_sid.is_none() {
-            missing.push("TWILIO_ACCOUNT_SID");
-        }
-        if self.twilio_auth_token.is_none() {
-            missing.push("TWILIO_AUTH_TOKEN");
-        }
-        let no_number = self.caller_id.is_none() && self.inbound_number.is_none();
-        if no_number {
-            missing.push("IVR_AUTH_CALLER_ID");
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let names = match missing.split_last() {
-            Some((last, [])) => (*last).to_owned(),
-            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
-            None => String::new(),
-        };
-        let number_hint = if no_number {
-            " (IVR_AUTH_CALLER_ID is the From number of outbound calls; an inbound-only server sets \
-             IVR_AUTH_INBOUND_NUMBER instead)"
-        } else {
-            ""
-        };
-        let are = if missing.len() == 1 { "is" } else { "are" };
-        Err(bad("IVR_AUTH_PROVIDER", format!("twilio needs {names}, which {are} not set{number_hint}")))
     }
 
     /// Warnings about the URL the provider must reach: with `twilio`, a
     /// loopback or private address is out of its reach (every call would fail
     /// at its first webhook), and plain `http://` sends webhooks in clear.
     pub fn public_url_warnings(&self) -> Vec<String> {
-        if self.provider != ProviderKind::Twilio {
+        if !self.provider.is_real() {
             return Vec::new();
         }
         let (url, what) = match &self.public_url {

@@ -27,6 +27,31 @@ pub struct Delivery {
     /// How often the code has been read aloud on this call (`voice_otp`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub readings: u8,
+    /// The provider account the call goes (or went) out through, once one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// While the call waits for its account's start slot: when it leaves (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_until: Option<String>,
+}
+
+impl Delivery {
+    /// The call waits for a start slot of `account`, at `at`.
+    pub fn queue(&mut self, account: &str, at: DateTime<Utc>) {
+        self.account = Some(account.to_owned());
+        self.queued_until = Some(at.to_rfc3339_opts(SecondsFormat::Micros, true));
+    }
+
+    /// When the queued call leaves, if it waits.
+    pub fn queued_until(&self) -> Option<DateTime<Utc>> {
+        let at = DateTime::parse_from_rfc3339(self.queued_until.as_deref()?).ok()?;
+        Some(at.with_timezone(&Utc))
+    }
+
+    /// The call left the queue (it was placed).
+    pub fn left_queue(&mut self) {
+        self.queued_until = None;
+    }
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -56,7 +81,7 @@ impl Default for Delivery {
 
 impl Delivery {
     pub fn new(channel: Channel, fallback: Vec<Channel>) -> Self {
-        Self { channel, fallback, attempts: Vec::new(), readings: 0 }
+        Self { channel, fallback, attempts: Vec::new(), readings: 0, account: None, queued_until: None }
     }
 
     /// The stored JSON form; `None` for the form every request had before

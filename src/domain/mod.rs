@@ -5,6 +5,7 @@ pub mod call;
 pub mod code;
 pub mod delivery;
 pub mod ip;
+pub mod pacing;
 pub mod phone;
 pub mod registration;
 pub mod request;

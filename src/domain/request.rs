@@ -60,6 +60,11 @@ pub enum Event {
     CallPlaced { call_sid: String },
     /// The provider refused the call for good (a 4xx answer).
     CallRefused,
+    /// The call waits for a start slot of provider account `account`'s pace,
+    /// and leaves at `at` (see `domain::pacing`).
+    CallQueued { account: String, at: DateTime<Utc> },
+    /// No start slot came before the request would expire: it fails (`not_placed`).
+    CallNotPlaced,
     /// A call for this request was connected (outbound answered, or inbound matched).
     CallConnected { call_sid: String },
     /// A status callback from the provider.

@@ -80,6 +80,7 @@ string_enum!(
         Rejected = "rejected",
         Attestation = "attestation",
         DeliveryFailed = "delivery_failed",
+        NotPlaced = "not_placed",
     }
 );
 

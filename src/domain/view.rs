@@ -40,8 +40,11 @@ pub struct RequestView {
     pub attempts: u8,
     pub max_attempts: u8,
     pub failure_reason: Option<FailureReason>,
-    /// The last call status the provider reported.
+    /// The last call status the provider reported; `queued` while the call
+    /// waits for its provider account's call rate (see `call_expected_at`).
     pub call_status: Option<CallStatus>,
+    /// While the call is queued: when it is expected to leave (RFC 3339).
+    pub call_expected_at: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     pub updated_at: String,
@@ -77,6 +80,7 @@ impl RequestView {
             max_attempts: r.max_attempts,
             failure_reason: r.failure_reason,
             call_status: r.call_status,
+            call_expected_at: r.delivery.queued_until().map(rfc3339),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             expires_at: rfc3339(r.expires_at),

@@ -27,12 +27,12 @@ use crate::state::AppState;
 use crate::store::Job;
 use crate::store::{self, NumberLimit, OpenOptions, Role};
 use crate::telephony::Telephony;
-use crate::telephony::twilio::TwilioClient;
 use crate::telephony::twilio::webhooks::FormDialect;
 use crate::telephony::webhook::Dialect;
 use crate::web::demo::DemoTenant;
 
 mod http;
+mod providers;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,8 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Keys(#[from] crate::secrets::KeyError),
+    #[error("provider: {0}")]
+    Provider(String),
 }
 
 /// Jobs this server inserted already leased to itself, for its runner.
@@ -174,7 +176,7 @@ impl Application {
         let signals = stop_on_signals(&server, simulator)?;
         let pages = match settings.provider {
             ProviderKind::Simulator => vec![format!("{base_url}/dev/phone"), format!("{base_url}/demo")],
-            ProviderKind::Twilio => Vec::new(),
+            _ => Vec::new(),
         };
         Ok(Self { port: addr.port(), base_url, pages, server, shutdown, background, _signals: signals })
     }
@@ -269,14 +271,14 @@ fn provider(settings: &Settings, http: &reqwest::Client, base_url: &str, urls: &
             let dialects: Vec<Arc<dyn Dialect>> = vec![Arc::new(FormDialect::twilio(vec![token]))];
             Ok(Provider { telephony: Arc::new(sim.clone()), dialects, simulator: Some(sim) })
         }
-        ProviderKind::Twilio => {
-            let (Some(sid), Some(token)) = (settings.twilio_account_sid.clone(), settings.twilio_auth_token.clone())
-            else {
-                return Err(StartError::Prompts("twilio credentials missing".into()));
+        _ => {
+            let [account] = settings.accounts.as_slice() else {
+                return Err(StartError::Provider(
+                    "several [[accounts]] are not placed through one switchboard yet".into(),
+                ));
             };
-            let client = TwilioClient::new(http.clone(), &settings.twilio_api_base, sid, token.clone());
-            let dialects: Vec<Arc<dyn Dialect>> = vec![Arc::new(FormDialect::twilio(vec![token]))];
-            Ok(Provider { telephony: Arc::new(client), dialects, simulator: None })
+            let telephony = providers::client(account, http)?;
+            Ok(Provider { telephony, dialects: providers::dialects(&settings.accounts), simulator: None })
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use crate::store::StoreError;
@@ -55,6 +55,38 @@ pub trait ClusterStore: Send + Sync + 'static {
     async fn heartbeat(&self, node: Uuid) -> Result<u32, StoreError>;
     /// Forgets server `node` (it is stopping).
     async fn leave(&self, node: Uuid) -> Result<(), StoreError>;
+    /// Reserves the next start slot of provider account `account`, whose
+    /// calls start `interval` apart, at `now`: `domain::pacing::reserve` in
+    /// one atomic statement, so every server shares one queue. The slot.
+    async fn reserve_call_slot(
+        &self,
+        account: &str,
+        interval: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError>;
+    /// Takes a seat of `account`'s cap of `cap` calls up at once for request
+    /// `id`, held until its call ends or `until`: `true` if taken (or already
+    /// held by `id`), `false` while `cap` seats are held at `now`.
+    async fn take_call_seat(
+        &self,
+        account: &str,
+        id: Uuid,
+        cap: u32,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Frees request `id`'s seat, if it holds one.
+    async fn free_call_seat(&self, id: Uuid) -> Result<(), StoreError>;
     /// What this store has written since it was opened.
     fn counters(&self) -> &WriteCounters;
+}
+
+/// Microseconds since the epoch, as the pacing table keeps its slots.
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The time of `micros`.
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
 }

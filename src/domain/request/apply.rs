@@ -32,6 +32,7 @@ impl AuthRequest {
                     return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
                 }
                 next.call_sid = Some(call_sid.clone());
+                next.delivery.left_queue();
                 // The call's busy report can overtake this record, and the request
                 // may have moved on to a text message: that attempt is not the call's.
                 if next.delivery.current() != Channel::Sms {
@@ -43,6 +44,23 @@ impl AuthRequest {
                 Ok(plain(next))
             }
             Event::CallRefused => Ok(self.finish(Status::Failed, Some(FailureReason::CallFailed), now)),
+            Event::CallQueued { account, at } => {
+                if self.status != Status::Pending || self.mode != Mode::Outbound || self.call_sid.is_some() {
+                    return Err(Refusal::NotNow);
+                }
+                if self.delivery.queued_until() == Some(*at) {
+                    return Err(Refusal::NoChange);
+                }
+                next.delivery.queue(account, *at);
+                next.call_status = Some(CallStatus::Queued);
+                Ok(plain(next))
+            }
+            Event::CallNotPlaced => {
+                if self.status != Status::Pending || self.call_sid.is_some() {
+                    return Err(Refusal::NotNow);
+                }
+                Ok(self.finish(Status::Failed, Some(FailureReason::NotPlaced), now))
+            }
             Event::CallConnected { call_sid } => {
                 self.check_call(call_sid)?;
                 if self.delivery.current() == Channel::Sms {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_postgres::GenericClient;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::PgStore;
 use super::retry::Fail;
 use crate::domain::budget::Budget;
+use crate::store::cluster::{from_micros, micros};
 use crate::store::{ClusterStore, StoreError, WriteCounters};
 
 #[async_trait]
@@ -64,6 +65,7 @@ impl ClusterStore for PgStore {
         let counters = &self.db.counters;
         retrying!(&self.db, "operation", |c, _tries| {
             let mut n = c.execute("DELETE FROM used_tokens WHERE until < $1", &[&now]).await?;
+            n += c.execute("DELETE FROM call_seats WHERE until < $1", &[&now]).await?;
             for b in Budget::ALL {
                 n += c
                     .execute(
@@ -103,6 +105,82 @@ impl ClusterStore for PgStore {
     async fn leave(&self, node: Uuid) -> Result<(), StoreError> {
         retrying!(&self.db, "operation", |c, _tries| {
             c.execute("DELETE FROM nodes WHERE id = $1", &[&node]).await?;
+            Ok(())
+        })
+    }
+
+    async fn reserve_call_slot(
+        &self,
+        account: &str,
+        interval: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let counters = &self.db.counters;
+        let (now_us, step) = (micros(now), interval.num_microseconds().unwrap_or(i64::MAX));
+        retrying!(&self.db, "operation", |c, _tries| {
+            // `domain::pacing::reserve`: slot = max(next free, now); next free = slot + interval.
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO call_pacing (account, next_free) VALUES ($1, $2 + $3) \
+                     ON CONFLICT (account) DO UPDATE SET next_free = GREATEST(call_pacing.next_free, $2) + $3 \
+                     RETURNING next_free",
+                )
+                .await?;
+            let next_free: i64 = c.query_one(&stmt, &[&account, &now_us, &step]).await?.get(0);
+            counters.wrote();
+            counters.committed();
+            Ok(from_micros(next_free - step))
+        })
+    }
+
+    async fn take_call_seat(
+        &self,
+        account: &str,
+        id: Uuid,
+        cap: u32,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let counters = &self.db.counters;
+        retrying!(&self.db, "operation", |c, _tries| {
+            let tx = c.transaction().await?;
+            // The account's pacing row is the lock every server takes before counting seats.
+            tx.execute(
+                "INSERT INTO call_pacing (account, next_free) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING",
+                &[&account],
+            )
+            .await?;
+            tx.execute("SELECT 1 FROM call_pacing WHERE account = $1 FOR UPDATE", &[&account]).await?;
+            let held: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM call_seats WHERE account = $1 AND until >= $2 AND request_id <> $3",
+                    &[&account, &now, &id],
+                )
+                .await?
+                .get(0);
+            let taken = held < i64::from(cap);
+            if taken {
+                tx.execute(
+                    "INSERT INTO call_seats (request_id, account, until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (request_id) DO UPDATE SET account = excluded.account, until = excluded.until",
+                    &[&id, &account, &until],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            counters.wrote();
+            counters.committed();
+            Ok(taken)
+        })
+    }
+
+    async fn free_call_seat(&self, id: Uuid) -> Result<(), StoreError> {
+        let counters = &self.db.counters;
+        retrying!(&self.db, "operation", |c, _tries| {
+            if c.execute("DELETE FROM call_seats WHERE request_id = $1", &[&id]).await? > 0 {
+                counters.wrote();
+                counters.committed();
+            }
             Ok(())
         })
     }

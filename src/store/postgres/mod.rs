@@ -40,13 +40,14 @@ use retry::{Fail, db};
 use rows::RequestParams;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
     include_str!("../../../migrations/postgres/0004_key_ids.sql"),
     include_str!("../../../migrations/postgres/0005_delivery.sql"),
     include_str!("../../../migrations/postgres/0006_replays_and_call_counts.sql"),
+    include_str!("../../../migrations/postgres/0007_call_pacing.sql"),
 ];
 
 /// PostgreSQL-backed store.

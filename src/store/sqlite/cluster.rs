@@ -1,7 +1,7 @@
 //! The SQLite backend's health, the old server secret, used tokens, servers and write counts.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
@@ -9,6 +9,7 @@ use super::SqliteStore;
 use super::pool::db_err;
 use super::rows::ms;
 use crate::domain::budget::Budget;
+use crate::store::cluster::{from_micros, micros};
 use crate::store::{ClusterStore, StoreError, WriteCounters};
 
 #[async_trait]
@@ -59,7 +60,8 @@ impl ClusterStore for SqliteStore {
         let counters = self.counters.clone();
         self.pool
             .write(move |c| {
-                let tokens = c.execute("DELETE FROM used_tokens WHERE until < ?1", [ms(now)]).map_err(db_err)?;
+                let tokens = c.execute("DELETE FROM used_tokens WHERE until < ?1", [ms(now)]).map_err(db_err)?
+                    + c.execute("DELETE FROM call_seats WHERE until < ?1", [ms(now)]).map_err(db_err)?;
                 let mut counts = 0;
                 for b in Budget::ALL {
                     counts += c
@@ -84,6 +86,82 @@ impl ClusterStore for SqliteStore {
 
     async fn leave(&self, _node: Uuid) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn reserve_call_slot(
+        &self,
+        account: &str,
+        interval: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let counters = self.counters.clone();
+        let account = account.to_owned();
+        let (now_us, step) = (micros(now), interval.num_microseconds().unwrap_or(i64::MAX));
+        self.pool
+            .write(move |c| {
+                // `domain::pacing::reserve`: slot = max(next free, now); next free = slot + interval.
+                let next_free: i64 = c
+                    .prepare_cached(
+                        "INSERT INTO call_pacing (account, next_free) VALUES (?1, ?2 + ?3) \
+                         ON CONFLICT (account) DO UPDATE SET next_free = max(call_pacing.next_free, ?2) + ?3 \
+                         RETURNING next_free",
+                    )
+                    .and_then(|mut s| s.query_row(params![account, now_us, step], |r| r.get(0)))
+                    .map_err(db_err)?;
+                counters.wrote();
+                Ok(from_micros(next_free - step))
+            })
+            .await
+    }
+
+    async fn take_call_seat(
+        &self,
+        account: &str,
+        id: Uuid,
+        cap: u32,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let counters = self.counters.clone();
+        let account = account.to_owned();
+        // One writer: the count and the insert are one transaction of the writer thread.
+        self.pool
+            .write(move |c| {
+                let held: i64 = c
+                    .prepare_cached(
+                        "SELECT count(*) FROM call_seats WHERE account = ?1 AND until >= ?2 AND request_id <> ?3",
+                    )
+                    .and_then(|mut s| s.query_row(params![account, ms(now), id.as_bytes()], |r| r.get(0)))
+                    .map_err(db_err)?;
+                let taken = held < i64::from(cap);
+                if taken {
+                    c.prepare_cached(
+                        "INSERT INTO call_seats (request_id, account, until) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (request_id) DO UPDATE SET account = excluded.account, until = excluded.until",
+                    )
+                    .and_then(|mut s| s.execute(params![id.as_bytes(), account, ms(until)]))
+                    .map_err(db_err)?;
+                    counters.wrote();
+                }
+                Ok(taken)
+            })
+            .await
+    }
+
+    async fn free_call_seat(&self, id: Uuid) -> Result<(), StoreError> {
+        let counters = self.counters.clone();
+        self.pool
+            .write(move |c| {
+                let n = c
+                    .prepare_cached("DELETE FROM call_seats WHERE request_id = ?1")
+                    .and_then(|mut s| s.execute([id.as_bytes()]))
+                    .map_err(db_err)?;
+                if n > 0 {
+                    counters.wrote();
+                }
+                Ok(())
+            })
+            .await
     }
 
     fn counters(&self) -> &WriteCounters {

@@ -26,7 +26,7 @@ use crate::store::{Job, Lease, NewJob, OpenOptions, Role, StoreError, WriteCount
 use pool::{Pool, db_err};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
@@ -34,6 +34,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("../../../migrations/sqlite/0005_key_ids.sql"),
     include_str!("../../../migrations/sqlite/0006_delivery.sql"),
     include_str!("../../../migrations/sqlite/0007_replays_and_call_counts.sql"),
+    include_str!("../../../migrations/sqlite/0008_call_pacing.sql"),
 ];
 
 /// SQLite-backed store.

@@ -17,6 +17,8 @@ pub struct TwilioClient {
     messages_url: String,
     account_sid: String,
     auth_token: SecretString,
+    /// The folder of the webhooks its calls ask (`twilio`; `signalwire` for SignalWire's).
+    folder: &'static str,
 }
 
 /// The part of a created call's or message's answer we need.
@@ -52,7 +54,20 @@ impl TwilioClient {
             messages_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"),
             account_sid,
             auth_token,
+            folder: "twilio",
         }
+    }
+
+    /// A TwiML-compatible provider's REST API (Twilio's paths under its
+    /// `api_base`), whose calls ask the webhooks of its own `folder`.
+    pub fn compatible(
+        http: reqwest::Client,
+        api_base: &Url,
+        account_sid: String,
+        auth_token: SecretString,
+        folder: &'static str,
+    ) -> Self {
+        Self { folder, ..Self::new(http, api_base, account_sid, auth_token) }
     }
 
     async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<reqwest::Response, CallError> {
@@ -156,5 +171,9 @@ impl Telephony for TwilioClient {
             return Ok(());
         }
         Err(classify(resp).await)
+    }
+
+    fn webhooks(&self) -> &'static str {
+        self.folder
     }
 }
