@@ -31,6 +31,11 @@ pub struct JobLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountLabel {
+    pub account: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TenantLabel {
     pub tenant: String,
 }
@@ -68,6 +73,16 @@ pub struct Metrics {
     pub tenant_calls: Family<TenantLabel, Counter>,
     /// Registrations a tenant's policy refused, by tenant and reason.
     pub tenant_refusals: Family<TenantReason, Counter>,
+    /// How long each call waited for its account's start slot (its queue wait).
+    pub call_queue_wait: Family<AccountLabel, Histogram, fn() -> Histogram>,
+    /// Calls queued ahead of the last one that asked, per account (all nodes together).
+    pub call_queue_depth: Family<AccountLabel, Gauge>,
+    /// Call requests a provider account failed (5xx, unreachable, 429, refused account).
+    pub account_failures: Family<AccountLabel, Counter>,
+}
+
+fn queue_wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.05, 2.0, 14))
 }
 
 impl Default for Metrics {
@@ -119,8 +134,30 @@ impl Default for Metrics {
             "Registrations refused by a tenant's policy (destination, call budgets), by tenant and reason",
             tenant_refusals.clone(),
         );
+        let call_queue_wait: Family<AccountLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(queue_wait_histogram);
+        registry.register(
+            "call_queue_wait_seconds",
+            "Time from asking for a call's start slot to the slot, per provider account",
+            call_queue_wait.clone(),
+        );
+        let call_queue_depth = Family::<AccountLabel, Gauge>::default();
+        registry.register(
+            "call_queue_depth",
+            "Calls waiting for a start slot of the account, as the last reservation saw it (all servers)",
+            call_queue_depth.clone(),
+        );
+        let account_failures = Family::<AccountLabel, Counter>::default();
+        registry.register(
+            "provider_account_failures",
+            "Call requests a provider account failed, after which it was skipped for a while",
+            account_failures.clone(),
+        );
         Self {
             registry,
+            call_queue_wait,
+            call_queue_depth,
+            account_failures,
             tenant_calls,
             tenant_refusals,
             webhook_holds,
@@ -151,6 +188,20 @@ impl Metrics {
     /// Counts a registration `tenant`'s policy refused, for `reason`.
     pub fn refused(&self, tenant: &str, reason: &'static str) {
         self.tenant_refusals.get_or_create(&TenantReason { tenant: tenant.to_owned(), reason }).inc();
+    }
+
+    /// A call of `account` got a start slot `wait` from now, behind calls
+    /// spaced `interval` apart.
+    pub fn call_queue_wait(&self, account: &str, wait: std::time::Duration, interval: std::time::Duration) {
+        let label = AccountLabel { account: account.to_owned() };
+        self.call_queue_wait.get_or_create(&label).observe(wait.as_secs_f64());
+        let ahead = if interval.is_zero() { 0 } else { (wait.as_micros() / interval.as_micros()) as i64 };
+        self.call_queue_depth.get_or_create(&label).set(ahead);
+    }
+
+    /// Counts a failure of provider account `account`.
+    pub fn account_failed(&self, account: &str) {
+        self.account_failures.get_or_create(&AccountLabel { account: account.to_owned() }).inc();
     }
 
     /// Counts a job outcome.

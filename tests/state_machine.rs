@@ -51,7 +51,7 @@ fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         1 => (keys(), any::<bool>()).prop_map(|(keys, correct)| Event::KeysPressed { keys, correct }),
         1 => (sid.clone(), any::<bool>()).prop_map(|(call_sid, correct)| Event::InboundCodeEntered { call_sid, correct }),
-        1 => sid.clone().prop_map(|call_sid| Event::CallPlaced { call_sid }),
+        1 => sid.clone().prop_map(|call_sid| Event::CallPlaced { call_sid, account: "twilio".into() }),
         1 => Just(Event::CallRefused),
         1 => sid.prop_map(|call_sid| Event::CallConnected { call_sid }),
         1 => (call_status(), prop::option::of(prop_oneof![Just(486u16), Just(603u16)]))

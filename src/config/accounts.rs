@@ -106,6 +106,18 @@ pub struct Pacing {
     pub max_concurrent_calls: Option<u32>,
 }
 
+impl Pacing {
+    /// The pace calls keep, if any limit is set.
+    pub fn pace(&self) -> Option<crate::domain::pacing::Pace> {
+        use crate::domain::pacing::Pace;
+        match (self.calls_per_second, self.max_concurrent_calls) {
+            (Some(cps), cap) => Some(Pace::new(cps, cap)),
+            (None, Some(cap)) => Some(Pace::cap_only(cap)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// A validated provider account.
 #[derive(Debug, Clone)]
 pub struct Account {

@@ -65,6 +65,9 @@ pub struct Settings {
     /// The provider accounts calls go out through and webhooks come from:
     /// the environment's one, or the `[[accounts]]` of the file. Empty with the simulator.
     pub accounts: Vec<Account>,
+    /// `IVR_AUTH_CALLS_PER_SECOND` and `IVR_AUTH_MAX_CONCURRENT_CALLS`: the
+    /// pace of the one account of the environment (or of the simulator).
+    pub pace: Pacing,
     pub caller_id: Option<PhoneNumber>,
     pub inbound_number: Option<PhoneNumber>,
     pub default_region: Region,
@@ -260,6 +263,7 @@ impl Settings {
             twilio_auth_token: a.twilio_auth_token.clone().filter(|s| !s.is_empty()).map(SecretString::from),
             twilio_api_base,
             accounts,
+            pace: Pacing { calls_per_second: a.calls_per_second, max_concurrent_calls: a.max_concurrent_calls },
             caller_id,
             inbound_number,
             default_region,
@@ -347,7 +351,9 @@ impl Settings {
 
     /// Whether outbound calls can be placed with these settings.
     pub fn outbound_enabled(&self) -> bool {
-        self.provider == ProviderKind::Simulator || self.caller_id.is_some()
+        self.provider == ProviderKind::Simulator
+            || self.caller_id.is_some()
+            || self.accounts.iter().any(|a| a.caller_id.is_some())
     }
 }
 

@@ -9,6 +9,7 @@ pub mod pacing;
 pub mod phone;
 pub mod registration;
 pub mod request;
+pub mod routing;
 pub mod sms;
 pub mod status;
 pub mod tenant;

@@ -56,8 +56,8 @@ pub struct AuthRequest {
 /// Something that happened to a request: from the site, the provider, or the clock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The provider accepted our outbound call and named it.
-    CallPlaced { call_sid: String },
+    /// The provider account `account` accepted our outbound call and named it.
+    CallPlaced { call_sid: String, account: String },
     /// The provider refused the call for good (a 4xx answer).
     CallRefused,
     /// The call waits for a start slot of provider account `account`'s pace,
@@ -256,6 +256,12 @@ impl AuthRequest {
     pub fn awaits_call(&self, now: DateTime<Utc>) -> bool {
         self.status_at(now) == Status::Pending && self.call_sid.is_none()
     }
+
+    /// Whether this request's call, if it had one, is over: its provider
+    /// reported an end, or the request ended (a hang-up job follows).
+    pub fn call_is_over(&self) -> bool {
+        self.status.is_terminal() || self.call_status.is_some_and(|c| c.rank() == CallStatus::Completed.rank())
+    }
 }
 
 #[cfg(test)]
@@ -276,7 +282,7 @@ pub(crate) mod tests {
     fn happy_outbound_path() {
         let now = Utc::now();
         let r = sample(now);
-        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into() }, now);
+        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() }, now);
         assert_eq!(r.status, Status::Calling);
         let r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
         assert_eq!(r.status, Status::InProgress);
@@ -305,7 +311,10 @@ pub(crate) mod tests {
     fn answer_webhook_before_call_placed_is_fine() {
         let now = Utc::now();
         let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
-        assert_eq!(r.apply(&Event::CallPlaced { call_sid: "CA1".into() }, now), Err(Refusal::NoChange));
+        assert_eq!(
+            r.apply(&Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() }, now),
+            Err(Refusal::NoChange)
+        );
         assert_eq!(r.apply(&Event::CallConnected { call_sid: "CA2".into() }, now), Err(Refusal::OtherCall));
     }
 
@@ -359,7 +368,7 @@ pub(crate) mod tests {
     #[test]
     fn an_expiry_on_a_connected_call_leaves_the_hang_up_to_the_call_s_own_answer() {
         let now = Utc::now();
-        let placed = step(&sample(now), Event::CallPlaced { call_sid: "CA9".into() }, now);
+        let placed = step(&sample(now), Event::CallPlaced { call_sid: "CA9".into(), account: "twilio".into() }, now);
         let talking = step(&placed, Event::CallConnected { call_sid: "CA9".into() }, now);
         let later = talking.expires_at;
         // Decided by the call's webhook: its answer says "expired" and hangs up.
@@ -380,7 +389,7 @@ pub(crate) mod tests {
     #[test]
     fn cancel_hangs_up_a_live_call() {
         let now = Utc::now();
-        let r = step(&sample(now), Event::CallPlaced { call_sid: "CA9".into() }, now);
+        let r = step(&sample(now), Event::CallPlaced { call_sid: "CA9".into(), account: "twilio".into() }, now);
         let t = r.apply(&Event::Cancel, now).unwrap();
         assert_eq!(t.next.status, Status::Canceled);
         assert!(t.effects.contains(&Effect::EndCall { call_sid: "CA9".into() }));
@@ -398,7 +407,7 @@ pub(crate) mod tests {
         let now = Utc::now();
         let r = step(
             &with_channel(now, Channel::VoiceDtmf, vec![Channel::Sms]),
-            Event::CallPlaced { call_sid: "CA1".into() },
+            Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() },
             now,
         );
         let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: Some(603) };
@@ -424,7 +433,7 @@ pub(crate) mod tests {
         let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None };
         let r = step(&r, busy, now);
         let r = step(&r, Event::SmsSent { sid: "SM1".into() }, now);
-        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into() }, now);
+        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() }, now);
         let sms = r.delivery.attempts.last().unwrap();
         assert_eq!((sms.channel, sms.status.as_str(), sms.sid.as_deref()), (Channel::Sms, "sent", Some("SM1")));
         assert_eq!(r.call_sid.as_deref(), Some("CA1"));
@@ -443,8 +452,11 @@ pub(crate) mod tests {
         assert_eq!(t.next.status, Status::Verified);
         assert!(t.effects.contains(&Effect::EndCall { call_sid: "CA1".into() }), "a call still reading hangs up");
         // Unanswered without fallback: fails as before.
-        let r =
-            step(&with_channel(now, Channel::VoiceOtp, Vec::new()), Event::CallPlaced { call_sid: "CA2".into() }, now);
+        let r = step(
+            &with_channel(now, Channel::VoiceOtp, Vec::new()),
+            Event::CallPlaced { call_sid: "CA2".into(), account: "twilio".into() },
+            now,
+        );
         let na = step(&r, Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None }, now);
         assert_eq!(na.failure_reason, Some(FailureReason::NoAnswer));
     }
@@ -475,8 +487,11 @@ pub(crate) mod tests {
     #[test]
     fn the_code_is_read_aloud_again_at_most_otp_repeats_times() {
         let now = Utc::now();
-        let mut r =
-            step(&with_channel(now, Channel::VoiceOtp, Vec::new()), Event::CallPlaced { call_sid: "CA1".into() }, now);
+        let mut r = step(
+            &with_channel(now, Channel::VoiceOtp, Vec::new()),
+            Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() },
+            now,
+        );
         r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
         for n in 1..=crate::domain::delivery::OTP_REPEATS {
             r = step(&r, Event::CodeRead, now);
@@ -543,7 +558,7 @@ pub(crate) mod tests {
         assert!(r.may_be_call("CA1") && !r.is_call("CA1"));
         assert!(r.awaits_call(now));
         assert!(!r.awaits_call(r.expires_at), "expired");
-        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into() }, now);
+        let r = step(&r, Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() }, now);
         assert!(r.is_call("CA1") && r.may_be_call("CA1"));
         assert!(!r.is_call("CA2") && !r.may_be_call("CA2"));
         assert!(!r.awaits_call(now), "placed");

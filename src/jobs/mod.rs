@@ -7,6 +7,7 @@
 
 mod backoff;
 pub mod callback;
+pub mod lines;
 mod outgoing;
 mod sweeper;
 
@@ -24,7 +25,9 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
 use crate::service::Service;
 use crate::store::{Job, JobKind, Lease, StoreError};
-use crate::telephony::{CallError, ProviderText, Telephony};
+use crate::telephony::{CallError, ProviderText};
+
+pub use lines::{Line, Lines};
 pub use sweeper::spawn_sweeper;
 
 /// Jobs run at once by one process.
@@ -40,13 +43,16 @@ enum Outcome {
     /// as its last write: nothing is left for the runner to remove.
     CompletedAndRemoved,
     RetryIn(Duration, String),
+    /// Not a failure: the work waits (a queued call's start slot).
+    Wait(Duration),
     GiveUp(String),
 }
 
 /// Everything jobs need to do their work.
 pub struct Jobs {
     pub service: Arc<Service>,
-    pub telephony: Arc<dyn Telephony>,
+    /// The provider accounts calls go out on.
+    pub lines: Arc<Lines>,
     pub urls: Urls,
     /// The text of the message that carries a code.
     pub prompts: Arc<Prompts>,
@@ -211,6 +217,11 @@ impl Jobs {
                 tracing::warn!(job = job.id, kind, attempt = job.attempts + 1, error = %why, "job will be retried");
                 store.retry_job(lease, *delay, why).await
             }
+            Outcome::Wait(delay) => {
+                self.service.metrics.job(kind, "wait");
+                tracing::debug!(job = job.id, kind, wait_ms = delay.as_millis() as u64, "job waits");
+                store.retry_job(lease, *delay, "waiting for a call slot").await
+            }
             Outcome::GiveUp(why) => {
                 self.service.metrics.job(kind, "dead");
                 tracing::error!(job = job.id, kind, error = %why, "job gave up");
@@ -314,13 +325,25 @@ impl Jobs {
     }
 
     async fn end_call(&self, job: &Job) -> Outcome {
-        match self.telephony.end_call(&job.payload).await {
+        // The call is hung up through the account that placed it.
+        let account = match self.service.store.request(job.request_id).await {
+            Ok(r) => r.and_then(|r| r.delivery.account),
+            Err(e) => return Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
+        };
+        let line = self.lines.named(account.as_deref());
+        match line.telephony.end_call(&job.payload).await {
             Ok(()) | Err(CallError::Refused(_)) => Outcome::Completed,
+            Err(CallError::Account(message) | CallError::Uncertain(message)) if job.attempts < 5 => Outcome::RetryIn(
+                backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30)),
+                message.into(),
+            ),
             Err(CallError::Unavailable { message, .. }) if job.attempts < 5 => Outcome::RetryIn(
                 backoff::delay(job.attempts, Duration::from_secs(1), Duration::from_secs(30)),
                 message.into(),
             ),
-            Err(CallError::Unavailable { message, .. }) => Outcome::GiveUp(message.into()),
+            Err(
+                CallError::Unavailable { message, .. } | CallError::Account(message) | CallError::Uncertain(message),
+            ) => Outcome::GiveUp(message.into()),
         }
     }
 

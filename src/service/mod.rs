@@ -79,6 +79,8 @@ pub struct Service {
     pub claimed_jobs: mpsc::UnboundedSender<(Job, Box<AuthRequest>)>,
     /// Tenants read by webhooks (their voice settings), kept a few seconds.
     pub tenant_cache: TenantCache,
+    /// Some provider account caps its calls up at once: a call that ends gives its seat back.
+    pub call_seats: bool,
 }
 
 impl Service {
@@ -250,6 +252,14 @@ impl Service {
             }
             if added_jobs.load(Ordering::Relaxed) {
                 self.jobs_wakeup.notify_one();
+            }
+            if self.call_seats
+                && after.call_is_over()
+                && !before.call_is_over()
+                && let Err(e) = self.store.free_call_seat(id).await
+            {
+                // Its lease frees it later (`domain::pacing::SEAT_LEASE`).
+                tracing::warn!(request_id = %id, error = %e, "giving back the call's seat failed");
             }
         }
         Ok(applied)

@@ -18,7 +18,7 @@ use crate::cluster::Cluster;
 use crate::config::{DatabaseUrl, ProviderKind, Settings};
 use crate::domain::code::KeyRing;
 use crate::domain::request::AuthRequest;
-use crate::jobs::{Jobs, spawn_sweeper};
+use crate::jobs::{Jobs, Line, Lines, spawn_sweeper};
 use crate::limits::{Limiter, SharedLimiter};
 use crate::metrics::Metrics;
 use crate::service::Service;
@@ -26,7 +26,6 @@ use crate::simulator::Simulator;
 use crate::state::AppState;
 use crate::store::Job;
 use crate::store::{self, NumberLimit, OpenOptions, Role};
-use crate::telephony::Telephony;
 use crate::telephony::twilio::webhooks::FormDialect;
 use crate::telephony::webhook::Dialect;
 use crate::web::demo::DemoTenant;
@@ -136,7 +135,8 @@ impl Application {
         let http = http_client()?;
         let provider = provider(&settings, &http, &base_url, &urls)?;
         let metrics = Arc::new(Metrics::default());
-        let (service, claimed_rx) = service(&settings, store, clock, keys, metrics);
+        let call_seats = provider.lines.all().iter().any(|l| l.pace.is_some_and(|p| p.max_concurrent.is_some()));
+        let (service, claimed_rx) = service(&settings, store, clock, keys, metrics, call_seats);
         let state = web::Data::new(AppState {
             service: service.clone(),
             urls: urls.clone(),
@@ -152,7 +152,7 @@ impl Application {
         });
         let jobs = Arc::new(Jobs {
             service: service.clone(),
-            telephony: provider.telephony.clone(),
+            lines: provider.lines.clone(),
             urls,
             prompts,
             caller_id: settings.caller_id.clone(),
@@ -248,7 +248,8 @@ fn http_client() -> Result<reqwest::Client, StartError> {
 
 /// The telephony provider as configured.
 struct Provider {
-    telephony: Arc<dyn Telephony>,
+    /// The provider accounts calls go out on.
+    lines: Arc<Lines>,
     /// The webhooks of each provider that may call this server.
     dialects: Vec<Arc<dyn Dialect>>,
     /// The built-in simulator, in simulator mode.
@@ -269,16 +270,23 @@ fn provider(settings: &Settings, http: &reqwest::Client, base_url: &str, urls: &
             );
             sim.attach(base_url.to_owned(), urls.clone());
             let dialects: Vec<Arc<dyn Dialect>> = vec![Arc::new(FormDialect::twilio(vec![token]))];
-            Ok(Provider { telephony: Arc::new(sim.clone()), dialects, simulator: Some(sim) })
+            let line = Line::plain("simulator", Arc::new(sim.clone()), settings.pace.pace());
+            Ok(Provider { lines: Arc::new(Lines::new(vec![line])), dialects, simulator: Some(sim) })
         }
         _ => {
-            let [account] = settings.accounts.as_slice() else {
-                return Err(StartError::Provider(
-                    "several [[accounts]] are not placed through one switchboard yet".into(),
-                ));
-            };
-            let telephony = providers::client(account, http)?;
-            Ok(Provider { telephony, dialects: providers::dialects(&settings.accounts), simulator: None })
+            let lines = settings
+                .accounts
+                .iter()
+                .map(|account| providers::line(account, http))
+                .collect::<Result<Vec<_>, _>>()?;
+            if lines.is_empty() {
+                return Err(StartError::Provider("no provider account is configured".into()));
+            }
+            Ok(Provider {
+                lines: Arc::new(Lines::new(lines)),
+                dialects: providers::dialects(&settings.accounts),
+                simulator: None,
+            })
         }
     }
 }
@@ -290,6 +298,7 @@ fn service(
     clock: Arc<dyn Clock>,
     keys: KeyRing,
     metrics: Arc<Metrics>,
+    call_seats: bool,
 ) -> (Arc<Service>, ClaimedJobs) {
     let (claimed_jobs, claimed_rx) = tokio::sync::mpsc::unbounded_channel();
     let number_limit = (settings.phone_rate_limit > 0 || settings.phone_rate_limit_server > 0).then(|| NumberLimit {
@@ -311,6 +320,7 @@ fn service(
         jobs_wakeup: Notify::new(),
         claimed_jobs,
         tenant_cache: Default::default(),
+        call_seats,
     });
     (service, claimed_rx)
 }

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 
 use super::StartError;
 use crate::config::{Account, Credentials};
+use crate::jobs::Line;
 use crate::telephony::Telephony;
 use crate::telephony::signalwire;
 use crate::telephony::telnyx::signature::parse_public_key;
@@ -15,8 +16,20 @@ use crate::telephony::twilio::webhooks::FormDialect;
 use crate::telephony::vonage::webhooks::VonageDialect;
 use crate::telephony::webhook::Dialect;
 
+/// One account as a line calls go out on.
+pub(super) fn line(account: &Account, http: &reqwest::Client) -> Result<Line, StartError> {
+    Ok(Line {
+        name: account.name.clone(),
+        telephony: client(account, http)?,
+        pace: account.pacing.pace(),
+        countries: account.countries.clone(),
+        weight: account.weight,
+        caller_id: account.caller_id.clone(),
+    })
+}
+
 /// The REST client of one account.
-pub(super) fn client(account: &Account, http: &reqwest::Client) -> Result<Arc<dyn Telephony>, StartError> {
+fn client(account: &Account, http: &reqwest::Client) -> Result<Arc<dyn Telephony>, StartError> {
     Ok(match &account.credentials {
         Credentials::Twilio { account_sid, auth_token, api_base } => {
             Arc::new(TwilioClient::new(http.clone(), api_base, account_sid.clone(), auth_token.clone()))

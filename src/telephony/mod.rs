@@ -67,12 +67,64 @@ impl From<ProviderText> for String {
 /// Why a call request failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
-    /// The provider refused for good (a 4xx other than 429): the request fails.
+    /// The provider refused this call for good (a 4xx about the call, not
+    /// the account): the request fails.
     #[error("provider refused the call: {0}")]
     Refused(ProviderText),
-    /// A 5xx, a 429 or a network error: try again later.
+    /// The provider refused the account (401, 402, 403: bad credentials,
+    /// suspended, no funds): another account may carry the call.
+    #[error("provider refused the account: {0}")]
+    Account(ProviderText),
+    /// A 5xx, a 429 or a connection that could not be made: try again later,
+    /// or through another account.
     #[error("provider unavailable: {message}")]
     Unavailable { message: ProviderText, retry_after: Option<Duration> },
+    /// The request was sent but no answer came in time: the call may exist.
+    #[error("provider did not answer in time: {0}")]
+    Uncertain(ProviderText),
+}
+
+impl CallError {
+    /// Sorts a provider's error answer: 429 and 5xx "try again later" (with
+    /// `Retry-After`), 401/402/403 "not this account", other 4xx "not this call".
+    pub fn from_status(status: reqwest::StatusCode, retry_after: Option<Duration>, message: ProviderText) -> Self {
+        match status.as_u16() {
+            429 | 500..=599 => Self::Unavailable { message, retry_after },
+            401..=403 => Self::Account(message),
+            _ => Self::Refused(message),
+        }
+    }
+
+    /// A request that failed on the way: not connected (nothing was sent),
+    /// or sent and not answered in time (the call may exist). The text names
+    /// the kind only: reqwest's error carries the URL, with the account's id.
+    pub fn from_network(e: &reqwest::Error) -> Self {
+        if e.is_connect() {
+            Self::Unavailable { message: ProviderText::new("network: connect failed"), retry_after: None }
+        } else if e.is_timeout() {
+            Self::Uncertain(ProviderText::new("network: timeout"))
+        } else {
+            Self::Unavailable { message: ProviderText::new("network: request failed"), retry_after: None }
+        }
+    }
+}
+
+/// The `Retry-After` of an answer, in seconds.
+pub fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Whether a provider has a call this server asked for and got no answer about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(String),
+    NotFound,
+    /// The provider cannot be asked (or did not say).
+    CannotTell,
 }
 
 /// A telephony provider as ivr-auth needs it.
@@ -85,6 +137,12 @@ pub trait Telephony: Send + Sync + 'static {
     /// Sends a text message; returns the provider's message sid. Errors are
     /// sorted as for calls: refused for good, or try again later.
     async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError>;
+    /// After a call request went unanswered (`CallError::Uncertain`): whether
+    /// the provider created a call to `call.to` since `since`.
+    async fn find_call(&self, call: &OutboundCall, since: chrono::DateTime<chrono::Utc>) -> Lookup {
+        let _ = (call, since);
+        Lookup::CannotTell
+    }
     /// The folder of the webhooks this provider calls (`/webhooks/<name>/`).
     fn webhooks(&self) -> &'static str {
         "twilio"

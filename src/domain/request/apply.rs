@@ -26,13 +26,17 @@ impl AuthRequest {
         match event {
             Event::Expire => Err(Refusal::NotNow),
             Event::Cancel => Ok(self.finish(Status::Canceled, None, now)),
-            Event::CallPlaced { call_sid } => {
+            Event::CallPlaced { call_sid, account } => {
                 if let Some(bound) = &self.call_sid {
                     // The answer webhook can win the race and bind the call first.
                     return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
                 }
                 next.call_sid = Some(call_sid.clone());
                 next.delivery.left_queue();
+                next.delivery.account = Some(account.clone());
+                if next.call_status == Some(CallStatus::Queued) {
+                    next.call_status = Some(CallStatus::Initiated);
+                }
                 // The call's busy report can overtake this record, and the request
                 // may have moved on to a text message: that attempt is not the call's.
                 if next.delivery.current() != Channel::Sms {

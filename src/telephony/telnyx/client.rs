@@ -25,16 +25,13 @@
 //!   `Retry-After` in seconds when given), other 4xx `Refused`; network errors are `Unavailable`
 //!   and never quote the URL (it holds the account sid).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony, retry_after};
 
 /// How long Telnyx may ring, in seconds (its documented `Timeout` range).
 const RING_SECONDS: std::ops::RangeInclusive<u32> = 5..=120;
@@ -99,22 +96,8 @@ impl TelnyxClient {
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
         let resp =
-            request.bearer_auth(self.api_key.expose_secret()).send().await.map_err(|e| CallError::Unavailable {
-                message: ProviderText::new(format!("network: {}", without_url(&e))),
-                retry_after: None,
-            })?;
+            request.bearer_auth(self.api_key.expose_secret()).send().await.map_err(|e| CallError::from_network(&e))?;
         if resp.status().is_success() { Ok(resp) } else { Err(classify(resp).await) }
-    }
-}
-
-/// reqwest errors carry the URL, which holds the account sid; keep only the kind.
-fn without_url(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect failed"
-    } else {
-        "request failed"
     }
 }
 
@@ -141,22 +124,13 @@ fn describe(errors: &[ApiError]) -> String {
     errors.iter().map(one).collect::<Vec<_>>().join("; ")
 }
 
-/// Sorts an error answer into "retry" (429, 5xx) and "give up" (other 4xx).
+/// Sorts an error answer (see `CallError::from_status`).
 async fn classify(resp: reqwest::Response) -> CallError {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(&resp);
     let detail = resp.json::<ErrorBody>().await.map(|b| describe(&b.errors)).unwrap_or_default();
     let message = ProviderText::new(format!("HTTP {status} {detail}").trim_end());
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        CallError::Unavailable { message, retry_after }
-    } else {
-        CallError::Refused(message)
-    }
+    CallError::from_status(status, retry_after, message)
 }
 
 /// A created resource's id, checked before it is stored.
@@ -345,7 +319,7 @@ mod tests {
         assert_eq!(telnyx.place_call(&call(false)).await.unwrap(), "v3:Ab_9");
         match telnyx.place_call(&call(false)).await {
             Err(CallError::Unavailable { retry_after, message }) => {
-                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+                assert_eq!(retry_after, Some(std::time::Duration::from_secs(7)));
                 assert_eq!(message.to_string(), "HTTP 429 Too Many Requests Too many requests (code 10011)");
             }
             other => panic!("expected a retry: {other:?}"),

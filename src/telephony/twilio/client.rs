@@ -1,14 +1,11 @@
 //! Twilio's (and compatible providers') REST API: `POST …/Accounts/{sid}/Calls.json`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
+use crate::telephony::{CallError, Lookup, OutboundCall, OutboundSms, ProviderText, Telephony, retry_after};
 
 /// A client for the provider's Calls resource.
 pub struct TwilioClient {
@@ -77,45 +74,22 @@ impl TwilioClient {
             .form(form)
             .send()
             .await
-            .map_err(|e| CallError::Unavailable {
-                message: ProviderText::new(format!("network: {}", without_url(&e))),
-                retry_after: None,
-            })
+            .map_err(|e| CallError::from_network(&e))
     }
 }
 
-/// reqwest errors carry the URL, which holds the account sid; keep only the kind.
-fn without_url(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connect failed".into()
-    } else {
-        "request failed".into()
-    }
-}
-
-/// Sorts an error answer into "retry" (429, 5xx) and "give up" (other 4xx).
+/// Sorts an error answer (see `CallError::from_status`).
 async fn classify(resp: reqwest::Response) -> CallError {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(&resp);
     let detail = match resp.json::<ApiError>().await {
         Ok(ApiError { code, message }) => {
             format!("{} (code {})", message.unwrap_or_default(), code.map_or("-".into(), |c| c.to_string()))
         }
         Err(_) => String::new(),
     };
-    let message = ProviderText::new(format!("HTTP {status} {detail}"));
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        CallError::Unavailable { message, retry_after }
-    } else {
-        CallError::Refused(message)
-    }
+    let message = ProviderText::new(format!("HTTP {status} {detail}").trim_end());
+    CallError::from_status(status, retry_after, message)
 }
 
 #[async_trait]
@@ -173,7 +147,46 @@ impl Telephony for TwilioClient {
         Err(classify(resp).await)
     }
 
+    /// Twilio's call list filtered by `To` (its `StartTime` filter takes
+    /// whole days only): a call created since `since` is taken as the one
+    /// this server asked for (registrations per number are rate limited, so
+    /// two calls to one number within seconds are this request's).
+    async fn find_call(&self, call: &OutboundCall, since: chrono::DateTime<chrono::Utc>) -> Lookup {
+        let query: String =
+            url::form_urlencoded::Serializer::new(String::new()).append_pair("To", call.to.as_str()).finish();
+        let url = format!("{}.json?{query}&PageSize=20", self.calls_url);
+        let sent =
+            self.http.get(&url).basic_auth(&self.account_sid, Some(self.auth_token.expose_secret())).send().await;
+        let Ok(resp) = sent else { return Lookup::CannotTell };
+        if !resp.status().is_success() {
+            return Lookup::CannotTell;
+        }
+        let Ok(list) = resp.json::<CallList>().await else { return Lookup::CannotTell };
+        let created_since = |c: &Listed| {
+            chrono::DateTime::parse_from_rfc2822(&c.date_created)
+                .is_ok_and(|at| at.with_timezone(&chrono::Utc) >= since)
+        };
+        match list.calls.iter().find(|c| created_since(c)) {
+            Some(found) => Lookup::Found(found.sid.clone()),
+            None => Lookup::NotFound,
+        }
+    }
+
     fn webhooks(&self) -> &'static str {
         self.folder
     }
+}
+
+/// A page of the call list.
+#[derive(Deserialize)]
+struct CallList {
+    #[serde(default)]
+    calls: Vec<Listed>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    sid: String,
+    #[serde(default)]
+    date_created: String,
 }

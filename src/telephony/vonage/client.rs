@@ -20,10 +20,7 @@
 //!   and 5xx are `Unavailable` (with `Retry-After` in seconds when given), other 4xx `Refused`;
 //!   network errors are `Unavailable` and never quote the URL. The key and tokens are never logged.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,7 +28,7 @@ use url::Url;
 
 use super::app_jwt::AppKey;
 use crate::domain::phone::PhoneNumber;
-use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony, retry_after};
 
 /// How long Vonage may ring, in seconds (`ringing_timer`'s documented range).
 const RING_SECONDS: std::ops::RangeInclusive<u32> = 1..=120;
@@ -100,22 +97,8 @@ impl VonageClient {
             .key
             .fresh_token()
             .map_err(|e| CallError::Unavailable { message: ProviderText::new(e), retry_after: None })?;
-        let resp = request.bearer_auth(token.expose_secret()).send().await.map_err(|e| CallError::Unavailable {
-            message: ProviderText::new(format!("network: {}", without_url(&e))),
-            retry_after: None,
-        })?;
+        let resp = request.bearer_auth(token.expose_secret()).send().await.map_err(|e| CallError::from_network(&e))?;
         if resp.status().is_success() { Ok(resp) } else { Err(classify(resp).await) }
-    }
-}
-
-/// reqwest errors carry the URL (and the call's uuid); keep only the kind.
-fn without_url(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect failed"
-    } else {
-        "request failed"
     }
 }
 
@@ -126,25 +109,16 @@ struct Problem {
     detail: Option<String>,
 }
 
-/// Sorts an error answer into "retry" (429, 5xx) and "give up" (other 4xx).
+/// Sorts an error answer (see `CallError::from_status`).
 async fn classify(resp: reqwest::Response) -> CallError {
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(&resp);
     let detail = match resp.json::<Problem>().await {
         Ok(Problem { title, detail }) => [title, detail].into_iter().flatten().collect::<Vec<_>>().join(": "),
         Err(_) => String::new(),
     };
     let message = ProviderText::new(format!("HTTP {status} {detail}").trim_end());
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        CallError::Unavailable { message, retry_after }
-    } else {
-        CallError::Refused(message)
-    }
+    CallError::from_status(status, retry_after, message)
 }
 
 /// A created resource's id, checked before it is stored.
@@ -320,7 +294,7 @@ mod tests {
         assert_eq!(vonage.place_call(&call()).await.unwrap(), "63f61863-4a51-4f6b-86e1-46edebcf9356");
         match vonage.place_call(&call()).await {
             Err(CallError::Unavailable { message, retry_after }) => {
-                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+                assert_eq!(retry_after, Some(std::time::Duration::from_secs(3)));
                 assert_eq!(message.to_string(), "HTTP 429 Too Many Requests Rate limit hit");
             }
             other => panic!("expected a retry: {other:?}"),
