@@ -220,7 +220,10 @@ impl Jobs {
             Outcome::Wait(delay) => {
                 self.service.metrics.job(kind, "wait");
                 tracing::debug!(job = job.id, kind, wait_ms = delay.as_millis() as u64, "job waits");
-                store.retry_job(lease, *delay, "waiting for a call slot").await
+                let stored = store.retry_job(lease, *delay, "waiting for a call slot").await;
+                // The runner's next look may be later than this job's slot: have it look again.
+                self.service.jobs_wakeup.notify_one();
+                stored
             }
             Outcome::GiveUp(why) => {
                 self.service.metrics.job(kind, "dead");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use ivr_auth::cli::{DbArgs, TenantAction};
@@ -412,7 +412,13 @@ pub struct ProviderDouble {
     pub messages: Arc<Mutex<Vec<Params>>>,
     /// The status the double answers messages with (0: 201).
     pub message_status: Arc<Mutex<u16>>,
+    /// When each call request arrived, on the double's own clock.
+    pub arrivals: Arc<Mutex<Vec<Instant>>>,
 }
+
+/// A scripted answer that never comes in time: the client's timeout ends the
+/// request, but the call was created (as after a provider's slow answer).
+pub const HANG: u16 = 999;
 
 async fn create_message(body: web::Bytes, d: web::Data<ProviderDouble>) -> HttpResponse {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -434,6 +440,7 @@ async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDo
     let n = {
         let mut calls = d.calls.lock().unwrap();
         calls.push(params);
+        d.arrivals.lock().unwrap().push(Instant::now());
         calls.len()
     };
     let scripted = {
@@ -441,12 +448,31 @@ async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDo
         if s.is_empty() { None } else { Some(s.remove(0)) }
     };
     match scripted {
+        Some((HANG, _)) => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            HttpResponse::Created().json(json!({ "sid": ProviderDouble::sid(n - 1), "status": "queued" }))
+        }
         Some((status, body)) => HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
             .content_type("application/json")
             .body(body),
         None if !auth_ok => HttpResponse::Unauthorized().finish(),
         None => HttpResponse::Created().json(json!({ "sid": ProviderDouble::sid(n - 1), "status": "queued" })),
     }
+}
+
+/// `GET …/Calls.json?To=…`: the calls to that number, newest first, as Twilio lists them.
+async fn list_calls(query: web::Query<Vec<(String, String)>>, d: web::Data<ProviderDouble>) -> HttpResponse {
+    let to = query.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone()).unwrap_or_default();
+    let created = chrono::Utc::now().to_rfc2822();
+    let calls = d.calls.lock().unwrap();
+    let listed: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, p)| param(p, "To").contains(&to.as_str()))
+        .map(|(i, _)| json!({ "sid": ProviderDouble::sid(i), "to": to, "date_created": created }))
+        .collect();
+    HttpResponse::Ok().json(json!({ "calls": listed }))
 }
 
 async fn end_call(path: web::Path<(String, String)>, d: web::Data<ProviderDouble>) -> HttpResponse {
@@ -462,10 +488,11 @@ impl ProviderDouble {
             App::new()
                 .app_data(data.clone())
                 .route("/2010-04-01/Accounts/{acct}/Calls.json", web::post().to(create_call))
+                .route("/2010-04-01/Accounts/{acct}/Calls.json", web::get().to(list_calls))
                 .route("/2010-04-01/Accounts/{acct}/Calls/{sid}", web::post().to(end_call))
                 .route("/2010-04-01/Accounts/{acct}/Messages.json", web::post().to(create_message))
         })
-        .workers(1)
+        .workers(2)
         .bind("127.0.0.1:0")
         .unwrap();
         d.base = format!("http://{}", server.addrs()[0]);

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP, one database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod accounts;
 mod callbacks;
 mod channels;
 mod cluster;

@@ -121,8 +121,9 @@ impl ClusterStore for PgStore {
             // `domain::pacing::reserve`: slot = max(next free, now); next free = slot + interval.
             let stmt = c
                 .prepare_cached(
-                    "INSERT INTO call_pacing (account, next_free) VALUES ($1, $2 + $3) \
-                     ON CONFLICT (account) DO UPDATE SET next_free = GREATEST(call_pacing.next_free, $2) + $3 \
+                    "INSERT INTO call_pacing (account, next_free) VALUES ($1, $2::BIGINT + $3::BIGINT) \
+                     ON CONFLICT (account) DO UPDATE \
+                     SET next_free = GREATEST(call_pacing.next_free, $2::BIGINT) + $3::BIGINT \
                      RETURNING next_free",
                 )
                 .await?;
