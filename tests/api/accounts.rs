@@ -110,7 +110,7 @@ async fn a_burst_queues_and_leaves_at_the_account_rate_across_nodes() {
     let db = Arc::new(TestDb::new(Backend::Postgres).await);
     let first = spawn_on(opts.clone(), db.clone()).await;
     let tenant = first.tenant.clone();
-    let nodes = vec![first, spawn_as(opts.clone(), db.clone(), Some(tenant.clone())).await];
+    let nodes = [first, spawn_as(opts.clone(), db.clone(), Some(tenant.clone())).await];
     let mut ids = Vec::new();
     // 110 calls at 10 a second: more than one 10-second window of them.
     for n in 0..110 {
