@@ -4,6 +4,7 @@
 mod callbacks;
 mod channels;
 mod cluster;
+mod conformance;
 mod contract;
 mod db;
 mod failover;
