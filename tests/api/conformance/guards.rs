@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::flows::{Run, call_of, opts, send};
-use super::{CallStatus, Provider, What};
-use crate::helpers::{Backend, PHONE, TestDb, spawn_as, spawn_on};
+use super::{Call, CallStatus, Provider, What, inbound_url};
+use crate::helpers::{Backend, INBOUND, PHONE, TestDb, spawn_as, spawn_on};
 
 /// What a refused webhook must leave as it was.
 fn unchanged(v: &Value) -> Value {
@@ -55,4 +55,21 @@ pub async fn two_nodes(p: impl Provider) {
     assert_eq!(b.get(id).await["status"], "verified");
     assert_eq!(run.app.get(id).await["status"], "verified");
     assert_eq!(run.placed_count(id), 1, "one call, whichever node placed it");
+}
+
+/// A refused webhook is answered 403 `forbidden`, in words that name no
+/// signature scheme of another provider (an operator reading them looks for
+/// the wrong header). The forged call is an inbound one: every adapter takes it.
+pub async fn refusal_words(p: impl Provider) {
+    let run = Run::start(p).await;
+    let call = Call { sid: run.p.new_sid(), from: PHONE.into(), to: INBOUND.into() };
+    let genuine = run.p.sign(run.p.webhook(&inbound_url(run.p.name()), &call, What::Inbound { get: false }));
+    let (name, forged) = run.p.forgeries(&genuine).swap_remove(0);
+    let (status, body) = send(&run.app, &forged).await;
+    assert_eq!(status, 403, "{name}: {body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "forbidden", "{body}");
+    let twiml_family = ["twilio", "signalwire"].contains(&run.p.name());
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(twiml_family || !message.contains("Twilio"), "{}: {message}", run.p.name());
 }
