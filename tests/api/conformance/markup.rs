@@ -13,6 +13,8 @@ pub struct Script {
     pub gather_url: Option<String>,
     /// Where the call goes next (TwiML `<Redirect>`, NCCO `notify`).
     pub redirect: Option<String>,
+    /// What an NCCO `notify` sends there (its `payload`, as JSON).
+    pub redirect_payload: String,
     pub hangs_up: bool,
 }
 
@@ -83,6 +85,7 @@ pub fn twiml(doc: &str) -> Script {
         says: contents(doc, "Say"),
         gather_url: attribute(doc, "Gather", "action"),
         redirect: contents(doc, "Redirect").into_iter().next(),
+        redirect_payload: String::new(),
         hangs_up: doc.contains("<Hangup/>"),
     }
 }
@@ -117,7 +120,10 @@ pub fn ncco(doc: &str) -> Script {
                 }
             }
             Some("input") => script.gather_url = first_url(),
-            Some("notify") => script.redirect = first_url(),
+            Some("notify") => {
+                script.redirect = first_url();
+                script.redirect_payload = action["payload"].to_string();
+            }
             _ => {}
         }
     }

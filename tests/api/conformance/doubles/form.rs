@@ -122,7 +122,7 @@ pub fn params(account: &str, call: &Call, what: What<'_>) -> Vec<(String, String
         ("To", call.to.as_str()),
     ];
     match what {
-        What::Answer => p.push(("CallStatus", "in-progress")),
+        What::Answer | What::Redirect { .. } => p.push(("CallStatus", "in-progress")),
         What::Inbound { .. } => p.push(("CallStatus", "ringing")),
         What::Digits(digits) => p.extend([("CallStatus", "in-progress"), ("Digits", digits), ("FinishedOnKey", "")]),
         What::Silence => p.extend([("CallStatus", "in-progress"), ("Digits", ""), ("FinishedOnKey", "")]),

@@ -193,6 +193,8 @@ impl Provider for Vonage {
                 };
             }
             What::Answer | What::Inbound { get: false } => {}
+            // A notify action posts its payload, nothing else.
+            What::Redirect { payload } => return json_hook(url, &serde_json::from_str(payload).unwrap()),
             What::Digits(typed) => body["dtmf"] = json!({ "digits": typed, "timed_out": false }),
             What::Silence => body["dtmf"] = json!({ "digits": "", "timed_out": true }),
             What::Status(progress) => {
