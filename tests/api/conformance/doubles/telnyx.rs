@@ -58,8 +58,8 @@ async fn create_call(
     }
     let sid = format!("v3:{}", super::random_hex());
     calls.place(Placed { sid: sid.clone(), to: text("To"), from: text("From"), answer_url, status_url });
-    // The documented answer has `from`, `to` and `status`; the call's id is
-    // `call_sid`, as the call resource and the webhooks name it.
+    // The documented answer shows `from`, `to` and `status`; telnyx-ruby's
+    // model of a TeXML call's creation also has `call_sid` (unverified on the wire).
     HttpResponse::Ok().json(json!({ "call_sid": sid, "from": text("From"), "to": text("To"), "status": "queued" }))
 }
 
