@@ -5,6 +5,7 @@ mod accounts;
 mod callbacks;
 mod channels;
 mod cluster;
+mod conformance;
 mod contract;
 mod db;
 mod failover;
