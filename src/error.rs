@@ -44,8 +44,9 @@ pub enum AppError {
     /// 429: slow down; retry after the given time. The message names the limit.
     #[error("{message}")]
     RateLimited { retry_after: Duration, message: String },
-    /// 403: a webhook whose signature does not check out.
-    #[error("invalid or missing X-Twilio-Signature")]
+    /// 403: a webhook whose signature does not check out (the log says
+    /// which check failed; the answer names no provider's header).
+    #[error("the webhook's signature is missing or does not verify")]
     Forbidden,
     /// 405: the route exists with another method.
     #[error("method not allowed")]

@@ -355,4 +355,9 @@ impl Telephony for Simulator {
         });
         Ok(message.sid)
     }
+
+    /// The simulator speaks TwiML and signs as Twilio does.
+    fn webhooks(&self) -> &'static str {
+        "twilio"
+    }
 }

@@ -143,10 +143,9 @@ pub trait Telephony: Send + Sync + 'static {
         let _ = (call, since);
         Lookup::CannotTell
     }
-    /// The folder of the webhooks this provider calls (`/webhooks/<name>/`).
-    fn webhooks(&self) -> &'static str {
-        "twilio"
-    }
+    /// The folder of the webhooks this provider calls (`/webhooks/<name>/`):
+    /// no default, so a new client cannot send its calls to another's folder.
+    fn webhooks(&self) -> &'static str;
 }
 
 #[cfg(test)]

@@ -52,6 +52,32 @@ pub trait Dialect: Send + Sync + 'static {
     fn verify(&self, incoming: &Incoming<'_>) -> Result<Report, String>;
     /// The call script in this provider's markup.
     fn render(&self, script: &[Step]) -> HttpResponse;
+    /// Whether a redirect of this provider reaches its URL without saying
+    /// which call it is about (Vonage's `notify` posts only its payload):
+    /// then a redirect URL the server writes carries the call itself.
+    fn redirect_names_no_call(&self) -> bool {
+        false
+    }
+}
+
+/// The call a verified webhook is about, kept on the request for a redirect
+/// URL that must name it (see `Dialect::redirect_names_no_call`).
+#[derive(Debug, Clone)]
+pub struct CallOnRecord {
+    pub call_sid: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl CallOnRecord {
+    /// As query parameters (`uuid`, `from`, `to`).
+    pub fn query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("uuid", &self.call_sid)
+            .append_pair("from", &self.from)
+            .append_pair("to", &self.to)
+            .finish()
+    }
 }
 
 /// What checking a webhook needs from the server, registered as
@@ -108,7 +134,18 @@ impl FromRequest for Signed {
                 now_unix: verifier.now_unix(),
             };
             match dialect.verify(&incoming) {
-                Ok(report) => Ok(Signed(report)),
+                Ok(report) => {
+                    if dialect.redirect_names_no_call() {
+                        use actix_web::HttpMessage;
+                        let call = CallOnRecord {
+                            call_sid: report.call_sid.clone(),
+                            from: report.from.clone(),
+                            to: report.to.clone(),
+                        };
+                        req.extensions_mut().insert(call);
+                    }
+                    Ok(Signed(report))
+                }
                 Err(why) => {
                     verifier.refused();
                     tracing::warn!(path = req.path(), provider = dialect.name(), why, "webhook refused");

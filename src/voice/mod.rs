@@ -16,7 +16,7 @@ mod inbound;
 mod outbound;
 mod status;
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use uuid::Uuid;
 
 use crate::call::hold::Hold;
@@ -32,8 +32,8 @@ use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode};
 use crate::state::AppState;
 use crate::store::{Applied, StoreError};
-use crate::telephony::webhook::Signed;
 pub use crate::telephony::webhook::reply;
+use crate::telephony::webhook::{CallOnRecord, Signed};
 
 pub use inbound::{inbound, inbound_gather};
 pub use outbound::{answer, gather, no_input, otp};
@@ -65,6 +65,10 @@ fn hold_on(state: &AppState, req: &HttpRequest, sealed: Option<&str>, e: &StoreE
     let mut url = state.urls.signed_url(req.path());
     if let Some(locale) = locale_in(req.query_string()) {
         url = format!("{url}?{LOCALE_PARAM}={locale}");
+    }
+    if let Some(call) = req.extensions().get::<CallOnRecord>() {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        url = format!("{url}{sep}{}", call.query());
     }
     match hold.again(&url, sealed) {
         Some(verbs) => {

@@ -185,6 +185,10 @@ impl Telephony for TelnyxClient {
         let created = resp.json::<CreatedMessage>().await.ok();
         usable(created.and_then(|c| c.data).and_then(|d| d.id))
     }
+
+    fn webhooks(&self) -> &'static str {
+        "telnyx"
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,10 @@ impl Telephony for VonageClient {
         let resp = self.send(self.http.post(&self.messages_url).json(&Self::sms_body(sms))).await?;
         usable(resp.json::<CreatedMessage>().await.ok().and_then(|m| m.message_uuid))
     }
+
+    fn webhooks(&self) -> &'static str {
+        "vonage"
+    }
 }
 
 #[cfg(test)]

@@ -100,15 +100,22 @@ impl Params {
     }
 }
 
-/// The webhook's parameters: a JSON body, or for a `GET` the query.
+/// The webhook's parameters: a JSON body, or for a `GET` the query. A
+/// `notify` (a redirect the server wrote) posts only its payload: the call
+/// it is about is in the URL's query (`webhook::CallOnRecord`), which the
+/// server wrote; a sealed hold inside it is bound to that call.
 fn params(incoming: &Incoming<'_>) -> Result<Params, String> {
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(incoming.query.as_bytes()).into_owned().collect();
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map_or(String::new(), |(_, v)| v.clone());
     if incoming.method == Method::GET || incoming.body.is_empty() {
-        let query: Vec<(String, String)> =
-            url::form_urlencoded::parse(incoming.query.as_bytes()).into_owned().collect();
-        let get = |name: &str| query.iter().find(|(k, _)| k == name).map_or(String::new(), |(_, v)| v.clone());
         return Ok(Params { uuid: get("uuid"), from: get("from"), to: get("to"), ..Params::default() });
     }
-    serde_json::from_slice(incoming.body).map_err(|_| "the body is not a Vonage webhook's JSON".to_owned())
+    let mut params: Params =
+        serde_json::from_slice(incoming.body).map_err(|_| "the body is not a Vonage webhook's JSON".to_owned())?;
+    if params.uuid.is_empty() {
+        (params.uuid, params.from, params.to) = (get("uuid"), get("from"), get("to"));
+    }
+    Ok(params)
 }
 
 impl Dialect for VonageDialect {
@@ -130,6 +137,10 @@ impl Dialect for VonageDialect {
 
     fn render(&self, script: &[Step]) -> HttpResponse {
         ncco::response(script)
+    }
+
+    fn redirect_names_no_call(&self) -> bool {
+        true
     }
 }
 

@@ -155,13 +155,13 @@ conformance! {
     twilio => doubles::form::Form::twilio(), outbound [], hold [], refusal [];
     signalwire => doubles::form::Form::signalwire(), outbound [], hold [], refusal [];
     telnyx => doubles::telnyx::Telnyx::start(),
-        outbound [#[ignore = "src bug: TelnyxClient keeps Telephony::webhooks()'s default: its calls get /webhooks/twilio/ URLs"]],
+        outbound [],
         hold [],
-        refusal [#[ignore = "src bug: AppError::Forbidden says \"invalid or missing X-Twilio-Signature\" in every folder"]];
+        refusal [];
     vonage => doubles::vonage::Vonage::start(),
-        outbound [#[ignore = "src bug: VonageClient keeps Telephony::webhooks()'s default: its calls get /webhooks/twilio/ URLs"]],
-        hold [#[ignore = "src bug: a hold's notify posts only its payload {}: the redirected webhook names no call"]],
-        refusal [#[ignore = "src bug: AppError::Forbidden says \"invalid or missing X-Twilio-Signature\" in every folder"]];
+        outbound [],
+        hold [],
+        refusal [];
 }
 
 /// Vonage fetches an answer URL with GET by default (the flow above), and
