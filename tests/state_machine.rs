@@ -4,7 +4,7 @@
 //! shared-number call runs out of tries.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use ivr_auth::domain::call::{InboundCall, Keys, SHARED_TRIES};
 use ivr_auth::domain::delivery::OTP_REPEATS;
 use ivr_auth::domain::phone::PhoneNumber;
@@ -53,6 +53,11 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (sid.clone(), any::<bool>()).prop_map(|(call_sid, correct)| Event::InboundCodeEntered { call_sid, correct }),
         1 => sid.clone().prop_map(|call_sid| Event::CallPlaced { call_sid, account: "twilio".into() }),
         1 => Just(Event::CallRefused),
+        1 => (0i64..120).prop_map(|s| Event::CallQueued {
+            account: "tokyo".into(),
+            at: DateTime::from_timestamp(1_764_900_000 + s, 0).unwrap_or_default(),
+        }),
+        1 => Just(Event::CallNotPlaced),
         1 => sid.prop_map(|call_sid| Event::CallConnected { call_sid }),
         1 => (call_status(), prop::option::of(prop_oneof![Just(486u16), Just(603u16)]))
             .prop_map(|(status, sip_code)| Event::CallStatusReported { status, sip_code }),
@@ -99,6 +104,20 @@ fn must(before: &AuthRequest, event: &Event, now: chrono::DateTime<Utc>, after: 
     match event {
         Event::Cancel => expect(after.status == Status::Canceled, "canceled"),
         Event::CallRefused => expect(after.failure_reason == Some(FailureReason::CallFailed), "failed: call_failed"),
+        Event::CallNotPlaced if before.status == Status::Pending && before.call_sid.is_none() => {
+            expect(after.failure_reason == Some(FailureReason::NotPlaced), "failed: not_placed")
+        }
+        Event::CallNotPlaced => expect(after == before, "a call already placed is not 'not placed'"),
+        Event::CallQueued { at, .. }
+            if before.status == Status::Pending
+                && before.mode == Mode::Outbound
+                && before.call_sid.is_none()
+                && before.call_status.is_none_or(|c| c == CallStatus::Queued) =>
+        {
+            let queued = after.call_status == Some(CallStatus::Queued) && after.delivery.queued_until() == Some(*at);
+            expect(queued && after.status == Status::Pending, "queued, still pending, with its slot")
+        }
+        Event::CallQueued { .. } => expect(after == before, "only a call not yet placed queues"),
         Event::CodeEntered { correct: true } if before.status == Status::InProgress && !on_page => {
             expect(after.status == Status::Verified, "verified")
         }

@@ -49,7 +49,10 @@ impl AuthRequest {
             }
             Event::CallRefused => Ok(self.finish(Status::Failed, Some(FailureReason::CallFailed), now)),
             Event::CallQueued { account, at } => {
-                if self.status != Status::Pending || self.mode != Mode::Outbound || self.call_sid.is_some() {
+                // Only a call not yet placed (nor reported on by the provider) waits.
+                let reported = self.call_status.is_some_and(|c| c != CallStatus::Queued);
+                if self.status != Status::Pending || self.mode != Mode::Outbound || self.call_sid.is_some() || reported
+                {
                     return Err(Refusal::NotNow);
                 }
                 if self.delivery.queued_until() == Some(*at) {
