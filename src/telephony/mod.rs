@@ -89,7 +89,10 @@ impl CallError {
     /// `Retry-After`), 401/402/403 "not this account", other 4xx "not this call".
     pub fn from_status(status: reqwest::StatusCode, retry_after: Option<Duration>, message: ProviderText) -> Self {
         match status.as_u16() {
-            429 | 500..=599 => Self::Unavailable { message, retry_after },
+            // Throttled: the account is fine, only too fast; it is backed off
+            // for seconds (its `Retry-After`, else one), not skipped for long.
+            429 => Self::Unavailable { message, retry_after: retry_after.or(Some(Duration::from_secs(1))) },
+            500..=599 => Self::Unavailable { message, retry_after },
             401..=403 => Self::Account(message),
             _ => Self::Refused(message),
         }
@@ -151,6 +154,23 @@ pub trait Telephony: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_answers_are_sorted_by_what_they_say_about_the_call_and_the_account() {
+        let sort = |code: u16, after: Option<u64>| {
+            let status = reqwest::StatusCode::from_u16(code).unwrap();
+            CallError::from_status(status, after.map(Duration::from_secs), ProviderText::new("x"))
+        };
+        assert!(matches!(sort(429, None), CallError::Unavailable { retry_after: Some(d), .. } if d.as_secs() == 1));
+        assert!(matches!(sort(429, Some(4)), CallError::Unavailable { retry_after: Some(d), .. } if d.as_secs() == 4));
+        assert!(matches!(sort(503, None), CallError::Unavailable { retry_after: None, .. }));
+        for code in [401, 402, 403] {
+            assert!(matches!(sort(code, None), CallError::Account(_)), "{code}");
+        }
+        for code in [400, 404, 422] {
+            assert!(matches!(sort(code, None), CallError::Refused(_)), "{code}");
+        }
+    }
 
     #[test]
     fn a_provider_s_words_are_kept_with_their_numbers_masked() {
