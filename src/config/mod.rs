@@ -241,6 +241,9 @@ impl Settings {
         let twilio_api_base =
             parse_base_url("TWILIO_API_BASE", a.twilio_api_base.as_deref().unwrap_or("https://api.twilio.com"))?;
         let accounts = a.accounts(provider, default_region)?;
+        // Unset, the server's inbound number is the first one an account lists.
+        let inbound_number =
+            inbound_number.or_else(|| accounts.iter().find_map(|acct| acct.inbound_numbers.first().cloned()));
         let secret_keys =
             secret_keys(a.secret_key.clone(), a.secret_key_file.as_deref(), a.secret_key_previous.clone())?;
         if secret_keys.is_empty() && matches!(database, DatabaseUrl::Postgres(_)) {

@@ -157,3 +157,24 @@ async fn a_call_that_cannot_leave_before_its_request_expires_fails_not_placed() 
     assert_eq!(double.calls_for(&first).len(), 1);
     assert!(double.calls_for(&third).is_empty());
 }
+
+#[tokio::test]
+async fn a_cap_on_calls_up_at_once_holds_the_next_call_until_one_ends() {
+    let double = ProviderDouble::start().await;
+    let mut capped = account("tokyo", &double, 1);
+    capped.max_concurrent_calls = Some(1);
+    let app = spawn_with(with_accounts(vec![capped])).await;
+    let first = register_outbound(&app, 300).await;
+    double.wait_calls(1).await;
+    let second = register_outbound(&app, 301).await;
+    let waiting = app.wait_for(&second, "the second call queued", |v| v["call_status"] != Value::Null).await;
+    assert_eq!((waiting["status"].as_str(), waiting["call_status"].as_str()), (Some("pending"), Some("queued")));
+    assert_eq!(double.count(), 1, "one call up at once");
+    // The first call ends: its seat goes to the second.
+    let sid = double.calls_for(&first).remove(0);
+    let path = format!("/webhooks/twilio/voice/status/{first}");
+    let (status, _) = app.webhook(&path, &[("CallSid", &sid), ("CallStatus", "completed")]).await;
+    assert_eq!(status, 200);
+    double.wait_calls(2).await;
+    assert_eq!(double.calls_for(&second).len(), 1);
+}
