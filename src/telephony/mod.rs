@@ -1,6 +1,8 @@
 //! Telephony providers behind one trait (`Telephony`: place a call, send a text,
 //! end a call) and their webhooks behind another (`webhook::Dialect`).
 
+#[cfg(test)]
+mod canned;
 pub mod signalwire;
 pub mod telnyx;
 pub mod twilio;

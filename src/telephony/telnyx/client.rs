@@ -193,13 +193,9 @@ impl Telephony for TelnyxClient {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
     use super::*;
     use crate::domain::phone::PhoneNumber;
+    use crate::telephony::canned::{reply, serve};
 
     fn call(detect_machine: bool) -> OutboundCall {
         OutboundCall {
@@ -249,54 +245,6 @@ mod tests {
             TelnyxClient::sms_body(&sms),
             json!({"to": "+819012345678", "text": "Your code is 123456", "webhook_url": "https://ivr.test/sms/status"})
         );
-    }
-
-    /// One request as the test server saw it: request line, Authorization, body.
-    type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
-
-    /// Answers each connection with the next canned answer, recording what was asked.
-    async fn serve(answers: Vec<String>) -> (String, Seen) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let seen: Seen = Arc::default();
-        let log = seen.clone();
-        tokio::spawn(async move {
-            for answer in answers {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut buf = Vec::new();
-                let request = loop {
-                    let mut chunk = [0u8; 4096];
-                    let n = socket.read(&mut chunk).await.unwrap();
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
-                    let length = head.lines().find_map(|l| {
-                        l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-                    });
-                    if body.len() >= length.unwrap_or(0) {
-                        break (head.to_owned(), body.to_owned());
-                    }
-                };
-                let header = |name: &str| {
-                    request.0.lines().find_map(|l| {
-                        l.split_once(": ").filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_owned())
-                    })
-                };
-                let line = request.0.lines().next().unwrap_or_default().to_owned();
-                log.lock().unwrap().push((line, header("authorization").unwrap_or_default(), request.1));
-                socket.write_all(answer.as_bytes()).await.unwrap();
-            }
-        });
-        (base, seen)
-    }
-
-    /// A complete HTTP answer with its Content-Length and `Connection: close`.
-    fn reply(status: &str, headers: &str, body: &str) -> String {
-        format!(
-            "HTTP/1.1 {status}\r\n{headers}content-type: application/json\r\nconnection: close\r\n\
-             content-length: {}\r\n\r\n{body}",
-            body.len()
-        )
     }
 
     fn created() -> String {
@@ -368,7 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_network_error_does_not_quote_the_url() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         match client(&base).place_call(&call(false)).await {
