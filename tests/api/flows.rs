@@ -1,5 +1,7 @@
 //! Whole verifications through the simulator: outbound, inbound, wrong codes, silence, refusals.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::*;
@@ -91,7 +93,12 @@ async fn silence_repeats_the_prompt_then_fails_with_no_input() {
     let sid = app.sim_answer(id).await;
     let v = app.wait_status(id, "failed").await;
     assert_eq!(v["failure_reason"], "no_input");
-    let heard = app.sim_heard(&sid).await;
+    // The status changes before the simulator has spoken the last answer: wait for its words.
+    let heard = wait_until("the last no-input prompt heard", Duration::from_secs(10), || async {
+        let heard = app.sim_heard(&sid).await;
+        (heard.iter().filter(|t| t.contains("did not receive")).count() >= 3).then_some(heard)
+    })
+    .await;
     let asked = heard.iter().filter(|t| t.contains("Please enter")).count();
     assert_eq!(asked, 3, "asked three times before giving up: {heard:?}");
     assert_eq!(heard.iter().filter(|t| t.contains("did not receive")).count(), 3, "{heard:?}");

@@ -134,7 +134,12 @@ async fn sigterm_stops_gracefully() {
     let mut server = spawn_proc(&db_url, &[]);
     let status = server.sigterm();
     assert!(status.success(), "{status:?}: {}", server.log.lock().unwrap());
-    assert!(server.log.lock().unwrap().contains("ivr-auth stopped"));
+    // The log reader may not have read the last line when the process is reaped.
+    let log = server.log.clone();
+    wait_until("the stop logged", Duration::from_secs(5), || async {
+        log.lock().unwrap().contains("ivr-auth stopped").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
