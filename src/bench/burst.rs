@@ -37,7 +37,7 @@ pub struct BurstArgs {
     /// Calls per second of the two accounts (`tokyo`, `osaka`); their weights are in the same proportion
     #[arg(long, value_delimiter = ',', default_value = "10,5")]
     pub rates: Vec<f64>,
-    /// Seconds to wait for the last calls beyond the time the rates need for all of them
+    /// Seconds to wait for the last calls beyond the time the rates need for all of them (and a tenth of that)
     #[arg(long, default_value_t = 30.0)]
     pub margin: f64,
     #[command(flatten)]

@@ -75,6 +75,10 @@ pub(super) struct Account {
     after_201_p99_s: Option<f64>,
     /// The largest `ivr_auth_call_queue_depth` any server showed.
     deepest_queue: Option<i64>,
+    /// How far the nth call came after the nth slot of a schedule one interval
+    /// apart (started as early as every call allows): p99 and max, in ms.
+    late_p99_ms: Option<f64>,
+    late_max_ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,13 +213,15 @@ impl Report {
         let s = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
         for a in &self.accounts {
             out.push_str(&format!(
-                "{:<8} {:>7} {:>7} | {:>7} {:>7} | {}\n",
+                "{:<8} {:>7} {:>7} | {:>7} {:>7} | {:>5} | {:>5} {:>5}\n",
                 a.name,
                 s(a.queue_wait_p50_s),
                 s(a.queue_wait_p99_s),
                 s(a.after_201_p50_s),
                 s(a.after_201_p99_s),
-                a.deepest_queue.map_or("-".into(), |d| d.to_string())
+                a.deepest_queue.map_or("-".into(), |d| d.to_string()),
+                a.late_p99_ms.map_or("-".into(), |v| format!("{v:.0}")),
+                a.late_max_ms.map_or("-".into(), |v| format!("{v:.0}"))
             ));
         }
         out
@@ -233,6 +239,7 @@ fn account(p: &Placement<'_>, registrations: &[Registration], buckets: Option<&V
         .filter_map(|(t, id)| Some(t.saturating_duration_since(*answered.get(id.as_str())?).as_secs_f64()))
         .collect();
     after.sort_by(f64::total_cmp);
+    let late = lateness(&times, p.rate);
     Account {
         name: p.name.to_owned(),
         calls_per_second: p.rate,
@@ -244,7 +251,21 @@ fn account(p: &Placement<'_>, registrations: &[Registration], buckets: Option<&V
         after_201_p50_s: percentile(&after, 0.5),
         after_201_p99_s: percentile(&after, 0.99),
         deepest_queue: p.deepest_queue,
+        late_p99_ms: percentile(&late, 0.99),
+        late_max_ms: late.last().copied(),
     }
+}
+
+/// Each call's lateness (sorted, ms) against slots `1 / rate` apart from the
+/// earliest start the calls allow: late calls that then catch up show here.
+fn lateness(times: &[Instant], rate: f64) -> Vec<f64> {
+    let Some(first) = times.first() else { return Vec::new() };
+    let offsets: Vec<f64> =
+        times.iter().enumerate().map(|(n, t)| (*t - *first).as_secs_f64() - n as f64 / rate).collect();
+    let start = offsets.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut late: Vec<f64> = offsets.iter().map(|o| (o - start) * 1e3).collect();
+    late.sort_by(f64::total_cmp);
+    late
 }
 
 /// Windows of `times` (sorted) for a rate of `rate` calls a second, whole up to `end`.
