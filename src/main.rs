@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Command::Bench { command: bench::BenchCommand::Run(args) } => bench::run(args).await,
             Command::Bench { command: bench::BenchCommand::Seed(args) } => bench::seed(args).await,
+            Command::Bench { command: bench::BenchCommand::Burst(args) } => bench::burst(args).await,
             Command::Migrate { db } => cli::migrate(&db, config.as_deref())
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))

@@ -3,6 +3,8 @@
 //! default), with the provider played by an in-process double; and `bench
 //! seed`, which fills a database with finished requests.
 
+mod burst;
+mod burst_report;
 mod double;
 mod lifecycle;
 mod report;
@@ -27,6 +29,9 @@ pub enum BenchCommand {
     Run(RunArgs),
     /// Fill a database with finished requests (for the scale target)
     Seed(seed::SeedArgs),
+    /// Register a burst of outbound requests against two paced accounts; count
+    /// the calls per 10-second window and any request lost or placed twice
+    Burst(burst::BurstArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,26 +51,14 @@ pub struct RunArgs {
     /// Share of lifecycles that type a wrong code first, 0–1
     #[arg(long, default_value_t = 0.0)]
     pub wrong_share: f64,
-    /// Database of the servers the bench starts (default: a new SQLite file in a
-    /// temp dir; `postgres://…` to measure PostgreSQL)
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Servers to start on the database (more than one needs PostgreSQL); each
-    /// step of a lifecycle goes to another server than the one before
-    #[arg(long, default_value_t = 1)]
-    pub nodes: usize,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Seconds of the /healthz comparison run
     #[arg(long, default_value_t = 3.0)]
     pub healthz_seconds: f64,
     /// Write the report as JSON here (`-` for stdout)
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// The server binary to start (default: this one)
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-    /// Extra environment for the server, NAME=VALUE (repeatable)
-    #[arg(long = "server-env")]
-    pub server_env: Vec<String>,
     /// Exit non-zero if any lifecycle failed (for CI smoke runs)
     #[arg(long)]
     pub fail_on_error: bool,
@@ -81,6 +74,26 @@ pub struct RunArgs {
     /// run, restart it on the same database, and look up every acknowledged request
     #[arg(long)]
     pub kill_after: Option<f64>,
+}
+
+/// The servers a bench starts: their database, how many, which binary, and extra environment.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Database of the servers the bench starts (default: a new SQLite file in a
+    /// temp dir; `postgres://…` to measure PostgreSQL)
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Servers to start on the database (more than one needs PostgreSQL). `bench
+    /// run` sends each step of a lifecycle to another server than the one before;
+    /// `bench burst` sends the registrations to each in turn
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// The server binary to start (default: this one)
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Extra environment for the server, NAME=VALUE (repeatable)
+    #[arg(long = "server-env")]
+    pub server_env: Vec<String>,
 }
 
 /// What the durability check found.
@@ -140,21 +153,17 @@ async fn load(driver: Arc<Driver>, args: &RunArgs, measure_from: Instant, until:
 pub async fn run(args: RunArgs) -> Result<(), String> {
     ivr_auth::install_tls_provider();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db_url =
-        args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    if args.nodes == 0 || (args.nodes > 1 && !db_url.starts_with("postgres")) {
-        return Err("--nodes: 1, or more with a postgres:// --database-url (SQLite has one server per file)".into());
-    }
-    if args.nodes > 1 && args.kill_after.is_some() {
+    let db_url = args.server.database(dir.path())?;
+    if args.server.nodes > 1 && args.kill_after.is_some() {
         return Err("--kill-after measures one server; leave --nodes at 1".into());
     }
-    let api_key = create_tenant(&args, &db_url)?;
+    let api_key = create_tenant(&args.server, &db_url)?;
     let listener = ivr_auth::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
     let double_base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let (waiting, double) = double::start(listener).map_err(|e| e.to_string())?;
     let mut servers = Vec::new();
-    for _ in 0..args.nodes {
-        servers.push(start_server(&args, &db_url, &double_base)?);
+    for _ in 0..args.server.nodes {
+        servers.push(start_server(&args.server, &db_url, &double_base, &[])?);
     }
 
     let (http, driver) = driver(&args, &servers, api_key, waiting)?;
@@ -172,7 +181,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     };
     let durability = match args.kill_after {
         Some(_) => {
-            servers[0] = start_server(&args, &db_url, &double_base)?;
+            servers[0] = start_server(&args.server, &db_url, &double_base, &[])?;
             Some(check_durability(&driver, &servers[0].base, &db_url).await?)
         }
         None => None,
@@ -190,7 +199,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         inbound_share: args.inbound_share,
         wrong_code_share: args.wrong_share,
         database: if db_url.starts_with("sqlite") { "sqlite".into() } else { "postgres".into() },
-        nodes: args.nodes,
+        nodes: args.server.nodes,
         writes_per_lifecycle: writes,
         server_cpu_per_lifecycle_us: cpu_per_lifecycle_us,
         writes_per_commit_under_load,
@@ -287,12 +296,7 @@ async fn measure(
 fn finish(report: &Report, args: &RunArgs) -> Result<(), String> {
     print!("{}", report.table());
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-        if path.as_os_str() == "-" {
-            println!("{json}");
-        } else {
-            std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        write_json(path, report)?;
     }
     if let Some(d) = &report.durability
         && (d.found_after_restart != d.acknowledged || d.integrity_check != "ok")
@@ -303,6 +307,17 @@ fn finish(report: &Report, args: &RunArgs) -> Result<(), String> {
         return Err(format!("{} lifecycles failed ({} succeeded)", report.errors, report.lifecycles));
     }
     Ok(())
+}
+
+/// Writes `report` as JSON to `path` (`-`: stdout).
+fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    if path.as_os_str() == "-" {
+        println!("{json}");
+        Ok(())
+    } else {
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 /// After a SIGKILL and restart: every acknowledged request must be there,
@@ -355,6 +370,11 @@ async fn probe_writes(driver: &Driver, servers: &[Server]) -> Vec<report::Writes
         });
     }
     out
+}
+
+/// `bench burst`.
+pub async fn burst(args: burst::BurstArgs) -> Result<(), String> {
+    burst::run(args).await
 }
 
 /// `bench seed`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{ACCOUNT_SID, AUTH_TOKEN, CALLER_ID, INBOUND, PUBLIC, RunArgs, SECRET_KEY};
+use super::{ACCOUNT_SID, AUTH_TOKEN, CALLER_ID, INBOUND, PUBLIC, SECRET_KEY, ServerArgs};
 
 /// A server child process, killed when dropped.
 pub(super) struct Server {
@@ -64,7 +64,27 @@ pub(super) fn servers_cpu(servers: &[Server]) -> Option<f64> {
     servers.iter().map(Server::cpu_seconds).sum()
 }
 
-pub(super) fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> Result<Server, String> {
+impl ServerArgs {
+    /// The database URL: `--database-url`, else a new SQLite file in `dir`;
+    /// checked against `--nodes` (SQLite has one server per file).
+    pub(super) fn database(&self, dir: &std::path::Path) -> Result<String, String> {
+        let db_url =
+            self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+        if self.nodes == 0 || (self.nodes > 1 && !db_url.starts_with("postgres")) {
+            return Err("--nodes: 1, or more with a postgres:// --database-url (SQLite has one server per file)".into());
+        }
+        Ok(db_url)
+    }
+}
+
+/// Starts `ivr-auth serve` on `db_url` with the bench's settings, then `extra_env`
+/// (a bench's own), then `--server-env` (the operator's, which wins).
+pub(super) fn start_server(
+    args: &ServerArgs,
+    db_url: &str,
+    double_base: &str,
+    extra_env: &[(&str, &str)],
+) -> Result<Server, String> {
     let mut cmd = Command::new(server_bin(args)?);
     cmd.arg("serve")
         .env("IVR_AUTH_LISTEN", "127.0.0.1:0")
@@ -86,6 +106,7 @@ pub(super) fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> R
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    cmd.envs(extra_env.iter().copied());
     for kv in &args.server_env {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("--server-env {kv}: expected NAME=VALUE"))?;
         cmd.env(k, v);
@@ -106,7 +127,7 @@ pub(super) fn start_server(args: &RunArgs, db_url: &str, double_base: &str) -> R
 
 /// Creates the bench's tenant with the server binary itself, so that the
 /// database's schema is the one that binary knows (an older build in an A/B run).
-pub(super) fn create_tenant(args: &RunArgs, db_url: &str) -> Result<String, String> {
+pub(super) fn create_tenant(args: &ServerArgs, db_url: &str) -> Result<String, String> {
     let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
     let out = Command::new(server_bin(args)?)
         .args(["tenant", "create", &name])
@@ -121,7 +142,7 @@ pub(super) fn create_tenant(args: &RunArgs, db_url: &str) -> Result<String, Stri
     v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
 }
 
-fn server_bin(args: &RunArgs) -> Result<PathBuf, String> {
+fn server_bin(args: &ServerArgs) -> Result<PathBuf, String> {
     match &args.server_bin {
         Some(b) => Ok(b.clone()),
         None => std::env::current_exe().map_err(|e| e.to_string()),
