@@ -43,8 +43,8 @@ enum Outcome {
     /// as its last write: nothing is left for the runner to remove.
     CompletedAndRemoved,
     RetryIn(Duration, String),
-    /// Not a failure: the work waits (a queued call's start slot).
-    Wait(Duration),
+    /// Not a failure: the work waits until then (a queued call's start slot).
+    WaitUntil(chrono::DateTime<Utc>),
     GiveUp(String),
 }
 
@@ -217,10 +217,10 @@ impl Jobs {
                 tracing::warn!(job = job.id, kind, attempt = job.attempts + 1, error = %why, "job will be retried");
                 store.retry_job(lease, *delay, why).await
             }
-            Outcome::Wait(delay) => {
+            Outcome::WaitUntil(at) => {
                 self.service.metrics.job(kind, "wait");
-                tracing::debug!(job = job.id, kind, wait_ms = delay.as_millis() as u64, "job waits");
-                let stored = store.retry_job(lease, *delay, "waiting for a call slot").await;
+                tracing::debug!(job = job.id, kind, until = %at, "job waits");
+                let stored = store.wait_job_until(lease, *at).await;
                 // The runner's next look may be later than this job's slot: have it look again.
                 self.service.jobs_wakeup.notify_one();
                 stored

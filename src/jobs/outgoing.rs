@@ -21,7 +21,7 @@ const UNAVAILABLE_SKIP: TimeDelta = TimeDelta::seconds(30);
 /// How long before a call waiting for a seat of its account's cap asks again.
 const SEAT_RETRY: TimeDelta = TimeDelta::seconds(1);
 /// How long after an unanswered call request the request is looked at again.
-const UNCERTAIN_WAIT: Duration = Duration::from_secs(15);
+const UNCERTAIN_WAIT: TimeDelta = TimeDelta::seconds(15);
 
 impl Jobs {
     /// Places the call of a request through the first line that takes it;
@@ -37,7 +37,7 @@ impl Jobs {
         }
         // A queued call waits for its slot (the job may wake early, on another node).
         if let Some(at) = r.delivery.queued_until().filter(|at| *at > t + SLACK) {
-            return Outcome::Wait((at - t).to_std().unwrap_or_default());
+            return Outcome::WaitUntil(at);
         }
         let mut lines = self.lines.order(&r.phone_number, r.id, t);
         if lines.is_empty() {
@@ -80,7 +80,7 @@ impl Jobs {
                 Lookup::CannotTell => {
                     // The call may exist: its status callbacks will say so. Look again later.
                     tracing::warn!(request_id = %r.id, account = %line.name, error = %why, "call request unanswered");
-                    return Ok(Outcome::Wait(UNCERTAIN_WAIT));
+                    return Ok(Outcome::WaitUntil(t + UNCERTAIN_WAIT));
                 }
             },
             other => other,
@@ -147,7 +147,7 @@ impl Jobs {
         }
         let event = Event::CallQueued { account: line.name.clone(), at };
         match self.service.transition(r.id, move |_| Some(event.clone())).await {
-            Ok(_) => Outcome::Wait((at - self.service.now()).to_std().unwrap_or_default()),
+            Ok(_) => Outcome::WaitUntil(at),
             Err(e) => Outcome::RetryIn(Duration::from_secs(1), e.to_string()),
         }
     }

@@ -105,6 +105,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn finish_job(&self, lease: Lease) -> Result<(), StoreError>;
     /// Schedules another attempt of a job `delay` from now and gives up the lease.
     async fn retry_job(&self, lease: Lease, delay: Duration, error: &str) -> Result<(), StoreError>;
+    /// Schedules a job that waits (a queued call) to run at `at`, a time the
+    /// caller fixed (not "now plus a delay" when the write runs: a write that
+    /// waits behind others would make it late), and gives up the lease.
+    async fn wait_job_until(&self, lease: Lease, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Keeps a job that gave up for the operator to see, and stops running it.
     async fn bury_job(&self, lease: Lease, error: &str) -> Result<(), StoreError>;
     /// How long until the next job is due or its lease ends, if there is one.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Object};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -112,6 +113,15 @@ impl JobStore for PgStore {
              lease_until = NULL, last_error = $4 WHERE id = $1 AND lease_owner = $2",
             lease,
             &[&delay_ms, &error],
+        )
+        .await
+    }
+
+    async fn wait_job_until(&self, lease: Lease, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.leased_write(
+            "UPDATE jobs SET run_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+            lease,
+            &[&at],
         )
         .await
     }

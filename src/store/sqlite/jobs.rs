@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::params;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::pool::db_err;
 use super::rows;
+use super::rows::ms;
 use super::{SqliteStore, leased, millis, now_ms};
 use crate::store::{Job, JobKind, JobStore, Lease, StoreError};
 
@@ -81,6 +83,19 @@ impl JobStore for SqliteStore {
                 let sql = "UPDATE jobs SET run_at = ?3, lease_until = NULL, lease_owner = NULL, last_error = ?4 \
                            WHERE id = ?1 AND lease_owner = ?2";
                 leased(c, sql, lease, &[&run_at, &error])?;
+                counters.wrote();
+                Ok(())
+            })
+            .await
+    }
+
+    async fn wait_job_until(&self, lease: Lease, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let counters = self.counters.clone();
+        self.pool
+            .write(move |c| {
+                let sql = "UPDATE jobs SET run_at = ?3, lease_until = NULL, lease_owner = NULL \
+                           WHERE id = ?1 AND lease_owner = ?2";
+                leased(c, sql, lease, &[&ms(at)])?;
                 counters.wrote();
                 Ok(())
             })
