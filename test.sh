@@ -29,6 +29,9 @@ echo "== load generator smoke run (checks it works and errs 0; no timing asserte
 target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 \
   --inbound-share 0.3 --wrong-share 0.2 --fail-on-error
 
+echo "== burst smoke run: two paced accounts, no request lost or called twice (no timing asserted)"
+target/debug/ivr-auth bench burst --registrations 60 --rates 20,10 --fail-on-error
+
 echo "== load generator smoke run on PostgreSQL, three servers (a fresh schema; no timing asserted)"
 pg="${IVR_AUTH_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 # Named like the integration tests' schemas (tests/api/stale.rs): this boot, this shell's pid. Dropped
