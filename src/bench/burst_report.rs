@@ -75,8 +75,9 @@ pub(super) struct Account {
     after_201_p99_s: Option<f64>,
     /// The largest `ivr_auth_call_queue_depth` any server showed.
     deepest_queue: Option<i64>,
-    /// How far the nth call came after the nth slot of a schedule one interval
-    /// apart (started as early as every call allows): p99 and max, in ms.
+    /// How far the nth call came after the nth slot of the server's schedule
+    /// (one interval and the pacing guard apart, started as early as every
+    /// call allows): p99 and max, in ms.
     late_p99_ms: Option<f64>,
     late_max_ms: Option<f64>,
 }
@@ -239,7 +240,8 @@ fn account(p: &Placement<'_>, registrations: &[Registration], buckets: Option<&V
         .filter_map(|(t, id)| Some(t.saturating_duration_since(*answered.get(id.as_str())?).as_secs_f64()))
         .collect();
     after.sort_by(f64::total_cmp);
-    let late = lateness(&times, p.rate);
+    // The server spaces calls by its pacing guard; lateness is against that schedule.
+    let late = lateness(&times, p.rate / (1.0 + ivr_auth::domain::pacing::GUARD));
     Account {
         name: p.name.to_owned(),
         calls_per_second: p.rate,
