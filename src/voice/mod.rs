@@ -26,7 +26,7 @@ use crate::call::script::Script;
 use crate::call::speaker::Speaker;
 use crate::call::speaker::Voice;
 use crate::call::urls::Urls;
-use crate::call::urls::{LOCALE_PARAM, locale_in};
+use crate::call::urls::{LOCALE_PARAM, locale_in, paths};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
 use crate::domain::status::{Locale, Mode};
@@ -50,7 +50,13 @@ fn voice<'a>(state: &'a AppState, req: &'a HttpRequest) -> Voice<'a> {
 /// the locale the webhook's URL names (the request itself may be unreadable).
 fn sorry(state: &AppState, req: &HttpRequest, e: &dyn std::fmt::Display) -> HttpResponse {
     tracing::error!(error = %e, "webhook failed");
-    reply(req, &Speaker::nobody(voice(state, req), Mode::Inbound, url_locale(req)).end(&[Prompt::Failure]))
+    reply(req, &Speaker::nobody(voice(state, req), url_mode(req), url_locale(req)).end(&[Prompt::Failure]))
+}
+
+/// Whether a webhook belongs to a call the user made (an inbound number's
+/// routes) or one the server placed, as its path says: the goodbye differs.
+fn url_mode(req: &HttpRequest) -> Mode {
+    if req.path().contains(paths::INBOUND) { Mode::Inbound } else { Mode::Outbound }
 }
 
 /// The locale of the call a webhook belongs to, as its URL names it.
@@ -152,5 +158,21 @@ impl CallGuard {
 
     fn check(&self, r: &AuthRequest) -> Option<()> {
         (self.number_matches(r) && r.is_call(&self.call_sid)).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn a_webhook_s_path_tells_whose_call_it_is() {
+        let mode = |path: &str| url_mode(&TestRequest::with_uri(path).to_http_request());
+        assert_eq!(mode("/webhooks/twilio/voice/inbound"), Mode::Inbound);
+        assert_eq!(mode("/webhooks/vonage/voice/inbound/gather?try=2"), Mode::Inbound);
+        assert_eq!(mode("/webhooks/telnyx/voice/gather/0192?lang=ja-JP"), Mode::Outbound);
+        assert_eq!(mode("/webhooks/twilio/voice/answer/0192"), Mode::Outbound);
     }
 }
