@@ -123,6 +123,20 @@ pub fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// The id a provider gave what it created (a call, a message), checked
+/// before it is stored: missing means the answer was not understood (try
+/// again); empty or over 128 characters is refused.
+pub fn created_id(id: Option<String>) -> Result<String, CallError> {
+    match id {
+        Some(id) if !id.is_empty() && id.len() <= 128 => Ok(id),
+        Some(_) => Err(CallError::Refused(ProviderText::new("provider returned an unusable id"))),
+        None => Err(CallError::Unavailable {
+            message: ProviderText::new("provider answered success without an id"),
+            retry_after: None,
+        }),
+    }
+}
+
 /// Whether a provider has a call this server asked for and got no answer about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {

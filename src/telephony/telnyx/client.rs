@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony, retry_after};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony, created_id, retry_after};
 
 /// How long Telnyx may ring, in seconds (its documented `Timeout` range).
 const RING_SECONDS: std::ops::RangeInclusive<u32> = 5..=120;
@@ -133,18 +133,6 @@ async fn classify(resp: reqwest::Response) -> CallError {
     CallError::from_status(status, retry_after, message)
 }
 
-/// A created resource's id, checked before it is stored.
-fn usable(id: Option<String>) -> Result<String, CallError> {
-    match id {
-        Some(id) if !id.is_empty() && id.len() <= 128 => Ok(id),
-        Some(_) => Err(CallError::Refused(ProviderText::new("provider returned an unusable sid"))),
-        None => Err(CallError::Unavailable {
-            message: ProviderText::new("provider answered success without a sid"),
-            retry_after: None,
-        }),
-    }
-}
-
 /// The call's id in a TeXML answer (see the module comment for the three names).
 #[derive(Deserialize)]
 struct CreatedCall {
@@ -169,7 +157,7 @@ impl Telephony for TelnyxClient {
     async fn place_call(&self, call: &OutboundCall) -> Result<String, CallError> {
         let resp = self.send(self.http.post(&self.calls_url).json(&self.call_body(call))).await?;
         let created = resp.json::<CreatedCall>().await.ok();
-        usable(created.and_then(|c| c.sid.or(c.call_sid).or(c.call_sid_webhook)))
+        created_id(created.and_then(|c| c.sid.or(c.call_sid).or(c.call_sid_webhook)))
     }
 
     async fn end_call(&self, call_sid: &str) -> Result<(), CallError> {
@@ -183,7 +171,7 @@ impl Telephony for TelnyxClient {
     async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError> {
         let resp = self.send(self.http.post(&self.messages_url).json(&Self::sms_body(sms))).await?;
         let created = resp.json::<CreatedMessage>().await.ok();
-        usable(created.and_then(|c| c.data).and_then(|d| d.id))
+        created_id(created.and_then(|c| c.data).and_then(|d| d.id))
     }
 
     fn webhooks(&self) -> &'static str {

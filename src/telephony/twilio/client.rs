@@ -5,7 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::telephony::{CallError, Lookup, OutboundCall, OutboundSms, ProviderText, Telephony, retry_after};
+use crate::telephony::{
+    CallError, Lookup, OutboundCall, OutboundSms, ProviderText, Telephony, created_id, retry_after,
+};
 
 /// A client for the provider's Calls resource.
 pub struct TwilioClient {
@@ -26,14 +28,7 @@ struct Created {
 
 /// The provider's sid of what it created, from a success answer.
 async fn created_sid(resp: reqwest::Response) -> Result<String, CallError> {
-    let created: Created = resp.json().await.map_err(|_| CallError::Unavailable {
-        message: ProviderText::new("provider answered success without a sid"),
-        retry_after: None,
-    })?;
-    if created.sid.is_empty() || created.sid.len() > 128 {
-        return Err(CallError::Refused(ProviderText::new("provider returned an unusable sid")));
-    }
-    Ok(created.sid)
+    created_id(resp.json::<Created>().await.ok().map(|c| c.sid))
 }
 
 #[derive(Deserialize)]

@@ -28,7 +28,7 @@ use url::Url;
 
 use super::app_jwt::AppKey;
 use crate::domain::phone::PhoneNumber;
-use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony, retry_after};
+use crate::telephony::{CallError, OutboundCall, OutboundSms, ProviderText, Telephony, created_id, retry_after};
 
 /// How long Vonage may ring, in seconds (`ringing_timer`'s documented range).
 const RING_SECONDS: std::ops::RangeInclusive<u32> = 1..=120;
@@ -121,18 +121,6 @@ async fn classify(resp: reqwest::Response) -> CallError {
     CallError::from_status(status, retry_after, message)
 }
 
-/// A created resource's id, checked before it is stored.
-fn usable(id: Option<String>) -> Result<String, CallError> {
-    match id {
-        Some(id) if !id.is_empty() && id.len() <= 128 => Ok(id),
-        Some(_) => Err(CallError::Refused(ProviderText::new("provider returned an unusable id"))),
-        None => Err(CallError::Unavailable {
-            message: ProviderText::new("provider answered success without an id"),
-            retry_after: None,
-        }),
-    }
-}
-
 #[derive(Deserialize)]
 struct CreatedCall {
     uuid: Option<String>,
@@ -147,7 +135,7 @@ struct CreatedMessage {
 impl Telephony for VonageClient {
     async fn place_call(&self, call: &OutboundCall) -> Result<String, CallError> {
         let resp = self.send(self.http.post(&self.calls_url).json(&Self::call_body(call))).await?;
-        usable(resp.json::<CreatedCall>().await.ok().and_then(|c| c.uuid))
+        created_id(resp.json::<CreatedCall>().await.ok().and_then(|c| c.uuid))
     }
 
     async fn end_call(&self, call_sid: &str) -> Result<(), CallError> {
@@ -158,7 +146,7 @@ impl Telephony for VonageClient {
 
     async fn send_sms(&self, sms: &OutboundSms) -> Result<String, CallError> {
         let resp = self.send(self.http.post(&self.messages_url).json(&Self::sms_body(sms))).await?;
-        usable(resp.json::<CreatedMessage>().await.ok().and_then(|m| m.message_uuid))
+        created_id(resp.json::<CreatedMessage>().await.ok().and_then(|m| m.message_uuid))
     }
 
     fn webhooks(&self) -> &'static str {
