@@ -4,6 +4,7 @@
 #[cfg(test)]
 mod canned;
 pub mod signalwire;
+pub mod sip;
 pub mod telnyx;
 pub mod twilio;
 pub mod vonage;

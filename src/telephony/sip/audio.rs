@@ -1,0 +1,1 @@
+//! Prompt audio for calls on our own SIP trunk.
