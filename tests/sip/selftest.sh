@@ -17,11 +17,11 @@ SIPP_COMMON=(-m 1 -nostdin -trace_err -trace_msg -timeout 30s -timeout_error)
 
 expand() { python3 "$HERE/expand.py" "$@"; }
 
-# case NAME EXPECT_KEYS SERVER_RC_OK CLIENT_RC_OK
+# run_case NAME EXPECT_KEYS SERVER_RC CLIENT_RC  (an exit code, "fail" or "any")
 #   uses: SRV_XML SRV_ARGS CLI_XML CLI_ARGS (set by the caller), SINK=1 to listen
 run_case() {
   local name=$1 expect=$2 want_srv=$3 want_cli=$4
-  [[ -n $FILTER && $name != *$FILTER* ]] && return
+  [[ -n $FILTER && $name != *$FILTER* ]] && { CHECK=""; return; }
   local d=$WORK/$name sp=$BASE
   BASE=$((BASE + 100))
   mkdir -p "$d"
@@ -46,7 +46,7 @@ run_case() {
     keys=$(sed -n 's/^keys=\([^ ]*\) .*/\1/p' "$d/sink.out")
   fi
   local ok=1
-  [[ $srv_rc == "$want_srv" || ($want_srv == fail && $srv_rc != 0) ]] || ok=0
+  [[ $want_srv == any || $srv_rc == "$want_srv" || ($want_srv == fail && $srv_rc != 0) ]] || ok=0
   [[ $cli_rc == "$want_cli" || ($want_cli == fail && $cli_rc != 0) ]] || ok=0
   [[ -z $expect || $keys == "$expect" ]] || ok=0
   local extra=""
@@ -82,18 +82,21 @@ inbound rfc2833_anonymous_client_bye "2#" rfc2833 20000 --set bye_wait_ms=1000 \
 CHECK="P-Asserted-Identity: <sip:0312345678@127.0.0.1>"
 run_case rfc2833_anonymous_client_bye "2#" 0 0
 
+# Over TCP the peer's own exit status is not checked: whichever SIPp exits
+# first closes the connection, and SIPp fails a call still open on a closed
+# connection (the peer lingers 500 ms so that it is the peer, not the caller).
 TRANSPORT="-t t1" inbound rfc2833_tcp "907" rfc2833 3000
-run_case rfc2833_tcp 907 0 0
+run_case rfc2833_tcp 907 any 0
 
 inbound info_dtmf_relay "1234" info 3000
 CHECK="Signal=4"
 run_case info_dtmf_relay "" 0 0
 
 inbound info_application_dtmf "90" info-dtmf 3000
-CHECK="Content-Type: application/dtmf$"
+CHECK="Content-Type: application/dtmf[^-]"
 run_case info_application_dtmf "" 0 0
 
-inbound inband "0123456789*#" inband 3000 --gap-ms 100
+inbound inband "0123456789*#" inband 8000 --gap-ms 100
 run_case inband "0123456789*#" 0 0
 
 inbound no_renumber "12" rfc2833 3000 --no-renumber
