@@ -326,6 +326,6 @@ mod tests {
             RenderOptions { dir: dir.path().to_owned(), only_missing: false, voice_ja: "/no/voice.htsvoice".into() };
         crate::install_tls_provider();
         let e = render_sources(&options, &planned, &reqwest::Client::new()).await.unwrap_err();
-        assert!(e.contains("/no/voice.htsvoice") && !e.contains('\n'), "{e}");
+        assert!(e.starts_with("Open JTalk voice /no/voice.htsvoice is missing") && !e.contains('\n'), "{e}");
     }
 }
