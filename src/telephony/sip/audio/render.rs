@@ -328,4 +328,30 @@ mod tests {
         let e = render_sources(&options, &planned, &reqwest::Client::new()).await.unwrap_err();
         assert!(e.starts_with("Open JTalk voice /no/voice.htsvoice is missing") && !e.contains('\n'), "{e}");
     }
+
+    #[tokio::test]
+    async fn a_server_recording_in_another_format_is_converted_and_its_original_kept() {
+        if engine::find_program("sox").is_none() {
+            println!("note: skipped, sox is not installed (scripts/install-tts.sh)");
+            return;
+        }
+        let prompts_dir = tempfile::tempdir().unwrap();
+        let success = prompts_dir.path().join("en-US/success.wav");
+        let tone: Vec<i16> = (0..16000).map(|i| ((i % 40) * 500 - 10000) as i16).collect();
+        super::super::wav::tests::write(&success, 16000, &tone);
+        let prompts = Prompts::load(prompts_dir.path()).unwrap();
+        let audio = tempfile::tempdir().unwrap();
+        let layout = Layout { dir: audio.path(), prompts: &prompts, audio_base: RENDER_BASE };
+        let s = Source::Recording { url: format!("{RENDER_BASE}/voice_prompts/en-US/success.wav") };
+        let planned = [(s.clone(), layout.resolve(&s))];
+        let options = RenderOptions { dir: audio.path().to_owned(), only_missing: false, voice_ja: "/none".into() };
+        crate::install_tls_provider();
+        let summary = render_sources(&options, &planned, &reqwest::Client::new()).await.unwrap();
+        assert_eq!(summary.groups["server recordings"], Counts { rendered: 1, skipped: 0 });
+        let samples = super::super::wav::read(&success).unwrap();
+        assert!((7900..=8100).contains(&samples.len()), "one second at 8 kHz: {}", samples.len());
+        assert!(prompts_dir.path().join("en-US/success.orig.wav").exists(), "the original is kept");
+        let again = render_sources(&options, &planned, &reqwest::Client::new()).await.unwrap();
+        assert_eq!(again.groups["server recordings"], Counts { rendered: 0, skipped: 1 }, "already 8 kHz");
+    }
 }
