@@ -1,5 +1,5 @@
-//! The one-shot commands `tenant create|list|rotate-key` and `migrate` (the
-//! command line itself is parsed in `main.rs`).
+//! The one-shot commands `tenant create|list|rotate-key`, `migrate` and
+//! `prompts render` (the command line itself is parsed in `main.rs`).
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
@@ -12,6 +12,7 @@ use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::tenant::{Tenant, TenantPolicy, new_api_key, new_callback_secret};
 use crate::domain::text::is_hidden;
 use crate::store::{self, OpenOptions, Role, StoreError};
+use crate::telephony::sip::audio::{RenderOptions, render};
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
@@ -174,6 +175,44 @@ impl SetArgs {
         crate::call::tenant_voice::validate(&policy.voice, prompts).map_err(|r| CliError::Usage(r.message))?;
         Ok(policy)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromptsAction {
+    /// Render the audio of every prompt for our own SIP trunk (8 kHz WAV), before serving
+    Render(RenderArgs),
+}
+
+/// Flags of `prompts render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Where the 8 kHz prompt audio goes (and where the SIP trunk reads it)
+    #[arg(long, env = "IVR_AUTH_PROMPT_AUDIO_DIR", default_value = "voice_prompts/audio")]
+    pub audio_dir: std::path::PathBuf,
+    /// Keep the files that exist; without it every text is rendered and every recording downloaded again
+    #[arg(long)]
+    pub only_missing: bool,
+    /// Open JTalk's HTS voice for Japanese (scripts/install-tts.sh installs the default)
+    #[arg(long, env = "IVR_AUTH_OPENJTALK_VOICE", default_value = "/usr/local/share/ivr-auth/mei_normal.htsvoice")]
+    pub voice_ja: std::path::PathBuf,
+}
+
+/// Renders the prompt audio of the server's prompts and of every tenant's
+/// names and words in the database; returns the summary to print.
+pub async fn prompts(db: &DbArgs, config: Option<&std::path::Path>, action: PromptsAction) -> Result<String, CliError> {
+    let PromptsAction::Render(args) = action;
+    let prompts = server_prompts(config)?;
+    let store = store::open(&db.url(config)?, OpenOptions::new(Role::Cli)).await?;
+    let tenants: Vec<_> = store.list_tenants().await?.into_iter().map(|t| t.policy.voice).collect();
+    crate::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("ivr-auth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CliError::Usage(format!("an HTTP client: {e}")))?;
+    let options = RenderOptions { dir: args.audio_dir, only_missing: args.only_missing, voice_ja: args.voice_ja };
+    let summary = render(&options, &prompts, &tenants, &http).await.map_err(CliError::Usage)?;
+    Ok(summary.to_string())
 }
 
 /// A tenant without its secrets.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use ivr_auth::cli::{self, DbArgs, TenantAction};
+use ivr_auth::cli::{self, DbArgs, PromptsAction, TenantAction};
 use ivr_auth::config::{ServeArgs, Settings, unknown_env_vars, value_error_line};
 use ivr_auth::startup::Application;
 
@@ -40,6 +40,13 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Prompt audio for our own SIP trunk (tenants' names and words are read from the database)
+    Prompts {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        action: PromptsAction,
     },
     /// Create or upgrade the database schema, then exit
     Migrate {
@@ -89,6 +96,10 @@ fn main() -> ExitCode {
             Command::Bench { command: bench::BenchCommand::Run(args) } => bench::run(args).await,
             Command::Bench { command: bench::BenchCommand::Seed(args) } => bench::seed(args).await,
             Command::Bench { command: bench::BenchCommand::Burst(args) } => bench::burst(args).await,
+            Command::Prompts { db, action } => cli::prompts(&db, config.as_deref(), action)
+                .await
+                .map(|out| ivr_auth::telemetry::say(&out))
+                .map_err(|e| e.to_string()),
             Command::Migrate { db } => cli::migrate(&db, config.as_deref())
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))
