@@ -5,4 +5,7 @@
 //! [`pool::MediaPool`], starts it when the answer is known and reads digits
 //! from it.
 
+pub mod digit;
 pub mod g711;
+pub mod info;
+pub mod rtp;
