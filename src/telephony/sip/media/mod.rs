@@ -8,4 +8,5 @@
 pub mod digit;
 pub mod g711;
 pub mod info;
+pub mod rfc4733;
 pub mod rtp;
