@@ -7,6 +7,7 @@
 
 pub mod digit;
 pub mod g711;
+pub mod inband;
 pub mod info;
 pub mod rfc4733;
 pub mod rtp;
