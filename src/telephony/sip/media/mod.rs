@@ -5,9 +5,14 @@
 //! [`pool::MediaPool`], starts it when the answer is known and reads digits
 //! from it.
 
+pub mod clock;
+pub mod counters;
 pub mod digit;
 pub mod g711;
 pub mod inband;
 pub mod info;
+pub mod pool;
+pub mod ports;
 pub mod rfc4733;
 pub mod rtp;
+pub mod session;
