@@ -66,7 +66,10 @@ impl MediaClock {
     }
 
     pub fn reset_intervals(&self) {
-        self.intervals.lock().unwrap_or_else(PoisonError::into_inner).as_mut().map(|h| h.reset());
+        let mut h = self.intervals.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = h.as_mut() {
+            h.reset();
+        }
     }
 
     fn tick(&self, now: Instant) {
