@@ -195,6 +195,9 @@ pub struct RenderArgs {
     /// Open JTalk's HTS voice for Japanese (scripts/install-tts.sh installs the default)
     #[arg(long, env = "IVR_AUTH_OPENJTALK_VOICE", default_value = "/usr/local/share/ivr-auth/mei_normal.htsvoice")]
     pub voice_ja: std::path::PathBuf,
+    /// A short tone for every text instead of speech (to try a trunk before the voices are installed)
+    #[arg(long)]
+    pub tone: bool,
 }
 
 /// Renders the prompt audio of the server's prompts and of every tenant's
@@ -210,7 +213,12 @@ pub async fn prompts(db: &DbArgs, config: Option<&std::path::Path>, action: Prom
         .user_agent(concat!("ivr-auth/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| CliError::Usage(format!("an HTTP client: {e}")))?;
-    let options = RenderOptions { dir: args.audio_dir, only_missing: args.only_missing, voice_ja: args.voice_ja };
+    let options = RenderOptions {
+        dir: args.audio_dir,
+        only_missing: args.only_missing,
+        voice_ja: args.voice_ja,
+        tone: args.tone,
+    };
     let summary = render(&options, &prompts, &tenants, &http).await.map_err(CliError::Usage)?;
     Ok(summary.to_string())
 }

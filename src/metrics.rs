@@ -79,6 +79,64 @@ pub struct Metrics {
     pub call_queue_depth: Family<AccountLabel, Gauge>,
     /// Call requests a provider account failed (5xx, unreachable, 429, refused account).
     pub account_failures: Family<AccountLabel, Counter>,
+    /// Our own SIP trunk's engine.
+    pub sip: SipMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: &'static str,
+}
+
+/// What the SIP engine counts (`IVR_AUTH_PROVIDER=sip`).
+#[derive(Clone, Default)]
+pub struct SipMetrics {
+    /// Requests from peers not allowed (INVITEs answered 403; scanners'
+    /// OPTIONS and REGISTER), by method: counted, nothing else done.
+    pub refused: Family<MethodLabel, Counter>,
+    /// Calls taken (inbound) and placed (outbound).
+    pub calls: Family<DirectionLabel, Counter>,
+    /// Calls up on this node now.
+    pub active_calls: Gauge,
+    /// INVITEs answered busy because this node holds its most calls.
+    pub over_capacity: Counter,
+    /// Prompts played as silence because their audio file was missing.
+    pub missing_audio: Counter,
+    /// Keys heard, by how they came (rfc4733, info, inband).
+    pub digits: Family<SourceLabel, Counter>,
+}
+
+impl SipMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sip_refused_requests",
+            "SIP requests from peers not allowed, by method",
+            self.refused.clone(),
+        );
+        registry.register("sip_calls", "SIP calls taken and placed, by direction", self.calls.clone());
+        registry.register("sip_active_calls", "SIP calls up on this node", self.active_calls.clone());
+        registry.register(
+            "sip_over_capacity",
+            "SIP INVITEs refused because the node was full",
+            self.over_capacity.clone(),
+        );
+        registry.register(
+            "sip_missing_audio",
+            "Prompts played as silence for want of their audio file",
+            self.missing_audio.clone(),
+        );
+        registry.register("sip_digits", "Keys heard on SIP calls, by how they came", self.digits.clone());
+    }
 }
 
 fn queue_wait_histogram() -> Histogram {
@@ -153,8 +211,11 @@ impl Default for Metrics {
             "Call requests a provider account failed, after which it was skipped for a while",
             account_failures.clone(),
         );
+        let sip = SipMetrics::default();
+        sip.register(&mut registry);
         Self {
             registry,
+            sip,
             call_queue_wait,
             call_queue_depth,
             account_failures,

@@ -11,7 +11,9 @@ use tracing_subscriber::filter::Directive;
 /// runtime found; starting in existing Tokio runtime", "starting 2 workers",
 /// "shutting down idle worker"): capped at `warn`, so the start-up output is
 /// ours and says what an operator needs.
-const CHATTY: [&str; 3] = ["tokio_postgres=info", "deadpool_postgres=info", "actix_server=warn"];
+/// `rsipstack` writes whole SIP messages at info: phone numbers and digest
+/// `Authorization` headers, which never go to a log.
+const CHATTY: [&str; 4] = ["tokio_postgres=info", "deadpool_postgres=info", "actix_server=warn", "rsipstack=warn"];
 
 /// The levels a log filter may name; a bare word must be one of them.
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];

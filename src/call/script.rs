@@ -1,8 +1,10 @@
 //! The call script: what a call says, which keys it gathers and when it hangs up, in no provider's markup.
 
 /// One step of a call: say, play, pause, gather keys, go on at a URL, hang up.
-/// Each provider renders it into its own markup (`telephony::twilio::twiml`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Each provider renders it into its own markup (`telephony::twilio::twiml`);
+/// our own SIP engine takes it as JSON (`telephony::sip::dialect`) and plays it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "verb", rename_all = "snake_case")]
 pub enum Step {
     Say {
         text: String,

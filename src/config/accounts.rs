@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use super::sip::{SipArgs, SipConfig};
 use super::{ConfigError, parse_base_url};
 use crate::domain::phone::{PhoneNumber, Region};
 
@@ -53,6 +54,24 @@ pub struct AccountArgs {
     pub countries: Option<Vec<String>>,
     /// Share of the calls among accounts that may take them (default 1).
     pub weight: Option<u32>,
+    /// `sip`: the SIP listener (`IVR_AUTH_SIP_LISTEN`).
+    pub listen: Option<String>,
+    /// `sip`: where outbound INVITEs go (`IVR_AUTH_SIP_TRUNK`).
+    pub trunk: Option<String>,
+    /// `sip`: digest credentials for the trunk's challenges.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `sip`: addresses or CIDR blocks whose INVITEs are taken, comma-separated.
+    pub allowed_peers: Option<String>,
+    /// `sip`: the address in Contact and SDP.
+    pub public_address: Option<String>,
+    /// `sip`: UDP ports for media, `A-B`.
+    pub rtp_ports: Option<String>,
+    /// `sip`: the prompt audio directory.
+    pub audio_dir: Option<String>,
+    /// `sip`: milliseconds an inbound call rings before it is answered.
+    pub answer_delay_ms: Option<u32>,
 }
 
 /// How to reach one provider account, and how it signs its webhooks.
@@ -85,6 +104,8 @@ pub enum Credentials {
         signature_secret: SecretString,
         api_base: Url,
     },
+    /// Our own SIP trunk: no provider, the server is the telephone endpoint.
+    Sip(Box<SipConfig>),
 }
 
 impl Credentials {
@@ -95,6 +116,7 @@ impl Credentials {
             Self::SignalWire { .. } => "signalwire",
             Self::Telnyx { .. } => "telnyx",
             Self::Vonage { .. } => "vonage",
+            Self::Sip(_) => "sip",
         }
     }
 }
@@ -161,6 +183,7 @@ fn env_prefix(provider: &str) -> Option<&'static str> {
         "signalwire" => "SIGNALWIRE",
         "telnyx" => "TELNYX",
         "vonage" => "VONAGE",
+        "sip" => "IVR_AUTH_SIP",
         _ => return None,
     })
 }
@@ -277,13 +300,31 @@ impl AccountArgs {
                 signature_secret: r.secret("signature_secret", &self.signature_secret, &self.signature_secret_file)?,
                 api_base: r.url("api_base", self.api_base.as_deref(), "https://api.nexmo.com")?,
             },
+            "sip" => {
+                let namer = |field: &str| naming.name(field);
+                let args = SipArgs {
+                    listen: self.listen.as_deref(),
+                    trunk: self.trunk.as_deref(),
+                    username: self.username.as_deref(),
+                    password: match self.password.is_some() || self.password_file.is_some() {
+                        true => Some(r.secret("password", &self.password, &self.password_file)?),
+                        false => None,
+                    },
+                    allowed_peers: self.allowed_peers.as_deref(),
+                    public_address: self.public_address.as_deref(),
+                    rtp_ports: self.rtp_ports.as_deref(),
+                    audio_dir: self.audio_dir.as_deref(),
+                    answer_delay_ms: self.answer_delay_ms,
+                };
+                Credentials::Sip(Box::new(args.validate(&namer)?))
+            }
             other => {
                 return Err(ConfigError::named(
                     match naming {
                         Naming::Env(_) => "IVR_AUTH_PROVIDER".into(),
                         Naming::Table(_) => naming.name("provider"),
                     },
-                    format!("{other:?} is not twilio, signalwire, telnyx or vonage"),
+                    format!("{other:?} is not twilio, signalwire, telnyx, vonage or sip"),
                 ));
             }
         };

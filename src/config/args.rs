@@ -77,6 +77,34 @@ pub struct ServeArgs {
     pub vonage_signature_secret_file: Option<PathBuf>,
     #[arg(long, env = "VONAGE_API_BASE")]
     pub vonage_api_base: Option<String>,
+    /// Our own SIP trunk: the address SIP is taken on, over UDP and TCP (default 127.0.0.1:5060)
+    #[arg(long, env = "IVR_AUTH_SIP_LISTEN")]
+    pub sip_listen: Option<String>,
+    /// The SIP URI outbound INVITEs go to, e.g. sip:sbc.example:5060;transport=udp
+    #[arg(long, env = "IVR_AUTH_SIP_TRUNK")]
+    pub sip_trunk: Option<String>,
+    /// Digest username, answered when the trunk challenges an INVITE
+    #[arg(long, env = "IVR_AUTH_SIP_USERNAME")]
+    pub sip_username: Option<String>,
+    #[arg(long, env = "IVR_AUTH_SIP_PASSWORD", hide_env_values = true)]
+    pub sip_password: Option<String>,
+    #[arg(long, env = "IVR_AUTH_SIP_PASSWORD_FILE")]
+    pub sip_password_file: Option<PathBuf>,
+    /// Addresses or CIDR blocks whose INVITEs are taken, comma-separated (default: the trunk's address)
+    #[arg(long, env = "IVR_AUTH_SIP_ALLOWED_PEERS")]
+    pub sip_allowed_peers: Option<String>,
+    /// The address written in Contact and SDP (default: the listen address)
+    #[arg(long, env = "IVR_AUTH_SIP_PUBLIC_ADDRESS")]
+    pub sip_public_address: Option<String>,
+    /// UDP ports for call media, A-B (default 20000-20999)
+    #[arg(long, env = "IVR_AUTH_RTP_PORTS")]
+    pub rtp_ports: Option<String>,
+    /// Rendered or recorded prompt audio for SIP calls (default voice_prompts/audio)
+    #[arg(long, env = "IVR_AUTH_PROMPT_AUDIO_DIR")]
+    pub prompt_audio_dir: Option<String>,
+    /// Milliseconds an inbound SIP call rings (180 Ringing) before it is answered (default 0, at most 10000)
+    #[arg(long, env = "IVR_AUTH_SIP_ANSWER_DELAY_MS")]
+    pub sip_answer_delay_ms: Option<u32>,
     /// Calls the one account of the environment starts per second, across all nodes (unset: not paced)
     #[arg(long, env = "IVR_AUTH_CALLS_PER_SECOND")]
     pub calls_per_second: Option<f64>,
@@ -203,6 +231,16 @@ impl ServeArgs {
             vonage_signature_secret,
             vonage_signature_secret_file,
             vonage_api_base,
+            sip_listen,
+            sip_trunk,
+            sip_username,
+            sip_password,
+            sip_password_file,
+            sip_allowed_peers,
+            sip_public_address,
+            rtp_ports,
+            prompt_audio_dir,
+            sip_answer_delay_ms,
             calls_per_second,
             max_concurrent_calls,
             accounts,
@@ -302,6 +340,18 @@ impl ServeArgs {
                 a.signature_secret = s.vonage_signature_secret;
                 a.signature_secret_file = s.vonage_signature_secret_file;
                 a.api_base = s.vonage_api_base;
+            }
+            "sip" => {
+                a.listen = s.sip_listen;
+                a.trunk = s.sip_trunk;
+                a.username = s.sip_username;
+                a.password = s.sip_password;
+                a.password_file = s.sip_password_file;
+                a.allowed_peers = s.sip_allowed_peers;
+                a.public_address = s.sip_public_address;
+                a.rtp_ports = s.rtp_ports;
+                a.audio_dir = s.prompt_audio_dir;
+                a.answer_delay_ms = s.sip_answer_delay_ms;
             }
             _ => {}
         }

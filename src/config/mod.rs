@@ -11,6 +11,7 @@ use crate::domain::phone::{PhoneNumber, Region};
 
 mod accounts;
 mod args;
+pub mod sip;
 
 pub use accounts::{Account, AccountArgs, Credentials, Pacing};
 pub use args::{ServeArgs, value_error_line};
@@ -25,6 +26,8 @@ pub enum ProviderKind {
     SignalWire,
     Telnyx,
     Vonage,
+    /// Our own SIP trunk: ivr-auth is the telephone endpoint.
+    Sip,
 }
 
 impl ProviderKind {
@@ -40,6 +43,7 @@ impl ProviderKind {
             "signalwire" => Self::SignalWire,
             "telnyx" => Self::Telnyx,
             "vonage" => Self::Vonage,
+            "sip" => Self::Sip,
             _ => return None,
         })
     }

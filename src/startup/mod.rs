@@ -32,6 +32,7 @@ use crate::web::demo::DemoTenant;
 
 mod http;
 mod providers;
+mod sip;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -133,8 +134,9 @@ impl Application {
         let urls = Urls::new(&public);
         let prompts = Arc::new(Prompts::load(&settings.voice_prompts_dir).map_err(StartError::Prompts)?);
         let http = http_client()?;
-        let provider = provider(&settings, &http, &base_url, &urls)?;
         let metrics = Arc::new(Metrics::default());
+        let sip = sip::start(&settings, &http, &public, addr, &prompts, &*store, &metrics).await?;
+        let provider = provider(&settings, &http, &base_url, &urls, sip.as_ref())?;
         let call_seats = provider.lines.all().iter().any(|l| l.pace.is_some_and(|p| p.max_concurrent.is_some()));
         let (service, claimed_rx) = service(&settings, store, clock, keys, metrics, call_seats);
         let state = web::Data::new(AppState {
@@ -256,7 +258,13 @@ struct Provider {
     simulator: Option<Simulator>,
 }
 
-fn provider(settings: &Settings, http: &reqwest::Client, base_url: &str, urls: &Urls) -> Result<Provider, StartError> {
+fn provider(
+    settings: &Settings,
+    http: &reqwest::Client,
+    base_url: &str,
+    urls: &Urls,
+    sip: Option<&sip::Sip>,
+) -> Result<Provider, StartError> {
     match settings.provider {
         ProviderKind::Simulator => {
             let token =
@@ -277,16 +285,14 @@ fn provider(settings: &Settings, http: &reqwest::Client, base_url: &str, urls: &
             let lines = settings
                 .accounts
                 .iter()
-                .map(|account| providers::line(account, http))
+                .map(|account| providers::line(account, http, sip.map(|s| &s.engine)))
                 .collect::<Result<Vec<_>, _>>()?;
             if lines.is_empty() {
                 return Err(StartError::Provider("no provider account is configured".into()));
             }
-            Ok(Provider {
-                lines: Arc::new(Lines::new(lines)),
-                dialects: providers::dialects(&settings.accounts),
-                simulator: None,
-            })
+            let mut dialects = providers::dialects(&settings.accounts);
+            dialects.extend(sip.map(|s| s.dialect.clone()));
+            Ok(Provider { lines: Arc::new(Lines::new(lines)), dialects, simulator: None })
         }
     }
 }

@@ -9,6 +9,8 @@ use crate::config::{Account, Credentials};
 use crate::jobs::Line;
 use crate::telephony::Telephony;
 use crate::telephony::signalwire;
+use crate::telephony::sip::client::SipTelephony;
+use crate::telephony::sip::engine::Engine;
 use crate::telephony::telnyx::signature::parse_public_key;
 use crate::telephony::telnyx::webhooks::TelnyxDialect;
 use crate::telephony::twilio::TwilioClient;
@@ -17,10 +19,10 @@ use crate::telephony::vonage::webhooks::VonageDialect;
 use crate::telephony::webhook::Dialect;
 
 /// One account as a line calls go out on.
-pub(super) fn line(account: &Account, http: &reqwest::Client) -> Result<Line, StartError> {
+pub(super) fn line(account: &Account, http: &reqwest::Client, sip: Option<&Arc<Engine>>) -> Result<Line, StartError> {
     Ok(Line {
         name: account.name.clone(),
-        telephony: client(account, http)?,
+        telephony: client(account, http, sip)?,
         pace: account.pacing.pace(),
         countries: account.countries.clone(),
         weight: account.weight,
@@ -29,8 +31,16 @@ pub(super) fn line(account: &Account, http: &reqwest::Client) -> Result<Line, St
 }
 
 /// The REST client of one account.
-fn client(account: &Account, http: &reqwest::Client) -> Result<Arc<dyn Telephony>, StartError> {
+fn client(
+    account: &Account,
+    http: &reqwest::Client,
+    sip: Option<&Arc<Engine>>,
+) -> Result<Arc<dyn Telephony>, StartError> {
     Ok(match &account.credentials {
+        Credentials::Sip(_) => match sip {
+            Some(engine) => Arc::new(SipTelephony::new(engine.clone())),
+            None => return Err(StartError::Provider("the SIP engine did not start".into())),
+        },
         Credentials::Twilio { account_sid, auth_token, api_base } => {
             Arc::new(TwilioClient::new(http.clone(), api_base, account_sid.clone(), auth_token.clone()))
         }
@@ -75,6 +85,8 @@ pub(super) fn dialects(accounts: &[Account]) -> Vec<Arc<dyn Dialect>> {
             // Checked when the settings were read.
             Credentials::Telnyx { public_key, .. } => telnyx.extend(parse_public_key(public_key)),
             Credentials::Vonage { signature_secret, .. } => vonage.push(signature_secret.clone()),
+            // The engine's own dialect, with the node's key (`startup::sip`).
+            Credentials::Sip(_) => {}
         }
     }
     let mut dialects: Vec<Arc<dyn Dialect>> = Vec::new();

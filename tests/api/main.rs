@@ -23,6 +23,7 @@ mod random_sequences;
 mod secrets;
 mod shared_number;
 mod signed;
+mod sip;
 mod sipp;
 mod slow_clients;
 mod stale;

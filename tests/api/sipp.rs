@@ -31,7 +31,7 @@ pub enum Dtmf {
     /// SIP INFO, `application/dtmf-relay` (`Signal=5`); inbound scenario only.
     Info,
     /// SIP INFO, `application/dtmf` (`5`); inbound scenario only.
-    InfoDtmf,
+    InfoPlain,
 }
 
 /// The keys a caller presses: groups of keys with a longer pause between
@@ -71,7 +71,7 @@ impl KeyPlan {
                 ts = ts.wrapping_add(self.group_pause_ms as u32 * 8);
             }
             for key in group.chars() {
-                if matches!(self.dtmf, Dtmf::Info | Dtmf::InfoDtmf) {
+                if matches!(self.dtmf, Dtmf::Info | Dtmf::InfoPlain) {
                     steps.push(info_step(key, self.dtmf));
                     steps.push(format!(r#"<pause milliseconds="{}"/>"#, self.gap_ms));
                     continue;
@@ -90,10 +90,7 @@ impl KeyPlan {
                 };
                 // A new play_pcap_audio cancels the one still playing: pause
                 // for the whole file, then the gap.
-                steps.push(format!(
-                    r#"<nop><action><exec play_pcap_audio="{}"/></action></nop>"#,
-                    path.display()
-                ));
+                steps.push(format!(r#"<nop><action><exec play_pcap_audio="{}"/></action></nop>"#, path.display()));
                 steps.push(format!(r#"<pause milliseconds="{}"/>"#, span + self.gap_ms));
             }
         }
@@ -316,15 +313,14 @@ impl SippBuilder {
     pub async fn start(self) -> Sipp {
         let dir = tempfile::Builder::new().prefix("sipp-").tempdir().expect("temp dir");
         let template_path = Path::new(SCENARIOS).join(format!("{}.xml", self.scenario));
-        let template = std::fs::read_to_string(&template_path)
-            .unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
+        let template =
+            std::fs::read_to_string(&template_path).unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
         let mut values = self.values.clone();
         if template.contains("@@DIGITS@@") {
             let plan = self.plan.clone().unwrap_or_else(|| KeyPlan::new(Dtmf::Rfc2833));
             values.insert("DIGITS".into(), plan.expand(dir.path()).expect("key pcaps"));
         }
-        let xml = fill(&template, &values)
-            .unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
+        let xml = fill(&template, &values).unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
         let scenario = dir.path().join(format!("{}.xml", self.scenario));
         std::fs::write(&scenario, xml).expect("write scenario");
 

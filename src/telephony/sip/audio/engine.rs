@@ -67,15 +67,38 @@ pub fn speak(language: &str, text: &str, out: &Path, voice_ja: &Path) -> Result<
     convert(&raw, out)
 }
 
-/// Converts the audio file `input` into an 8 kHz mono 16-bit PCM WAV at `out`.
-pub fn convert(input: &Path, out: &Path) -> Result<(), String> {
+/// A temporary file in `out`'s folder (made if need be), renamed over
+/// `out` when whole: a file is there complete or not at all.
+fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile, String> {
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let temp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".rendering-")
         .suffix(".wav")
         .tempfile_in(parent)
-        .map_err(|e| format!("{}: {e}", parent.display()))?;
+        .map_err(|e| format!("{}: {e}", parent.display()))
+}
+
+/// A 120 ms beep and 80 ms of quiet, 8 kHz: the stand-in for speech of
+/// `prompts render --tone`.
+pub fn tone(out: &Path) -> Result<(), String> {
+    let temp = temp_beside(out)?;
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(temp.path(), spec).map_err(|e| format!("{}: {e}", out.display()))?;
+    for n in 0..1600u32 {
+        let sample =
+            if n < 960 { (8000.0 * (std::f64::consts::TAU * 1000.0 * f64::from(n) / 8000.0).sin()) as i16 } else { 0 };
+        w.write_sample(sample).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    w.finalize().map_err(|e| format!("{}: {e}", out.display()))?;
+    temp.persist(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(())
+}
+
+/// Converts the audio file `input` into an 8 kHz mono 16-bit PCM WAV at `out`.
+pub fn convert(input: &Path, out: &Path) -> Result<(), String> {
+    let temp = temp_beside(out)?;
     let mut sox = Command::new("sox");
     sox.arg(input).args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]).arg(temp.path());
     run(&mut sox, out)?;

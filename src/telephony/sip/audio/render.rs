@@ -31,6 +31,9 @@ pub struct RenderOptions {
     pub only_missing: bool,
     /// Open JTalk's HTS voice.
     pub voice_ja: PathBuf,
+    /// A short tone for every text instead of speech: to try a trunk's
+    /// signalling before the engines are installed, and for the tests.
+    pub tone: bool,
 }
 
 /// What a render did, per group (`ja-JP`, `server recordings`, `tenant recordings`).
@@ -121,7 +124,7 @@ async fn render_sources(
             Job::Convert { .. } => None,
         })
         .collect();
-    if !jobs.is_empty() || !downloads.is_empty() {
+    if (!jobs.is_empty() || !downloads.is_empty()) && !options.tone {
         engine::check(languages, &options.voice_ja)?;
     }
     let work = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
@@ -129,8 +132,8 @@ async fn render_sources(
         let input = download(http, &url, work.path(), i).await?;
         jobs.push(Job::Convert { input, out, keep_original_as: None });
     }
-    let voice = options.voice_ja.clone();
-    tokio::task::spawn_blocking(move || run_all(jobs, &voice))
+    let voice = (!options.tone).then(|| options.voice_ja.clone());
+    tokio::task::spawn_blocking(move || run_all(jobs, voice.as_deref()))
         .await
         .map_err(|e| format!("rendering stopped: {e}"))??;
     drop(work);
@@ -185,7 +188,8 @@ fn audio_type(url: &str, content_type: &str) -> &'static str {
 }
 
 /// Runs `jobs` on every core; the first failure is the error, after all ran.
-fn run_all(jobs: Vec<Job>, voice_ja: &Path) -> Result<(), String> {
+/// `voice_ja`: `None` renders tones instead of speech.
+fn run_all(jobs: Vec<Job>, voice_ja: Option<&Path>) -> Result<(), String> {
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
@@ -210,9 +214,12 @@ fn run_all(jobs: Vec<Job>, voice_ja: &Path) -> Result<(), String> {
     }
 }
 
-fn run_one(job: &Job, voice_ja: &Path) -> Result<(), String> {
+fn run_one(job: &Job, voice_ja: Option<&Path>) -> Result<(), String> {
     match job {
-        Job::Speak { language, text, out } => engine::speak(language, text, out, voice_ja),
+        Job::Speak { language, text, out } => match voice_ja {
+            Some(voice_ja) => engine::speak(language, text, out, voice_ja),
+            None => engine::tone(out),
+        },
         Job::Convert { input, out, keep_original_as } => {
             if let Some(kept) = keep_original_as
                 && !kept.exists()
@@ -295,7 +302,7 @@ mod tests {
             Source::Digit { language: "en-US".into(), digit: '7' },
         ];
         let planned: Vec<(Source, Resolved)> = sources.iter().map(|s| (s.clone(), layout.resolve(s))).collect();
-        let options = RenderOptions { dir: dir.path().to_owned(), only_missing: true, voice_ja };
+        let options = RenderOptions { dir: dir.path().to_owned(), only_missing: true, voice_ja, tone: false };
         crate::install_tls_provider();
         let http = reqwest::Client::new();
         let summary = render_sources(&options, &planned, &http).await.unwrap();
@@ -322,8 +329,12 @@ mod tests {
         let layout = Layout { dir: dir.path(), prompts: &prompts, audio_base: RENDER_BASE };
         let s = Source::Speech { language: "ja-JP".into(), text: "はい".into() };
         let planned = [(s.clone(), layout.resolve(&s))];
-        let options =
-            RenderOptions { dir: dir.path().to_owned(), only_missing: false, voice_ja: "/no/voice.htsvoice".into() };
+        let options = RenderOptions {
+            dir: dir.path().to_owned(),
+            only_missing: false,
+            voice_ja: "/no/voice.htsvoice".into(),
+            tone: false,
+        };
         crate::install_tls_provider();
         let e = render_sources(&options, &planned, &reqwest::Client::new()).await.unwrap_err();
         assert!(e.starts_with("Open JTalk voice /no/voice.htsvoice is missing") && !e.contains('\n'), "{e}");
@@ -344,7 +355,8 @@ mod tests {
         let layout = Layout { dir: audio.path(), prompts: &prompts, audio_base: RENDER_BASE };
         let s = Source::Recording { url: format!("{RENDER_BASE}/voice_prompts/en-US/success.wav") };
         let planned = [(s.clone(), layout.resolve(&s))];
-        let options = RenderOptions { dir: audio.path().to_owned(), only_missing: false, voice_ja: "/none".into() };
+        let options =
+            RenderOptions { dir: audio.path().to_owned(), only_missing: false, voice_ja: "/none".into(), tone: false };
         crate::install_tls_provider();
         let summary = render_sources(&options, &planned, &reqwest::Client::new()).await.unwrap();
         assert_eq!(summary.groups["server recordings"], Counts { rendered: 1, skipped: 0 });
