@@ -114,6 +114,18 @@ pub struct SipMetrics {
     pub missing_audio: Counter,
     /// Keys heard, by how they came (rfc4733, info, inband).
     pub digits: Family<SourceLabel, Counter>,
+    /// The interval between a call's RTP packets as sent, over the last
+    /// minute: 50th and 99th percentile and the most (seconds; 0.020 is right).
+    pub rtp_send_interval: Family<QuantileLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// RTP packets dropped: from a source other than the one the call latched on.
+    pub rtp_foreign_packets: Gauge,
+    /// RTP ports free in IVR_AUTH_RTP_PORTS.
+    pub rtp_free_ports: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuantileLabel {
+    pub quantile: &'static str,
 }
 
 impl SipMetrics {
@@ -136,6 +148,17 @@ impl SipMetrics {
             self.missing_audio.clone(),
         );
         registry.register("sip_digits", "Keys heard on SIP calls, by how they came", self.digits.clone());
+        registry.register(
+            "rtp_send_interval_seconds",
+            "Interval between sent RTP packets over the last minute, by quantile (0.5, 0.99, max)",
+            self.rtp_send_interval.clone(),
+        );
+        registry.register(
+            "rtp_foreign_packets",
+            "RTP packets dropped for coming from another source than the call's",
+            self.rtp_foreign_packets.clone(),
+        );
+        registry.register("rtp_free_ports", "RTP ports free in IVR_AUTH_RTP_PORTS", self.rtp_free_ports.clone());
     }
 }
 

@@ -32,7 +32,7 @@ use super::call::{self, CallEvent};
 use super::hooks::Hooks;
 use super::media::pool::MediaPool;
 use crate::config::sip::SipConfig;
-use crate::metrics::{MethodLabel, SipMetrics, SourceLabel};
+use crate::metrics::{MethodLabel, QuantileLabel, SipMetrics, SourceLabel};
 
 /// One live call, as the engine routes to it.
 pub(super) struct CallSlot {
@@ -121,6 +121,7 @@ impl Engine {
         tokio::spawn(async move { endpoint.serve().await });
         tokio::spawn(engine.clone().serve(incoming));
         tokio::spawn(engine.clone().follow(state_rx));
+        tokio::spawn(engine.clone().report_media());
         tracing::info!(listen = %listen, "SIP listening on udp and tcp");
         Ok(engine)
     }
@@ -213,6 +214,27 @@ impl Engine {
                     }
                     let _ = tx.reply(StatusCode::MethodNotAllowed).await;
                 }
+            }
+        }
+    }
+
+    /// Copies the media's figures into `/metrics` every few seconds; the
+    /// send intervals cover the last minute.
+    async fn report_media(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut n: u32 = 0;
+        while !self.stop.is_cancelled() {
+            tick.tick().await;
+            let sent = self.media.send_intervals();
+            for (quantile, d) in [("0.5", sent.p50), ("0.99", sent.p99), ("max", sent.max)] {
+                self.metrics.rtp_send_interval.get_or_create(&QuantileLabel { quantile }).set(d.as_secs_f64());
+            }
+            let counts = self.media.counters();
+            self.metrics.rtp_foreign_packets.set(i64::try_from(counts.dropped_unexpected_source).unwrap_or(i64::MAX));
+            self.metrics.rtp_free_ports.set(i64::try_from(self.media.free_ports()).unwrap_or(i64::MAX));
+            n += 1;
+            if n.is_multiple_of(12) {
+                self.media.reset_send_intervals();
             }
         }
     }
