@@ -285,3 +285,74 @@ async fn a_phone_that_never_answers_fails_the_request_as_no_answer() {
     assert_eq!(v["failure_reason"], "no_answer", "{v}");
     phone.passes().await;
 }
+
+/// Two nodes on one PostgreSQL database, each with its own SIP listener and
+/// media: a request registered through one is verified by a call the other
+/// takes; an outbound call goes out from whichever node's job places it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_share_the_requests_and_each_keeps_its_own_calls() {
+    let phone = Sipp::scenario("outbound_answer")
+        .key("callee", PHONE)
+        .set("greeting_ms", 1500)
+        .keys(plan(Dtmf::Rfc2833).keys("6174"))
+        .start()
+        .await;
+    let db = Arc::new(crate::db::TestDb::new(crate::db::Backend::Postgres).await);
+    let (port_a, port_b) = (free_port(Transport::Tcp), free_port(Transport::Tcp));
+    let a = spawn_on(sip_opts(port_a, Some(phone.sip_addr()), |_| {}), db.clone()).await;
+    let tenant = a.tenant.clone();
+    let b = spawn_as(sip_opts(port_b, Some(phone.sip_addr()), |_| {}), db.clone(), Some(tenant.clone())).await;
+
+    // Inbound: registered on A, the call reaches B.
+    let r = a.register(json!({ "phone_number": PHONE, "mode": "inbound", "code": "9273" })).await;
+    let inbound_id = r["id"].as_str().expect("id").to_owned();
+    let on_b = SipApp { app: b, sip: format!("127.0.0.1:{port_b}").parse().expect("addr") };
+    caller(&on_b, plan(Dtmf::Rfc2833).keys("9273"))
+        .hangup(Hangup::Server { within_ms: 10_000 })
+        .start()
+        .await
+        .passes()
+        .await;
+    a.wait_status(&inbound_id, "verified").await;
+    assert_eq!(metric(&on_b.app, "ivr_auth_sip_calls_total{direction=\"inbound\"}").await, 1.0);
+    assert_eq!(metric(&a, "ivr_auth_sip_calls_total{direction=\"inbound\"}").await, 0.0, "A took no call");
+
+    // Outbound: registered on B, placed by either node, verified on both views.
+    let outbound_id = outbound_request(&on_b.app, "6174").await;
+    a.wait_status(&outbound_id, "verified").await;
+    phone.passes().await;
+    let placed = metric(&a, "ivr_auth_sip_calls_total{direction=\"outbound\"}").await
+        + metric(&on_b.app, "ivr_auth_sip_calls_total{direction=\"outbound\"}").await;
+    assert_eq!(placed, 1.0, "one node placed the one call");
+}
+
+#[tokio::test]
+async fn an_inbound_call_over_tcp_verifies() {
+    let s = sip_app(None).await;
+    let id = inbound_request(&s.app, "5150").await;
+    caller(&s, plan(Dtmf::Rfc2833).keys("5150"))
+        .transport(Transport::Tcp)
+        .hangup(Hangup::Server { within_ms: 10_000 })
+        .start()
+        .await
+        .passes()
+        .await;
+    s.app.wait_status(&id, "verified").await;
+}
+
+/// A caller whose number the network asserts (P-Asserted-Identity) but who
+/// withheld it (`Privacy: id`) is anonymous, as with every provider: the
+/// request is not touched and the caller hears why.
+#[tokio::test]
+async fn a_withheld_number_matches_no_request() {
+    let s = sip_app(None).await;
+    let id = inbound_request(&s.app, "3030").await;
+    caller(&s, plan(Dtmf::Rfc2833).keys("3030"))
+        .identity(crate::sipp::Identity::AnonymousWithPai)
+        .hangup(Hangup::Caller { after_ms: 6_000 })
+        .start()
+        .await
+        .wait()
+        .await;
+    assert_eq!(s.app.get(&id).await["status"], "pending");
+}
