@@ -9,6 +9,9 @@ cd "$(dirname "$0")"
 echo "== PostgreSQL for the tests (started or installed if missing)"
 bash tests/ensure-postgres.sh
 
+echo "== SIPp and the speech engines for the SIP trunk tests (installed if missing)"
+bash tests/ensure-sip-tools.sh
+
 echo "== cargo test (integration tests on SQLite; store contract, multi-node and outage tests on PostgreSQL)"
 cargo test --all-targets 2>&1
 
