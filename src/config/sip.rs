@@ -14,43 +14,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 use super::ConfigError;
-use crate::telephony::sip::media::ports::PortRange;
-
-/// How SIP messages travel to the trunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-/// The SIP URI outbound INVITEs go to, resolved once at start.
-#[derive(Debug, Clone)]
-pub struct Trunk {
-    /// As configured, e.g. `sip:sbc.bank.example:5060;transport=udp`.
-    pub uri: String,
-    /// The host part of the URI: the Request-URI's host of an outbound INVITE.
-    pub host: String,
-    pub addr: SocketAddr,
-    pub transport: Transport,
-}
-
-/// The validated settings of the SIP engine.
-#[derive(Debug, Clone)]
-pub struct SipConfig {
-    pub listen: SocketAddr,
-    pub trunk: Option<Trunk>,
-    /// Digest credentials, answered when the trunk challenges an INVITE.
-    pub username: Option<String>,
-    pub password: Option<SecretString>,
-    /// Addresses whose INVITEs are taken; others get 403.
-    pub allowed_peers: Vec<IpNet>,
-    /// Written in Contact and in the SDP's `c=` line.
-    pub public_address: IpAddr,
-    pub rtp_ports: PortRange,
-    pub audio_dir: PathBuf,
-    /// How long an inbound call rings (180) before we answer it.
-    pub answer_delay: std::time::Duration,
-}
+pub use crate::telephony::sip::settings::{PORTS_ENV, PortRange, PortRangeError, SipConfig, Transport, Trunk};
 
 /// The raw settings, from the environment or an `[[accounts]]` table.
 #[derive(Debug, Clone, Default)]

@@ -31,8 +31,8 @@ use super::audio::AudioLibrary;
 use super::call::{self, CallEvent};
 use super::hooks::Hooks;
 use super::media::pool::MediaPool;
-use crate::config::sip::SipConfig;
 use crate::metrics::{MethodLabel, QuantileLabel, SipMetrics, SourceLabel};
+use crate::telephony::sip::settings::SipConfig;
 
 /// One live call, as the engine routes to it.
 pub(super) struct CallSlot {

@@ -15,3 +15,4 @@ pub mod identity;
 pub mod media;
 mod outbound;
 pub mod sdp;
+pub mod settings;

@@ -18,8 +18,8 @@ use super::dialect::CallFacts;
 use super::engine::{CallSlot, Engine};
 use super::media::session::MediaSession;
 use super::sdp::{self, Local};
-use crate::config::sip::Transport;
 use crate::telephony::OutboundCall;
+use crate::telephony::sip::settings::Transport;
 
 /// How an INVITE we sent ended before any script.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,59 +4,9 @@
 //! neighbour for RTCP.
 
 use std::collections::VecDeque;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use thiserror::Error;
-
-/// The environment variable holding the range, `A-B`.
-pub const PORTS_ENV: &str = "IVR_AUTH_RTP_PORTS";
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{PORTS_ENV} must be FIRST-LAST with 1024 <= FIRST < LAST <= 65535, got {0:?}")]
-pub struct PortRangeError(String);
-
-/// An inclusive range of UDP ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl Default for PortRange {
-    fn default() -> Self {
-        PortRange { first: 20000, last: 20999 }
-    }
-}
-
-impl FromStr for PortRange {
-    type Err = PortRangeError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || PortRangeError(text.to_owned());
-        let (first, last) = text.trim().split_once('-').ok_or_else(error)?;
-        let first: u16 = first.trim().parse().map_err(|_| error())?;
-        let last: u16 = last.trim().parse().map_err(|_| error())?;
-        if first < 1024 || first >= last {
-            return Err(error());
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-impl PortRange {
-    /// The range from [`PORTS_ENV`], or the default when it is unset.
-    pub fn from_env() -> Result<PortRange, PortRangeError> {
-        match std::env::var(PORTS_ENV) {
-            Ok(text) => text.parse(),
-            Err(_) => Ok(PortRange::default()),
-        }
-    }
-
-    fn even_ports(self) -> impl Iterator<Item = u16> {
-        (self.first..=self.last).filter(|p| p % 2 == 0)
-    }
-}
+pub use crate::telephony::sip::settings::{PORTS_ENV, PortRange, PortRangeError};
 
 /// Free ports, handed out oldest-freed first so a port just released (whose
 /// old peer may still be sending) rests as long as possible.
