@@ -385,7 +385,8 @@ pub fn unknown_env_vars() -> Vec<String> {
     let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
     let mut known: Vec<String> =
         command.get_arguments().filter_map(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned()).collect();
-    known.extend(["IVR_AUTH_LOG".to_owned(), "IVR_AUTH_CONFIG".to_owned()]);
+    // `prompts render` reads the Japanese voice's path; an operator sets it beside the server's.
+    known.extend(["IVR_AUTH_LOG", "IVR_AUTH_CONFIG", "IVR_AUTH_OPENJTALK_VOICE"].map(str::to_owned));
     unknown_among(std::env::vars().map(|(k, _)| k), &known)
 }
 

@@ -356,3 +356,53 @@ async fn a_withheld_number_matches_no_request() {
         .await;
     assert_eq!(s.app.get(&id).await["status"], "pending");
 }
+
+/// Rendering happens before serving: a prompt whose audio is missing stops
+/// the start with one line naming the file.
+#[tokio::test]
+async fn a_missing_prompt_file_stops_the_start_naming_it() {
+    let audio = tempfile::tempdir().expect("temp dir");
+    let db = crate::db::TestDb::new(crate::db::Backend::of_run()).await;
+    let mut opts = sip_opts(free_port(Transport::Tcp), None, |_| {});
+    let dir = audio.path().display().to_string();
+    let configure = opts.configure.take().expect("configure");
+    opts.configure = Some(Arc::new(move |a| {
+        configure(a);
+        a.prompt_audio_dir = Some(dir.clone());
+    }));
+    let settings = ivr_auth::config::Settings::from_args(args(&opts, &db.url)).expect("settings");
+    let Err(e) = ivr_auth::startup::Application::build(settings).await else { panic!("started without audio") };
+    let line = e.to_string();
+    assert!(line.contains("prompt audio missing: ") && line.contains(&audio.path().display().to_string()), "{line}");
+    assert!(line.contains("prompts render") && !line.contains('\n'), "{line}");
+}
+
+/// A node holds at most IVR_AUTH_MAX_CONCURRENT_CALLS calls: one more INVITE
+/// is answered 486 and takes nothing.
+#[tokio::test]
+async fn a_node_that_holds_its_most_calls_answers_busy() {
+    let port = free_port(Transport::Tcp);
+    let app = spawn_with(sip_opts(port, None, |a| a.max_concurrent_calls = Some(1))).await;
+    let s = SipApp { app, sip: format!("127.0.0.1:{port}").parse().expect("addr") };
+    inbound_request(&s.app, "1111").await;
+    let first = caller(&s, plan(Dtmf::Rfc2833))
+        .set("greeting_ms", 4000)
+        .hangup(Hangup::Caller { after_ms: 1000 })
+        .start()
+        .await;
+    wait_until("the first call up", Duration::from_secs(5), || async {
+        (metric(&s.app, "ivr_auth_sip_active_calls").await == 1.0).then_some(())
+    })
+    .await;
+    Sipp::scenario("inbound_forbidden")
+        .key("caller", "+819011112222")
+        .key("called", INBOUND)
+        .set("status", 486)
+        .remote(s.sip)
+        .start()
+        .await
+        .passes()
+        .await;
+    assert_eq!(metric(&s.app, "ivr_auth_sip_over_capacity_total").await, 1.0);
+    first.wait().await;
+}
