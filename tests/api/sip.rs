@@ -406,3 +406,23 @@ async fn a_node_that_holds_its_most_calls_answers_busy() {
     assert_eq!(metric(&s.app, "ivr_auth_sip_over_capacity_total").await, 1.0);
     first.wait().await;
 }
+
+/// Session timers are honoured (the 200 carries Session-Expires back), and a
+/// refreshing re-INVITE (answered with our SDP) and an UPDATE (answered 200)
+/// keep the call, which then hears the keys.
+#[tokio::test]
+async fn session_refreshes_keep_the_call() {
+    let s = sip_app(None).await;
+    let id = inbound_request(&s.app, "7007").await;
+    Sipp::scenario("inbound_refresh")
+        .key("caller", PHONE)
+        .key("called", INBOUND)
+        .set("greeting_ms", 1000)
+        .keys(plan(Dtmf::Rfc2833).keys("7007"))
+        .remote(s.sip)
+        .start()
+        .await
+        .passes()
+        .await;
+    s.app.wait_status(&id, "verified").await;
+}
