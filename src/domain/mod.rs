@@ -1,9 +1,11 @@
 //! Pure types and rules of phone authentication: no I/O here.
 
+pub mod audit;
 pub mod budget;
 pub mod call;
 pub mod code;
 pub mod delivery;
+pub mod funnel;
 pub mod ip;
 pub mod pacing;
 pub mod phone;
