@@ -187,13 +187,11 @@ pub fn first_broken<'a>(
     events: impl IntoIterator<Item = (u64, &'a Record, [u8; 32])>,
 ) -> Option<u64> {
     let mut prev = anchor;
-    let mut expected_seq = anchor_seq + 1;
-    for (seq, record, stored) in events {
+    for (expected_seq, (seq, record, stored)) in (anchor_seq + 1..).zip(events) {
         if seq != expected_seq || link(&prev, record, seq) != stored {
             return Some(seq);
         }
         prev = stored;
-        expected_seq += 1;
     }
     None
 }
