@@ -27,9 +27,10 @@ const RFC2833: &str = "/usr/share/sip-tester";
 const CODE: &str = "1234";
 /// IVR_AUTH_GATHER_TIMEOUT's most: a call must send its keys before this.
 const GATHER_TIMEOUT_S: f64 = 60.0;
-/// Wide enough for the largest sweep (a port per call), clear of SIPp's
-/// ephemeral ports above 32768.
-const RTP_PORTS: &str = "30000-31999";
+/// 6,000 calls' worth (each takes an even port, its odd neighbour left for
+/// RTCP), below the kernel's ephemeral ports (32768 up) that SIPp and the
+/// bench's own sockets get.
+const RTP_PORTS: &str = "20000-31999";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Keys {
