@@ -46,6 +46,7 @@ pub struct SipBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "100,200,300,400")]
     pub calls: Vec<usize>,
     /// Seconds all the calls of a level are held up together before they send the code
+    /// (the server refreshes its send-interval figures every 5 s: below ~6 s there are none)
     #[arg(long, default_value_t = 30.0)]
     pub hold: f64,
     /// New calls per second while a level ramps up (SIPp -r)
