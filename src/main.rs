@@ -96,6 +96,7 @@ fn main() -> ExitCode {
             Command::Bench { command: bench::BenchCommand::Run(args) } => bench::run(args).await,
             Command::Bench { command: bench::BenchCommand::Seed(args) } => bench::seed(args).await,
             Command::Bench { command: bench::BenchCommand::Burst(args) } => bench::burst(args).await,
+            Command::Bench { command: bench::BenchCommand::Sip(args) } => bench::sip(args).await,
             Command::Prompts { db, action } => cli::prompts(&db, config.as_deref(), action)
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))

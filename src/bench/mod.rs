@@ -10,6 +10,8 @@ mod lifecycle;
 mod report;
 mod seed;
 mod server;
+mod sip;
+mod sip_report;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub enum BenchCommand {
     /// Register a burst of outbound requests against two paced accounts; count
     /// the calls per 10-second window and any request lost or placed twice
     Burst(burst::BurstArgs),
+    /// Hold N calls on our own SIP trunk (IVR_AUTH_PROVIDER=sip) with SIPp; report
+    /// the RTP send interval, CPU per call-second and how many verified, per level
+    Sip(sip::SipBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +380,11 @@ async fn probe_writes(driver: &Driver, servers: &[Server]) -> Vec<report::Writes
 /// `bench burst`.
 pub async fn burst(args: burst::BurstArgs) -> Result<(), String> {
     burst::run(args).await
+}
+
+/// `bench sip`.
+pub async fn sip(args: sip::SipBenchArgs) -> Result<(), String> {
+    sip::run(args).await
 }
 
 /// `bench seed`.

@@ -28,13 +28,12 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// CPU seconds the process has used so far (user + system), from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // The fields after the command name (which may hold spaces) end with ')'.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / clock_ticks_per_second())
+        process_cpu_seconds(self.child.id())
     }
 
     /// Peak resident set size (VmHWM) in MB, from /proc.
@@ -44,6 +43,15 @@ impl Server {
         let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb / 1024.0)
     }
+}
+
+/// CPU seconds process `pid` has used so far (user + system), from /proc.
+pub(super) fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) end with ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks_per_second())
 }
 
 /// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
@@ -142,7 +150,7 @@ pub(super) fn create_tenant(args: &ServerArgs, db_url: &str) -> Result<String, S
     v["api_key"].as_str().map(str::to_owned).ok_or_else(|| "tenant create printed no key".into())
 }
 
-fn server_bin(args: &ServerArgs) -> Result<PathBuf, String> {
+pub(super) fn server_bin(args: &ServerArgs) -> Result<PathBuf, String> {
     match &args.server_bin {
         Some(b) => Ok(b.clone()),
         None => std::env::current_exe().map_err(|e| e.to_string()),
