@@ -35,6 +35,9 @@ target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --heal
 echo "== burst smoke run: two paced accounts, no request lost or called twice (no timing asserted)"
 target/debug/ivr-auth bench burst --registrations 60 --rates 20,10 --fail-on-error
 
+echo "== SIP trunk smoke run: 20 SIPp calls held together on one node, every one verified (no timing asserted)"
+target/debug/ivr-auth bench sip --calls 20 --hold 3 --fail-unverified
+
 echo "== load generator smoke run on PostgreSQL, three servers (a fresh schema; no timing asserted)"
 pg="${IVR_AUTH_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 # Named like the integration tests' schemas (tests/api/stale.rs): this boot, this shell's pid. Dropped
