@@ -314,8 +314,9 @@ impl Settings {
     /// Warnings about the URL the provider must reach: with `twilio`, a
     /// loopback or private address is out of its reach (every call would fail
     /// at its first webhook), and plain `http://` sends webhooks in clear.
+    /// Our own SIP trunk calls its own node: no provider needs to reach it.
     pub fn public_url_warnings(&self) -> Vec<String> {
-        if !self.provider.is_real() {
+        if !self.provider.is_real() || self.provider == ProviderKind::Sip {
             return Vec::new();
         }
         let (url, what) = match &self.public_url {
@@ -478,6 +479,14 @@ mod tests {
         assert!(plain[0].contains("should use https://"), "{}", plain[0]);
         assert!(twilio(Some("https://ivr.example.com"), "127.0.0.1:8080").public_url_warnings().is_empty());
         assert!(Settings::defaults().public_url_warnings().is_empty(), "the simulator needs no public URL");
+        let sip = ServeArgs {
+            provider: Some("sip".into()),
+            inbound_number: Some("+81312345678".into()),
+            sip_allowed_peers: Some("127.0.0.1".into()),
+            ..Default::default()
+        };
+        let sip = Settings::from_args(sip).unwrap();
+        assert!(sip.public_url_warnings().is_empty(), "our own trunk's engine calls its own node");
     }
 
     #[test]

@@ -426,3 +426,21 @@ async fn session_refreshes_keep_the_call() {
         .await;
     s.app.wait_status(&id, "verified").await;
 }
+
+/// SBCs send OPTIONS as keep-alives: an allowed peer gets 200; anyone else
+/// 403, counted and nothing more.
+#[tokio::test]
+async fn options_keep_alives_are_answered_for_allowed_peers_only() {
+    let s = sip_app(None).await;
+    Sipp::scenario("options").key("called", INBOUND).remote(s.sip).start().await.passes().await;
+    Sipp::scenario("options")
+        .key("called", INBOUND)
+        .set("status", 403)
+        .local_ip("127.0.0.2")
+        .remote(s.sip)
+        .start()
+        .await
+        .passes()
+        .await;
+    assert_eq!(metric(&s.app, "ivr_auth_sip_refused_requests_total{method=\"OPTIONS\"}").await, 1.0);
+}
