@@ -60,7 +60,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => Just(Event::CallNotPlaced),
         1 => sid.prop_map(|call_sid| Event::CallConnected { call_sid }),
         1 => (call_status(), prop::option::of(prop_oneof![Just(486u16), Just(603u16)]))
-            .prop_map(|(status, sip_code)| Event::CallStatusReported { status, sip_code }),
+            .prop_map(|(status, sip_code)| Event::CallStatusReported { status, sip_code, seconds: None }),
         1 => Just(Event::MachineAnswered),
         1 => any::<bool>().prop_map(|correct| Event::CodeEntered { correct }),
         1 => Just(Event::NoInput),

@@ -26,6 +26,8 @@ pub struct Report {
     pub call_status: Option<CallStatus>,
     /// The SIP code a failed call ended with, if given.
     pub sip_response_code: String,
+    /// How long the call was up, in seconds, in a final status report.
+    pub call_seconds: Option<u32>,
     /// The provider's id of a text.
     pub message_sid: String,
     /// The text's status in a status report, in the provider's words.

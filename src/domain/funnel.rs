@@ -163,8 +163,8 @@ mod tests {
         let mut r = r0;
         for event in [
             Event::CallPlaced { call_sid: "CA1".into(), account: "a".into() },
-            Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None },
-            Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None },
+            Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None, seconds: None },
+            Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None, seconds: None },
             Event::CallConnected { call_sid: "CA1".into() },
             Event::CodeEntered { correct: true },
         ] {

@@ -68,7 +68,8 @@ pub enum Event {
     /// A call for this request was connected (outbound answered, or inbound matched).
     CallConnected { call_sid: String },
     /// A status callback from the provider.
-    CallStatusReported { status: CallStatus, sip_code: Option<u16> },
+    /// `seconds`: how long the call was up, in a final report that says.
+    CallStatusReported { status: CallStatus, sip_code: Option<u16>, seconds: Option<u32> },
     /// Answering-machine detection says no human answered.
     MachineAnswered,
     /// An inbound call for this pending request carried a weaker STIR/SHAKEN
@@ -321,7 +322,7 @@ pub(crate) mod tests {
     #[test]
     fn an_in_progress_callback_before_the_answer_still_lets_the_answer_bind_the_call() {
         let now = Utc::now();
-        let in_progress = Event::CallStatusReported { status: CallStatus::InProgress, sip_code: None };
+        let in_progress = Event::CallStatusReported { status: CallStatus::InProgress, sip_code: None, seconds: None };
         let r = step(&sample(now), in_progress, now);
         assert_eq!((r.status, r.call_sid.as_deref()), (Status::InProgress, None));
         let r = step(&r, Event::CallConnected { call_sid: "CA1".into() }, now);
@@ -333,9 +334,9 @@ pub(crate) mod tests {
     fn late_status_callbacks_never_go_backwards() {
         let now = Utc::now();
         let r = step(&sample(now), Event::CallConnected { call_sid: "CA1".into() }, now);
-        let ringing = Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None };
+        let ringing = Event::CallStatusReported { status: CallStatus::Ringing, sip_code: None, seconds: None };
         assert_eq!(r.apply(&ringing, now), Err(Refusal::NoChange));
-        let done = Event::CallStatusReported { status: CallStatus::Completed, sip_code: None };
+        let done = Event::CallStatusReported { status: CallStatus::Completed, sip_code: None, seconds: None };
         let t = r.apply(&done, now).unwrap();
         assert_eq!(t.next.status, Status::InProgress);
         assert_eq!(t.effects, vec![Effect::FinalizeCallLater]);
@@ -347,10 +348,10 @@ pub(crate) mod tests {
     fn decline_busy_and_no_answer() {
         let now = Utc::now();
         let r = sample(now);
-        let busy = |sip| Event::CallStatusReported { status: CallStatus::Busy, sip_code: sip };
+        let busy = |sip| Event::CallStatusReported { status: CallStatus::Busy, sip_code: sip, seconds: None };
         assert_eq!(step(&r, busy(Some(603)), now).failure_reason, Some(FailureReason::Rejected));
         assert_eq!(step(&r, busy(Some(486)), now).failure_reason, Some(FailureReason::Busy));
-        let na = Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None };
+        let na = Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None, seconds: None };
         assert_eq!(step(&r, na, now).failure_reason, Some(FailureReason::NoAnswer));
     }
 
@@ -410,7 +411,7 @@ pub(crate) mod tests {
             Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() },
             now,
         );
-        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: Some(603) };
+        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: Some(603), seconds: None };
         let t = r.apply(&busy, now).unwrap();
         assert_eq!((t.next.status, t.effects.clone()), (Status::Calling, vec![Effect::SendSms]));
         assert_eq!(t.next.delivery.attempts[0].status, "rejected");
@@ -430,7 +431,7 @@ pub(crate) mod tests {
     fn a_busy_report_that_overtakes_the_placed_call_leaves_the_text_s_attempt_alone() {
         let now = Utc::now();
         let r = with_channel(now, Channel::VoiceDtmf, vec![Channel::Sms]);
-        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None };
+        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None, seconds: None };
         let r = step(&r, busy, now);
         let r = step(&r, Event::SmsSent { sid: "SM1".into() }, now);
         let r = step(&r, Event::CallPlaced { call_sid: "CA1".into(), account: "twilio".into() }, now);
@@ -457,7 +458,8 @@ pub(crate) mod tests {
             Event::CallPlaced { call_sid: "CA2".into(), account: "twilio".into() },
             now,
         );
-        let na = step(&r, Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None }, now);
+        let na =
+            step(&r, Event::CallStatusReported { status: CallStatus::NoAnswer, sip_code: None, seconds: None }, now);
         assert_eq!(na.failure_reason, Some(FailureReason::NoAnswer));
     }
 
@@ -535,7 +537,7 @@ pub(crate) mod tests {
         assert!(r.site_sees_code());
         assert_eq!(r.expected_code(keys), Some(generated.clone()));
         assert!(r.is_expected_code(&ring, generated.expose()));
-        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None };
+        let busy = Event::CallStatusReported { status: CallStatus::Busy, sip_code: None, seconds: None };
         let fell_back = step(&r, busy, now);
         let second = keys.fallback_code(r.id.as_bytes(), r.code_length);
         assert_eq!(fell_back.expected_code(keys), Some(second.clone()), "the page showed the first");

@@ -11,7 +11,7 @@ use super::{Report, Signed, reply, request_id};
 fn status_event(p: &Report) -> Option<Event> {
     let status = p.call_status?;
     let sip_code = p.sip_response_code.as_str().parse().ok();
-    Some(Event::CallStatusReported { status, sip_code })
+    Some(Event::CallStatusReported { status, sip_code, seconds: p.call_seconds })
 }
 
 /// Status callback of an outbound call (the request id is in the URL).

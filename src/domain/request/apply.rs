@@ -87,7 +87,7 @@ impl AuthRequest {
                 }
                 Ok(plain(next))
             }
-            Event::CallStatusReported { status, sip_code } => self.apply_call_status(next, *status, *sip_code, now),
+            Event::CallStatusReported { status, sip_code, .. } => self.apply_call_status(next, *status, *sip_code, now),
             Event::MachineAnswered => {
                 next.call_status = Some(CallStatus::Completed);
                 Ok(self.unanswered(next, FailureReason::Rejected, now))

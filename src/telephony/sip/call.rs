@@ -167,6 +167,7 @@ pub async fn inbound(engine: Arc<Engine>, mut tx: Transaction) {
     })
     .await
     .unwrap_or(false);
+    let up = std::time::Instant::now();
     let how = if confirmed {
         media.start(remote.addr, first_law(&remote).into(), remote.event_pt);
         let mut call = Call {
@@ -186,8 +187,14 @@ pub async fn inbound(engine: Arc<Engine>, mut tx: Transaction) {
     }
     close(&engine, media).await;
     engine.unregister(&call_id);
-    let status = CallFacts { call_status: Some("completed".into()), ..facts.clone() };
+    let seconds = confirmed.then(|| seconds_since(up));
+    let status = CallFacts { call_status: Some("completed".into()), seconds, ..facts.clone() };
     engine.hooks.tell(&engine.hooks.url(crate::call::urls::paths::STATUS_BY_SID), &status).await;
+}
+
+/// Whole seconds a call was up, rounded up as carriers bill them.
+pub(super) fn seconds_since(up: std::time::Instant) -> u32 {
+    u32::try_from(up.elapsed().as_millis().div_ceil(1000)).unwrap_or(u32::MAX)
 }
 
 pub(super) fn new_sid() -> String {

@@ -39,6 +39,9 @@ pub struct CallFacts {
     pub call_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_code: Option<u16>,
+    /// Seconds the call was up, in its final status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
 }
 
 impl CallFacts {
@@ -56,6 +59,7 @@ impl CallFacts {
             attestation: self.attestation.as_deref().and_then(Attestation::parse),
             call_status,
             sip_response_code: self.sip_code.map(|c| c.to_string()).unwrap_or_default(),
+            call_seconds: self.seconds,
             ..Report::default()
         })
     }

@@ -110,6 +110,7 @@ pub(super) async fn place(engine: Arc<Engine>, call: OutboundCall, sid: String, 
             return;
         }
     };
+    let up = std::time::Instant::now();
     let mut media = media;
     media.start(remote.addr, super::call::first_law(&remote).into(), remote.event_pt);
     let answered = CallFacts { call_status: Some("in-progress".into()), ..facts.clone() };
@@ -139,7 +140,8 @@ pub(super) async fn place(engine: Arc<Engine>, call: OutboundCall, sid: String, 
     }
     super::call::close(&engine, media).await;
     engine.unregister(&sid);
-    let status = CallFacts { call_status: Some("completed".into()), ..facts };
+    let seconds = Some(super::call::seconds_since(up));
+    let status = CallFacts { call_status: Some("completed".into()), seconds, ..facts };
     engine.hooks.tell(&call.status_callback, &status).await;
 }
 

@@ -41,6 +41,7 @@ impl FormParams {
             attestation: Attestation::from_verstat(self.get("StirVerstat")),
             call_status: CallStatus::from_provider(self.get("CallStatus")),
             sip_response_code: self.get("SipResponseCode").to_owned(),
+            call_seconds: self.get("CallDuration").parse().ok(),
             message_sid: self.get("MessageSid").to_owned(),
             message_status: self.get("MessageStatus").to_owned(),
         }
@@ -92,5 +93,19 @@ impl Dialect for FormDialect {
 
     fn render(&self, script: &[Step]) -> HttpResponse {
         twiml::response(script)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_final_status_carries_the_call_s_seconds() {
+        let params =
+            |pairs: &[(&str, &str)]| FormParams(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
+        let done = params(&[("CallStatus", "completed"), ("CallDuration", "42")]).report();
+        assert_eq!((done.call_status, done.call_seconds), (Some(CallStatus::Completed), Some(42)));
+        assert_eq!(params(&[("CallStatus", "ringing")]).report().call_seconds, None);
     }
 }

@@ -48,6 +48,10 @@ struct Params {
     #[serde(default)]
     detail: String,
     dtmf: Option<Dtmf>,
+    /// Seconds the call was up, in the `completed` event: a string ("20") in
+    /// Vonage's examples, a number in some SDKs; either is read.
+    #[serde(default)]
+    duration: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +99,10 @@ impl Params {
             answered_by_machine: self.status == "machine",
             call_status: status,
             sip_response_code: sip.to_owned(),
+            call_seconds: self.duration.as_ref().and_then(|d| match d {
+                serde_json::Value::String(s) => s.parse().ok(),
+                other => other.as_u64().and_then(|n| u32::try_from(n).ok()),
+            }),
             ..Report::default()
         }
     }
@@ -177,6 +185,15 @@ mod tests {
         assert_eq!(status("failed", "declined"), (Some(CallStatus::Busy), "603".into()));
         assert_eq!(status("human", ""), (None, String::new()));
         assert!(report(r#"{"uuid":"u","status":"machine"}"#).answered_by_machine);
+    }
+
+    #[test]
+    fn a_completed_call_s_duration_is_read_as_a_string_or_a_number() {
+        let seconds = |d: &str| report(&format!(r#"{{"uuid":"u","status":"completed","duration":{d}}}"#)).call_seconds;
+        assert_eq!(seconds(r#""20""#), Some(20));
+        assert_eq!(seconds("31"), Some(31));
+        assert_eq!(seconds(r#""x""#), None);
+        assert_eq!(report(r#"{"uuid":"u","status":"answered"}"#).call_seconds, None);
     }
 
     #[test]
