@@ -16,4 +16,5 @@ pub mod sms;
 pub mod status;
 pub mod tenant;
 pub mod text;
+pub mod usage;
 pub mod view;
