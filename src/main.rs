@@ -53,6 +53,17 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// The operator console (served at /console)
+    Console {
+        #[command(subcommand)]
+        action: ConsoleAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleAction {
+    /// Print a one-time sign-in link for a tenant (for tenants that sign their requests)
+    Link(ivr_auth::console_link::LinkArgs),
 }
 
 /// One line on stderr; a stderr that is gone is not worth a panic.
@@ -98,6 +109,10 @@ fn main() -> ExitCode {
             Command::Bench { command: bench::BenchCommand::Burst(args) } => bench::burst(args).await,
             Command::Bench { command: bench::BenchCommand::Sip(args) } => bench::sip(args).await,
             Command::Prompts { db, action } => cli::prompts(&db, config.as_deref(), action)
+                .await
+                .map(|out| ivr_auth::telemetry::say(&out))
+                .map_err(|e| e.to_string()),
+            Command::Console { action: ConsoleAction::Link(args) } => ivr_auth::console_link::link(args, config.as_deref())
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))
                 .map_err(|e| e.to_string()),
