@@ -112,10 +112,12 @@ fn main() -> ExitCode {
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))
                 .map_err(|e| e.to_string()),
-            Command::Console { action: ConsoleAction::Link(args) } => ivr_auth::console_link::link(args, config.as_deref())
-                .await
-                .map(|out| ivr_auth::telemetry::say(&out))
-                .map_err(|e| e.to_string()),
+            Command::Console { action: ConsoleAction::Link(args) } => {
+                ivr_auth::console_link::link(args, config.as_deref())
+                    .await
+                    .map(|out| ivr_auth::telemetry::say(&out))
+                    .map_err(|e| e.to_string())
+            }
             Command::Migrate { db } => cli::migrate(&db, config.as_deref())
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))

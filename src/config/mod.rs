@@ -309,7 +309,9 @@ impl Settings {
                 other => other.map(SecretString::from),
             },
             operator_token: match a.operator_token.filter(|t| !t.is_empty()) {
-                Some(t) if t.len() < 32 => return Err(bad("IVR_AUTH_OPERATOR_TOKEN", "must be at least 32 characters")),
+                Some(t) if t.len() < 32 => {
+                    return Err(bad("IVR_AUTH_OPERATOR_TOKEN", "must be at least 32 characters"));
+                }
                 other => other.map(SecretString::from),
             },
         };

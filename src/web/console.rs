@@ -63,9 +63,10 @@ fn serde_urlencoded_form(body: &[u8]) -> Result<SignIn, AppError> {
 
 /// Whether `presented` is the server's operator token (constant time).
 fn is_operator(state: &AppState, presented: &str) -> bool {
-    state.operator_token.as_ref().is_some_and(|t| {
-        !presented.is_empty() && bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
-    })
+    state
+        .operator_token
+        .as_ref()
+        .is_some_and(|t| !presented.is_empty() && bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
 }
 
 /// A fresh session for `who`, as a `Set-Cookie`: every sign-in makes a new
