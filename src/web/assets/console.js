@@ -97,6 +97,7 @@ let lang = pickLang();
 let session = null;
 let tenantId = null;
 let auditNext = null;
+let lastStats = null;
 
 function pickLang() {
   const asked = new URLSearchParams(location.search).get('lang');
@@ -281,6 +282,7 @@ async function loadStats() {
   status.textContent = '';
   box.hidden = false;
   drawFigures(body);
+  lastStats = body;
   drawFunnel(body.totals);
   const failed = Object.entries(body.totals.failed ?? {}).map(([reason, count]) => ({ reason, count }));
   failed.sort((a, b) => b.count - a.count);
@@ -301,19 +303,27 @@ function drawFigures(s) {
   add(t('stats.call_seconds'), t('seconds', { n: number(s.call_seconds) }));
 }
 
+/** The drawing's width in CSS pixels, so that its text keeps its size at any screen width. */
+function chartWidth(sel) {
+  return Math.round(Math.max(280, Math.min(640, $(sel).clientWidth || 600)));
+}
+
 /** One horizontal bar per step, its count and share of the registered at its end. */
 function drawFunnel(totals) {
   const max = Math.max(1, totals.registered ?? 0);
   const rowH = 34;
-  const chart = svg('svg', { viewBox: `0 0 600 ${STEPS.length * rowH}`, role: 'img', class: 'funnel' });
+  const w = chartWidth('[data-funnel]');
+  const barX = Math.min(150, w * 0.32);
+  const barW = w - barX - 120;
+  const chart = svg('svg', { viewBox: `0 0 ${w} ${STEPS.length * rowH}`, role: 'img', class: 'funnel' });
   const summary = STEPS.map((s) => `${t(`step.${s}`)} ${number(totals[s])}`).join(', ');
   chart.append(svg('title', {}, t('stats.funnel_label', { summary })));
   STEPS.forEach((step, i) => {
     const value = totals[step] ?? 0;
     const y = i * rowH;
     chart.append(svg('text', { x: 0, y: y + 22, class: 'label' }, t(`step.${step}`)));
-    chart.append(svg('rect', { x: 150, y: y + 6, width: Math.max(2, (value / max) * 330), height: 22, class: `bar bar-${i}` }));
-    chart.append(svg('text', { x: 590, y: y + 22, 'text-anchor': 'end', class: 'value' },
+    chart.append(svg('rect', { x: barX, y: y + 6, width: Math.max(2, (value / max) * barW), height: 22, class: `bar bar-${i}` }));
+    chart.append(svg('text', { x: w - 4, y: y + 22, 'text-anchor': 'end', class: 'value' },
       `${number(value)} (${percent(value / max)})`));
   });
   $('[data-funnel]').replaceChildren(chart);
@@ -321,7 +331,7 @@ function drawFunnel(totals) {
 
 /** Registered per period as bars, the success rate (verified / registered) as a line on 0–100 %. */
 function drawTimeline(periods) {
-  const w = 600;
+  const w = chartWidth('[data-timeline]');
   const h = 220;
   const pad = { l: 40, r: 40, t: 10, b: 30 };
   const max = Math.max(1, ...periods.map((p) => p.registered ?? 0));
@@ -461,6 +471,13 @@ async function start() {
     history.replaceState(null, '', url);
     translatePage();
     if (session) showApp();
+  });
+  // The charts are laid out for their width: drawn again when it changes.
+  window.addEventListener('resize', () => {
+    if (lastStats && !$('[data-stats]').hidden) {
+      drawFunnel(lastStats.totals);
+      drawTimeline(lastStats.periods ?? []);
+    }
   });
   window.addEventListener('hashchange', () => {
     showTab(currentTab());

@@ -189,3 +189,30 @@ test('the one-time sign-in link works once, not twice', () =>
     await page.getByRole('alert').filter({ hasText: 'already used' }).waitFor();
     assert.equal(await sessionCookie(context), undefined);
   }));
+
+test('the dashboard draws the funnel, the periods and the top numbers (stats answered by the test until /v1/stats lands)', () =>
+  withContext({}, async (context) => {
+    const period = (h, registered, verified) => ({
+      start: new Date(Date.now() - h * 3600e3).toISOString(), registered, call_placed: registered, answered: registered - 1,
+      code_entered: verified + 1, verified, failed: { no_answer: 1 },
+    });
+    const stats = {
+      from: new Date(Date.now() - 86400e3).toISOString(), to: new Date().toISOString(), granularity: 'hour',
+      periods: [period(3, 10, 7), period(2, 6, 5), period(1, 12, 9)],
+      totals: { registered: 28, call_placed: 27, answered: 24, code_entered: 22, verified: 21, failed: { no_answer: 3, wrong_code: 2, hangup: 2 } },
+      conversion: 0.75, median_seconds_to_verify: 23, calls: 27, call_seconds: 610,
+      top_failing_numbers: [{ number: '*******5678', failures: 3 }, { number: '*******1234', failures: 1 }],
+    };
+    await context.route('**/v1/stats?*', (route) => route.fulfill({ json: stats }));
+    const page = await context.newPage();
+    await signIn(page, first.api_key);
+    await page.locator('[data-funnel] svg').waitFor();
+    assert.match(await page.locator('[data-funnel] svg title').textContent(), /Registered 28.*Verified 21/);
+    for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE_360]]) {
+      await page.setViewportSize(viewport);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `dashboard at ${viewport.width}px is ${overflow}px too wide`);
+      await assertAccessible(page, `console dashboard with data (${size})`);
+      await screenshot(page, `console-en-dashboard-data-${size}`);
+    }
+  }));
