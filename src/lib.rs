@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console_link;
 pub mod domain;
 pub mod error;
 pub mod files;

@@ -53,6 +53,17 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// The operator console (served at /console)
+    Console {
+        #[command(subcommand)]
+        action: ConsoleAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleAction {
+    /// Print a one-time sign-in link for a tenant (for tenants that sign their requests)
+    Link(ivr_auth::console_link::LinkArgs),
 }
 
 /// One line on stderr; a stderr that is gone is not worth a panic.
@@ -101,6 +112,12 @@ fn main() -> ExitCode {
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))
                 .map_err(|e| e.to_string()),
+            Command::Console { action: ConsoleAction::Link(args) } => {
+                ivr_auth::console_link::link(args, config.as_deref())
+                    .await
+                    .map(|out| ivr_auth::telemetry::say(&out))
+                    .map_err(|e| e.to_string())
+            }
             Command::Migrate { db } => cli::migrate(&db, config.as_deref())
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))

@@ -30,6 +30,10 @@ pub struct AppState {
     pub servers: Arc<AtomicU32>,
     /// What `/metrics` requires, if anything.
     pub metrics_token: Option<SecretString>,
+    /// What signs an operator into the console, if anything.
+    pub operator_token: Option<SecretString>,
+    /// The console's cookie carries `Secure` (the public URL is https).
+    pub secure_cookies: bool,
     /// Demo-page starts per client address (simulator only).
     pub demo_limiter: Limiter<std::net::IpAddr>,
     pub provider: ProviderKind,

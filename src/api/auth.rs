@@ -1,4 +1,4 @@
-//! Bearer-key authentication of the site API, and the per-tenant rate limit.
+//! Bearer-key authentication of the site API (or, for reads, the console's session), and the per-tenant rate limit.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -61,6 +61,21 @@ async fn check_signed(state: &AppState, req: &HttpRequest, tenant: &Tenant, body
     super::request_signature::check(tenant, req, body, &state.service).await
 }
 
+/// The tenant a console session reads, for a `GET` without an API key:
+/// the console reads the site API with its cookie, and never writes with it
+/// (`None` for any other request, which then needs its key).
+async fn console_reader(req: &HttpRequest) -> Option<Result<(web::Data<AppState>, Tenant), AppError>> {
+    if req.method() != actix_web::http::Method::GET || bearer(req).is_some() {
+        return None;
+    }
+    let state = req.app_data::<web::Data<AppState>>()?.clone();
+    let session = super::session::current(&state, req)?;
+    if super::session::cross_site(req) {
+        return Some(Err(AppError::Forbidden));
+    }
+    Some(super::session::tenant_of(&state, req, &session).await.map(|t| (state, t)))
+}
+
 impl FromRequest for Authenticated {
     type Error = AppError;
     type Future = Extracted<Self>;
@@ -68,6 +83,11 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
+            if let Some(read) = console_reader(&req).await {
+                let (state, tenant) = read?;
+                count(&state, &tenant)?;
+                return Ok(Authenticated(tenant));
+            }
             let (state, req, tenant) = identified(req).await?;
             // The operations behind it take no body: a signature covers the empty one.
             check_signed(&state, &req, &tenant, b"").await?;

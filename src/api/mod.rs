@@ -5,4 +5,5 @@ pub mod input;
 pub mod ops;
 pub mod request_signature;
 pub mod requests;
+pub mod session;
 pub mod tenant;

@@ -185,6 +185,9 @@ pub struct ServeArgs {
     /// Bearer token that /metrics requires (unset: /metrics is open)
     #[arg(long, env = "IVR_AUTH_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Token that signs an operator into the console, seeing every tenant (unset: no operator sign-in)
+    #[arg(long, env = "IVR_AUTH_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
 }
 
 macro_rules! merge {
@@ -266,7 +269,8 @@ impl ServeArgs {
             call_end_grace_ms,
             simulator_pacing,
             simulator_allow_public,
-            metrics_token
+            metrics_token,
+            operator_token
         ))
     }
 }

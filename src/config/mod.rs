@@ -116,6 +116,8 @@ pub struct Settings {
     pub simulator_public: bool,
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretString>,
+    /// When set, signs an operator into the console (every tenant); at least 32 characters.
+    pub operator_token: Option<SecretString>,
 }
 
 /// A setting that is missing, malformed or contradicts another: one line naming it.
@@ -304,6 +306,12 @@ impl Settings {
             simulator_public: a.simulator_allow_public.unwrap_or(false),
             metrics_token: match a.metrics_token.filter(|t| !t.is_empty()) {
                 Some(t) if t.len() < 16 => return Err(bad("IVR_AUTH_METRICS_TOKEN", "must be at least 16 characters")),
+                other => other.map(SecretString::from),
+            },
+            operator_token: match a.operator_token.filter(|t| !t.is_empty()) {
+                Some(t) if t.len() < 32 => {
+                    return Err(bad("IVR_AUTH_OPERATOR_TOKEN", "must be at least 32 characters"));
+                }
                 other => other.map(SecretString::from),
             },
         };

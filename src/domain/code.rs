@@ -38,6 +38,7 @@ pub struct CodeKeys {
     derive_key: [u8; 32],
     fingerprint_key: [u8; 32],
     hold_key: [u8; 32],
+    console_key: [u8; 32],
 }
 
 impl std::fmt::Debug for CodeKeys {
@@ -63,6 +64,7 @@ impl CodeKeys {
             derive_key: hmac(secret, &[b"ivr-auth/code-derive/v1"]),
             fingerprint_key: hmac(secret, &[b"ivr-auth/fingerprint/v1"]),
             hold_key: hmac(secret, &[b"ivr-auth/held-digits/v1"]),
+            console_key: hmac(secret, &[b"ivr-auth/console-session/v1"]),
         }
     }
 
@@ -118,6 +120,12 @@ impl CodeKeys {
     /// (every server derives the same one from the shared secret).
     pub fn hold_key(&self) -> &[u8; 32] {
         &self.hold_key
+    }
+
+    /// The key that signs console sessions and sign-in links
+    /// (`domain::console`), the same on every server.
+    pub fn console_key(&self) -> &[u8; 32] {
+        &self.console_key
     }
 
     /// Keyed fingerprint of a canonical registration body, for idempotency checks.

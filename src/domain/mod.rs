@@ -4,6 +4,7 @@ pub mod audit;
 pub mod budget;
 pub mod call;
 pub mod code;
+pub mod console;
 pub mod delivery;
 pub mod funnel;
 pub mod ip;

@@ -72,6 +72,16 @@ impl Service {
         }
     }
 
+    /// Every tenant, for the operator's console.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.store.list_tenants().await
+    }
+
+    /// Tenant `id` as stored now (a console session checks its key is still this tenant's).
+    pub async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
+        self.store.tenant(id).await
+    }
+
     /// The least STIR/SHAKEN attestation the tenant of `tenant_id` requires of
     /// its inbound calls, if it requires one.
     pub async fn required_attestation(&self, tenant_id: Uuid) -> Result<Option<Attestation>, StoreError> {

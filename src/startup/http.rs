@@ -124,7 +124,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/openapi.json", web::get().to(ops::openapi))
-        .route("/favicon.ico", web::get().to(crate::web::favicon));
+        .route("/favicon.ico", web::get().to(crate::web::favicon))
+        .configure(crate::web::console::routes);
 }
 
 /// The routes of one provider's folder (`/webhooks/<provider>`). The answer

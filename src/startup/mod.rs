@@ -148,6 +148,8 @@ impl Application {
             tenant_limiter: SharedLimiter::new(settings.rate_limit, Duration::from_secs(1), cluster.nodes.clone()),
             servers: cluster.nodes.clone(),
             metrics_token: settings.metrics_token.clone(),
+            operator_token: settings.operator_token.clone(),
+            secure_cookies: settings.public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
             // Enough for a person trying the demo (tens a minute), not for a script.
             demo_limiter: Limiter::new(30, Duration::from_secs(60)),
             provider: settings.provider,

@@ -1,5 +1,6 @@
-//! The browser pages of simulator mode: the dev phone and the demo site, embedded in the binary.
+//! The browser pages, embedded in the binary: the dev phone and the demo site (simulator mode), and the console (every mode).
 
+pub mod console;
 pub mod demo;
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -29,8 +30,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    media-src 'self' http: https: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn serve(name: &str) -> Result<HttpResponse, AppError> {
+    serve_from(&ASSETS, name)
+}
+
+/// The embedded file `name` of `assets`, with the pages' security headers.
+fn serve_from(assets: &[(&str, &str, &'static str)], name: &str) -> Result<HttpResponse, AppError> {
     let (_, content_type, body) =
-        ASSETS.iter().find(|(n, _, _)| *n == name).ok_or(AppError::NotFound("no such asset"))?;
+        assets.iter().find(|(n, _, _)| *n == name).ok_or(AppError::NotFound("no such asset"))?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, *content_type))
         .insert_header((CACHE_CONTROL, "no-cache"))

@@ -6,6 +6,7 @@ mod callbacks;
 mod channels;
 mod cluster;
 mod conformance;
+mod console;
 mod contract;
 mod db;
 mod failover;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end browser tests of the dev phone (/dev/phone) and the demo site
-# (/demo): Debian's Chromium, driven by playwright-core under node:test,
+# End-to-end browser tests of the dev phone (/dev/phone), the demo site
+# (/demo) and the console (/console): Debian's Chromium, driven by playwright-core under node:test,
 # against a real `ivr-auth serve` on a free port with its own database.
 #
 #   bash tests/browser/run.sh target/debug/ivr-auth
@@ -22,6 +22,8 @@ export CHROMIUM_PATH=/usr/bin/chromium
 export IVR_AUTH_INBOUND_NUMBER=+81312345678
 # Prompts take no time here; the pacing people need is tested in the Rust suite.
 export IVR_AUTH_SIMULATOR_PACING=false
+# The console's operator sign-in (tests/console.test.js).
+export IVR_AUTH_OPERATOR_TOKEN=browser-tests-operator-token-0123456789
 
 # ---- Chromium, and fonts for Latin and Japanese text (the pages load no
 # web fonts, so the screenshots show what these render).
@@ -100,6 +102,9 @@ if [ "$started" != yes ]; then
   exit 1
 fi
 export IVR_AUTH_BASE_URL="http://127.0.0.1:$port"
+# For the console tests: the CLI on the server's database (tenants, sign-in links).
+export IVR_AUTH_BIN="$bin"
+export IVR_AUTH_TEST_DATABASE_URL="sqlite://$tmp/ivr.db"
 echo "== ivr-auth serving on $IVR_AUTH_BASE_URL"
 
 # ---- The tests, one file at a time: they share the server's call list.
