@@ -62,7 +62,7 @@ fn one_more_no_input() -> Decide {
     Arc::new(|r: &AuthRequest| {
         let mut next = r.clone();
         next.no_input_count = r.no_input_count.saturating_add(1);
-        Some(Update { request: next, jobs: Vec::new() })
+        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new() })
     })
 }
 
