@@ -152,7 +152,7 @@ impl CallBudgets {
 
 /// The refusal of a call over a spent budget, counted per tenant.
 fn refusal(metrics: &Metrics, tenant: &Tenant, b: CallBudget, wait: TimeDelta) -> Spent {
-    metrics.refused(&tenant.name, b.budget.name());
+    metrics.refused(tenant.id, &tenant.name, b.budget.name());
     tracing::warn!(tenant = %tenant.name, budget = b.budget.name(), limit = b.max, "a call budget is spent: call refused");
     Spent { budget: b.budget, max: b.max, retry_after: wait.to_std().unwrap_or_default().max(Duration::from_secs(1)) }
 }

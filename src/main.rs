@@ -48,6 +48,13 @@ pub enum Command {
         #[command(subcommand)]
         action: PromptsAction,
     },
+    /// The audit trail: verify its chains, export it (JSON lines)
+    Audit {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        action: cli::AuditAction,
+    },
     /// Create or upgrade the database schema, then exit
     Migrate {
         #[command(flatten)]
@@ -118,6 +125,10 @@ fn main() -> ExitCode {
                     .map(|out| ivr_auth::telemetry::say(&out))
                     .map_err(|e| e.to_string())
             }
+            Command::Audit { db, action } => cli::audit(&db, config.as_deref(), action)
+                .await
+                .map(|out| out.iter().for_each(|line| ivr_auth::telemetry::say(line)))
+                .map_err(|e| e.to_string()),
             Command::Migrate { db } => cli::migrate(&db, config.as_deref())
                 .await
                 .map(|out| ivr_auth::telemetry::say(&out))

@@ -1,11 +1,15 @@
 //! Prometheus metrics (`prometheus-client`, the official OpenMetrics client).
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use uuid::Uuid;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -52,9 +56,43 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
+/// Refusals counted in memory since the last flush, per chain (a tenant,
+/// or the server when no tenant is known) and kind: a refusal costs a lock
+/// and an addition, never a write. the service's `flush_refusals` writes them as
+/// one `refusals` event per chain.
+#[derive(Default)]
+pub struct Refusals(Mutex<HashMap<Option<Uuid>, BTreeMap<&'static str, u64>>>);
+
+impl Refusals {
+    /// Counts one refusal of `kind` (`signature`, `rate_limit`, a budget's name…).
+    pub fn count(&self, tenant: Option<Uuid>, kind: &'static str) {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry(tenant).or_default().entry(kind).or_default() += 1;
+    }
+
+    /// The counts so far, leaving none.
+    #[allow(clippy::type_complexity)]
+    pub fn take(&self) -> HashMap<Option<Uuid>, BTreeMap<&'static str, u64>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Counts taken but not written, for the next flush.
+    #[allow(clippy::type_complexity)]
+    pub fn put_back(&self, taken: HashMap<Option<Uuid>, BTreeMap<&'static str, u64>>) {
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (chain, kinds) in taken {
+            for (kind, n) in kinds {
+                *counts.entry(chain).or_default().entry(kind).or_default() += n;
+            }
+        }
+    }
+}
+
 /// All metrics of the process, registered once.
 pub struct Metrics {
     registry: Registry,
+    /// Refusals since their last flush into the audit trail (not exported to Prometheus).
+    pub refusals: Refusals,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Hist,
     pub registered: Family<KindLabel, Counter>,
@@ -238,6 +276,7 @@ impl Default for Metrics {
         sip.register(&mut registry);
         Self {
             registry,
+            refusals: Refusals::default(),
             sip,
             call_queue_wait,
             call_queue_depth,
@@ -270,7 +309,8 @@ impl Metrics {
     }
 
     /// Counts a registration `tenant`'s policy refused, for `reason`.
-    pub fn refused(&self, tenant: &str, reason: &'static str) {
+    pub fn refused(&self, tenant_id: Uuid, tenant: &str, reason: &'static str) {
+        self.refusals.count(Some(tenant_id), reason);
         self.tenant_refusals.get_or_create(&TenantReason { tenant: tenant.to_owned(), reason }).inc();
     }
 

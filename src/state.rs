@@ -62,5 +62,7 @@ impl Verifier for AppState {
 
     fn refused(&self) {
         self.service.metrics.signature_rejections.inc();
+        // The tenant is not known before the signature is: the server's chain.
+        self.service.metrics.refusals.count(None, "signature");
     }
 }

@@ -40,7 +40,10 @@ async fn identify(state: &AppState, token: Option<String>) -> Result<Tenant, App
 
 /// Counts one request of `tenant` against its rate limit.
 pub fn count(state: &AppState, tenant: &Tenant) -> Result<(), AppError> {
-    state.tenant_limiter.check(&tenant.id).map_err(AppError::tenant_rate_limited)
+    state.tenant_limiter.check(&tenant.id).map_err(|wait| {
+        state.service.metrics.refusals.count(Some(tenant.id), "rate_limit");
+        AppError::tenant_rate_limited(wait)
+    })
 }
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;

@@ -1,5 +1,6 @@
 //! The site-facing JSON API and the operations endpoints.
 
+pub mod audit;
 pub mod auth;
 pub mod input;
 pub mod ops;

@@ -62,6 +62,7 @@ impl Modify for RegistrationLinks {
         super::tenant::get_voice,
         super::tenant::put_voice,
         super::tenant::preview,
+        super::audit::list,
     ),
     components(schemas(
         crate::domain::view::RequestView,
@@ -69,6 +70,8 @@ impl Modify for RegistrationLinks {
         crate::api::input::RegisterBody,
         crate::api::input::CheckBody,
         crate::api::tenant::VoiceSettings,
+        crate::api::audit::AuditEvents,
+        crate::api::audit::AuditEvent,
         crate::domain::tenant::TenantVoice,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,

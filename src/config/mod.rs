@@ -365,6 +365,38 @@ impl Settings {
         Ok(())
     }
 
+    /// The settings the audit trail records at start: an allowlist of
+    /// values that are not secret; of each secret only whether it is set
+    /// (never its value), of the database only its kind.
+    pub fn audit_summary(&self) -> serde_json::Value {
+        let set = |s: &Option<SecretString>| s.is_some();
+        serde_json::json!({
+            "listen": self.listen.to_string(),
+            "database": match self.database { DatabaseUrl::Sqlite(_) => "sqlite", DatabaseUrl::Postgres(_) => "postgres" },
+            "public_url": self.public_url.as_ref().map(Url::as_str),
+            "provider": format!("{:?}", self.provider).to_lowercase(),
+            "accounts": self.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            "calls_per_second": self.pace.calls_per_second,
+            "max_concurrent_calls": self.pace.max_concurrent_calls,
+            "caller_id": self.caller_id.as_ref().map(|n| crate::domain::phone::mask_numbers(n.as_str())),
+            "inbound_number": self.inbound_number.as_ref().map(PhoneNumber::as_str),
+            "default_region": self.default_region.to_string(),
+            "allow_private_callbacks": self.allow_private_callbacks,
+            "secret_keys": if self.secret_keys.is_empty() { "key file" } else { "set" },
+            "twilio_auth_token": if set(&self.twilio_auth_token) { "set" } else { "unset" },
+            "metrics_token": if set(&self.metrics_token) { "set" } else { "unset" },
+            "job_lease_seconds": self.job_lease.as_secs(),
+            "gather_timeout": self.gather_timeout,
+            "ring_timeout": self.ring_timeout,
+            "rate_limit": self.rate_limit,
+            "phone_rate_limit": self.phone_rate_limit,
+            "phone_rate_limit_server": self.phone_rate_limit_server,
+            "tenant_calls_per_minute": self.tenant_calls_per_minute,
+            "tenant_calls_per_day": self.tenant_calls_per_day,
+            "retention_days": self.retention_days,
+        })
+    }
+
     /// Whether outbound calls can be placed with these settings.
     pub fn outbound_enabled(&self) -> bool {
         self.provider == ProviderKind::Simulator

@@ -1,4 +1,5 @@
-//! Periodic housekeeping: store the expiry of overdue requests, purge old ones, trim limiter memory.
+//! Periodic housekeeping: store the expiry of overdue requests, seal the audit
+//! trail and write its refusal counts, purge old rows, trim limiter memory.
 //!
 //! Every server may run it at once: an expiry is a transition like any other
 //! (only the first write of it takes effect), and purges skip rows another
@@ -29,8 +30,14 @@ pub fn spawn_sweeper(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut pass: u32 = 0;
+        let mut refusals_since = service.now();
         while !*shutdown.borrow() {
             expire_overdue(&service).await;
+            // Refusals are written once a minute (on the service's clock).
+            if service.now().timestamp() / 60 != refusals_since.timestamp() / 60 {
+                refusals_since = flush_refusals(&service, refusals_since).await;
+            }
+            seal(&service).await;
             if pass.is_multiple_of(HOUSEKEEPING_EVERY) {
                 purge(&service, retention).await;
                 forget(&service).await;
@@ -42,7 +49,27 @@ pub fn spawn_sweeper(
                 _ = shutdown.changed() => {}
             }
         }
+        flush_refusals(&service, refusals_since).await;
+        seal(&service).await;
     })
+}
+
+/// Writes the refusals counted since `since`; answers when the next count starts.
+async fn flush_refusals(service: &Service, since: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    match service.flush_refusals(since).await {
+        Ok(_) => service.now(),
+        Err(e) => {
+            tracing::error!(error = %e, "writing the refusals into the audit trail failed; kept for the next minute");
+            since
+        }
+    }
+}
+
+/// Links the audit events stored since the last pass into their chains.
+async fn seal(service: &Service) {
+    if let Err(e) = service.seal_audit().await {
+        tracing::error!(error = %e, "sealing audit events failed");
+    }
 }
 
 async fn expire_overdue(service: &Service) {
@@ -71,6 +98,11 @@ async fn forget(service: &Service) {
 
 async fn purge(service: &Service, retention: chrono::Duration) {
     let before = service.now() - retention;
+    match service.store.purge_audit(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "audit events and funnel steps past retention deleted"),
+        Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
+    }
     loop {
         match service.store.purge_finished(before, PURGE_BATCH).await {
             Ok(n) if n == PURGE_BATCH => continue,

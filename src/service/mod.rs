@@ -12,9 +12,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
+mod audit;
 mod registration;
 mod tenants;
 
+pub use audit::AuditPage;
 pub use registration::Registered;
 pub use tenants::TenantCache;
 
@@ -26,6 +28,7 @@ use crate::domain::request::{AuthRequest, Effect, Event, Transition};
 use crate::domain::status::Status;
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
+use crate::domain::{audit as audit_record, funnel};
 use crate::metrics::{KindLabel, Metrics};
 use crate::store::{Applied, Job, JobKind, Lease, NewJob, NumberLimit, Store, StoreError, Update};
 
@@ -236,7 +239,9 @@ impl Service {
             let t = r.apply(&event, now).ok()?;
             let jobs = jobs_for(&t, now, grace, inbound.as_ref());
             added.store(!jobs.is_empty(), Ordering::Relaxed);
-            Some(Update { jobs, request: t.next })
+            let audit = audit_record::for_change(r, &event, &t.next, now).into_iter().collect();
+            let steps = funnel::steps(r, &event, &t.next, now);
+            Some(Update { jobs, audit, steps, request: t.next })
         });
         let applied = self.store.update_request(id, decide, finishing).await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {

@@ -82,6 +82,7 @@ impl Service {
             }
             Inserted::Limited { retry_after, scope } => {
                 tracing::warn!(phone = %reg.phone_number, ?scope, "phone number rate limit hit");
+                self.metrics.refusals.count(Some(tenant.id), "number_limit");
                 Err(number_limited(retry_after, scope))
             }
         }
@@ -160,7 +161,7 @@ impl Service {
         };
         match refusal {
             Some(message) => {
-                self.metrics.refused(&tenant.name, "destination");
+                self.metrics.refused(tenant.id, &tenant.name, "destination");
                 Err(ServiceError::Invalid { field: "phone_number", message })
             }
             None => Ok(()),

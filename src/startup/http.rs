@@ -119,6 +119,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tenant/voice", web::get().to(crate::api::tenant::get_voice))
         .route("/v1/tenant/voice", web::put().to(crate::api::tenant::put_voice))
         .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
+        .route("/v1/audit-events", web::get().to(crate::api::audit::list))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

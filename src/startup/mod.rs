@@ -165,6 +165,9 @@ impl Application {
             lease: settings.job_lease,
             allow_private_callbacks: settings.allow_private_callbacks,
         });
+        if let Err(e) = service.audit_start(settings.audit_summary()).await {
+            tracing::error!(error = %e, "recording the start in the audit trail failed");
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let demo = match &provider.simulator {
             Some(_) => Some(web::Data::new(DemoTenant::provision(&service).await?)),

@@ -21,6 +21,7 @@ macro_rules! tenant_columns {
     };
 }
 
+pub mod audit;
 mod cluster;
 pub mod jobs;
 pub(crate) mod limits;
@@ -34,6 +35,7 @@ mod url;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit::{AuditQuery, AuditStore, ChainHead, StoredEvent, Verdict};
 pub use cluster::{ClusterStore, WriteCounters};
 pub use jobs::{Job, JobKind, JobStore, Lease, NewJob};
 pub use limits::{LimitScope, Limits, NumberLimit};
@@ -74,9 +76,9 @@ impl StoreError {
 /// is atomic and durable before it returns. Job leases are handed out by the
 /// database, so several server processes on one database never run the same
 /// job at once, and a job whose runner died is taken over when its lease ends.
-pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore {}
+pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore {}
 
-impl<T: RequestStore + JobStore + TenantStore + ClusterStore> Store for T {}
+impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore> Store for T {}
 
 /// What the opening process is, which decides how a backend sets itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

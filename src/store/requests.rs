@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::audit::Record;
 use crate::domain::budget::Budget;
+use crate::domain::funnel::Reached;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::store::{Job, Lease, LimitScope, Limits, NewJob, StoreError};
@@ -29,11 +31,15 @@ pub enum Inserted {
     Limited { retry_after: Duration, scope: LimitScope },
 }
 
-/// What a decision writes: the request's new state and the jobs that follow from it.
+/// What a decision writes: the request's new state, the jobs that follow
+/// from it, and the audit events and funnel steps of the change (written in
+/// the same commit).
 #[derive(Debug)]
 pub struct Update {
     pub request: AuthRequest,
     pub jobs: Vec<NewJob>,
+    pub audit: Vec<Record>,
+    pub steps: Vec<Reached>,
 }
 
 /// Looks at the current state and decides the update, if any. The store runs
@@ -67,7 +73,9 @@ pub(crate) const PENDING_INBOUND: &str = concat!(
 /// Auth requests: stored with their jobs and limits, changed only by a decision.
 #[async_trait]
 pub trait RequestStore: Send + Sync + 'static {
-    /// Stores a new request and its jobs in one commit. A request whose
+    /// Stores a new request and its jobs in one commit, with its
+    /// registration's audit event and funnel step (`domain::audit::registered`,
+    /// `domain::funnel::registered`). A request whose
     /// tenant already used its `external_id` is answered `Existing` before
     /// any limit is looked at; then `limits.number` counts the requests for
     /// the same phone number created within its window before

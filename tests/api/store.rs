@@ -62,7 +62,7 @@ fn one_more_no_input() -> Decide {
     Arc::new(|r: &AuthRequest| {
         let mut next = r.clone();
         next.no_input_count = r.no_input_count.saturating_add(1);
-        Some(Update { request: next, jobs: Vec::new() })
+        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new() })
     })
 }
 
@@ -523,5 +523,95 @@ async fn a_call_budget_holds_under_a_burst_from_two_servers() {
         later.mode = Mode::Outbound;
         let limits = Limits { number: None, budgets: vec![budget] };
         assert!(matches!(store.insert_request(later, vec![], limits).await.unwrap(), Inserted::Created { .. }));
+    });
+}
+
+fn record(tenant: Option<Uuid>, at: DateTime<Utc>, n: u32) -> ivr_auth::domain::audit::Record {
+    ivr_auth::domain::audit::Record {
+        kind: ivr_auth::domain::audit::Kind::Refusals,
+        tenant_id: tenant,
+        request_id: None,
+        at,
+        data: serde_json::json!({ "counts": { "signature": n } }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_events_are_sealed_per_chain_verified_and_purged_from_the_oldest() {
+    use ivr_auth::store::audit::verify;
+    use ivr_auth::store::{AuditQuery, Verdict};
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let t = Uuid::now_v7();
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let at = |m: i64| t0 + chrono::Duration::minutes(m);
+        let records: Vec<_> =
+            (0..5).map(|m| record(Some(t), at(m), m as u32)).chain([record(None, at(0), 9)]).collect();
+        store.append_audit(records).await.unwrap();
+        assert_eq!(store.unsealed_audit().await.unwrap(), 6);
+        assert_eq!(store.seal_audit(4).await.unwrap(), 4, "the oldest first, as many as asked");
+        assert_eq!(store.seal_audit(100).await.unwrap(), 2);
+        assert_eq!(store.seal_audit(100).await.unwrap(), 0);
+        let heads = store.audit_heads().await.unwrap();
+        assert_eq!((heads[&t.to_string()].seq, heads["server"].seq), (5, 1), "one chain per tenant and the server's");
+        assert_eq!(verify(&*store).await.unwrap(), Verdict::Intact { chains: 2, events: 6, unsealed: 0 });
+
+        // Purged up to minute 2: the anchor moves to seq 2, the rest verifies from it.
+        assert_eq!(store.purge_audit(at(2)).await.unwrap(), 3);
+        let chain = store.audit_chain(&t.to_string(), 0, 100).await.unwrap();
+        assert_eq!(chain.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(store.audit_heads().await.unwrap()[&t.to_string()].anchor_seq, 2);
+        store.append_audit(vec![record(Some(t), at(6), 6)]).await.unwrap();
+        assert!(
+            matches!(verify(&*store).await.unwrap(), Verdict::Intact { unsealed: 1, .. }),
+            "unsealed is not broken"
+        );
+        store.seal_audit(100).await.unwrap();
+        // The server chain stays, empty, at its anchor.
+        assert_eq!(verify(&*store).await.unwrap(), Verdict::Intact { chains: 2, events: 4, unsealed: 0 });
+
+        let newest =
+            store.audit_events(AuditQuery { tenant: Some(t), limit: 2, ..AuditQuery::default() }).await.unwrap();
+        assert_eq!(newest.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(), [6, 5], "newest first");
+        let older = AuditQuery { tenant: Some(t), limit: 10, before_id: Some(newest[1].id), ..AuditQuery::default() };
+        assert_eq!(store.audit_events(older).await.unwrap().len(), 2);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
+    use ivr_auth::domain::funnel::{Reached, Step};
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let a = tenant(&*store, "a").await;
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut ids = Vec::new();
+        for (n, minute) in [0, 10, 70].into_iter().enumerate() {
+            let r = request(&a, &format!("+8190123456{n:02}"), None, t0 + chrono::Duration::minutes(minute));
+            ids.push(r.id);
+            store.insert_request(r, vec![], Limits::default()).await.unwrap();
+        }
+        let answered = |at: DateTime<Utc>| -> Decide {
+            Arc::new(move |r: &AuthRequest| {
+                let step = Reached { request_id: r.id, tenant_id: r.tenant_id, step: Step::Answered, detail: None, at };
+                Some(Update { request: r.clone(), jobs: Vec::new(), audit: Vec::new(), steps: vec![step] })
+            })
+        };
+        store.update_request(ids[0], answered(t0 + chrono::Duration::minutes(1)), None).await.unwrap();
+        let counts = store.step_counts(a.id, t0, t0 + chrono::Duration::hours(3), 3600).await.unwrap();
+        let hour = |h: i64| t0 + chrono::Duration::hours(h);
+        assert_eq!(
+            counts,
+            vec![
+                (hour(0), Step::Registered, None, 2),
+                (hour(0), Step::Answered, None, 1),
+                (hour(1), Step::Registered, None, 1)
+            ]
+        );
+        let other = store.step_counts(Uuid::now_v7(), t0, hour(3), 3600).await.unwrap();
+        assert!(other.is_empty(), "another tenant's steps are not counted");
+        let registered =
+            store.audit_events(ivr_auth::store::AuditQuery { tenant: Some(a.id), limit: 10, ..Default::default() });
+        assert_eq!(registered.await.unwrap().len(), 3, "each insert wrote its request.registered");
     });
 }

@@ -4,7 +4,8 @@
 //! A batch locks its rows (requests, then the jobs it finishes, each in id
 //! order, so that the batches of several servers never deadlock), runs every
 //! decision in arrival order against the locked state (two events for one
-//! request see each other), sends all its writes pipelined and commits once.
+//! request see each other), sends all its writes pipelined (the audit events
+//! and funnel steps of its changes among them) and commits once.
 //! A batch that fails on a lost connection, a serialization failure or a
 //! deadlock runs again from the start (decisions are re-runnable); a commit
 //! whose answer was lost with its connection is recognised by the batch id it
@@ -22,11 +23,14 @@ use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::audit::{ADD_EVENTS, ADD_STEPS, EventArrays, StepArrays};
 use super::queue;
 use super::requests::NewRequest;
 use super::rows::request_from_row;
 use super::{Db, Fail, JobArrays};
 use crate::clock::to_millis;
+use crate::domain::audit::Record;
+use crate::domain::funnel::Reached;
 use crate::domain::request::AuthRequest;
 use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};
 
@@ -226,11 +230,19 @@ struct Decisions {
     outcomes: Vec<Option<Outcome>>,
     new_jobs: Vec<NewJob>,
     finished: Vec<i64>,
+    audit: Vec<Record>,
+    steps: Vec<Reached>,
 }
 
 /// Runs every update's decision, in arrival order, on the locked state.
 fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
-    let mut d = Decisions { outcomes: Vec::with_capacity(batch.len()), new_jobs: Vec::new(), finished: Vec::new() };
+    let mut d = Decisions {
+        outcomes: Vec::with_capacity(batch.len()),
+        new_jobs: Vec::new(),
+        finished: Vec::new(),
+        audit: Vec::new(),
+        steps: Vec::new(),
+    };
     for op in batch {
         let Op::Update { id, decide, finishing, .. } = op else {
             d.outcomes.push(None);
@@ -255,6 +267,8 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
                 *state = update.request.clone();
                 *dirty = true;
                 d.new_jobs.extend(update.jobs);
+                d.audit.extend(update.audit);
+                d.steps.extend(update.steps);
                 d.outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: Some(update.request) }))));
             }
         }
@@ -295,13 +309,23 @@ async fn write(
         }
         Ok::<(), Fail>(())
     };
+    let (events, steps) = (EventArrays::new(&d.audit), StepArrays::new(&d.steps));
+    let recording = async {
+        if !events.is_empty() {
+            tx.execute(ADD_EVENTS, &events.params()).await?;
+        }
+        if !steps.is_empty() {
+            tx.execute(ADD_STEPS, &steps.params()).await?;
+        }
+        Ok::<(), Fail>(())
+    };
     let inserts = batch.iter().zip(tokens).enumerate().filter_map(|(n, (op, token))| match op {
         Op::Insert { request, jobs, .. } => {
             Some(async move { Ok::<_, Fail>((n, NewRequest::new(request, jobs, *token, db.lease).insert(tx).await?)) })
         }
         Op::Update { .. } => None,
     });
-    let ((), (), (), inserted) = tokio::try_join!(updates, adding, dropping, try_join_all(inserts))?;
+    let ((), (), (), (), inserted) = tokio::try_join!(updates, adding, dropping, recording, try_join_all(inserts))?;
     Ok(inserted)
 }
 

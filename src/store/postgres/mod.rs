@@ -14,6 +14,7 @@
 
 #[macro_use]
 mod retry;
+mod audit;
 mod batch;
 mod cluster;
 mod connect;
@@ -40,7 +41,7 @@ use retry::{Fail, db};
 use rows::RequestParams;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
@@ -48,6 +49,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("../../../migrations/postgres/0005_delivery.sql"),
     include_str!("../../../migrations/postgres/0006_replays_and_call_counts.sql"),
     include_str!("../../../migrations/postgres/0007_call_pacing.sql"),
+    include_str!("../../../migrations/postgres/0008_audit.sql"),
 ];
 
 /// PostgreSQL-backed store.

@@ -18,14 +18,19 @@ use crate::store::{
     Applied, Decide, Inserted, Lease, Limits, NewJob, PENDING_INBOUND, RequestStore, StoreError, register,
 };
 
-/// Inserts a request and its jobs in one statement; a conflict on any unique
-/// key inserts nothing. Answers how many requests were inserted (0 or 1) and
+/// Inserts a request and its jobs in one statement, with its registration's
+/// audit event and funnel step (written only if the request is); a conflict
+/// on any unique key inserts nothing. Answers how many requests were inserted (0 or 1) and
 /// the jobs inserted already leased (one row with NULLs when there are none).
 const INSERT_REQUEST: &str = concat!(
     "WITH req AS (INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING RETURNING id), \
+     $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING RETURNING id, tenant_id, created_at), \
+     aud AS (INSERT INTO audit_events (chain, kind, tenant_id, request_id, at, data) \
+       SELECT tenant_id::text, 'request.registered', tenant_id, id, created_at, $34 FROM req), \
+     stp AS (INSERT INTO request_steps (request_id, tenant_id, step, at) \
+       SELECT id, tenant_id, 'registered', created_at FROM req), \
      job AS (INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
        SELECT k, req.id, p, now() + d * interval '1 millisecond', now(), \
               CASE WHEN c THEN $32::uuid END, \
@@ -39,11 +44,17 @@ const INSERT_REQUEST: &str = concat!(
 );
 
 /// A request alone (no jobs): a conflict on any unique key inserts nothing.
+/// Answers how many requests were inserted (0 or 1).
 const INSERT_REQUEST_ALONE: &str = concat!(
-    "INSERT INTO auth_requests (",
+    "WITH req AS (INSERT INTO auth_requests (",
     request_columns!(),
     ", terminal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING"
+     $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING RETURNING id, tenant_id, created_at), \
+     aud AS (INSERT INTO audit_events (chain, kind, tenant_id, request_id, at, data) \
+       SELECT tenant_id::text, 'request.registered', tenant_id, id, created_at, $28 FROM req), \
+     stp AS (INSERT INTO request_steps (request_id, tenant_id, step, at) \
+       SELECT id, tenant_id, 'registered', created_at FROM req) \
+     SELECT count(*) FROM req"
 );
 
 /// A request on its way in, with its jobs, as statement parameters.
@@ -54,6 +65,8 @@ pub(super) struct NewRequest<'a> {
     /// The claim token of the jobs inserted already leased.
     token: Uuid,
     lease_ms: f64,
+    /// The data of its `request.registered` audit event (JSON text).
+    registered: String,
 }
 
 impl<'a> NewRequest<'a> {
@@ -63,6 +76,7 @@ impl<'a> NewRequest<'a> {
             jobs: JobArrays::new(jobs),
             token,
             lease_ms: millis_f64(lease),
+            registered: crate::domain::audit::registered(request).data.to_string(),
             request,
         }
     }
@@ -75,13 +89,23 @@ impl<'a> NewRequest<'a> {
         let j = &self.jobs;
         if j.kinds.is_empty() {
             let stmt = c.prepare_cached(INSERT_REQUEST_ALONE).await?;
-            if c.execute(&stmt, &self.params.all()).await? == 1 {
+            let mut params = self.params.all().to_vec();
+            params.push(&self.registered);
+            if c.query_one(&stmt, &params).await?.try_get::<_, i64>(0)? == 1 {
                 return Ok(Inserted::Created { claimed: Vec::new(), budget_use: Vec::new() });
             }
         } else {
             let stmt = c.prepare_cached(INSERT_REQUEST).await?;
             let mut params = self.params.all().to_vec();
-            params.extend_from_slice(&[&j.kinds, &j.payloads, &j.delays, &j.claims, &self.token, &self.lease_ms]);
+            params.extend_from_slice(&[
+                &j.kinds,
+                &j.payloads,
+                &j.delays,
+                &j.claims,
+                &self.token,
+                &self.lease_ms,
+                &self.registered,
+            ]);
             let rows = c.query(&stmt, &params).await?;
             if rows.first().is_some_and(|row| row.get::<_, i64>(0) == 1) {
                 let claimed = rows.iter().filter(|row| row.get::<_, Option<i64>>(1).is_some());

@@ -4,6 +4,7 @@
 //! the writer thread serializes every read-decide-write, and the process
 //! clock is the database's clock.
 
+mod audit;
 mod cluster;
 mod jobs;
 mod pool;
@@ -26,7 +27,7 @@ use crate::store::{Job, Lease, NewJob, OpenOptions, Role, StoreError, WriteCount
 use pool::{Pool, db_err};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
@@ -35,6 +36,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("../../../migrations/sqlite/0006_delivery.sql"),
     include_str!("../../../migrations/sqlite/0007_replays_and_call_counts.sql"),
     include_str!("../../../migrations/sqlite/0008_call_pacing.sql"),
+    include_str!("../../../migrations/sqlite/0009_audit.sql"),
 ];
 
 /// SQLite-backed store.

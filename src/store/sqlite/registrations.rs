@@ -9,6 +9,7 @@ use super::rows::{self, ms};
 use super::{insert_jobs, select_by_external_id};
 use crate::domain::budget::Budget;
 use crate::domain::request::AuthRequest;
+use crate::domain::{audit, funnel};
 use crate::store::limits::{
     BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, Nth, OUTBOUND_NTH_NEWEST,
 };
@@ -65,6 +66,8 @@ impl Registrations for Registering<'_> {
     async fn insert(&mut self) -> Result<Inserted, StoreError> {
         rows::insert_request(self.conn, self.request).map_err(db_err)?;
         let claimed = insert_jobs(self.conn, self.jobs, self.lease_ms)?;
+        super::audit::insert_records(self.conn, &[audit::registered(self.request)])?;
+        super::audit::insert_steps(self.conn, &[funnel::registered(self.request)])?;
         Ok(Inserted::Created { claimed, budget_use: Vec::new() })
     }
 

@@ -105,6 +105,8 @@ impl RequestStore for SqliteStore {
                 let Some(update) = decide(&before) else { return Ok(Some(Applied { before, after: None })) };
                 rows::update_request(c, &update.request).map_err(db_err)?;
                 insert_jobs(c, &update.jobs, 0)?;
+                super::audit::insert_records(c, &update.audit)?;
+                super::audit::insert_steps(c, &update.steps)?;
                 if finishing.is_none() {
                     counters.wrote();
                 }

@@ -1,5 +1,9 @@
-//! The one-shot commands `tenant create|list|rotate-key`, `migrate` and
-//! `prompts render` (the command line itself is parsed in `main.rs`).
+//! The one-shot commands `tenant create|list|rotate-key`, `audit verify|export`,
+//! `migrate` and `prompts render` (the command line itself is parsed in `main.rs`).
+
+mod audit;
+
+pub use audit::{AuditAction, audit};
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
@@ -8,6 +12,7 @@ use serde_json::json;
 
 use crate::call::prompts::Prompts;
 use crate::config::{ServeArgs, parse_database_url};
+use crate::domain::audit::{Kind, Record};
 use crate::domain::phone::{PhoneNumber, Region};
 use crate::domain::tenant::{Tenant, TenantPolicy, new_api_key, new_callback_secret};
 use crate::domain::text::is_hidden;
@@ -275,6 +280,30 @@ fn credentials_json(t: &Tenant, api_key: &str) -> serde_json::Value {
     })
 }
 
+/// Appends a tenant's event to the audit trail, right after the change it
+/// tells of (a separate commit: a crash between the two loses the event,
+/// never the change).
+async fn audit_tenant(
+    store: &dyn store::Store,
+    kind: Kind,
+    t: &Tenant,
+    data: serde_json::Value,
+) -> Result<(), CliError> {
+    let record = Record { kind, tenant_id: Some(t.id), request_id: None, at: Utc::now(), data };
+    Ok(store.append_audit(vec![record]).await?)
+}
+
+/// The top-level settings whose stored value differs (names only: a value may be a key).
+fn changed_settings(before: &str, after: &str) -> Vec<String> {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default();
+    let (before, after) = (parse(before), parse(after));
+    let mut names: Vec<String> =
+        before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).cloned().collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Runs a tenant command and returns what to print.
 pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: TenantAction) -> Result<String, CliError> {
     let store = store::open(&db.url(config)?, OpenOptions::new(Role::Cli)).await?;
@@ -286,6 +315,7 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
                 StoreError::Conflict(_) => CliError::Usage(format!("a tenant named {:?} exists", tenant.name)),
                 other => other.into(),
             })?;
+            audit_tenant(&*store, Kind::TenantCreated, &tenant, json!({ "name": tenant.name, "by": "cli" })).await?;
             Ok(credentials_json(&tenant, key.full.expose_secret()).to_string())
         }
         TenantAction::List => {
@@ -296,10 +326,13 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
             let Some(mut tenant) = store.list_tenants().await?.into_iter().find(|t| t.name == args.name) else {
                 return Err(CliError::Usage(format!("no tenant named {:?}", args.name)));
             };
+            let before = tenant.policy.to_json();
             tenant.policy = args.apply(tenant.policy, &server_prompts(config)?)?;
             if !store.set_tenant_policy(&tenant.name, &tenant.policy).await? {
                 return Err(CliError::Usage(format!("tenant {:?} changed while setting; try again", args.name)));
             }
+            let changed = changed_settings(&before, &tenant.policy.to_json());
+            audit_tenant(&*store, Kind::SettingsChanged, &tenant, json!({ "changed": changed, "by": "cli" })).await?;
             Ok(public_json(&tenant).to_string())
         }
         TenantAction::RotateKey { name } => {
@@ -315,6 +348,9 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
             if !store.update_tenant_credentials(tenant.clone()).await? {
                 return Err(CliError::Usage(format!("tenant {name:?} changed while rotating; try again")));
             }
+            // The key id is public (it only finds the row); the key itself is never recorded.
+            let data = json!({ "key_id": tenant.key_id, "by": "cli" });
+            audit_tenant(&*store, Kind::KeyRotated, &tenant, data).await?;
             Ok(credentials_json(&tenant, key.full.expose_secret()).to_string())
         }
     }
