@@ -7,4 +7,5 @@ pub mod ops;
 pub mod request_signature;
 pub mod requests;
 pub mod session;
+pub mod stats;
 pub mod tenant;

@@ -63,6 +63,7 @@ impl Modify for RegistrationLinks {
         super::tenant::put_voice,
         super::tenant::preview,
         super::audit::list,
+        super::stats::stats,
     ),
     components(schemas(
         crate::domain::view::RequestView,
@@ -72,6 +73,10 @@ impl Modify for RegistrationLinks {
         crate::api::tenant::VoiceSettings,
         crate::api::audit::AuditEvents,
         crate::api::audit::AuditEvent,
+        crate::api::stats::Stats,
+        crate::api::stats::Counts,
+        crate::api::stats::Period,
+        crate::api::stats::FailingNumber,
         crate::domain::tenant::TenantVoice,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,

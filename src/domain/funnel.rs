@@ -93,6 +93,19 @@ pub fn steps(before: &AuthRequest, event: &Event, after: &AuthRequest, at: DateT
         at,
     };
     let mut out = Vec::new();
+    // Answered: the first change that puts a call in progress, whichever
+    // came first — the answer webhook, the provider's `in-progress` status
+    // callback, or an inbound caller's code on a shared number.
+    let call_event = matches!(
+        event,
+        Event::CallConnected { .. } | Event::CallStatusReported { .. } | Event::InboundCodeEntered { .. }
+    );
+    if call_event
+        && before.status.rank() < Status::InProgress.rank()
+        && after.status.rank() >= Status::InProgress.rank()
+    {
+        out.push(reach(Step::Answered, None));
+    }
     match event {
         Event::CallPlaced { .. } => out.push(reach(Step::CallPlaced, None)),
         Event::CallStatusReported { status: CallStatus::Ringing, .. }
@@ -100,13 +113,7 @@ pub fn steps(before: &AuthRequest, event: &Event, after: &AuthRequest, at: DateT
         {
             out.push(reach(Step::Ringing, None));
         }
-        Event::CallConnected { .. } if before.status.rank() < Status::InProgress.rank() => {
-            out.push(reach(Step::Answered, None));
-        }
         Event::InboundCodeEntered { correct, .. } => {
-            if before.status.rank() < Status::InProgress.rank() {
-                out.push(reach(Step::Answered, None));
-            }
             out.push(reach(Step::CodeEntered, Some(right(*correct))));
         }
         Event::CodeEntered { correct } | Event::CodeChecked { correct } => {
@@ -176,6 +183,21 @@ mod tests {
             seen,
             vec![Step::Registered, Step::CallPlaced, Step::Ringing, Step::Answered, Step::CodeEntered, Step::Verified]
         );
+    }
+
+    #[test]
+    fn an_in_progress_status_before_the_answer_webhook_is_the_answer() {
+        let now = Utc::now();
+        let mut r = pending_outbound(now);
+        r = r.apply(&Event::CallPlaced { call_sid: "CA1".into(), account: "a".into() }, now).unwrap().next;
+        let status = Event::CallStatusReported { status: CallStatus::InProgress, sip_code: None, seconds: None };
+        let up = r.apply(&status, now).unwrap().next;
+        let got: Vec<Step> = steps(&r, &status, &up, now).into_iter().map(|s| s.step).collect();
+        assert_eq!(got, vec![Step::Answered]);
+        let connected = Event::CallConnected { call_sid: "CA1".into() };
+        if let Ok(t) = up.apply(&connected, now) {
+            assert!(steps(&up, &connected, &t.next, now).is_empty(), "answered once");
+        }
     }
 
     #[test]

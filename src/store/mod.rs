@@ -29,6 +29,7 @@ pub mod postgres;
 mod requests;
 pub mod seed;
 pub mod sqlite;
+pub mod stats;
 mod tenants;
 mod url;
 
@@ -76,9 +77,9 @@ impl StoreError {
 /// is atomic and durable before it returns. Job leases are handed out by the
 /// database, so several server processes on one database never run the same
 /// job at once, and a job whose runner died is taken over when its lease ends.
-pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore {}
+pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + stats::StatsStore {}
 
-impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore> Store for T {}
+impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + stats::StatsStore> Store for T {}
 
 /// What the opening process is, which decides how a backend sets itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,7 @@ mod sip;
 mod sipp;
 mod slow_clients;
 mod stale;
+mod stats;
 mod store;
 mod toll_fraud;
 mod voice;

@@ -25,6 +25,7 @@ mod reads;
 mod registrations;
 mod requests;
 mod rows;
+mod stats;
 mod tenants;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ mod pool;
 mod registrations;
 mod requests;
 mod rows;
+mod stats;
 mod tenants;
 
 use std::fs::File;
