@@ -28,7 +28,7 @@ use crate::domain::request::{AuthRequest, Effect, Event, Transition};
 use crate::domain::status::Status;
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
-use crate::domain::{audit as audit_record, funnel};
+use crate::domain::{audit as audit_record, funnel, usage};
 use crate::metrics::{KindLabel, Metrics};
 use crate::store::{Applied, Job, JobKind, Lease, NewJob, NumberLimit, Store, StoreError, Update};
 
@@ -241,7 +241,8 @@ impl Service {
             added.store(!jobs.is_empty(), Ordering::Relaxed);
             let audit = audit_record::for_change(r, &event, &t.next, now).into_iter().collect();
             let steps = funnel::steps(r, &event, &t.next, now);
-            Some(Update { jobs, audit, steps, request: t.next })
+            let usage = usage::for_change(r, &event, &t.next, now);
+            Some(Update { jobs, audit, steps, usage, request: t.next })
         });
         let applied = self.store.update_request(id, decide, finishing).await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {

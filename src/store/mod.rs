@@ -31,6 +31,7 @@ pub mod seed;
 pub mod sqlite;
 mod tenants;
 mod url;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub(crate) use requests::PENDING_INBOUND;
 pub use requests::{Applied, Decide, Inserted, RequestStore, Update};
 pub use tenants::TenantStore;
 pub use url::DatabaseUrl;
+pub use usage::{UsageRow, UsageStore};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +78,9 @@ impl StoreError {
 /// is atomic and durable before it returns. Job leases are handed out by the
 /// database, so several server processes on one database never run the same
 /// job at once, and a job whose runner died is taken over when its lease ends.
-pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore {}
+pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore {}
 
-impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore> Store for T {}
+impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore> Store for T {}
 
 /// What the opening process is, which decides how a backend sets itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

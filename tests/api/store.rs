@@ -62,7 +62,7 @@ fn one_more_no_input() -> Decide {
     Arc::new(|r: &AuthRequest| {
         let mut next = r.clone();
         next.no_input_count = r.no_input_count.saturating_add(1);
-        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new() })
+        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new(), usage: Vec::new() })
     })
 }
 
@@ -594,7 +594,13 @@ async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
         let answered = |at: DateTime<Utc>| -> Decide {
             Arc::new(move |r: &AuthRequest| {
                 let step = Reached { request_id: r.id, tenant_id: r.tenant_id, step: Step::Answered, detail: None, at };
-                Some(Update { request: r.clone(), jobs: Vec::new(), audit: Vec::new(), steps: vec![step] })
+                Some(Update {
+                    request: r.clone(),
+                    jobs: Vec::new(),
+                    audit: Vec::new(),
+                    steps: vec![step],
+                    usage: Vec::new(),
+                })
             })
         };
         store.update_request(ids[0], answered(t0 + chrono::Duration::minutes(1)), None).await.unwrap();
