@@ -12,3 +12,5 @@ CREATE TABLE IF NOT EXISTS usage_events (
 );
 CREATE INDEX IF NOT EXISTS usage_events_tenant ON usage_events (tenant_id, at);
 CREATE INDEX IF NOT EXISTS usage_events_at ON usage_events (at);
+-- A call's seconds are counted once, however often its end is reported.
+CREATE UNIQUE INDEX IF NOT EXISTS usage_events_call_seconds ON usage_events (request_id) WHERE kind = 'call_seconds';

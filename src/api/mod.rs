@@ -8,3 +8,4 @@ pub mod request_signature;
 pub mod requests;
 pub mod session;
 pub mod tenant;
+pub mod usage;

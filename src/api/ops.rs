@@ -63,6 +63,7 @@ impl Modify for RegistrationLinks {
         super::tenant::put_voice,
         super::tenant::preview,
         super::audit::list,
+        super::usage::get,
     ),
     components(schemas(
         crate::domain::view::RequestView,
@@ -72,6 +73,9 @@ impl Modify for RegistrationLinks {
         crate::api::tenant::VoiceSettings,
         crate::api::audit::AuditEvents,
         crate::api::audit::AuditEvent,
+        crate::api::usage::Usage,
+        crate::api::usage::UsageLine,
+        crate::api::usage::UsageTotals,
         crate::domain::tenant::TenantVoice,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,

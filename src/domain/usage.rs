@@ -150,6 +150,31 @@ pub fn for_change(before: &AuthRequest, event: &Event, after: &AuthRequest, at: 
     }
 }
 
+/// The seconds of a call's `completed` report that changes nothing else: the
+/// server had already recorded the call's end when it answered `<Hangup/>`
+/// (`request::apply`), and the provider tells the duration only afterwards.
+/// A repeated report is counted once: the store keeps one `call_seconds` row
+/// per request.
+pub fn seconds_of_ended_call(r: &AuthRequest, event: &Event, at: DateTime<Utc>) -> Vec<Used> {
+    match event {
+        Event::CallStatusReported { status: CallStatus::Completed, seconds: Some(s), .. }
+            if *s > 0 && r.call_sid.is_some() =>
+        {
+            let used = Used {
+                tenant_id: r.tenant_id,
+                request_id: r.id,
+                at,
+                kind: Kind::CallSeconds,
+                account: account(r),
+                country: country(r),
+                amount: u64::from(*s),
+            };
+            vec![used]
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tenant/voice", web::put().to(crate::api::tenant::put_voice))
         .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
         .route("/v1/audit-events", web::get().to(crate::api::audit::list))
+        .route("/v1/usage", web::get().to(crate::api::usage::get))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

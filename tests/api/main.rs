@@ -31,5 +31,6 @@ mod slow_clients;
 mod stale;
 mod store;
 mod toll_fraud;
+mod usage;
 mod voice;
 mod webhooks;

@@ -26,7 +26,8 @@ pub(super) struct UsageArrays {
 }
 
 pub(super) const ADD_USAGE: &str = "INSERT INTO usage_events (tenant_id, request_id, at, kind, account, country, amount) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::int8[])";
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+     ON CONFLICT DO NOTHING";
 
 impl UsageArrays {
     pub(super) fn new<'a>(used: impl IntoIterator<Item = &'a Used>) -> Self {

@@ -19,7 +19,7 @@ pub(super) fn insert_usage(c: &Connection, used: &[Used]) -> Result<(), StoreErr
     }
     let mut stmt = c
         .prepare_cached(
-            "INSERT INTO usage_events (tenant_id, request_id, at, kind, account, country, amount) \
+            "INSERT OR IGNORE INTO usage_events (tenant_id, request_id, at, kind, account, country, amount) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(db_err)?;
