@@ -55,6 +55,9 @@ pub enum Command {
         #[command(subcommand)]
         action: cli::AuditAction,
     },
+    /// Usage for billing in a month: calls placed and taken, call-seconds, text
+    /// messages, per tenant, provider account and country (a table per tenant, or CSV)
+    Usage(cli::UsageArgs),
     /// Create or upgrade the database schema, then exit
     Migrate {
         #[command(flatten)]
@@ -128,6 +131,10 @@ fn main() -> ExitCode {
             Command::Audit { db, action } => cli::audit(&db, config.as_deref(), action)
                 .await
                 .map(|out| out.iter().for_each(|line| ivr_auth::telemetry::say(line)))
+                .map_err(|e| e.to_string()),
+            Command::Usage(args) => cli::usage(args, config.as_deref())
+                .await
+                .map(|out| ivr_auth::telemetry::say(&out))
                 .map_err(|e| e.to_string()),
             Command::Migrate { db } => cli::migrate(&db, config.as_deref())
                 .await

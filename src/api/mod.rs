@@ -9,3 +9,4 @@ pub mod requests;
 pub mod session;
 pub mod stats;
 pub mod tenant;
+pub mod usage;

@@ -64,6 +64,7 @@ impl Modify for RegistrationLinks {
         super::tenant::preview,
         super::audit::list,
         super::stats::stats,
+        super::usage::get,
     ),
     components(schemas(
         crate::domain::view::RequestView,
@@ -77,6 +78,9 @@ impl Modify for RegistrationLinks {
         crate::api::stats::Counts,
         crate::api::stats::Period,
         crate::api::stats::FailingNumber,
+        crate::api::usage::Usage,
+        crate::api::usage::UsageLine,
+        crate::api::usage::UsageTotals,
         crate::domain::tenant::TenantVoice,
         crate::error::ErrorBody,
         crate::error::ErrorDetail,

@@ -1,9 +1,11 @@
-//! The one-shot commands `tenant create|list|rotate-key`, `audit verify|export`,
+//! The one-shot commands `tenant create|list|rotate-key`, `audit verify|export`, `usage`,
 //! `migrate` and `prompts render` (the command line itself is parsed in `main.rs`).
 
 mod audit;
+mod usage;
 
 pub use audit::{AuditAction, audit};
+pub use usage::{UsageArgs, usage};
 
 use chrono::Utc;
 use clap::{Args, Subcommand};

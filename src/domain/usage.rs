@@ -6,7 +6,7 @@
 //! as an append-only row, so a month's usage outlives the requests' purge and
 //! no counter row is ever a hot spot.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::request::{AuthRequest, Event};
@@ -52,6 +52,56 @@ pub struct Used {
     pub country: String,
     pub amount: u64,
 }
+
+/// A calendar month (UTC), the period usage is told by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Month {
+    year: i32,
+    /// 1 to 12.
+    month: u32,
+}
+
+impl Month {
+    /// `YYYY-MM`, like `2026-12`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (y, m) = raw.split_once('-')?;
+        if y.len() != 4 || m.len() != 2 {
+            return None;
+        }
+        let (year, month) = (y.parse().ok()?, m.parse().ok()?);
+        NaiveDate::from_ymd_opt(year, month, 1)?;
+        Some(Self { year, month })
+    }
+
+    /// The month `at` falls in.
+    pub fn of(at: DateTime<Utc>) -> Self {
+        Self { year: at.year(), month: at.month() }
+    }
+
+    /// Its first instant.
+    pub fn start(self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The first instant of the month after it.
+    pub fn next_start(self) -> DateTime<Utc> {
+        let next = if self.month == 12 {
+            Self { year: self.year + 1, month: 1 }
+        } else {
+            Self { month: self.month + 1, ..self }
+        };
+        next.start()
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// How long usage rows are kept: past a year, so last year's month can be billed again.
+pub const RETENTION_DAYS: i64 = 400;
 
 /// The account a request's calls are counted on.
 fn account(r: &AuthRequest) -> String {
@@ -100,6 +150,31 @@ pub fn for_change(before: &AuthRequest, event: &Event, after: &AuthRequest, at: 
     }
 }
 
+/// The seconds of a call's `completed` report that changes nothing else: the
+/// server had already recorded the call's end when it answered `<Hangup/>`
+/// (`request::apply`), and the provider tells the duration only afterwards.
+/// A repeated report is counted once: the store keeps one `call_seconds` row
+/// per request.
+pub fn seconds_of_ended_call(r: &AuthRequest, event: &Event, at: DateTime<Utc>) -> Vec<Used> {
+    match event {
+        Event::CallStatusReported { status: CallStatus::Completed, seconds: Some(s), .. }
+            if *s > 0 && r.call_sid.is_some() =>
+        {
+            let used = Used {
+                tenant_id: r.tenant_id,
+                request_id: r.id,
+                at,
+                kind: Kind::CallSeconds,
+                account: account(r),
+                country: country(r),
+                amount: u64::from(*s),
+            };
+            vec![used]
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +200,16 @@ mod tests {
         assert_eq!((got[0].kind, got[0].amount), (Kind::CallSeconds, 37));
         let unsaid = Event::CallStatusReported { status: CallStatus::Completed, sip_code: None, seconds: None };
         assert!(for_change(&up, &unsaid, &after, now).is_empty(), "no duration, no seconds");
+    }
+
+    #[test]
+    fn a_month_parses_and_bounds_its_instants() {
+        let m = Month::parse("2026-12").unwrap();
+        assert_eq!(m.to_string(), "2026-12");
+        assert_eq!(m.start().to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert_eq!(m.next_start().to_rfc3339(), "2027-01-01T00:00:00+00:00");
+        for bad in ["2026-13", "2026-00", "2026-1", "26-01", "2026/01", "", "2026-1a"] {
+            assert_eq!(Month::parse(bad), None, "{bad}");
+        }
     }
 }

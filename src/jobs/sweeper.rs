@@ -103,6 +103,13 @@ async fn purge(service: &Service, retention: chrono::Duration) {
         Ok(n) => tracing::info!(purged = n, "audit events and funnel steps past retention deleted"),
         Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
     }
+    // Usage is billed by the month, so kept by its own age, not the requests' retention.
+    let usage_before = service.now() - chrono::Duration::days(crate::domain::usage::RETENTION_DAYS);
+    match service.store.purge_usage(usage_before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "usage rows past 400 days deleted"),
+        Err(e) => tracing::error!(error = %e, "usage purge failed"),
+    }
     loop {
         match service.store.purge_finished(before, PURGE_BATCH).await {
             Ok(n) if n == PURGE_BATCH => continue,

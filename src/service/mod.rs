@@ -15,6 +15,7 @@ use uuid::Uuid;
 mod audit;
 mod registration;
 mod tenants;
+mod usage;
 
 pub use audit::AuditPage;
 pub use registration::Registered;
@@ -28,7 +29,7 @@ use crate::domain::request::{AuthRequest, Effect, Event, Transition};
 use crate::domain::status::Status;
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
-use crate::domain::{audit as audit_record, funnel};
+use crate::domain::{audit as audit_record, funnel, usage as usage_record};
 use crate::metrics::{KindLabel, Metrics};
 use crate::store::{Applied, Job, JobKind, Lease, NewJob, NumberLimit, Store, StoreError, Update};
 
@@ -236,12 +237,23 @@ impl Service {
         let added = added_jobs.clone();
         let decide = Arc::new(move |r: &AuthRequest| {
             let event = event_for(r)?;
-            let t = r.apply(&event, now).ok()?;
+            let Ok(t) = r.apply(&event, now) else {
+                // Nothing changes, but a call's duration may still be billable.
+                let usage = usage_record::seconds_of_ended_call(r, &event, now);
+                return (!usage.is_empty()).then(|| Update {
+                    request: r.clone(),
+                    jobs: Vec::new(),
+                    audit: Vec::new(),
+                    steps: Vec::new(),
+                    usage,
+                });
+            };
             let jobs = jobs_for(&t, now, grace, inbound.as_ref());
             added.store(!jobs.is_empty(), Ordering::Relaxed);
             let audit = audit_record::for_change(r, &event, &t.next, now).into_iter().collect();
             let steps = funnel::steps(r, &event, &t.next, now);
-            Some(Update { jobs, audit, steps, request: t.next })
+            let usage = usage_record::for_change(r, &event, &t.next, now);
+            Some(Update { jobs, audit, steps, usage, request: t.next })
         });
         let applied = self.store.update_request(id, decide, finishing).await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {

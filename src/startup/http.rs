@@ -121,6 +121,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
         .route("/v1/audit-events", web::get().to(crate::api::audit::list))
         .route("/v1/stats", web::get().to(crate::api::stats::stats))
+        .route("/v1/usage", web::get().to(crate::api::usage::get))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

@@ -32,6 +32,7 @@ pub mod sqlite;
 pub mod stats;
 mod tenants;
 mod url;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub(crate) use requests::PENDING_INBOUND;
 pub use requests::{Applied, Decide, Inserted, RequestStore, Update};
 pub use tenants::TenantStore;
 pub use url::DatabaseUrl;
+pub use usage::{UsageRow, UsageStore};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +79,15 @@ impl StoreError {
 /// is atomic and durable before it returns. Job leases are handed out by the
 /// database, so several server processes on one database never run the same
 /// job at once, and a job whose runner died is taken over when its lease ends.
-pub trait Store: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + stats::StatsStore {}
+pub trait Store:
+    RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore + stats::StatsStore
+{
+}
 
-impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + stats::StatsStore> Store for T {}
+impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore + stats::StatsStore> Store
+    for T
+{
+}
 
 /// What the opening process is, which decides how a backend sets itself up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

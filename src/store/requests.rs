@@ -12,6 +12,7 @@ use crate::domain::budget::Budget;
 use crate::domain::funnel::Reached;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
+use crate::domain::usage::Used;
 use crate::store::{Job, Lease, LimitScope, Limits, NewJob, StoreError};
 
 /// The result of inserting an auth request.
@@ -40,6 +41,8 @@ pub struct Update {
     pub jobs: Vec<NewJob>,
     pub audit: Vec<Record>,
     pub steps: Vec<Reached>,
+    /// Usage for billing, appended in the same commit.
+    pub usage: Vec<Used>,
 }
 
 /// Looks at the current state and decides the update, if any. The store runs

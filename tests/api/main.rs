@@ -32,5 +32,6 @@ mod stale;
 mod stats;
 mod store;
 mod toll_fraud;
+mod usage;
 mod voice;
 mod webhooks;

@@ -62,7 +62,7 @@ fn one_more_no_input() -> Decide {
     Arc::new(|r: &AuthRequest| {
         let mut next = r.clone();
         next.no_input_count = r.no_input_count.saturating_add(1);
-        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new() })
+        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new(), usage: Vec::new() })
     })
 }
 
@@ -594,7 +594,13 @@ async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
         let answered = |at: DateTime<Utc>| -> Decide {
             Arc::new(move |r: &AuthRequest| {
                 let step = Reached { request_id: r.id, tenant_id: r.tenant_id, step: Step::Answered, detail: None, at };
-                Some(Update { request: r.clone(), jobs: Vec::new(), audit: Vec::new(), steps: vec![step] })
+                Some(Update {
+                    request: r.clone(),
+                    jobs: Vec::new(),
+                    audit: Vec::new(),
+                    steps: vec![step],
+                    usage: Vec::new(),
+                })
             })
         };
         store.update_request(ids[0], answered(t0 + chrono::Duration::minutes(1)), None).await.unwrap();
@@ -613,5 +619,76 @@ async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
         let registered =
             store.audit_events(ivr_auth::store::AuditQuery { tenant: Some(a.id), limit: 10, ..Default::default() });
         assert_eq!(registered.await.unwrap().len(), 3, "each insert wrote its request.registered");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_is_summed_per_month_account_and_country_counted_once_and_purged_by_age() {
+    use ivr_auth::domain::usage::{Kind, Used};
+    use ivr_auth::store::UsageRow;
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let (a, b) = (tenant(&*store, "a").await, tenant(&*store, "b").await);
+        let dec = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap();
+        let jan = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        let write = |t: &Tenant, at: DateTime<Utc>, uses: Vec<(Kind, &'static str, &'static str, u64)>| {
+            let r = request(t, "+819012345678", None, at);
+            let id = r.id;
+            let (store, r2) = (store.clone(), r.clone());
+            async move {
+                store.insert_request(r2, vec![], Limits::default()).await.unwrap();
+                let used: Vec<Used> = uses
+                    .into_iter()
+                    .map(|(kind, account, country, amount)| Used {
+                        tenant_id: r.tenant_id,
+                        request_id: id,
+                        at,
+                        kind,
+                        account: account.into(),
+                        country: country.into(),
+                        amount,
+                    })
+                    .collect();
+                let decide: Decide = Arc::new(move |r: &AuthRequest| {
+                    Some(Update {
+                        request: r.clone(),
+                        jobs: Vec::new(),
+                        audit: Vec::new(),
+                        steps: Vec::new(),
+                        usage: used.clone(),
+                    })
+                });
+                // Twice: a repeated report of a call's end counts its seconds once.
+                store.update_request(id, decide.clone(), None).await.unwrap();
+                store.update_request(id, decide, None).await.unwrap();
+            }
+        };
+        write(&a, dec, vec![(Kind::CallPlaced, "tokyo", "JP", 1), (Kind::CallSeconds, "tokyo", "JP", 30)]).await;
+        write(&a, dec, vec![(Kind::Sms, "sms", "US", 1)]).await;
+        write(&a, jan, vec![(Kind::CallTaken, "inbound", "JP", 1)]).await;
+        write(&b, dec, vec![(Kind::CallSeconds, "osaka", "JP", 5)]).await;
+
+        let row = |account: &str, country: &str, p, t, s, m| UsageRow {
+            account: account.into(),
+            country: country.into(),
+            calls_placed: p,
+            calls_taken: t,
+            call_seconds: s,
+            sms: m,
+        };
+        let december = store.usage_month(a.id, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(), jan).await.unwrap();
+        // Placed twice (a call placement is not deduplicated here), seconds once.
+        assert_eq!(december, vec![row("sms", "US", 0, 0, 0, 2), row("tokyo", "JP", 2, 0, 30, 0)]);
+        let all = store.usage_month_all(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(), jan).await.unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "a", "b"]);
+        assert_eq!(all[2].1, row("osaka", "JP", 0, 0, 5, 0));
+
+        assert_eq!(store.purge_usage(jan).await.unwrap(), 6, "December's rows");
+        assert!(
+            store.usage_month_all(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(), jan).await.unwrap().is_empty()
+        );
+        let january = store.usage_month(a.id, jan, Utc.with_ymd_and_hms(2027, 2, 1, 0, 0, 0).unwrap()).await.unwrap();
+        assert_eq!(january, vec![row("inbound", "JP", 0, 2, 0, 0)], "written twice too");
     });
 }

@@ -27,11 +27,13 @@ use super::audit::{ADD_EVENTS, ADD_STEPS, EventArrays, StepArrays};
 use super::queue;
 use super::requests::NewRequest;
 use super::rows::request_from_row;
+use super::usage::{ADD_USAGE, UsageArrays};
 use super::{Db, Fail, JobArrays};
 use crate::clock::to_millis;
 use crate::domain::audit::Record;
 use crate::domain::funnel::Reached;
 use crate::domain::request::AuthRequest;
+use crate::domain::usage::Used;
 use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};
 
 /// Writes in one batch at most.
@@ -232,6 +234,7 @@ struct Decisions {
     finished: Vec<i64>,
     audit: Vec<Record>,
     steps: Vec<Reached>,
+    usage: Vec<Used>,
 }
 
 /// Runs every update's decision, in arrival order, on the locked state.
@@ -242,6 +245,7 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
         finished: Vec::new(),
         audit: Vec::new(),
         steps: Vec::new(),
+        usage: Vec::new(),
     };
     for op in batch {
         let Op::Update { id, decide, finishing, .. } = op else {
@@ -269,6 +273,7 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
                 d.new_jobs.extend(update.jobs);
                 d.audit.extend(update.audit);
                 d.steps.extend(update.steps);
+                d.usage.extend(update.usage);
                 d.outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: Some(update.request) }))));
             }
         }
@@ -309,13 +314,16 @@ async fn write(
         }
         Ok::<(), Fail>(())
     };
-    let (events, steps) = (EventArrays::new(&d.audit), StepArrays::new(&d.steps));
+    let (events, steps, usage) = (EventArrays::new(&d.audit), StepArrays::new(&d.steps), UsageArrays::new(&d.usage));
     let recording = async {
         if !events.is_empty() {
             tx.execute(ADD_EVENTS, &events.params()).await?;
         }
         if !steps.is_empty() {
             tx.execute(ADD_STEPS, &steps.params()).await?;
+        }
+        if !usage.is_empty() {
+            tx.execute(ADD_USAGE, &usage.params()).await?;
         }
         Ok::<(), Fail>(())
     };

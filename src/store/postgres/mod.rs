@@ -27,6 +27,7 @@ mod requests;
 mod rows;
 mod stats;
 mod tenants;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,7 @@ use retry::{Fail, db};
 use rows::RequestParams;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
@@ -51,6 +52,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("../../../migrations/postgres/0006_replays_and_call_counts.sql"),
     include_str!("../../../migrations/postgres/0007_call_pacing.sql"),
     include_str!("../../../migrations/postgres/0008_audit.sql"),
+    include_str!("../../../migrations/postgres/0009_usage.sql"),
 ];
 
 /// PostgreSQL-backed store.

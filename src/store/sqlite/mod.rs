@@ -13,6 +13,7 @@ mod requests;
 mod rows;
 mod stats;
 mod tenants;
+mod usage;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use crate::store::{Job, Lease, NewJob, OpenOptions, Role, StoreError, WriteCount
 use pool::{Pool, db_err};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
@@ -38,6 +39,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("../../../migrations/sqlite/0007_replays_and_call_counts.sql"),
     include_str!("../../../migrations/sqlite/0008_call_pacing.sql"),
     include_str!("../../../migrations/sqlite/0009_audit.sql"),
+    include_str!("../../../migrations/sqlite/0010_usage.sql"),
 ];
 
 /// SQLite-backed store.

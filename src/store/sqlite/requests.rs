@@ -107,6 +107,7 @@ impl RequestStore for SqliteStore {
                 insert_jobs(c, &update.jobs, 0)?;
                 super::audit::insert_records(c, &update.audit)?;
                 super::audit::insert_steps(c, &update.steps)?;
+                super::usage::insert_usage(c, &update.usage)?;
                 if finishing.is_none() {
                     counters.wrote();
                 }
