@@ -86,6 +86,8 @@ pub struct Stats {
     /// Calls placed in the range (the cost driver; `GET /v1/usage` has the
     /// month's calls and call-seconds per account and country).
     pub calls: u64,
+    /// Seconds the calls that ended in the range were up.
+    pub call_seconds: u64,
     /// The numbers whose requests failed most in the range.
     pub top_failing_numbers: Vec<FailingNumber>,
 }
@@ -161,8 +163,8 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// (registered, call placed, ringing, answered, code entered, SMS sent) and
 /// how they ended (verified; failed by reason, with the prompt a caller hung
 /// up during; canceled; expired); the conversion from registration to
-/// verification, the median time to verify, the calls placed and the ten
-/// numbers that failed most (masked).
+/// verification, the median time to verify, the calls placed and the
+/// seconds calls were up, and the ten numbers that failed most (masked).
 #[utoipa::path(
     get,
     path = "/v1/stats",
@@ -208,6 +210,7 @@ pub async fn stats(
         totals,
         conversion,
         median_seconds_to_verify: summary.median_seconds_to_verify,
+        call_seconds: summary.call_seconds,
         top_failing_numbers: summary
             .top_failing
             .into_iter()

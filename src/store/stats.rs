@@ -17,6 +17,9 @@ pub struct RequestSummary {
     /// were last updated), most failures first, at most the limit asked for;
     /// E.164, to be masked before anyone sees them.
     pub top_failing: Vec<(String, u64)>,
+    /// Seconds the tenant's calls were up, of the calls whose end was
+    /// reported in the range (the usage rows).
+    pub call_seconds: u64,
 }
 
 #[async_trait]

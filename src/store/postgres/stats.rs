@@ -42,7 +42,19 @@ impl StatsStore for PgStore {
                 let n: i64 = r.try_get(1)?;
                 top_failing.push((r.try_get::<_, String>(0)?, n.max(0) as u64));
             }
-            Ok(RequestSummary { median_seconds_to_verify: median, top_failing })
+            let call_seconds: i64 = c
+                .query_one(
+                    "SELECT COALESCE(SUM(amount), 0)::bigint FROM usage_events \
+                     WHERE tenant_id = $1 AND kind = 'call_seconds' AND at >= $2 AND at < $3",
+                    &[&tenant, &from, &to],
+                )
+                .await?
+                .try_get(0)?;
+            Ok(RequestSummary {
+                median_seconds_to_verify: median,
+                top_failing,
+                call_seconds: u64::try_from(call_seconds).unwrap_or(0),
+            })
         })
     }
 }

@@ -63,7 +63,19 @@ impl StatsStore for SqliteStore {
                     .map_err(db_err)?
                     .collect::<Result<_, _>>()
                     .map_err(db_err)?;
-                Ok(RequestSummary { median_seconds_to_verify: median, top_failing })
+                let call_seconds: i64 = c
+                    .query_row(
+                        "SELECT COALESCE(SUM(amount), 0) FROM usage_events \
+                         WHERE tenant_id = ?1 AND kind = 'call_seconds' AND at >= ?2 AND at < ?3",
+                        params![tenant.as_bytes(), ms(from), ms(to)],
+                        |r| r.get(0),
+                    )
+                    .map_err(db_err)?;
+                Ok(RequestSummary {
+                    median_seconds_to_verify: median,
+                    top_failing,
+                    call_seconds: u64::try_from(call_seconds).unwrap_or(0),
+                })
             })
             .await
     }
