@@ -101,6 +101,9 @@ pub fn report(month: Month, rows: Vec<UsageRow>) -> Usage {
 #[utoipa::path(
     get,
     path = "/v1/usage",
+    // Not `get` (the handler's name): that operation id is `GET /v1/auth-requests/{id}`'s,
+    // which the registration's links name.
+    operation_id = "get_usage",
     tag = "usage",
     params(UsageQuery),
     responses(
