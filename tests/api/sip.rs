@@ -444,3 +444,23 @@ async fn options_keep_alives_are_answered_for_allowed_peers_only() {
         .await;
     assert_eq!(metric(&s.app, "ivr_auth_sip_refused_requests_total{method=\"OPTIONS\"}").await, 1.0);
 }
+
+/// A trunk that requires 100rel gets no provisional response but 100
+/// (RFC 3262 allows it: 100 is never reliable), then the answer; the call
+/// goes on as any other. A 180 would fail the SIPp scenario.
+#[tokio::test]
+async fn a_trunk_that_requires_100rel_is_answered_without_a_provisional() {
+    let s = sip_app(None).await;
+    let id = inbound_request(&s.app, "1001").await;
+    Sipp::scenario("inbound_100rel")
+        .key("caller", PHONE)
+        .key("called", INBOUND)
+        .set("greeting_ms", 1500)
+        .keys(plan(Dtmf::Rfc2833).keys("1001"))
+        .remote(s.sip)
+        .start()
+        .await
+        .passes()
+        .await;
+    s.app.wait_status(&id, "verified").await;
+}
