@@ -152,6 +152,8 @@ impl Application {
             secure_cookies: settings.public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
             // Enough for a person trying the demo (tens a minute), not for a script.
             demo_limiter: Limiter::new(30, Duration::from_secs(60)),
+            // A person mistyping a key, not a script guessing one.
+            sign_in_limiter: Limiter::new(10, Duration::from_secs(60)),
             provider: settings.provider,
         });
         let jobs = Arc::new(Jobs {
@@ -347,6 +349,7 @@ fn sweeper(
     let trim = move || {
         state.tenant_limiter.shrink();
         state.demo_limiter.shrink();
+        state.sign_in_limiter.shrink();
     };
     spawn_sweeper(service, chrono::Duration::days(i64::from(settings.retention_days)), trim, shutdown)
 }
