@@ -319,6 +319,11 @@ fn service(
         overall: settings.phone_rate_limit_server,
         window: chrono::Duration::minutes(10),
     });
+    if !settings.recording {
+        tracing::warn!(
+            "IVR_AUTH_BENCH_RECORDING=false: no audit event, funnel step or timeline entry is written for request changes; for measuring only"
+        );
+    }
     let service = Arc::new(Service {
         store,
         clock,
@@ -328,6 +333,7 @@ fn service(
         default_region: settings.default_region,
         budgets: CallBudgets::new(settings.tenant_calls_per_minute, settings.tenant_calls_per_day),
         call_end_grace: settings.call_end_grace,
+        recording: settings.recording,
         number_limit,
         metrics,
         jobs_wakeup: Notify::new(),
