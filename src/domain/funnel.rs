@@ -96,9 +96,13 @@ pub fn steps(before: &AuthRequest, event: &Event, after: &AuthRequest, at: DateT
     // Answered: the first change that puts a call in progress, whichever
     // came first — the answer webhook, the provider's `in-progress` status
     // callback, or an inbound caller's code on a shared number.
+    // A busy, unanswered or failed call ends the request without ever being
+    // answered, though `failed` ranks above `in_progress`.
     let call_event = matches!(
         event,
-        Event::CallConnected { .. } | Event::CallStatusReported { .. } | Event::InboundCodeEntered { .. }
+        Event::CallConnected { .. }
+            | Event::CallStatusReported { status: CallStatus::InProgress | CallStatus::Completed, .. }
+            | Event::InboundCodeEntered { .. }
     );
     if call_event
         && before.status.rank() < Status::InProgress.rank()
@@ -183,6 +187,21 @@ mod tests {
             seen,
             vec![Step::Registered, Step::CallPlaced, Step::Ringing, Step::Answered, Step::CodeEntered, Step::Verified]
         );
+    }
+
+    #[test]
+    fn a_call_that_is_busy_unanswered_or_failed_was_never_answered() {
+        let now = Utc::now();
+        for status in [CallStatus::Busy, CallStatus::NoAnswer, CallStatus::Failed, CallStatus::Canceled] {
+            let r = pending_outbound(now);
+            let placed = Event::CallPlaced { call_sid: "CA1".into(), account: "a".into() };
+            let r = r.apply(&placed, now).unwrap().next;
+            let event = Event::CallStatusReported { status, sip_code: None, seconds: None };
+            let next = r.apply(&event, now).unwrap().next;
+            assert_eq!(next.status, Status::Failed, "{status:?}");
+            let got: Vec<Step> = steps(&r, &event, &next, now).into_iter().map(|s| s.step).collect();
+            assert_eq!(got, vec![Step::Failed], "{status:?}");
+        }
     }
 
     #[test]
