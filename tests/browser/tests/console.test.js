@@ -97,7 +97,7 @@ test('a request found by id, and another tenant cannot read it (404)', () =>
     await page.locator('[data-tab="requests"]').click();
     await page.locator('#request-id').fill(id);
     await page.getByRole('button', { name: 'Find' }).click();
-    await page.locator('[data-request-json]').filter({ hasText: id }).waitFor();
+    await page.locator('[data-request-facts]').filter({ hasText: id }).waitFor();
     await assertAccessible(page, 'console request shown');
     await screenshot(page, 'console-en-request-found-desktop');
 
@@ -171,7 +171,7 @@ test('the operator picks a tenant', () =>
     await page.locator('[data-tab="requests"]').click();
     await page.locator('#request-id').fill(id);
     await page.getByRole('button', { name: 'Find' }).click();
-    await page.locator('[data-request-json]').filter({ hasText: id }).waitFor();
+    await page.locator('[data-request-facts]').filter({ hasText: id }).waitFor();
     await assertAccessible(page, 'console operator');
     await screenshot(page, 'console-en-operator-desktop');
   }));
@@ -206,8 +206,8 @@ test('the dashboard draws the funnel, the periods and the top numbers (stats ans
     await context.route('**/v1/stats?*', (route) => route.fulfill({ json: stats }));
     const page = await context.newPage();
     await signIn(page, first.api_key);
-    await page.locator('[data-funnel] svg').waitFor();
-    assert.match(await page.locator('[data-funnel] svg title').textContent(), /Registered 28.*Verified 21/);
+    await page.locator('[data-funnel] canvas').first().waitFor();
+    assert.match(await page.locator('[data-funnel]').getAttribute('aria-label'), /Registered 28.*Verified 21/);
     for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE_360]]) {
       await page.setViewportSize(viewport);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
