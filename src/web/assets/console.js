@@ -646,7 +646,8 @@ async function search(more) {
   q.set('limit', '20');
   if (more && searchNext) q.set('before', searchNext);
   status.textContent = t('search.searching');
-  const { status: code, body } = await api(`/v1/auth-requests?${q}`);
+  status.dataset.busy = '';
+  const { status: code, body } = await api(`/v1/auth-requests?${q}`).finally(() => delete status.dataset.busy);
   if (code !== 200) {
     table.hidden = true;
     $('[data-search-more]').hidden = true;
