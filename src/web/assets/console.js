@@ -134,7 +134,7 @@ const MESSAGES = {
     'col.account': 'アカウント', 'col.country': '国', 'col.calls_placed': '発信数',
     'col.calls_taken': '着信数', 'col.call_seconds': '通話秒数', 'col.sms': 'SMS 件数',
     'col.total': '合計', 'none_rows': '表示するものはありません。',
-    'requests.id': 'リクエスト ID', 'requests.find': '検索', 'requests.detail': 'リクエスト', 'requests.timeline': 'タイムライン',
+    'requests.id': 'リクエスト ID', 'requests.find': '開く', 'requests.detail': 'リクエスト', 'requests.timeline': 'タイムライン',
     'requests.not_found': 'このテナントにこの ID のリクエストはありません。',
     'requests.timeline_na': 'タイムラインはまだ利用できません。',
     'requests.raw': 'API の応答（JSON）', 'requests.loading': 'リクエストを読み込み中…',
