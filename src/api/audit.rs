@@ -1,16 +1,17 @@
 //! The calling tenant's audit events: newest first, filtered, a page at a time.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::Authenticated;
+use super::input::time;
 use crate::domain::audit::Kind;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
-use crate::store::{AuditQuery, StoredEvent};
+use crate::store::{AuditQuery, StoredEvent, Verdict};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
@@ -62,12 +63,6 @@ pub struct AuditFilters {
     before: Option<String>,
     /// Events per page, 1 to 200 (default 50).
     limit: Option<u32>,
-}
-
-fn time(field: &str, raw: &str) -> Result<DateTime<Utc>, AppError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| AppError::invalid(field, "an RFC 3339 time, like 2026-01-31T09:00:00Z"))
 }
 
 /// The query string as an audit query; a 422 names the first bad field.
@@ -150,6 +145,68 @@ pub async fn list(
     let body =
         AuditEvents { events: page.events.into_iter().map(view).collect(), next: page.next.map(|id| id.to_string()) };
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// What checking the tenant's chain found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainCheck {
+    /// The chain checked: the tenant's id.
+    pub chain: String,
+    /// Every sealed event links to the one before it and the head is the last one.
+    pub intact: bool,
+    /// Sealed events checked (0 when the chain is broken).
+    pub checked: u64,
+    /// Where it breaks, when it does.
+    pub first_broken: Option<BrokenLink>,
+}
+
+/// The first event whose link does not hold.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokenLink {
+    /// Its place in the chain.
+    pub seq: u64,
+    /// Its event id, when the event is there (not when it was removed).
+    pub id: Option<i64>,
+    #[serde(rename = "type")]
+    pub kind: Option<&'static str>,
+    pub problem: &'static str,
+}
+
+/// Check the tenant's audit chain.
+///
+/// Links what is stored so far, then recomputes the tenant's hash chain
+/// from its anchor (its last purged event) to its head: any event altered,
+/// removed or inserted is found, and the first broken one named. The same
+/// check as `ivr-auth audit verify`, for one tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-events/verify",
+    tag = "audit",
+    operation_id = "verify_audit_chain",
+    responses(
+        (status = 200, description = "The check's result (a broken chain is a 200 too, with `intact: false`)", body = ChainCheck),
+        (status = 401, description = "Missing or invalid API key (or, for a tenant that signs its requests, signature)", body = ErrorBody),
+        (status = 429, description = "Rate limited: the API key's request rate; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The database is unreachable for a moment; see Retry-After", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn verify(
+    state: web::Data<AppState>,
+    Authenticated(tenant): Authenticated,
+) -> Result<HttpResponse, AppError> {
+    let verdict = state.service.verify_tenant_audit(&tenant).await?;
+    let chain = crate::domain::audit::chain_of(Some(tenant.id));
+    let body = match verdict {
+        Verdict::Intact { events, .. } => ChainCheck { chain, intact: true, checked: events, first_broken: None },
+        Verdict::Broken { seq, id, kind, why, .. } => ChainCheck {
+            chain,
+            intact: false,
+            checked: 0,
+            first_broken: Some(BrokenLink { seq, id, kind: kind.map(Kind::as_str), problem: why }),
+        },
+    };
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 
 #[cfg(test)]

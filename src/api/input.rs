@@ -278,6 +278,13 @@ impl RegisterBody {
     }
 }
 
+/// A query parameter `field` holding an RFC 3339 time; a 422 naming it otherwise.
+pub fn time(field: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, AppError> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| AppError::invalid(field, "an RFC 3339 time, like 2026-01-31T09:00:00Z"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

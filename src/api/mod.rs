@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod input;
+pub mod lookup;
 pub mod ops;
 pub mod request_signature;
 pub mod requests;

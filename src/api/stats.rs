@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Authenticated;
+use super::input::time;
 use crate::domain::funnel::Step;
 use crate::domain::phone::mask;
 use crate::error::{AppError, ErrorBody};
@@ -109,12 +110,6 @@ struct Range {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     hour: bool,
-}
-
-fn time(field: &str, raw: &str) -> Result<DateTime<Utc>, AppError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| AppError::invalid(field, "an RFC 3339 time, like 2026-01-31T09:00:00Z"))
 }
 
 fn parse(query: &str, now: DateTime<Utc>) -> Result<Range, AppError> {

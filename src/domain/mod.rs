@@ -17,5 +17,6 @@ pub mod sms;
 pub mod status;
 pub mod tenant;
 pub mod text;
+pub mod timeline;
 pub mod usage;
 pub mod view;

@@ -23,6 +23,7 @@ use crate::call::prompts::Prompts;
 use crate::call::urls::Urls;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::{AuthRequest, Event};
+use crate::domain::timeline::{self, Delivery};
 use crate::service::Service;
 use crate::store::{Job, JobKind, Lease, StoreError};
 use crate::telephony::{CallError, ProviderText};
@@ -317,14 +318,30 @@ impl Jobs {
             .body(job.payload.clone())
             .send()
             .await;
-        match sent {
+        let (outcome, delivery) = match sent {
             Ok(resp) if resp.status().is_success() => {
                 tracing::info!(request_id = %r.id, "result callback delivered");
-                Outcome::Completed
+                (Outcome::Completed, Delivery::Delivered { http_status: resp.status().as_u16() })
             }
-            Ok(resp) => retry(format!("callback answered HTTP {}", resp.status().as_u16())),
-            Err(e) => retry(format!("callback failed: {}", if e.is_timeout() { "timeout" } else { "network error" })),
+            Ok(resp) => {
+                let why = format!("callback answered HTTP {}", resp.status().as_u16());
+                (retry(why.clone()), Delivery::Retry { http_status: Some(resp.status().as_u16()), error: why })
+            }
+            Err(e) => {
+                let why = format!("callback failed: {}", if e.is_timeout() { "timeout" } else { "network error" });
+                (retry(why.clone()), Delivery::Retry { http_status: None, error: why })
+            }
+        };
+        let delivery = match (&outcome, delivery) {
+            (Outcome::GiveUp(why), _) => Delivery::GaveUp { error: why.clone() },
+            (_, d) => d,
+        };
+        // The attempt is told in the request's timeline; telling it is not worth a retry.
+        let entry = timeline::callback_attempt(&r, job.attempts + 1, &delivery, self.service.now());
+        if let Err(e) = self.service.store.append_timeline(vec![entry]).await {
+            tracing::warn!(request_id = %r.id, error = %e, "recording the callback attempt in the timeline failed");
         }
+        outcome
     }
 
     async fn end_call(&self, job: &Job) -> Outcome {

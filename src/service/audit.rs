@@ -90,4 +90,10 @@ impl Service {
         self.seal_audit().await?;
         crate::store::audit::verify(&*self.store).await
     }
+
+    /// Seals what is stored, then checks `tenant`'s chain.
+    pub async fn verify_tenant_audit(&self, tenant: &Tenant) -> Result<Verdict, StoreError> {
+        self.seal_audit().await?;
+        crate::store::audit::verify_chain(&*self.store, &crate::domain::audit::chain_of(Some(tenant.id))).await
+    }
 }

@@ -29,8 +29,9 @@ use crate::domain::request::{AuthRequest, Effect, Event, Transition};
 use crate::domain::status::Status;
 use crate::domain::tenant::Tenant;
 use crate::domain::view::RequestView;
-use crate::domain::{audit as audit_record, funnel, usage as usage_record};
+use crate::domain::{audit as audit_record, funnel, timeline, usage as usage_record};
 use crate::metrics::{KindLabel, Metrics};
+use crate::store::stats::RequestSearch;
 use crate::store::{Applied, Job, JobKind, Lease, NewJob, NumberLimit, Store, StoreError, Update};
 
 /// Why a service call did not do what was asked.
@@ -99,6 +100,22 @@ impl Service {
             Some(r) if r.tenant_id == tenant.id => Ok(r),
             _ => Err(ServiceError::NotFound("no auth request with this id")),
         }
+    }
+
+    /// The tenant's requests a search finds (the search names the tenant).
+    pub async fn search_requests(&self, search: RequestSearch) -> Result<Vec<AuthRequest>, StoreError> {
+        self.store.search_requests(search).await
+    }
+
+    /// The tenant's request and its timeline entries, oldest first.
+    pub async fn timeline(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> Result<(AuthRequest, Vec<timeline::Entry>), ServiceError> {
+        let r = self.get(tenant, id).await?;
+        let entries = self.store.timeline(id).await?;
+        Ok((r, entries))
     }
 
     /// Cancels the tenant's request; a conflict if it has already ended.
@@ -246,6 +263,7 @@ impl Service {
                     audit: Vec::new(),
                     steps: Vec::new(),
                     usage,
+                    timeline: vec![timeline::unchanged(r, &event, now)],
                 });
             };
             let jobs = jobs_for(&t, now, grace, inbound.as_ref());
@@ -253,7 +271,8 @@ impl Service {
             let audit = audit_record::for_change(r, &event, &t.next, now).into_iter().collect();
             let steps = funnel::steps(r, &event, &t.next, now);
             let usage = usage_record::for_change(r, &event, &t.next, now);
-            Some(Update { jobs, audit, steps, usage, request: t.next })
+            let timeline = vec![timeline::entry(r, &event, &t.next, &steps, now)];
+            Some(Update { jobs, audit, steps, usage, timeline, request: t.next })
         });
         let applied = self.store.update_request(id, decide, finishing).await?;
         if let Some(Applied { before, after: Some(after) }) = &applied {

@@ -113,13 +113,16 @@ async fn not_found() -> HttpResponse {
 /// The route table.
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/auth-requests", web::post().to(requests::register))
+        .route("/v1/auth-requests", web::get().to(crate::api::lookup::search))
         .route("/v1/auth-requests/{id}", web::get().to(requests::get))
+        .route("/v1/auth-requests/{id}/timeline", web::get().to(crate::api::lookup::timeline))
         .route("/v1/auth-requests/{id}/cancel", web::post().to(requests::cancel))
         .route("/v1/auth-requests/{id}/check", web::post().to(requests::check))
         .route("/v1/tenant/voice", web::get().to(crate::api::tenant::get_voice))
         .route("/v1/tenant/voice", web::put().to(crate::api::tenant::put_voice))
         .route("/v1/tenant/voice/preview", web::get().to(crate::api::tenant::preview))
         .route("/v1/audit-events", web::get().to(crate::api::audit::list))
+        .route("/v1/audit-events/verify", web::get().to(crate::api::audit::verify))
         .route("/v1/stats", web::get().to(crate::api::stats::stats))
         .route("/v1/usage", web::get().to(crate::api::usage::get))
         .route("/voice_prompts/{locale}/{file}", web::get().to(ops::prompt_audio))

@@ -158,53 +158,79 @@ pub async fn verify(store: &dyn AuditStore) -> Result<Verdict, StoreError> {
     let mut chains: Vec<String> = heads.keys().cloned().collect();
     for stored in store.audit_chains_stored().await? {
         if !heads.contains_key(&stored) {
-            return Ok(Verdict::Broken { chain: stored, seq: 0, id: None, kind: None, why: "its head is missing" });
+            return Ok(head_missing(stored));
         }
     }
     chains.sort();
     let mut events = 0;
     for chain in &chains {
-        let head = heads[chain];
-        let (mut seq, mut hash) = (head.anchor_seq, head.anchor_hash);
-        loop {
-            let page = store.audit_chain(chain, seq, PAGE).await?;
-            let rows = page.iter().filter_map(|e| Some((e.seq?, &e.record, e.hash?)));
-            if let Some(bad) = audit::first_broken(hash, seq, rows) {
-                let at = page.iter().position(|e| e.seq == Some(bad));
-                let e = at.map(|n| &page[n]);
-                let in_place = at.is_some_and(|n| seq + 1 + n as u64 == bad);
-                return Ok(Verdict::Broken {
-                    chain: chain.clone(),
-                    seq: bad,
-                    id: e.map(|e| e.id),
-                    kind: e.map(|e| e.record.kind),
-                    why: if in_place {
-                        "its content or its link does not match"
-                    } else {
-                        "the event before it is missing"
-                    },
-                });
-            }
-            events += page.len() as u64;
-            match page.last() {
-                Some(last) => (seq, hash) = (last.seq.unwrap_or(seq), last.hash.unwrap_or(hash)),
-                None => break,
-            }
-            if page.len() < PAGE {
-                break;
-            }
-        }
-        if (seq, hash) != (head.seq, head.hash) {
-            return Ok(Verdict::Broken {
-                chain: chain.clone(),
-                seq: head.seq,
-                id: None,
-                kind: None,
-                why: "its last events are missing (the head is past the last stored event)",
-            });
+        match check_chain(store, chain, heads[chain]).await? {
+            Ok(n) => events += n,
+            Err(broken) => return Ok(broken),
         }
     }
     Ok(Verdict::Intact { chains: chains.len(), events, unsealed: store.unsealed_audit().await? })
+}
+
+/// `verify` for one chain (a tenant's id, or `server`). A chain with no
+/// sealed event yet is intact with none; `unsealed` is not counted (0).
+pub async fn verify_chain(store: &dyn AuditStore, chain: &str) -> Result<Verdict, StoreError> {
+    let heads = store.audit_heads().await?;
+    let Some(head) = heads.get(chain) else {
+        if store.audit_chains_stored().await?.iter().any(|c| c == chain) {
+            return Ok(head_missing(chain.to_owned()));
+        }
+        return Ok(Verdict::Intact { chains: 0, events: 0, unsealed: 0 });
+    };
+    Ok(match check_chain(store, chain, *head).await? {
+        Ok(events) => Verdict::Intact { chains: 1, events, unsealed: 0 },
+        Err(broken) => broken,
+    })
+}
+
+fn head_missing(chain: String) -> Verdict {
+    Verdict::Broken { chain, seq: 0, id: None, kind: None, why: "its head is missing" }
+}
+
+/// Recomputes one chain from its anchor to `head`: how many events it holds,
+/// or where it breaks.
+async fn check_chain(store: &dyn AuditStore, chain: &str, head: ChainHead) -> Result<Result<u64, Verdict>, StoreError> {
+    let (mut seq, mut hash) = (head.anchor_seq, head.anchor_hash);
+    let mut events = 0;
+    loop {
+        let page = store.audit_chain(chain, seq, PAGE).await?;
+        let rows = page.iter().filter_map(|e| Some((e.seq?, &e.record, e.hash?)));
+        if let Some(bad) = audit::first_broken(hash, seq, rows) {
+            let at = page.iter().position(|e| e.seq == Some(bad));
+            let e = at.map(|n| &page[n]);
+            let in_place = at.is_some_and(|n| seq + 1 + n as u64 == bad);
+            return Ok(Err(Verdict::Broken {
+                chain: chain.to_owned(),
+                seq: bad,
+                id: e.map(|e| e.id),
+                kind: e.map(|e| e.record.kind),
+                why: if in_place { "its content or its link does not match" } else { "the event before it is missing" },
+            }));
+        }
+        events += page.len() as u64;
+        match page.last() {
+            Some(last) => (seq, hash) = (last.seq.unwrap_or(seq), last.hash.unwrap_or(hash)),
+            None => break,
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    if (seq, hash) != (head.seq, head.hash) {
+        return Ok(Err(Verdict::Broken {
+            chain: chain.to_owned(),
+            seq: head.seq,
+            id: None,
+            kind: None,
+            why: "its last events are missing (the head is past the last stored event)",
+        }));
+    }
+    Ok(Ok(events))
 }
 
 /// A stored hash of 32 bytes.

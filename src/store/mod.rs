@@ -80,12 +80,20 @@ impl StoreError {
 /// database, so several server processes on one database never run the same
 /// job at once, and a job whose runner died is taken over when its lease ends.
 pub trait Store:
-    RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore + stats::StatsStore
+    RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore + stats::StatsStore + stats::LookupStore
 {
 }
 
-impl<T: RequestStore + JobStore + TenantStore + ClusterStore + AuditStore + UsageStore + stats::StatsStore> Store
-    for T
+impl<
+    T: RequestStore
+        + JobStore
+        + TenantStore
+        + ClusterStore
+        + AuditStore
+        + UsageStore
+        + stats::StatsStore
+        + stats::LookupStore,
+> Store for T
 {
 }
 

@@ -12,6 +12,7 @@ use crate::domain::budget::Budget;
 use crate::domain::funnel::Reached;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
+use crate::domain::timeline::Entry;
 use crate::domain::usage::Used;
 use crate::store::{Job, Lease, LimitScope, Limits, NewJob, StoreError};
 
@@ -43,6 +44,8 @@ pub struct Update {
     pub steps: Vec<Reached>,
     /// Usage for billing, appended in the same commit.
     pub usage: Vec<Used>,
+    /// The request's timeline entry of this change.
+    pub timeline: Vec<Entry>,
 }
 
 /// Looks at the current state and decides the update, if any. The store runs

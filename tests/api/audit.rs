@@ -155,6 +155,36 @@ async fn verify_names_an_altered_event_and_a_removed_one() {
     assert!(broken.contains(&app.tenant.tenant_id), "names the tenant's chain: {broken}");
 }
 
+async fn chain_check(app: &TestApp, tenant: &Tenant) -> Value {
+    let resp = app.http.get(app.url("/v1/audit-events/verify")).bearer_auth(&tenant.api_key).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chain_check_of_the_api_says_intact_then_names_the_altered_event_of_its_tenant_only() {
+    let app = spawn_app().await;
+    let other = create_tenant(app.db_url(), "other").await;
+    app.register_as(&other, json!({ "phone_number": PHONE, "mode": "inbound" })).await;
+    let id = verified_request(&app).await;
+    let check = chain_check(&app, &app.tenant).await;
+    assert_eq!(check["intact"], true, "{check}");
+    assert_eq!(check["chain"], app.tenant.tenant_id.as_str());
+    // tenant.created, request.registered, request.verified
+    assert!(check["checked"].as_u64().unwrap() >= 3, "{check}");
+    assert_eq!(check["first_broken"], Value::Null);
+
+    let got = sealed(&app, &format!("?request_id={id}&type=request.verified"), 1).await;
+    let vid = got[0]["id"].as_i64().unwrap();
+    sql(&app, &format!("UPDATE audit_events SET data = '{{\"by\":\"site\"}}' WHERE id = {vid}")).await;
+    let check = chain_check(&app, &app.tenant).await;
+    assert_eq!(check["intact"], false, "{check}");
+    assert_eq!(check["first_broken"]["id"], vid, "{check}");
+    assert_eq!(check["first_broken"]["type"], "request.verified");
+    let theirs = chain_check(&app, &other).await;
+    assert_eq!(theirs["intact"], true, "another tenant's chain is its own: {theirs}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_purge_keeps_what_remains_verifiable() {
     let app = spawn_app().await;

@@ -14,6 +14,7 @@ mod failover;
 mod flows;
 mod helpers;
 mod isolation;
+mod lookup;
 mod ops;
 mod outage;
 mod pages;

@@ -62,7 +62,14 @@ fn one_more_no_input() -> Decide {
     Arc::new(|r: &AuthRequest| {
         let mut next = r.clone();
         next.no_input_count = r.no_input_count.saturating_add(1);
-        Some(Update { request: next, jobs: Vec::new(), audit: Vec::new(), steps: Vec::new(), usage: Vec::new() })
+        Some(Update {
+            request: next,
+            jobs: Vec::new(),
+            audit: Vec::new(),
+            steps: Vec::new(),
+            usage: Vec::new(),
+            timeline: Vec::new(),
+        })
     })
 }
 
@@ -600,6 +607,7 @@ async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
                     audit: Vec::new(),
                     steps: vec![step],
                     usage: Vec::new(),
+                    timeline: Vec::new(),
                 })
             })
         };
@@ -656,6 +664,7 @@ async fn usage_is_summed_per_month_account_and_country_counted_once_and_purged_b
                         audit: Vec::new(),
                         steps: Vec::new(),
                         usage: used.clone(),
+                        timeline: Vec::new(),
                     })
                 });
                 // Twice: a repeated report of a call's end counts its seconds once.

@@ -24,6 +24,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::audit::{ADD_EVENTS, ADD_STEPS, EventArrays, StepArrays};
+use super::lookup::{ADD_TIMELINE, TimelineArrays};
 use super::queue;
 use super::requests::NewRequest;
 use super::rows::request_from_row;
@@ -33,6 +34,7 @@ use crate::clock::to_millis;
 use crate::domain::audit::Record;
 use crate::domain::funnel::Reached;
 use crate::domain::request::AuthRequest;
+use crate::domain::timeline::Entry;
 use crate::domain::usage::Used;
 use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};
 
@@ -235,6 +237,7 @@ struct Decisions {
     audit: Vec<Record>,
     steps: Vec<Reached>,
     usage: Vec<Used>,
+    timeline: Vec<Entry>,
 }
 
 /// Runs every update's decision, in arrival order, on the locked state.
@@ -246,6 +249,7 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
         audit: Vec::new(),
         steps: Vec::new(),
         usage: Vec::new(),
+        timeline: Vec::new(),
     };
     for op in batch {
         let Op::Update { id, decide, finishing, .. } = op else {
@@ -274,6 +278,7 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
                 d.audit.extend(update.audit);
                 d.steps.extend(update.steps);
                 d.usage.extend(update.usage);
+                d.timeline.extend(update.timeline);
                 d.outcomes.push(Some(Outcome::Updated(Some(Applied { before, after: Some(update.request) }))));
             }
         }
@@ -315,6 +320,7 @@ async fn write(
         Ok::<(), Fail>(())
     };
     let (events, steps, usage) = (EventArrays::new(&d.audit), StepArrays::new(&d.steps), UsageArrays::new(&d.usage));
+    let timeline = TimelineArrays::new(&d.timeline);
     let recording = async {
         if !events.is_empty() {
             tx.execute(ADD_EVENTS, &events.params()).await?;
@@ -324,6 +330,9 @@ async fn write(
         }
         if !usage.is_empty() {
             tx.execute(ADD_USAGE, &usage.params()).await?;
+        }
+        if !timeline.is_empty() {
+            tx.execute(ADD_TIMELINE, &timeline.params()).await?;
         }
         Ok::<(), Fail>(())
     };

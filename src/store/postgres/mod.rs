@@ -20,6 +20,7 @@ mod cluster;
 mod connect;
 mod jobs;
 mod listen;
+mod lookup;
 mod queue;
 mod reads;
 mod registrations;
@@ -43,7 +44,7 @@ use retry::{Fail, db};
 use rows::RequestParams;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
@@ -53,6 +54,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("../../../migrations/postgres/0007_call_pacing.sql"),
     include_str!("../../../migrations/postgres/0008_audit.sql"),
     include_str!("../../../migrations/postgres/0009_usage.sql"),
+    include_str!("../../../migrations/postgres/0010_timeline.sql"),
 ];
 
 /// PostgreSQL-backed store.

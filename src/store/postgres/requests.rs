@@ -260,13 +260,16 @@ impl RequestStore for PgStore {
         let counters = &self.db.counters;
         retrying!(&self.db, "operation", |c, _tries| {
             // Servers purging at once skip each other's rows instead of waiting on them.
-            let n = c
-                .execute(
-                    "DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
-                     WHERE terminal AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            let n: i64 = c
+                .query_one(
+                    "WITH gone AS (DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
+                     WHERE terminal AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id), \
+                     timeline AS (DELETE FROM request_events WHERE request_id IN (SELECT id FROM gone)) \
+                     SELECT count(*) FROM gone",
                     &[&before, &(limit as i64)],
                 )
-                .await?;
+                .await?
+                .try_get(0)?;
             if n > 0 {
                 counters.wrote();
                 counters.committed();

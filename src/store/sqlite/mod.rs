@@ -7,6 +7,7 @@
 mod audit;
 mod cluster;
 mod jobs;
+mod lookup;
 mod pool;
 mod registrations;
 mod requests;
@@ -29,7 +30,7 @@ use crate::store::{Job, Lease, NewJob, OpenOptions, Role, StoreError, WriteCount
 use pool::{Pool, db_err};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
@@ -40,6 +41,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("../../../migrations/sqlite/0008_call_pacing.sql"),
     include_str!("../../../migrations/sqlite/0009_audit.sql"),
     include_str!("../../../migrations/sqlite/0010_usage.sql"),
+    include_str!("../../../migrations/sqlite/0011_timeline.sql"),
 ];
 
 /// SQLite-backed store.

@@ -108,6 +108,7 @@ impl RequestStore for SqliteStore {
                 super::audit::insert_records(c, &update.audit)?;
                 super::audit::insert_steps(c, &update.steps)?;
                 super::usage::insert_usage(c, &update.usage)?;
+                super::lookup::insert_timeline(c, &update.timeline)?;
                 if finishing.is_none() {
                     counters.wrote();
                 }
@@ -147,13 +148,19 @@ impl RequestStore for SqliteStore {
         let counters = self.counters.clone();
         self.pool
             .write(move |c| {
-                let n = c
-                    .execute(
-                        "DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
-                         WHERE terminal = 1 AND updated_at < ?1 LIMIT ?2)",
-                        params![ms(before), limit as i64],
-                    )
+                // Each request goes with its timeline.
+                let ids: Vec<Vec<u8>> = c
+                    .prepare_cached("SELECT id FROM auth_requests WHERE terminal = 1 AND updated_at < ?1 LIMIT ?2")
+                    .and_then(|mut s| s.query_map(params![ms(before), limit as i64], |r| r.get(0))?.collect())
                     .map_err(db_err)?;
+                let mut events =
+                    c.prepare_cached("DELETE FROM request_events WHERE request_id = ?1").map_err(db_err)?;
+                let mut requests = c.prepare_cached("DELETE FROM auth_requests WHERE id = ?1").map_err(db_err)?;
+                let mut n = 0;
+                for id in &ids {
+                    events.execute([id]).map_err(db_err)?;
+                    n += requests.execute([id]).map_err(db_err)?;
+                }
                 if n > 0 {
                     counters.wrote();
                 }

@@ -1,0 +1,15 @@
+-- Version 11: one request's timeline, and searching a tenant's requests (issue 17).
+-- Each change a webhook, the site or the clock made, written in its commit,
+-- and each delivery attempt of the result callback; `detail` JSON text, `at`
+-- in ms. Purged with the request.
+CREATE TABLE IF NOT EXISTS request_events (
+    request_id BLOB NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, at);
+-- The console's search: a tenant's requests, newest first, and by user id.
+CREATE INDEX IF NOT EXISTS auth_requests_tenant_created ON auth_requests (tenant_id, created_at);
+CREATE INDEX IF NOT EXISTS auth_requests_tenant_user
+    ON auth_requests (tenant_id, user_id, created_at) WHERE user_id IS NOT NULL;
