@@ -48,8 +48,8 @@ const MESSAGES = {
     'search.title': 'Search', 'search.external_id': 'External id', 'search.user_id': 'User id',
     'search.phone_last4': 'Last 4 digits of the number', 'search.phone_last4_hint': 'Four digits, like 5678',
     'search.status': 'Status', 'search.any': 'Any', 'search.submit': 'Search', 'search.more': 'More results',
-    'search.searching': 'Searching…', 'search.found': '{n} requests shown.', 'search.none': 'No request matches.',
-    'search.more_found': '{n} requests shown; more are available.',
+    'search.searching': 'Searching…', 'search.found': 'Requests shown: {n}.', 'search.none': 'No request matches.',
+    'search.more_found': 'Requests shown: {n}; more are available.',
     'search.na': 'Searching is not available yet.', 'search.last4_bad': 'Enter exactly four digits for the number, or leave it empty.',
     'search.invalid': 'The search was refused: {message}',
     'col.created': 'Created', 'col.id': 'Request id', 'col.external_id': 'External id', 'col.user_id': 'User id',
@@ -67,6 +67,12 @@ const MESSAGES = {
     'kind.keys_pressed': 'Keys pressed', 'kind.no_input': 'No keys pressed', 'kind.code_checked': 'Code checked',
     'kind.call_status': 'Call status from the provider', 'kind.call_ended': 'Call ended', 'kind.sms_sent': 'Text message sent',
     'kind.canceled': 'Canceled by the site', 'kind.expired': 'Expired', 'kind.callback': 'Result sent to the site',
+    'kind.call_refused': 'Call refused by the provider', 'kind.call_queued': 'Call queued (call rate)',
+    'kind.call_not_placed': 'Call not placed in time', 'kind.machine_answered': 'An answering machine answered',
+    'kind.caller_id_unverified': 'Caller not verified (STIR/SHAKEN)', 'kind.code_entered': 'Code entered',
+    'kind.inbound_code_entered': 'Code entered on an incoming call', 'kind.code_read': 'Code read aloud',
+    'kind.sms_delivered': 'Text message delivered', 'kind.sms_failed': 'Text message not delivered',
+    'field.sip_code': 'SIP code', 'prompt.code_prompt': 'the request for the code',
     'field.mode': 'Mode', 'field.channel': 'Channel', 'field.account': 'Account', 'field.keys': 'Keys',
     'field.correct': 'Code', 'field.status': 'Request status', 'field.seconds': 'Call time',
     'field.attempt': 'Attempt', 'field.outcome': 'Outcome', 'field.http_status': 'HTTP status', 'field.error': 'Error',
@@ -161,6 +167,12 @@ const MESSAGES = {
     'kind.keys_pressed': 'キー入力', 'kind.no_input': 'キー入力なし', 'kind.code_checked': 'コードの照合',
     'kind.call_status': '通話事業者からの通話状態', 'kind.call_ended': '通話終了', 'kind.sms_sent': 'SMS 送信',
     'kind.canceled': 'サイトによるキャンセル', 'kind.expired': '期限切れ', 'kind.callback': 'サイトへの結果通知',
+    'kind.call_refused': '通話事業者が発信を拒否', 'kind.call_queued': '発信待ち（発信レート）',
+    'kind.call_not_placed': '期限内に発信できなかった', 'kind.machine_answered': '留守番電話が応答',
+    'kind.caller_id_unverified': '発信者を確認できない（STIR/SHAKEN）', 'kind.code_entered': 'コード入力',
+    'kind.inbound_code_entered': '着信でのコード入力', 'kind.code_read': 'コードの読み上げ',
+    'kind.sms_delivered': 'SMS 配信済み', 'kind.sms_failed': 'SMS が届かなかった',
+    'field.sip_code': 'SIP コード', 'prompt.code_prompt': 'コード入力の案内',
     'field.mode': '方式', 'field.channel': '経路', 'field.account': 'アカウント', 'field.keys': 'キー',
     'field.correct': 'コード', 'field.status': 'リクエストの状態', 'field.seconds': '通話時間',
     'field.attempt': '試行', 'field.outcome': '結果', 'field.http_status': 'HTTP ステータス', 'field.error': 'エラー',
@@ -278,8 +290,9 @@ async function api(path) {
 }
 
 /**
- * A table of `rows` under `columns` ([key, label, format?, numeric?]); a
- * format may answer a node. Each cell carries its column's label
+ * A table of `rows` under `columns` ([key, label, format?, numeric?, long?]);
+ * a format may answer a node; a `long` column (ids, JSON) may break its
+ * values anywhere. Each cell carries its column's label
  * (`data-label`), which narrow screens show beside the value.
  */
 function fillTable(table, columns, rows, caption) {
@@ -292,10 +305,11 @@ function fillTable(table, columns, rows, caption) {
   if (!rows.length) body.append(el('tr', {}, el('td', { colspan: columns.length }, t('none_rows'))));
   rows.forEach((row) => {
     const tr = el('tr');
-    columns.forEach(([key, label, fmt, num]) => {
+    columns.forEach(([key, label, fmt, num, long]) => {
       const value = typeof key === 'function' ? key(row) : row[key];
       const shown = fmt ? fmt(value, row) : String(value ?? '');
-      tr.append(el('td', { class: num ? 'num' : '', 'data-label': label }, shown));
+      const cls = [num ? 'num' : '', long ? 'long' : ''].filter(Boolean).join(' ');
+      tr.append(el('td', { class: cls, 'data-label': label }, shown));
     });
     body.append(tr);
   });
@@ -451,7 +465,8 @@ function drawFigures(s) {
   dl.replaceChildren();
   const add = (label, value) => dl.append(el('div', {}, el('dt', {}, label), el('dd', {}, value)));
   add(t('stats.conversion'), s.conversion == null ? '—' : percent(s.conversion));
-  add(t('stats.median'), s.median_seconds_to_verify == null ? '—' : t('seconds', { n: number(s.median_seconds_to_verify) }));
+  add(t('stats.median'), s.median_seconds_to_verify == null ? '—'
+    : t('seconds', { n: new Intl.NumberFormat(lang, { maximumFractionDigits: 1 }).format(s.median_seconds_to_verify) }));
   add(t('stats.calls'), number(s.calls));
   add(t('stats.call_seconds'), t('seconds', { n: number(s.call_seconds) }));
 }
@@ -662,7 +677,7 @@ async function search(more) {
   fillTable(table, [
     ['created_at', t('col.created'), when],
     ['id', t('col.id'), (id) => el('button', { type: 'button', class: 'link', 'data-open': id }, id)],
-    ['external_id', t('col.external_id')], ['user_id', t('col.user_id')],
+    ['external_id', t('col.external_id'), undefined, false, true], ['user_id', t('col.user_id'), undefined, false, true],
     ['phone_number', t('col.phone')], ['status', t('col.status'), statusText],
     ['failure_reason', t('col.failure'), reasonText],
   ], rows, t('search.title'));
@@ -730,13 +745,13 @@ function fieldValue(key, value) {
     case 'outcome': return known(`outcome.${value}`) ?? String(value);
     case 'mode': return known(`mode.${value}`) ?? String(value);
     case 'channel': return known(`channel.${value}`) ?? String(value);
-    case 'attempt': case 'http_status': return typeof value === 'number' ? number(value) : JSON.stringify(value);
+    case 'attempt': case 'attempts': case 'http_status': case 'sip_code': return typeof value === 'number' ? number(value) : JSON.stringify(value);
     case 'account': case 'error': return String(value);
     default: return typeof value === 'string' ? value : JSON.stringify(value);
   }
 }
 
-const TIMELINE_FIELDS = ['mode', 'channel', 'account', 'keys', 'correct', 'seconds', 'attempt', 'outcome', 'http_status',
+const TIMELINE_FIELDS = ['mode', 'channel', 'account', 'call_status', 'sip_code', 'keys', 'correct', 'attempts', 'seconds', 'attempt', 'outcome', 'http_status',
   'error', 'status', 'failure_reason', 'prompt', 'reached'];
 
 /** One timeline entry as a list item: when, what (translated when known), and its details. */
@@ -757,11 +772,9 @@ function timelineEntry(entry) {
   }
   if (keys.length) {
     const dl = el('dl', { class: 'details' });
-    for (const raw of keys) {
-      // A call_status entry's `status` is the provider's call status, not the request's.
-      const key = kind === 'call_status' && raw === 'status' ? 'call_status' : raw;
+    for (const key of keys) {
       const label = known(`field.${key}`);
-      dl.append(el('div', {}, el('dt', {}, label ?? key), el('dd', {}, label === null ? fieldValue('', detail[raw]) : fieldValue(key, detail[raw]))));
+      dl.append(el('div', {}, el('dt', {}, label ?? key), el('dd', {}, label === null ? fieldValue('', detail[key]) : fieldValue(key, detail[key]))));
     }
     item.append(dl);
   }
@@ -790,8 +803,8 @@ async function loadAudit(more) {
   const rows = more ? [...(table.rowsData ?? []), ...body.events] : body.events;
   table.rowsData = rows;
   fillTable(table, [['at', t('col.at'), when], ['type', t('col.type'), (k) => known(`audit.${k}`) ?? k],
-    ['request_id', t('col.request')],
-    ['data', t('col.data'), (d) => JSON.stringify(d ?? {})], ['sealed', t('col.sealed'), (s) => (s ? t('yes') : t('no'))]],
+    ['request_id', t('col.request'), undefined, false, true],
+    ['data', t('col.data'), (d) => JSON.stringify(d ?? {}), false, true], ['sealed', t('col.sealed'), (s) => (s ? t('yes') : t('no'))]],
   rows, t('tab.audit'));
   auditNext = body.next ?? null;
   $('[data-audit-more]').hidden = !auditNext;
