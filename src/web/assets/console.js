@@ -220,6 +220,7 @@ let session = null;
 let tenantId = null;
 let auditNext = null;
 let searchNext = null;
+let openedId = null;
 const charts = { funnel: null, timeline: null };
 
 function pickLang() {
@@ -399,7 +400,9 @@ function clearTenantViews() {
     $(sel).textContent = '';
   }
   $('[data-search-more]').hidden = true;
+  $('[data-search-results]').rowsData = null;
   searchNext = null;
+  openedId = null;
 }
 
 // ---- sections ----
@@ -674,6 +677,13 @@ async function search(more) {
   const rows = more ? [...(table.rowsData ?? []), ...(body.requests ?? [])] : body.requests ?? [];
   table.rowsData = rows;
   searchNext = body.next ?? null;
+  showResults(rows);
+}
+
+/** The search results held (`rowsData`), drawn in the current language. */
+function showResults(rows) {
+  const table = $('[data-search-results]');
+  const status = $('[data-search-status]');
   fillTable(table, [
     ['created_at', t('col.created'), when],
     ['id', t('col.id'), (id) => el('button', { type: 'button', class: 'link', 'data-open': id }, id)],
@@ -687,8 +697,9 @@ async function search(more) {
   else status.textContent = t(searchNext ? 'search.more_found' : 'search.found', { n: number(rows.length) });
 }
 
-/** The request `id` and its timeline, below the search; the focus moves to it. */
+/** The request `id` and its timeline, below the search; with `focus`, the focus moves to it. */
 async function openRequest(id, { focus = false } = {}) {
+  openedId = id;
   const status = $('[data-request-status]');
   const box = $('[data-request]');
   box.hidden = true;
@@ -898,7 +909,12 @@ async function start() {
     url.searchParams.set('lang', lang);
     history.replaceState(null, '', url);
     translatePage();
-    if (session) showApp();
+    if (!session) return;
+    showApp();
+    // What the Requests tab shows, again in the new language.
+    const results = $('[data-search-results]');
+    if (!results.hidden && results.rowsData) showResults(results.rowsData);
+    if (openedId && !$('[data-request]').hidden) openRequest(openedId);
   });
   watchChartSizes();
   window.addEventListener('hashchange', () => {

@@ -269,6 +269,13 @@ test('requests: search by external id, by last four digits and status; a result 
     assert.ok(!(await page.content()).includes(verified.code), 'the code is nowhere in the page');
     await checkBothWidths(page, 'console search and timeline (en)', 'console-en-timeline');
 
+    // Switching the language redraws the results and the timeline in it.
+    await page.getByLabel('Language').selectOption('ja');
+    await page.locator('[data-timeline-list] li[data-kind="keys_pressed"]').filter({ hasText: 'キー入力' }).waitFor();
+    assert.match(await page.locator('[data-search-results] tbody').innerText(), /認証成功/);
+    await page.getByLabel('言語').selectOption('en');
+    await page.locator('[data-timeline-list] li[data-kind="keys_pressed"]').filter({ hasText: 'Keys pressed' }).waitFor();
+
     // The keyboard reaches a result: Tab onto its id, Enter opens it.
     await search(page, { external_id: `${tag}-2` });
     await page.locator('[data-search-results] button[data-open]').focus();
