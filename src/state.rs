@@ -36,6 +36,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Demo-page starts per client address (simulator only).
     pub demo_limiter: Limiter<std::net::IpAddr>,
+    /// Failed console sign-ins per client address.
+    pub sign_in_limiter: Limiter<std::net::IpAddr>,
     pub provider: ProviderKind,
 }
 

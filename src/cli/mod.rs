@@ -282,17 +282,9 @@ fn credentials_json(t: &Tenant, api_key: &str) -> serde_json::Value {
     })
 }
 
-/// Appends a tenant's event to the audit trail, right after the change it
-/// tells of (a separate commit: a crash between the two loses the event,
-/// never the change).
-async fn audit_tenant(
-    store: &dyn store::Store,
-    kind: Kind,
-    t: &Tenant,
-    data: serde_json::Value,
-) -> Result<(), CliError> {
-    let record = Record { kind, tenant_id: Some(t.id), request_id: None, at: Utc::now(), data };
-    Ok(store.append_audit(vec![record]).await?)
+/// An event about tenant `t`, written in the commit of the change it tells of.
+fn tenant_event(kind: Kind, t: &Tenant, data: serde_json::Value) -> Vec<Record> {
+    vec![Record { kind, tenant_id: Some(t.id), request_id: None, at: Utc::now(), data }]
 }
 
 /// The top-level settings whose stored value differs (names only: a value may be a key).
@@ -313,11 +305,11 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
         TenantAction::Create { name } => {
             check_name(&name)?;
             let (tenant, key) = Tenant::create(name, Utc::now());
-            store.create_tenant(tenant.clone()).await.map_err(|e| match e {
+            let event = tenant_event(Kind::TenantCreated, &tenant, json!({ "name": tenant.name, "by": "cli" }));
+            store.create_tenant_recorded(tenant.clone(), event).await.map_err(|e| match e {
                 StoreError::Conflict(_) => CliError::Usage(format!("a tenant named {:?} exists", tenant.name)),
                 other => other.into(),
             })?;
-            audit_tenant(&*store, Kind::TenantCreated, &tenant, json!({ "name": tenant.name, "by": "cli" })).await?;
             Ok(credentials_json(&tenant, key.full.expose_secret()).to_string())
         }
         TenantAction::List => {
@@ -330,11 +322,11 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
             };
             let before = tenant.policy.to_json();
             tenant.policy = args.apply(tenant.policy, &server_prompts(config)?)?;
-            if !store.set_tenant_policy(&tenant.name, &tenant.policy).await? {
+            let changed = changed_settings(&before, &tenant.policy.to_json());
+            let event = tenant_event(Kind::SettingsChanged, &tenant, json!({ "changed": changed, "by": "cli" }));
+            if !store.set_tenant_policy_recorded(&tenant.name, &tenant.policy, event).await? {
                 return Err(CliError::Usage(format!("tenant {:?} changed while setting; try again", args.name)));
             }
-            let changed = changed_settings(&before, &tenant.policy.to_json());
-            audit_tenant(&*store, Kind::SettingsChanged, &tenant, json!({ "changed": changed, "by": "cli" })).await?;
             Ok(public_json(&tenant).to_string())
         }
         TenantAction::RotateKey { name } => {
@@ -347,12 +339,11 @@ pub async fn tenant(db: &DbArgs, config: Option<&std::path::Path>, action: Tenan
             tenant.callback_secret = new_callback_secret();
             tenant.key_id = key.key_id;
             tenant.key_hash = key.hash;
-            if !store.update_tenant_credentials(tenant.clone()).await? {
+            // The key id is public (it only finds the row); the key itself is never recorded.
+            let event = tenant_event(Kind::KeyRotated, &tenant, json!({ "key_id": tenant.key_id, "by": "cli" }));
+            if !store.update_tenant_credentials_recorded(tenant.clone(), event).await? {
                 return Err(CliError::Usage(format!("tenant {name:?} changed while rotating; try again")));
             }
-            // The key id is public (it only finds the row); the key itself is never recorded.
-            let data = json!({ "key_id": tenant.key_id, "by": "cli" });
-            audit_tenant(&*store, Kind::KeyRotated, &tenant, data).await?;
             Ok(credentials_json(&tenant, key.full.expose_secret()).to_string())
         }
     }

@@ -179,6 +179,11 @@ pub struct ServeArgs {
     /// Simulator: let prompts take as long as speaking them would (true), or no time (false, for tests)
     #[arg(long, env = "IVR_AUTH_SIMULATOR_PACING")]
     pub simulator_pacing: Option<bool>,
+    /// Measuring only: `false` writes no audit event, funnel step or timeline
+    /// entry for a request's changes, to measure what recording costs
+    /// (BENCHMARKS.md). Never for a server in use.
+    #[arg(long, env = "IVR_AUTH_BENCH_RECORDING", hide = true)]
+    pub bench_recording: Option<bool>,
     /// Simulator: allow a non-loopback listen address (development machines shared on a network only)
     #[arg(long, env = "IVR_AUTH_SIMULATOR_ALLOW_PUBLIC")]
     pub simulator_allow_public: Option<bool>,
@@ -268,6 +273,7 @@ impl ServeArgs {
             log_format,
             call_end_grace_ms,
             simulator_pacing,
+            bench_recording,
             simulator_allow_public,
             metrics_token,
             operator_token

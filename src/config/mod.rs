@@ -111,6 +111,9 @@ pub struct Settings {
     pub call_end_grace: Duration,
     /// Simulator: prompts take as long as speaking them would (people need the time).
     pub simulator_pacing: bool,
+    /// Audit events, funnel steps and timeline entries of a request's changes
+    /// are written (always, but for measuring their cost).
+    pub recording: bool,
     /// Let the simulator serve on an address other than loopback (it shows
     /// codes and numbers to anyone who can reach it).
     pub simulator_public: bool,
@@ -303,6 +306,7 @@ impl Settings {
             log_json,
             call_end_grace: Duration::from_millis(a.call_end_grace_ms.unwrap_or(3000).min(60_000)),
             simulator_pacing: a.simulator_pacing.unwrap_or(true),
+            recording: a.bench_recording.unwrap_or(true),
             simulator_public: a.simulator_allow_public.unwrap_or(false),
             metrics_token: match a.metrics_token.filter(|t| !t.is_empty()) {
                 Some(t) if t.len() < 16 => return Err(bad("IVR_AUTH_METRICS_TOKEN", "must be at least 16 characters")),
@@ -394,6 +398,7 @@ impl Settings {
             "tenant_calls_per_minute": self.tenant_calls_per_minute,
             "tenant_calls_per_day": self.tenant_calls_per_day,
             "retention_days": self.retention_days,
+            "recording": self.recording,
         })
     }
 

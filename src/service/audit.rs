@@ -20,10 +20,10 @@ pub struct AuditPage {
 const SEAL_BATCH: usize = 5000;
 
 impl Service {
-    /// Appends an event about `tenant` (created, key rotated, settings changed).
-    pub async fn audit_tenant(&self, kind: Kind, tenant: &Tenant, data: Value) -> Result<(), StoreError> {
-        let record = Record { kind, tenant_id: Some(tenant.id), request_id: None, at: self.now(), data };
-        self.store.append_audit(vec![record]).await
+    /// An event about `tenant` (created, key rotated, settings changed), to
+    /// be written with the change (`TenantStore::…_recorded`).
+    pub fn tenant_event(&self, kind: Kind, tenant: &Tenant, data: Value) -> Record {
+        Record { kind, tenant_id: Some(tenant.id), request_id: None, at: self.now(), data }
     }
 
     /// Appends the server's start, with its settings (secrets masked by the caller).

@@ -72,6 +72,9 @@ pub struct Service {
     /// for tenants that allow no others.
     pub default_region: Region,
     pub call_end_grace: Duration,
+    /// Whether a change's audit events, funnel steps and timeline entry are
+    /// written (`false` only to measure their cost).
+    pub recording: bool,
     /// Registrations per phone number, counted in the store (so across servers).
     pub number_limit: Option<NumberLimit>,
     /// Outbound calls per tenant per minute and per day.
@@ -249,6 +252,7 @@ impl Service {
         let now = self.now();
         let grace = self.call_end_grace;
         let inbound = self.inbound_number.clone();
+        let recording = self.recording;
         // Whether the decision that was written added jobs (it may run more than once).
         let added_jobs = Arc::new(AtomicBool::new(false));
         let added = added_jobs.clone();
@@ -268,9 +272,13 @@ impl Service {
             };
             let jobs = jobs_for(&t, now, grace, inbound.as_ref());
             added.store(!jobs.is_empty(), Ordering::Relaxed);
+            let usage = usage_record::for_change(r, &event, &t.next, now);
+            if !recording {
+                let (audit, steps, timeline) = (Vec::new(), Vec::new(), Vec::new());
+                return Some(Update { jobs, audit, steps, usage, timeline, request: t.next });
+            }
             let audit = audit_record::for_change(r, &event, &t.next, now).into_iter().collect();
             let steps = funnel::steps(r, &event, &t.next, now);
-            let usage = usage_record::for_change(r, &event, &t.next, now);
             let timeline = vec![timeline::entry(r, &event, &t.next, &steps, now)];
             Some(Update { jobs, audit, steps, usage, timeline, request: t.next })
         });

@@ -36,13 +36,12 @@ impl Service {
     ) -> Result<(), ServiceError> {
         let mut policy = tenant.policy.clone();
         policy.voice = voice;
-        if !self.store.set_tenant_policy(&tenant.name, &policy).await? {
+        let data = serde_json::json!({ "changed": ["voice"], "by": "api" });
+        let event = self.tenant_event(crate::domain::audit::Kind::SettingsChanged, tenant, data);
+        if !self.store.set_tenant_policy_recorded(&tenant.name, &policy, vec![event]).await? {
             return Err(ServiceError::NotFound("the tenant was removed"));
         }
         self.tenant_cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&tenant.id);
-        // Right after the change, in a commit of its own (see `audit_tenant`).
-        let data = serde_json::json!({ "changed": ["voice"], "by": "api" });
-        self.audit_tenant(crate::domain::audit::Kind::SettingsChanged, tenant, data).await?;
         Ok(())
     }
 
@@ -65,12 +64,10 @@ impl Service {
         }
         let (mut tenant, _key) = Tenant::create(name.into(), self.now());
         tenant.policy.voice = voice;
-        match self.store.create_tenant(tenant.clone()).await {
-            Ok(()) => {
-                let data = serde_json::json!({ "name": tenant.name, "by": "server" });
-                self.audit_tenant(crate::domain::audit::Kind::TenantCreated, &tenant, data).await?;
-                Ok(tenant)
-            }
+        let data = serde_json::json!({ "name": tenant.name, "by": "server" });
+        let event = self.tenant_event(crate::domain::audit::Kind::TenantCreated, &tenant, data);
+        match self.store.create_tenant_recorded(tenant.clone(), vec![event]).await {
+            Ok(()) => Ok(tenant),
             // Another server created it at the same moment: use theirs.
             Err(StoreError::Conflict(_)) => {
                 named().await?.ok_or(StoreError::Conflict("the tenant could not be created"))

@@ -152,6 +152,8 @@ impl Application {
             secure_cookies: settings.public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
             // Enough for a person trying the demo (tens a minute), not for a script.
             demo_limiter: Limiter::new(30, Duration::from_secs(60)),
+            // A person mistyping a key, not a script guessing one.
+            sign_in_limiter: Limiter::new(10, Duration::from_secs(60)),
             provider: settings.provider,
         });
         let jobs = Arc::new(Jobs {
@@ -317,6 +319,11 @@ fn service(
         overall: settings.phone_rate_limit_server,
         window: chrono::Duration::minutes(10),
     });
+    if !settings.recording {
+        tracing::warn!(
+            "IVR_AUTH_BENCH_RECORDING=false: no audit event, funnel step or timeline entry is written for request changes; for measuring only"
+        );
+    }
     let service = Arc::new(Service {
         store,
         clock,
@@ -326,6 +333,7 @@ fn service(
         default_region: settings.default_region,
         budgets: CallBudgets::new(settings.tenant_calls_per_minute, settings.tenant_calls_per_day),
         call_end_grace: settings.call_end_grace,
+        recording: settings.recording,
         number_limit,
         metrics,
         jobs_wakeup: Notify::new(),
@@ -347,6 +355,7 @@ fn sweeper(
     let trim = move || {
         state.tenant_limiter.shrink();
         state.demo_limiter.shrink();
+        state.sign_in_limiter.shrink();
     };
     spawn_sweeper(service, chrono::Duration::days(i64::from(settings.retention_days)), trim, shutdown)
 }

@@ -78,6 +78,24 @@ fn signed_in(state: &AppState, who: Who, resp: &mut actix_web::HttpResponseBuild
     token
 }
 
+/// A refused sign-in: 401, or 429 once the client's address has failed
+/// too often in the last minute (`AppState::sign_in_limiter`).
+fn failed_sign_in(state: &AppState, req: &HttpRequest) -> AppError {
+    // Counted into the server's minute of refusals in the audit trail.
+    state.service.metrics.refusals.count(None, "console_sign_in");
+    let Some(ip) = req.peer_addr().map(|a| a.ip()) else { return AppError::Unauthorized };
+    match state.sign_in_limiter.check(&ip) {
+        Ok(()) => AppError::Unauthorized,
+        Err(retry_after) => {
+            tracing::warn!(client = %ip, "console sign-ins refused: too many failures from this address");
+            AppError::RateLimited {
+                retry_after,
+                message: "too many failed sign-ins from this address; try again in a minute".into(),
+            }
+        }
+    }
+}
+
 /// `POST /console/session`: exchanges an API key or the operator token for a session cookie.
 async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, AppError> {
     if session::cross_site(&req) {
@@ -87,8 +105,10 @@ async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
     let who = if is_operator(&state, &form.operator_token) {
         Who::Operator
     } else {
-        let tenant = state.service.tenant_for_key(&form.api_key).await?.ok_or(AppError::Unauthorized)?;
-        Who::Tenant { id: tenant.id, key_id: tenant.key_id }
+        match state.service.tenant_for_key(&form.api_key).await? {
+            Some(tenant) => Who::Tenant { id: tenant.id, key_id: tenant.key_id },
+            None => return Err(failed_sign_in(&state, &req)),
+        }
     };
     let mut resp = HttpResponse::Ok();
     let token = signed_in(&state, who, &mut resp);

@@ -107,6 +107,26 @@ async fn a_wrong_key_is_refused_and_sets_no_cookie() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_address_that_keeps_failing_to_sign_in_is_slowed_down_and_a_right_key_still_works() {
+    let app = spawn_app().await;
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..12 {
+            out.push(sign_in(&app, json!({ "api_key": "ivr_0011223344556677_wrong" })).await.status().as_u16());
+        }
+        out
+    };
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+    let limited = sign_in(&app, json!({ "api_key": "ivr_0011223344556677_wrong" })).await;
+    assert!(limited.headers().get("retry-after").is_some());
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // Only failures count: the tenant with its right key signs in.
+    assert_eq!(sign_in(&app, json!({ "api_key": app.tenant.api_key })).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_session_token_is_refused_when_expired_tampered_of_another_kind_or_of_a_rotated_key() {
     let app = spawn_app().await;
     let id = registered(&app).await;

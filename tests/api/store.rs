@@ -701,3 +701,43 @@ async fn usage_is_summed_per_month_account_and_country_counted_once_and_purged_b
         assert_eq!(january, vec![row("inbound", "JP", 0, 2, 0, 0)], "written twice too");
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_change_and_its_audit_event_are_one_commit() {
+    use ivr_auth::domain::audit::{Kind, Record};
+    use ivr_auth::store::AuditQuery;
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let event = |t: &Tenant, kind: Kind| {
+            vec![Record { kind, tenant_id: Some(t.id), request_id: None, at: Utc::now(), data: serde_json::json!({}) }]
+        };
+        let count = |t: Uuid| {
+            let store = store.clone();
+            async move {
+                let q = AuditQuery { tenant: Some(t), limit: 100, ..AuditQuery::default() };
+                store.audit_events(q).await.unwrap().iter().map(|e| e.record.kind.as_str()).collect::<Vec<_>>()
+            }
+        };
+        let (t, _) = Tenant::create("acme".into(), Utc::now());
+        store.create_tenant_recorded(t.clone(), event(&t, Kind::TenantCreated)).await.unwrap();
+        assert_eq!(count(t.id).await, ["tenant.created"]);
+        // A change that is not made writes no event.
+        let (twin, _) = Tenant::create("acme".into(), Utc::now());
+        let taken = store.create_tenant_recorded(twin.clone(), event(&twin, Kind::TenantCreated)).await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+        assert_eq!(count(twin.id).await, Vec::<&str>::new());
+        let (ghost, _) = Tenant::create("ghost".into(), Utc::now());
+        let policy = ghost.policy.clone();
+        assert!(
+            !store.set_tenant_policy_recorded("ghost", &policy, event(&ghost, Kind::SettingsChanged)).await.unwrap()
+        );
+        assert!(
+            !store.update_tenant_credentials_recorded(ghost.clone(), event(&ghost, Kind::KeyRotated)).await.unwrap()
+        );
+        assert_eq!(count(ghost.id).await, Vec::<&str>::new());
+        // A change that is made writes its event.
+        assert!(store.set_tenant_policy_recorded("acme", &t.policy, event(&t, Kind::SettingsChanged)).await.unwrap());
+        assert!(store.update_tenant_credentials_recorded(t.clone(), event(&t, Kind::KeyRotated)).await.unwrap());
+        assert_eq!(count(t.id).await, ["tenant.key_rotated", "tenant.settings_changed", "tenant.created"]);
+    });
+}

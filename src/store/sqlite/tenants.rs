@@ -7,12 +7,13 @@ use uuid::Uuid;
 use super::pool::db_err;
 use super::rows;
 use super::{SqliteStore, is_unique_violation};
+use crate::domain::audit::Record;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{StoreError, TenantStore};
 
 #[async_trait]
 impl TenantStore for SqliteStore {
-    async fn create_tenant(&self, tenant: Tenant) -> Result<(), StoreError> {
+    async fn create_tenant_recorded(&self, tenant: Tenant, audit: Vec<Record>) -> Result<(), StoreError> {
         self.pool
             .write(move |c| {
                 let sql = concat!(
@@ -22,7 +23,7 @@ impl TenantStore for SqliteStore {
                 );
                 let p = rows::tenant_params(&tenant);
                 match c.execute(sql, rusqlite::params_from_iter(p.iter())) {
-                    Ok(_) => Ok(()),
+                    Ok(_) => super::audit::insert_records(c, &audit),
                     Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("a tenant with this name exists")),
                     Err(e) => Err(db_err(e)),
                 }
@@ -41,7 +42,7 @@ impl TenantStore for SqliteStore {
             .await
     }
 
-    async fn update_tenant_credentials(&self, tenant: Tenant) -> Result<bool, StoreError> {
+    async fn update_tenant_credentials_recorded(&self, tenant: Tenant, audit: Vec<Record>) -> Result<bool, StoreError> {
         self.pool
             .write(move |c| {
                 let p = rows::tenant_params(&tenant);
@@ -52,18 +53,29 @@ impl TenantStore for SqliteStore {
                         rusqlite::params_from_iter(p.iter().take(7)),
                     )
                     .map_err(db_err)?;
+                if n == 1 {
+                    super::audit::insert_records(c, &audit)?;
+                }
                 Ok(n == 1)
             })
             .await
     }
 
-    async fn set_tenant_policy(&self, name: &str, policy: &TenantPolicy) -> Result<bool, StoreError> {
+    async fn set_tenant_policy_recorded(
+        &self,
+        name: &str,
+        policy: &TenantPolicy,
+        audit: Vec<Record>,
+    ) -> Result<bool, StoreError> {
         let (name, policy) = (name.to_owned(), policy.to_json());
         self.pool
             .write(move |c| {
                 let n = c
                     .execute("UPDATE tenants SET policy = ?2 WHERE name = ?1", params![name, policy])
                     .map_err(db_err)?;
+                if n == 1 {
+                    super::audit::insert_records(c, &audit)?;
+                }
                 Ok(n == 1)
             })
             .await
