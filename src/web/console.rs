@@ -177,11 +177,15 @@ async fn link(
     Ok(resp.insert_header((LOCATION, "/console")).finish())
 }
 
-/// The console's page and assets (name, content type, content).
-const ASSETS: [(&str, &str, &str); 3] = [
+/// The console's page and assets (name, content type, content). The charts
+/// are drawn by uPlot, vendored in `assets/vendor/` (see its README) and
+/// served from here, never from a CDN.
+const ASSETS: [(&str, &str, &str); 5] = [
     ("console.html", "text/html; charset=utf-8", include_str!("assets/console.html")),
     ("console.css", "text/css; charset=utf-8", include_str!("assets/console.css")),
     ("console.js", "text/javascript; charset=utf-8", include_str!("assets/console.js")),
+    ("uPlot.iife.min.js", "text/javascript; charset=utf-8", include_str!("assets/vendor/uPlot.iife.min.js")),
+    ("uPlot.min.css", "text/css; charset=utf-8", include_str!("assets/vendor/uPlot.min.css")),
 ];
 
 async fn page() -> Result<HttpResponse, AppError> {
