@@ -9,6 +9,9 @@ CREATE TABLE IF NOT EXISTS request_events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS request_events_request ON request_events (request_id, at);
+-- The funnel's purge goes per tenant along request_steps_tenant: one index
+-- fewer to keep up on every step written.
+DROP INDEX IF EXISTS request_steps_at;
 -- The console's search: a tenant's requests, newest first, and by user id.
 CREATE INDEX IF NOT EXISTS auth_requests_tenant_created ON auth_requests (tenant_id, created_at);
 CREATE INDEX IF NOT EXISTS auth_requests_tenant_user

@@ -627,6 +627,10 @@ async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
         let registered =
             store.audit_events(ivr_auth::store::AuditQuery { tenant: Some(a.id), limit: 10, ..Default::default() });
         assert_eq!(registered.await.unwrap().len(), 3, "each insert wrote its request.registered");
+        // The purge takes the steps before its time, per tenant, and keeps the later ones.
+        store.purge_audit(t0 + chrono::Duration::minutes(30)).await.unwrap();
+        let counts = store.step_counts(a.id, t0, hour(3), 3600).await.unwrap();
+        assert_eq!(counts, vec![(hour(1), Step::Registered, None, 1)]);
     });
 }
 

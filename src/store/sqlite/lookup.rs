@@ -20,7 +20,7 @@ pub(super) fn insert_timeline(c: &Connection, entries: &[Entry]) -> Result<(), S
         return Ok(());
     }
     let mut stmt = c
-        .prepare_cached("INSERT INTO request_events (request_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
+        .prepare_cached("INSERT OR IGNORE INTO request_events (request_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
         .map_err(db_err)?;
     for e in entries {
         stmt.execute(params![e.request_id.as_bytes(), ms(e.at), e.kind.as_ref(), e.detail.to_string()])
@@ -57,9 +57,7 @@ impl LookupStore for SqliteStore {
         self.pool
             .read(move |c| {
                 let mut stmt = c
-                    .prepare_cached(
-                        "SELECT at, kind, detail FROM request_events WHERE request_id = ?1 ORDER BY at, rowid",
-                    )
+                    .prepare_cached("SELECT at, kind, detail FROM request_events WHERE request_id = ?1 ORDER BY at")
                     .map_err(db_err)?;
                 let rows = stmt
                     .query_map([request.as_bytes()], |r| {
