@@ -32,6 +32,10 @@ echo "== load generator smoke run (checks it works and errs 0; no timing asserte
 target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 \
   --inbound-share 0.3 --wrong-share 0.2 --fail-on-error
 
+echo "== load generator smoke run with 1000 callers who take their time: every lifecycle ends, the run reports (bounded)"
+timeout 120 target/debug/ivr-auth bench run --concurrency 1000 --think-ms 500 --max-connections 1000 --duration 3 \
+  --warmup 1 --healthz-seconds 0.5 --fail-on-error
+
 echo "== burst smoke run: two paced accounts, no request lost or called twice (no timing asserted)"
 target/debug/ivr-auth bench burst --registrations 60 --rates 20,10 --fail-on-error
 

@@ -41,6 +41,34 @@ pub struct Driver {
     pub http_slots: tokio::sync::Semaphore,
 }
 
+impl Driver {
+    /// The same servers, tenant and double, without think time: for the
+    /// write probes after the load, which measure writes, not callers.
+    pub fn without_think(&self) -> Self {
+        Self {
+            http: self.http.clone(),
+            bases: self.bases.clone(),
+            public: self.public.clone(),
+            next_server: AtomicUsize::new(0),
+            api_key: self.api_key.clone(),
+            auth_token: self.auth_token.clone(),
+            waiting: self.waiting.clone(),
+            inbound_number: self.inbound_number.clone(),
+            caller_id: self.caller_id.clone(),
+            counter: AtomicU64::new(self.counter.load(Ordering::Relaxed) + 1_000_000),
+            acked: None,
+            think: Duration::ZERO,
+            http_slots: tokio::sync::Semaphore::new(self.http_slots.available_permits().max(1)),
+        }
+    }
+
+    /// How long one lifecycle may take before it is counted as an error: every
+    /// step bounded by its own timeout, plus the pauses between them.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(60) + self.think * 20
+    }
+}
+
 /// Which step failed, and how.
 pub type Failure = (Step, String);
 

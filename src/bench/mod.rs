@@ -137,9 +137,11 @@ async fn load(driver: Arc<Driver>, args: &RunArgs, measure_from: Instant, until:
                     (rng.random_bool(inbound_share.clamp(0.0, 1.0)), rng.random_bool(wrong_share.clamp(0.0, 1.0)))
                 };
                 let r = if Instant::now() >= measure_from { &mut rec } else { &mut warm };
-                match driver.run(inbound, wrong, r).await {
-                    Ok(()) => r.lifecycles += 1,
-                    Err((step, what)) => r.error(step, &what),
+                // A lifecycle that never ends is an error, not a run that never reports.
+                match tokio::time::timeout(driver.deadline(), driver.run(inbound, wrong, r)).await {
+                    Ok(Ok(())) => r.lifecycles += 1,
+                    Ok(Err((step, what))) => r.error(step, &what),
+                    Err(_) => r.overdue(driver.deadline()),
                 }
             }
             rec
@@ -192,7 +194,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         None => None,
     };
     let writes = match args.kill_after {
-        None => probe_writes(&driver, &servers).await,
+        // Without think time: 60 probe lifecycles at 500 ms a step took minutes.
+        None => probe_writes(&driver.without_think(), &servers).await,
         Some(_) => Vec::new(),
     };
     let healthz_per_s =

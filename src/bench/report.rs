@@ -61,6 +61,11 @@ impl Recorder {
         *self.errors.entry(format!("{}: {what}", step.name())).or_default() += 1;
     }
 
+    /// A lifecycle that did not end within `deadline`.
+    pub fn overdue(&mut self, deadline: Duration) {
+        *self.errors.entry(format!("lifecycle: no end within {} s", deadline.as_secs())).or_default() += 1;
+    }
+
     pub fn merge(&mut self, other: Recorder) {
         self.samples.extend(other.samples);
         self.lifecycles += other.lifecycles;
