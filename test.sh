@@ -29,8 +29,19 @@ echo "== browser tests (headless Chromium: /demo and /dev/phone)"
 bash tests/browser/run.sh target/debug/ivr-auth
 
 echo "== load generator smoke run (checks it works and errs 0; no timing asserted)"
+bench_json="$(mktemp)"
 target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 \
-  --inbound-share 0.3 --wrong-share 0.2 --fail-on-error
+  --inbound-share 0.3 --wrong-share 0.2 --fail-on-error --json "$bench_json"
+# The report names the CPU of the server and of the generator, and the commits, per lifecycle.
+python3 - "$bench_json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("server_cpu_per_lifecycle_us", "generator_cpu_per_lifecycle_us", "commits_per_lifecycle_under_load"):
+    assert isinstance(r.get(k), (int, float)) and r[k] > 0, f"{k}: {r.get(k)!r}"
+print("per lifecycle: server %.0f µs, generator %.0f µs, %.2f commits" % tuple(
+    r[k] for k in ("server_cpu_per_lifecycle_us", "generator_cpu_per_lifecycle_us", "commits_per_lifecycle_under_load")))
+PY
+rm -f "$bench_json"
 
 echo "== load generator smoke run with 1000 callers who take their time: every lifecycle ends, the run reports (bounded)"
 timeout 120 target/debug/ivr-auth bench run --concurrency 1000 --think-ms 500 --max-connections 1000 --duration 3 \

@@ -23,7 +23,7 @@ use rand::RngExt;
 
 use lifecycle::Driver;
 use report::{Recorder, Report};
-use server::{Server, create_tenant, healthz, servers_cpu, start_server, store_counters};
+use server::{Server, create_tenant, healthz, process_cpu_seconds, servers_cpu, start_server, store_counters};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -178,12 +178,23 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let started = Instant::now() + Duration::from_secs_f64(args.warmup);
     let (rec, cpu_at_start, counters_at_start) = measure(&driver, &args, &mut servers, &http, started).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let writes_per_commit_under_load = match (counters_at_start, store_counters(&http, &servers).await) {
+    let generator_cpu_at_end = process_cpu_seconds(std::process::id());
+    let counters_at_end = store_counters(&http, &servers).await;
+    let writes_per_commit_under_load = match (counters_at_start, counters_at_end) {
         (Some(a), Some(b)) if b.1 > a.1 => Some((b.0 - a.0) / (b.1 - a.1)),
         _ => None,
     };
+    let per_lifecycle = |delta: f64| (rec.lifecycles > 0).then(|| delta / rec.lifecycles as f64);
+    let commits_per_lifecycle_under_load = match (counters_at_start, counters_at_end) {
+        (Some(a), Some(b)) => per_lifecycle(b.1 - a.1),
+        _ => None,
+    };
     let cpu_per_lifecycle_us = match (cpu_at_start, servers_cpu(&servers)) {
-        (Some(a), Some(b)) if rec.lifecycles > 0 => Some((b - a) * 1e6 / rec.lifecycles as f64),
+        (Some((a, _)), Some(b)) => per_lifecycle((b - a) * 1e6),
+        _ => None,
+    };
+    let generator_cpu_per_lifecycle_us = match (cpu_at_start, generator_cpu_at_end) {
+        (Some((_, a)), Some(b)) => per_lifecycle((b - a) * 1e6),
         _ => None,
     };
     let durability = match args.kill_after {
@@ -210,6 +221,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         nodes: args.server.nodes,
         writes_per_lifecycle: writes,
         server_cpu_per_lifecycle_us: cpu_per_lifecycle_us,
+        generator_cpu_per_lifecycle_us,
+        commits_per_lifecycle_under_load,
         writes_per_commit_under_load,
         lifecycles: rec.lifecycles,
         lifecycles_per_s,
@@ -272,7 +285,7 @@ async fn measure(
     servers: &mut [Server],
     http: &reqwest::Client,
     started: Instant,
-) -> (Recorder, Option<f64>, Option<(f64, f64)>) {
+) -> (Recorder, Option<(f64, f64)>, Option<(f64, f64)>) {
     let mut cpu_at_start = None;
     let mut counters_at_start = None;
     let rec = match args.kill_after {
@@ -280,7 +293,8 @@ async fn measure(
             let running = load(driver.clone(), args, started, started + Duration::from_secs_f64(args.duration));
             let sample = async {
                 tokio::time::sleep_until(started.into()).await;
-                cpu_at_start = servers_cpu(servers);
+                // The servers' and the generator's own CPU seconds.
+                cpu_at_start = servers_cpu(servers).zip(process_cpu_seconds(std::process::id()));
                 counters_at_start = store_counters(http, servers).await;
             };
             let (rec, ()) = tokio::join!(running, sample);

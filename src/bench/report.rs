@@ -107,6 +107,11 @@ pub struct Report {
     pub writes_per_lifecycle: Vec<Writes>,
     /// Server CPU time (user + system, all servers) per measured lifecycle, in µs.
     pub server_cpu_per_lifecycle_us: Option<f64>,
+    /// The load generator's own CPU time (this process, the provider double
+    /// included) per measured lifecycle, in µs.
+    pub generator_cpu_per_lifecycle_us: Option<f64>,
+    /// Durable commits (the servers' own counters) per measured lifecycle.
+    pub commits_per_lifecycle_under_load: Option<f64>,
     /// Writes that shared one durable commit, on average, during the measured run (group commit).
     pub writes_per_commit_under_load: Option<f64>,
     pub lifecycles: u64,
@@ -187,6 +192,12 @@ impl Report {
         ));
         if let Some(cpu) = self.server_cpu_per_lifecycle_us {
             out.push_str(&format!("server CPU per lifecycle: {cpu:.0} µs (user + system, all servers)\n"));
+        }
+        if let Some(cpu) = self.generator_cpu_per_lifecycle_us {
+            out.push_str(&format!("generator CPU per lifecycle: {cpu:.0} µs (user + system, this process)\n"));
+        }
+        if let Some(c) = self.commits_per_lifecycle_under_load {
+            out.push_str(&format!("durable commits per lifecycle under load: {c:.2}\n"));
         }
         if let Some(g) = self.writes_per_commit_under_load {
             out.push_str(&format!("writes per durable commit under load: {g:.1}\n"));
