@@ -16,6 +16,7 @@ mod sip_report;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
@@ -50,6 +51,10 @@ pub struct RunArgs {
     /// Seconds of unmeasured load first
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Run exactly this many lifecycles (all measured, no warm-up) instead of
+    /// `--duration`: for counting instructions per lifecycle (docs/profiling.md)
+    #[arg(long, conflicts_with_all = ["duration", "kill_after"])]
+    pub lifecycles: Option<u64>,
     /// Share of inbound lifecycles, 0–1
     #[arg(long, default_value_t = 0.0)]
     pub inbound_share: f64,
@@ -122,8 +127,12 @@ const INBOUND: &str = "+81312345678";
 /// measured phase does not begin with every task starting at once).
 async fn load(driver: Arc<Driver>, args: &RunArgs, measure_from: Instant, until: Instant) -> Recorder {
     let mut tasks = Vec::with_capacity(args.concurrency);
+    // With `--lifecycles`, the tasks share that many and stop when none is left.
+    let left = Arc::new(AtomicU64::new(args.lifecycles.unwrap_or(u64::MAX)));
+    let until = if args.lifecycles.is_some() { Instant::now() + Duration::from_secs(365 * 86_400) } else { until };
     for _ in 0..args.concurrency {
         let driver = driver.clone();
+        let left = left.clone();
         let (inbound_share, wrong_share) = (args.inbound_share, args.wrong_share);
         // With think time, callers arrive spread out, not all in the first instant.
         let stagger = driver.think.mul_f64(5.0 * rand::rng().random::<f64>());
@@ -131,7 +140,7 @@ async fn load(driver: Arc<Driver>, args: &RunArgs, measure_from: Instant, until:
             tokio::time::sleep(stagger).await;
             let mut rec = Recorder::default();
             let mut warm = Recorder::default();
-            while Instant::now() < until {
+            while Instant::now() < until && left.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
                 let (inbound, wrong) = {
                     let mut rng = rand::rng();
                     (rng.random_bool(inbound_share.clamp(0.0, 1.0)), rng.random_bool(wrong_share.clamp(0.0, 1.0)))
@@ -175,7 +184,8 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 
     let (http, driver) = driver(&args, &servers, api_key, waiting)?;
 
-    let started = Instant::now() + Duration::from_secs_f64(args.warmup);
+    let warmup = if args.lifecycles.is_some() { 0.0 } else { args.warmup };
+    let started = Instant::now() + Duration::from_secs_f64(warmup);
     let (rec, cpu_at_start, counters_at_start) = measure(&driver, &args, &mut servers, &http, started).await;
     let elapsed = started.elapsed().as_secs_f64();
     let generator_cpu_at_end = process_cpu_seconds(std::process::id());

@@ -129,7 +129,7 @@ pub(super) fn start_server(
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the server did not start".to_owned())?;
+    let base = rx.recv_timeout(Duration::from_secs(120)).map_err(|_| "the server did not start".to_owned())?;
     Ok(Server { child, base })
 }
 

@@ -1,5 +1,6 @@
 //! E.164 phone numbers: parsed once at the edge, compared and masked everywhere else.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use phonenumber::{Mode, Type, country};
@@ -141,12 +142,21 @@ impl PhoneNumber {
             return Err(PhoneError::PremiumRate);
         }
         let line = Line { country: parsed.country().id().map(Region), country_code: parsed.country().code(), kind };
+        known_lines().remember(&e164, Some(line));
         Ok((Self(e164), line))
     }
 
     /// What a stored number reaches (`None` if it no longer parses).
+    /// Remembered per number (`KNOWN_LINES`): a lifecycle asks it of its
+    /// number several times (routing, usage), and a full parse is among the
+    /// costliest steps of a lifecycle (docs/profiling.md).
     pub fn line(&self) -> Option<Line> {
-        Self::parse_line(&self.0, Region::default()).ok().map(|(_, line)| line)
+        if let Some(known) = known_lines().get(&self.0) {
+            return known;
+        }
+        let line = Self::parse_line(&self.0, Region::default()).ok().map(|(_, line)| line);
+        known_lines().remember(&self.0, line);
+        line
     }
 
     /// Wraps a value that is already E.164 (read back from storage).
@@ -163,6 +173,32 @@ impl PhoneNumber {
     pub fn masked(&self) -> Masked<'_> {
         Masked(&self.0)
     }
+}
+
+/// The lines of the numbers parsed lately, by E.164 text: at most
+/// `KNOWN_LINES` of them, forgotten all at once when full (a number's line
+/// depends only on the metadata compiled into the binary, so it never goes stale).
+struct KnownLines(std::sync::Mutex<HashMap<String, Option<Line>>>);
+
+const KNOWN_LINES: usize = 20_000;
+
+impl KnownLines {
+    fn get(&self, e164: &str) -> Option<Option<Line>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(e164).copied()
+    }
+
+    fn remember(&self, e164: &str, line: Option<Line>) {
+        let mut known = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() >= KNOWN_LINES {
+            known.clear();
+        }
+        known.insert(e164.to_owned(), line);
+    }
+}
+
+fn known_lines() -> &'static KnownLines {
+    static KNOWN: std::sync::OnceLock<KnownLines> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| KnownLines(std::sync::Mutex::new(HashMap::new())))
 }
 
 /// Digits and separators, full-width and dash variants folded to ASCII so
@@ -487,6 +523,21 @@ mod tests {
                 assert_eq!(PhoneNumber::parse(n.as_str(), Region::default()).unwrap(), n, "{input}");
             }
         }
+    }
+
+    #[test]
+    fn a_remembered_line_is_the_line_a_fresh_parse_gives_and_the_memory_stays_bounded() {
+        let jp = PhoneNumber::from_stored("+819012345678".into());
+        let fresh = PhoneNumber::parse_line("+819012345678", Region::default()).unwrap().1;
+        assert_eq!(jp.line(), Some(fresh));
+        assert_eq!(jp.line(), Some(fresh), "asked again, from memory");
+        assert_eq!(known_lines().get("+819012345678"), Some(Some(fresh)));
+        assert_eq!(PhoneNumber::from_stored("+1".into()).line(), None, "a number that does not parse has none");
+        for n in 0..KNOWN_LINES + 1 {
+            known_lines().remember(&format!("+8190{n:08}"), None);
+        }
+        assert!(known_lines().0.lock().unwrap().len() <= KNOWN_LINES);
+        assert_eq!(jp.line(), Some(fresh), "forgotten, then parsed again");
     }
 
     #[test]
