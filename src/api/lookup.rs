@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::auth::Authenticated;
 use super::input::time;
+use crate::domain::request::AuthRequest;
 use crate::domain::status::Status;
 use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
@@ -61,9 +62,8 @@ fn id_text(field: &str, raw: &str) -> Result<String, AppError> {
 }
 
 /// The cursor of the page after `r`: its creation time (ms) and id.
-fn cursor(r: &RequestView) -> Option<String> {
-    let at = DateTime::parse_from_rfc3339(&r.created_at).ok()?;
-    Some(format!("{}.{}", at.timestamp_millis(), r.id))
+fn cursor(r: &AuthRequest) -> String {
+    format!("{}.{}", r.created_at.timestamp_millis(), r.id)
 }
 
 fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
@@ -144,12 +144,12 @@ pub async fn search(
     let mut query = parse(tenant.id, state.service.now(), req.query_string())?;
     let limit = query.limit;
     query.limit += 1;
-    let found = state.service.search_requests(query).await?;
+    let mut found = state.service.search_requests(query).await?;
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next = if more { found.last().map(cursor) } else { None };
     let (now, inbound) = (state.service.now(), state.service.inbound_number.as_ref());
-    let mut requests: Vec<RequestView> = found.iter().map(|r| RequestView::at(r, inbound, now)).collect();
-    let more = requests.len() > limit;
-    requests.truncate(limit);
-    let next = if more { requests.last().and_then(cursor) } else { None };
+    let requests = found.iter().map(|r| RequestView::at(r, inbound, now)).collect();
     Ok(HttpResponse::Ok().json(RequestPage { requests, next }))
 }
 
@@ -204,8 +204,7 @@ pub async fn timeline(
     Authenticated(tenant): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound("no auth request with this id"))?;
-    let (r, entries) = state.service.timeline(&tenant, id).await?;
+    let (r, entries) = state.service.timeline(&tenant, super::requests::parse_id(&id)?).await?;
     let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Millis, true);
     let registered = TimelineEntry {
         at: stamp(r.created_at),

@@ -10,7 +10,7 @@ use crate::domain::view::RequestView;
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 
-fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+pub(super) fn parse_id(raw: &str) -> Result<Uuid, AppError> {
     // A malformed id is just another id that does not exist.
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound("no auth request with this id"))
 }
