@@ -50,7 +50,7 @@ impl JobStore for SqliteStore {
             .write(move |c| {
                 let until = now_ms() + lease_ms;
                 let mut renewed = 0;
-                for lease in leases {
+                for &lease in &leases {
                     let sql = "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2";
                     match leased(c, sql, lease, &[&until]) {
                         Ok(()) => renewed += 1,

@@ -22,7 +22,6 @@ const MAX_GROUP: usize = 1024;
 /// Reader threads; reads are short point lookups.
 const READERS: usize = 3;
 
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type WriteOp = Box<dyn WriteTask>;
 type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -38,33 +37,39 @@ pub struct Pool {
 /// How often the checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A queued write: run it inside the group's transaction, or abort it unrun.
+/// A queued write: run inside the group's transaction (again, if the group is
+/// rolled back because of another write), then answered after the commit.
 trait WriteTask: Send {
-    /// Runs the write; says whether it succeeded and how to answer after the commit.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
+    /// Runs the write and keeps its result; says whether it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller: its result if the commit held, else the commit's error.
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
     /// Answers the caller without running (the transaction could not start).
     fn abort(self: Box<Self>, error: StoreError);
 }
 
 struct Task<F, R> {
     f: F,
+    result: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
 }
 
 impl<F, R> WriteTask for Task<F, R>
 where
     R: Send + 'static,
-    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    F: FnMut(&Connection) -> Result<R, StoreError> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
-        let Task { f, reply } = *self;
-        let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = catch_unwind(AssertUnwindSafe(|| (self.f)(conn)))
             .unwrap_or_else(|_| Err(StoreError::Corrupt("write panicked".into())));
         let ok = result.is_ok();
-        let finish: Finish = Box::new(move |commit| {
-            let _ = reply.send(commit.and(result));
-        });
-        (ok, finish)
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let result = self.result.unwrap_or_else(|| Err(StoreError::Corrupt("write never ran".into())));
+        let _ = self.reply.send(commit.and(result));
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -175,14 +180,16 @@ impl Pool {
     }
 
     /// Runs `f` on the writer inside the next group commit; answers after the commit.
-    /// If `f` fails, only its own changes are rolled back.
+    /// If `f` fails, only its own changes are undone: `f` may run again, after
+    /// the group is rolled back for another write's failure, so it must
+    /// depend only on what it captured and on the database.
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let op: WriteOp = Box::new(Task { f, reply });
+        let op: WriteOp = Box::new(Task { f, result: None, reply });
         self.writer.send(op).map_err(|_| StoreError::closed())?;
         rx.await.map_err(|_| StoreError::closed())?
     }
@@ -218,39 +225,50 @@ fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>, counters: &WriteCounter
     }
 }
 
-/// One transaction for the whole group, one savepoint per operation.
+/// One transaction, one commit, for the whole group.
+///
+/// Writes run one after the other without savepoints (a savepoint makes
+/// SQLite copy every page a write touches: about a tenth of a lifecycle's
+/// instructions). A write that fails without changing a row is simply
+/// answered with its error. One that fails after changing rows, or whose
+/// failure ended the transaction, cannot be undone alone: the group is rolled
+/// back, that write answered with its error, and the others run again in a
+/// fresh transaction. Failures after a change are rare (a broken database, a
+/// constraint a write did not check first), so the group almost always
+/// commits on its first pass.
 fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>, counters: &WriteCounters) {
-    let changes_before = conn.total_changes();
-    let mut finishers: Vec<Finish> = Vec::with_capacity(group.len());
-    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
-        let msg = e.to_string();
-        tracing::error!(error = %msg, "sqlite could not begin a transaction");
-        for op in group.drain(..) {
-            op.abort(StoreError::Database(msg.clone().into()));
+    let commit = loop {
+        if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "sqlite could not begin a transaction");
+            for op in group.drain(..) {
+                op.abort(StoreError::Database(msg.clone().into()));
+            }
+            return;
         }
-        return;
-    }
-    for op in group.drain(..) {
-        let savepoint = run(conn, "SAVEPOINT op");
-        let (ok, finish) = op.run(conn);
-        let end = if ok {
-            run(conn, "RELEASE op")
-        } else {
-            run(conn, "ROLLBACK TO op").and_then(|_| run(conn, "RELEASE op"))
+        let changes_before = conn.total_changes();
+        let spoiled = group.iter_mut().position(|op| {
+            let changes = conn.total_changes();
+            !op.run(conn) && (conn.total_changes() != changes || conn.is_autocommit())
+        });
+        let Some(at) = spoiled else {
+            let commit = run(conn, "COMMIT").map(|_| ()).map_err(|e| e.to_string());
+            if commit.is_err() {
+                let _ = run(conn, "ROLLBACK");
+            } else if conn.total_changes() > changes_before {
+                counters.committed();
+            }
+            break commit;
         };
-        if savepoint.is_err() || end.is_err() {
-            tracing::error!("sqlite savepoint handling failed");
+        if !conn.is_autocommit() {
+            let _ = run(conn, "ROLLBACK");
         }
-        finishers.push(finish);
-    }
-    let commit = run(conn, "COMMIT").map(|_| ()).map_err(|e| e.to_string());
-    if commit.is_err() {
-        let _ = run(conn, "ROLLBACK");
-    } else if conn.total_changes() > changes_before {
-        counters.committed();
-    }
-    for finish in finishers {
-        finish(commit.clone().map_err(|m| StoreError::Database(m.into())));
+        tracing::warn!("a write failed after changing rows: the others of its group run again");
+        // Nothing of it was kept: its own error is its answer.
+        group.remove(at).finish(Ok(()));
+    };
+    for op in group.drain(..) {
+        op.finish(commit.clone().map_err(|m| StoreError::Database(m.into())));
     }
 }
 
@@ -258,4 +276,87 @@ fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>, counters: &WriteCou
 /// not once per operation: there are several per write).
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute([])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    type Answer = oneshot::Receiver<Result<(), StoreError>>;
+
+    /// A write that inserts `n`, then fails as `fail` says; counts its runs.
+    fn insert(n: i64, fail: Fail, runs: &Arc<AtomicUsize>) -> (WriteOp, Answer) {
+        let (reply, rx) = oneshot::channel();
+        let runs = runs.clone();
+        let f = move |c: &Connection| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            if fail == Fail::Before {
+                return Err(StoreError::Corrupt("refused before writing".into()));
+            }
+            c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db_err)?;
+            match fail {
+                Fail::After => Err(StoreError::Corrupt("refused after writing".into())),
+                Fail::Panic => panic!("a write panicked after writing"),
+                Fail::Before | Fail::Never => Ok(()),
+            }
+        };
+        (Box::new(Task { f, result: None, reply }), rx)
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fail {
+        Never,
+        Before,
+        After,
+        Panic,
+    }
+
+    fn kept(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    fn conn() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER NOT NULL)").unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_write_that_fails_after_changing_rows_leaves_nothing_and_the_rest_of_its_group_commits() {
+        for fail in [Fail::After, Fail::Panic] {
+            let conn = conn();
+            let runs = Arc::new(AtomicUsize::new(0));
+            let (a, mut ra) = insert(1, Fail::Never, &runs);
+            let (b, mut rb) = insert(2, fail, &runs);
+            let (c, mut rc) = insert(3, Fail::Never, &runs);
+            let counters = WriteCounters::default();
+            commit_group(&conn, &mut vec![a, b, c], &counters);
+            assert_eq!(kept(&conn), [1, 3]);
+            assert!(ra.try_recv().unwrap().is_ok());
+            assert!(rb.try_recv().unwrap().is_err());
+            assert!(rc.try_recv().unwrap().is_ok());
+            // The first ran again after the rollback, the last once; one commit in all.
+            assert_eq!(runs.load(Ordering::Relaxed), 4);
+            assert_eq!(counters.read().1, 1);
+            assert!(conn.is_autocommit());
+        }
+    }
+
+    #[test]
+    fn a_write_that_fails_before_changing_anything_costs_the_others_nothing() {
+        let conn = conn();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, mut ra) = insert(1, Fail::Never, &runs);
+        let (b, mut rb) = insert(2, Fail::Before, &runs);
+        let (c, mut rc) = insert(3, Fail::Never, &runs);
+        commit_group(&conn, &mut vec![a, b, c], &WriteCounters::default());
+        assert_eq!(kept(&conn), [1, 3]);
+        assert!(ra.try_recv().unwrap().is_ok());
+        assert!(rb.try_recv().unwrap().is_err());
+        assert!(rc.try_recv().unwrap().is_ok());
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+    }
 }
