@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use phonenumber::{Mode, Type, country};
+use phonenumber::{Type, country};
 use serde::{Deserialize, Serialize};
 
 /// A dialable phone number in E.164 form (`+819012345678`).
@@ -132,9 +132,9 @@ impl PhoneNumber {
             return Err(PhoneError::Invalid);
         }
         // What is stored must read back as the same number.
-        let e164 = parsed.format().mode(Mode::E164).to_string();
+        let e164 = e164(&parsed);
         let again = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid);
-        if again.map(|n| n.format().mode(Mode::E164).to_string()).as_deref() != Some(e164.as_str()) {
+        if again.map(|n| self::e164(&n)).as_deref() != Some(e164.as_str()) {
             return Err(PhoneError::Invalid);
         }
         let kind = parsed.number_type(&phonenumber::metadata::DATABASE);
@@ -173,6 +173,14 @@ impl PhoneNumber {
     pub fn masked(&self) -> Masked<'_> {
         Masked(&self.0)
     }
+}
+
+/// A parsed number's E.164 text: `+`, the country code, the national number
+/// (with the leading zeros some countries keep). What libphonenumber's E.164
+/// formatter writes, without the search for a national format it makes first
+/// and then ignores (about 40,000 instructions a number).
+fn e164(parsed: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", parsed.country().code(), parsed.national())
 }
 
 /// The lines of the numbers parsed lately, by E.164 text: at most
@@ -369,6 +377,25 @@ pub fn is_withheld_caller_id(from: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_e164_text_is_libphonenumbers_own() {
+        // Leading zeros kept (Italy), trunk prefixes dropped (Japan, UK), long and short numbers.
+        for n in [
+            "+81 90 1234 5678",
+            "+81 3 1234 5678",
+            "+39 06 6982 1234",
+            "+39 0331 234567",
+            "+44 20 7946 0958",
+            "+1 212 555 0123",
+            "+65 6123 4567",
+            "+49 30 123456",
+            "+225 07 12 34 5678",
+        ] {
+            let parsed = phonenumber::parse(None, n).unwrap();
+            assert_eq!(e164(&parsed), parsed.format().mode(phonenumber::Mode::E164).to_string(), "{n}");
+        }
+    }
 
     fn jp(s: &str) -> Result<String, PhoneError> {
         PhoneNumber::parse(s, Region::default()).map(|p| p.0)

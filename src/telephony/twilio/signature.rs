@@ -12,11 +12,20 @@ type HmacSha1 = Hmac<Sha1>;
 /// The signature the provider sends for a form POST to `url` with `params`:
 /// names in byte order, a repeated name once per distinct value, values sorted.
 pub fn sign(auth_token: &[u8], url: &str, params: &[(String, String)]) -> String {
+    sign_sorted(auth_token, url, &sorted(params))
+}
+
+/// The parameters in the order they are signed: byte order of names; a
+/// repeated name contributes each value, values sorted. Identical name/value
+/// pairs count once, as in the provider's own validators.
+fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    // Byte order of names; a repeated name contributes each value, values sorted.
-    // Identical name/value pairs count once, as in the provider's own validators.
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
     sorted.dedup();
+    sorted
+}
+
+fn sign_sorted(auth_token: &[u8], url: &str, sorted: &[&(String, String)]) -> String {
     let mut mac = HmacSha1::new_from_slice(auth_token).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
     mac.update(url.as_bytes());
     for (name, value) in sorted {
@@ -28,11 +37,14 @@ pub fn sign(auth_token: &[u8], url: &str, params: &[(String, String)]) -> String
 
 /// Whether `signature` is valid for a form POST to `url`, accepting the
 /// provider's port variants (signed with the port removed, or with the
-/// scheme's default port added). Compared in constant time.
+/// scheme's default port added). Each comparison is in constant time; the
+/// variants are tried in turn (which one matched is no secret), the
+/// parameters sorted once.
 pub fn is_valid(auth_token: &[u8], url: &str, params: &[(String, String)], signature: &str) -> bool {
-    url_variants(url).iter().fold(false, |found, candidate| {
-        let expected = sign(auth_token, candidate, params);
-        found | bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+    let sorted = sorted(params);
+    url_variants(url).iter().any(|candidate| {
+        let expected = sign_sorted(auth_token, candidate, &sorted);
+        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
     })
 }
 
