@@ -1,5 +1,6 @@
 //! The call script as TwiML, written with `quick-xml` so every text and URL is escaped.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use actix_web::HttpResponse;
@@ -9,19 +10,27 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use crate::call::script::Step;
 
-/// Characters XML 1.0 does not allow, even escaped.
-fn xml_safe(text: &str) -> String {
-    text.chars()
-        .filter(|&c| matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'))
-        .collect()
+/// Whether XML 1.0 allows `c`, escaped where it must be.
+fn xml_allows(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+/// `text` without the characters XML 1.0 does not allow, even escaped
+/// (borrowed when it has none, as almost every text has).
+fn xml_safe(text: &str) -> Cow<'_, str> {
+    if text.chars().all(xml_allows) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.chars().filter(|&c| xml_allows(c)).collect())
+    }
 }
 
 fn write_step(w: &mut Writer<Cursor<Vec<u8>>>, step: &Step) -> std::io::Result<()> {
     match step {
         Step::Say { text, language, voice, rate, pause } => {
-            let mut el = w.create_element("Say").with_attribute(("language", xml_safe(language).as_str()));
+            let mut el = w.create_element("Say").with_attribute(("language", xml_safe(language).as_ref()));
             if let Some(voice) = voice {
-                el = el.with_attribute(("voice", xml_safe(voice).as_str()));
+                el = el.with_attribute(("voice", xml_safe(voice).as_ref()));
             }
             match (rate, pause) {
                 (None, None) => {
@@ -30,7 +39,7 @@ fn write_step(w: &mut Writer<Cursor<Vec<u8>>>, step: &Step) -> std::io::Result<(
                 (Some(rate), pause) => {
                     el.write_inner_content(|w| {
                         w.create_element("prosody")
-                            .with_attribute(("rate", xml_safe(rate).as_str()))
+                            .with_attribute(("rate", xml_safe(rate).as_ref()))
                             .write_inner_content(|w| write_spoken(w, text, pause.as_deref()))
                             .map(|_| ())
                     })?;
@@ -50,10 +59,10 @@ fn write_step(w: &mut Writer<Cursor<Vec<u8>>>, step: &Step) -> std::io::Result<(
             let mut el = w
                 .create_element("Gather")
                 .with_attribute(("input", "dtmf"))
-                .with_attribute(("action", xml_safe(action).as_str()))
+                .with_attribute(("action", xml_safe(action).as_ref()))
                 .with_attribute(("method", "POST"))
                 .with_attribute(("timeout", timeout.to_string().as_str()))
-                .with_attribute(("finishOnKey", xml_safe(finish_on_key).as_str()));
+                .with_attribute(("finishOnKey", xml_safe(finish_on_key).as_ref()));
             if let Some(n) = num_digits {
                 el = el.with_attribute(("numDigits", n.to_string().as_str()));
             }
@@ -82,7 +91,7 @@ fn write_spoken(w: &mut Writer<Cursor<Vec<u8>>>, text: &str, pause: Option<&str>
     let parts: Vec<&str> = text.split(", ").collect();
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
-            w.create_element("break").with_attribute(("time", xml_safe(pause).as_str())).write_empty()?;
+            w.create_element("break").with_attribute(("time", xml_safe(pause).as_ref())).write_empty()?;
             w.write_event(Event::Text(BytesText::new(" ")))?;
         }
         w.write_event(Event::Text(BytesText::new(part)))?;
