@@ -93,15 +93,26 @@ impl Record {
     /// The bytes a link covers: every field, in a fixed order and form, so
     /// that the same event always hashes the same on every backend.
     pub fn canonical(&self, seq: u64) -> String {
-        let mut m = Map::new();
-        m.insert("seq".into(), Value::from(seq));
-        m.insert("kind".into(), Value::from(self.kind.as_str()));
-        m.insert("chain".into(), Value::from(self.chain()));
-        m.insert("request_id".into(), self.request_id.map_or(Value::Null, |r| Value::from(r.to_string())));
-        m.insert("at".into(), Value::from(self.at.to_rfc3339_opts(SecondsFormat::Millis, true)));
-        m.insert("data".into(), sorted(&self.data));
-        // serde_json's Map is ordered by key (no `preserve_order`): a stable text.
-        Value::Object(m).to_string()
+        /// The fields in the order of their names, as the first chains were
+        /// sealed (serde_json's `Map`, ordered by key, serialized).
+        #[derive(serde::Serialize)]
+        struct Canonical<'a> {
+            at: String,
+            chain: String,
+            data: Value,
+            kind: &'a str,
+            request_id: Option<String>,
+            seq: u64,
+        }
+        let canonical = Canonical {
+            at: self.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            chain: self.chain(),
+            data: sorted(&self.data),
+            kind: self.kind.as_str(),
+            request_id: self.request_id.map(|r| r.to_string()),
+            seq,
+        };
+        serde_json::to_string(&canonical).unwrap_or_default()
     }
 }
 
@@ -256,6 +267,23 @@ mod tests {
         assert_eq!(a.canonical(7), b.canonical(7));
         assert_ne!(a.canonical(7), a.canonical(8), "the position is covered");
         assert!(a.canonical(7).contains(r#""at":"2027-01-15T08:00:01.000Z""#), "{}", a.canonical(7));
+    }
+
+    #[test]
+    fn the_canonical_form_is_the_one_every_stored_chain_was_sealed_with() {
+        let mut r = record(1);
+        r.request_id = Some(Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef));
+        // Fixed text: a change to it breaks the check of every chain already stored.
+        assert_eq!(
+            r.canonical(42),
+            r#"{"at":"2027-01-15T08:00:01.000Z","chain":"00000000-0000-0000-0000-000000000000","data":{"a":{"b":3,"y":2},"z":1},"kind":"request.verified","request_id":"01234567-89ab-cdef-0123-456789abcdef","seq":42}"#
+        );
+        r.tenant_id = None;
+        r.request_id = None;
+        assert_eq!(
+            r.canonical(43),
+            r#"{"at":"2027-01-15T08:00:01.000Z","chain":"server","data":{"a":{"b":3,"y":2},"z":1},"kind":"request.verified","request_id":null,"seq":43}"#
+        );
     }
 
     #[test]

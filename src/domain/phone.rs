@@ -131,11 +131,14 @@ impl PhoneNumber {
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
-        // What is stored must read back as the same number.
+        // What is stored must read back as the same number. An input that is
+        // already that E.164 text was just read back, by the same parse.
         let e164 = e164(&parsed);
-        let again = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid);
-        if again.map(|n| self::e164(&n)).as_deref() != Some(e164.as_str()) {
-            return Err(PhoneError::Invalid);
+        if !(international && ascii == e164) {
+            let again = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid);
+            if again.map(|n| self::e164(&n)).as_deref() != Some(e164.as_str()) {
+                return Err(PhoneError::Invalid);
+            }
         }
         let kind = parsed.number_type(&phonenumber::metadata::DATABASE);
         if kind == Type::PremiumRate {
