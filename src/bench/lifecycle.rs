@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use hyper::header::{AUTHORIZATION, HeaderName};
+use hyper::{Method, StatusCode};
 
+use super::client::{Conns, Exchange};
 use super::double::Waiting;
 use super::report::{Recorder, Step};
 use ivr_auth::telephony::twilio::signature;
@@ -20,7 +22,10 @@ const WRONG: &str = "135799";
 
 /// What every lifecycle needs.
 pub struct Driver {
+    /// For what is not a lifecycle's step (the kill-after lookups, counters).
     pub http: reqwest::Client,
+    /// The lifecycles' own exchanges.
+    pub conns: Conns,
     /// Every server's own address.
     pub bases: Vec<String>,
     /// The public URL all servers are configured with: webhook URLs start with
@@ -47,6 +52,7 @@ impl Driver {
     pub fn without_think(&self) -> Self {
         Self {
             http: self.http.clone(),
+            conns: Conns::default(),
             bases: self.bases.clone(),
             public: self.public.clone(),
             next_server: AtomicUsize::new(0),
@@ -126,25 +132,60 @@ impl Driver {
     async fn webhook(&self, step: Step, base: &str, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
         let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let sig = signature::sign(&self.auth_token, url, &owned);
-        let target = url.replacen(&self.public, base, 1);
+        let path =
+            url.strip_prefix(self.public.as_str()).ok_or_else(|| fail(step, "a URL not under the public one"))?;
+        let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
         let _slot = self.http_slots.acquire().await.map_err(|_| fail(step, "closed"))?;
-        let resp = self
-            .http
-            .post(target)
-            .header("X-Twilio-Signature", sig)
-            .form(params)
-            .send()
+        let (status, body) = self
+            .conns
+            .send(Exchange {
+                method: Method::POST,
+                base,
+                path,
+                headers: &[(HeaderName::from_static("x-twilio-signature"), sig.as_str())],
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: form.into(),
+            })
             .await
-            .map_err(|e| fail(step, format!("network: {}", e.without_url())))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| fail(step, format!("body: {}", e.without_url())))?;
+            .map_err(|e| fail(step, e))?;
         if status != 200 {
             return Err(fail(step, format!("HTTP {status}")));
         }
+        let body = String::from_utf8(body.into()).map_err(|_| fail(step, "not UTF-8"))?;
         if !body.starts_with("<?xml") || !body.contains("<Response>") {
             return Err(fail(step, "not TwiML"));
         }
         Ok(body)
+    }
+
+    /// A site's call to the API with its key: the status and the JSON answer.
+    async fn api(
+        &self,
+        step: Step,
+        method: Method,
+        base: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Answer), Failure> {
+        let bearer = format!("Bearer {}", self.api_key);
+        let _slot = self.http_slots.acquire().await.map_err(|_| fail(step, "closed"))?;
+        let (status, answer) = self
+            .conns
+            .send(Exchange {
+                method,
+                base,
+                path,
+                headers: &[(AUTHORIZATION, bearer.as_str())],
+                content_type: body.as_ref().map(|_| "application/json"),
+                body: body.unwrap_or_default().into(),
+            })
+            .await
+            .map_err(|e| fail(step, e))?;
+        let answer = match status.is_success() {
+            true => serde_json::from_slice(&answer).map_err(|e| fail(step, format!("json: {e}")))?,
+            false => Answer::default(),
+        };
+        Ok((status, answer))
     }
 
     async fn register(&self, base: &str, phone: &str, inbound: bool) -> Result<String, Failure> {
@@ -153,25 +194,17 @@ impl Driver {
             "code": CODE,
             "mode": if inbound { "inbound" } else { "outbound" },
         });
-        let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Register, "closed"))?;
-        let resp = self
-            .http
-            .post(format!("{base}/v1/auth-requests"))
-            .bearer_auth(&self.api_key)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| fail(Step::Register, format!("network: {}", e.without_url())))?;
-        if resp.status() != 201 {
-            return Err(fail(Step::Register, format!("HTTP {}", resp.status())));
+        let body = serde_json::to_vec(&body).map_err(|e| fail(Step::Register, e.to_string()))?;
+        let (status, v) = self.api(Step::Register, Method::POST, base, "/v1/auth-requests", Some(body)).await?;
+        if status != 201 {
+            return Err(fail(Step::Register, format!("HTTP {status}")));
         }
-        let v: Value = resp.json().await.map_err(|e| fail(Step::Register, format!("json: {}", e.without_url())))?;
-        match (v["id"].as_str(), v["status"].as_str()) {
+        match (v.id, v.status.as_deref()) {
             (Some(id), Some("pending")) => {
                 if let Some(acked) = &self.acked {
-                    acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id.to_owned());
+                    acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id.clone());
                 }
-                Ok(id.to_owned())
+                Ok(id)
             }
             _ => Err(fail(Step::Register, "201 without id or not pending")),
         }
@@ -287,22 +320,22 @@ impl Driver {
     async fn poll(&self, id: &str, route: &mut Route<'_>, rec: &mut Recorder) -> Result<(), Failure> {
         self.think().await;
         let t = Instant::now();
-        let _slot = self.http_slots.acquire().await.map_err(|_| fail(Step::Poll, "closed"))?;
-        let resp = self
-            .http
-            .get(format!("{}/v1/auth-requests/{id}", route.next()))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await
-            .map_err(|e| fail(Step::Poll, format!("network: {}", e.without_url())))?;
-        if resp.status() != 200 {
-            return Err(fail(Step::Poll, format!("HTTP {}", resp.status())));
+        let path = format!("/v1/auth-requests/{id}");
+        let (status, v) = self.api(Step::Poll, Method::GET, route.next(), &path, None).await?;
+        if status != 200 {
+            return Err(fail(Step::Poll, format!("HTTP {status}")));
         }
-        let v: Value = resp.json().await.map_err(|e| fail(Step::Poll, format!("json: {}", e.without_url())))?;
         rec.record(Step::Poll, t.elapsed());
-        if v["status"] != "verified" {
-            return Err(fail(Step::Poll, format!("status {} instead of verified", v["status"])));
+        if v.status.as_deref() != Some("verified") {
+            return Err(fail(Step::Poll, format!("status {:?} instead of verified", v.status)));
         }
         Ok(())
     }
+}
+
+/// The fields of a request's JSON the generator checks.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Answer {
+    id: Option<String>,
+    status: Option<String>,
 }

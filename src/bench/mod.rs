@@ -5,6 +5,7 @@
 
 mod burst;
 mod burst_report;
+mod client;
 mod double;
 mod lifecycle;
 mod report;
@@ -270,6 +271,7 @@ fn driver(
         .map_err(|e| e.to_string())?;
     let driver = Arc::new(Driver {
         http: http.clone(),
+        conns: client::Conns::default(),
         bases: servers.iter().map(|s| s.base.clone()).collect(),
         public: PUBLIC.into(),
         next_server: std::sync::atomic::AtomicUsize::new(0),
