@@ -309,13 +309,17 @@ async fn write(
     let request_ids: Vec<Uuid> = d.new_jobs.iter().map(|j| j.request_id).collect();
     let adding = async {
         if !d.new_jobs.is_empty() {
-            tx.execute(ADD_JOBS, &[&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays]).await?;
+            tx.execute(
+                &tx.prepare_cached(ADD_JOBS).await?,
+                &[&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays],
+            )
+            .await?;
         }
         Ok::<(), Fail>(())
     };
     let dropping = async {
         if !d.finished.is_empty() {
-            tx.execute(DROP_JOBS, &[&d.finished]).await?;
+            tx.execute(&tx.prepare_cached(DROP_JOBS).await?, &[&d.finished]).await?;
         }
         Ok::<(), Fail>(())
     };
@@ -323,16 +327,16 @@ async fn write(
     let timeline = TimelineArrays::new(&d.timeline);
     let recording = async {
         if !events.is_empty() {
-            tx.execute(ADD_EVENTS, &events.params()).await?;
+            tx.execute(&tx.prepare_cached(ADD_EVENTS).await?, &events.params()).await?;
         }
         if !steps.is_empty() {
-            tx.execute(ADD_STEPS, &steps.params()).await?;
+            tx.execute(&tx.prepare_cached(ADD_STEPS).await?, &steps.params()).await?;
         }
         if !usage.is_empty() {
-            tx.execute(ADD_USAGE, &usage.params()).await?;
+            tx.execute(&tx.prepare_cached(ADD_USAGE).await?, &usage.params()).await?;
         }
         if !timeline.is_empty() {
-            tx.execute(ADD_TIMELINE, &timeline.params()).await?;
+            tx.execute(&tx.prepare_cached(ADD_TIMELINE).await?, &timeline.params()).await?;
         }
         Ok::<(), Fail>(())
     };
