@@ -133,10 +133,10 @@ impl PhoneNumber {
         }
         // What is stored must read back as the same number. An input that is
         // already that E.164 text was just read back, by the same parse.
-        let e164 = e164(&parsed);
+        let e164 = e164_text(&parsed);
         if !(international && ascii == e164) {
             let again = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid);
-            if again.map(|n| self::e164(&n)).as_deref() != Some(e164.as_str()) {
+            if again.map(|n| e164_text(&n)).as_deref() != Some(e164.as_str()) {
                 return Err(PhoneError::Invalid);
             }
         }
@@ -182,7 +182,7 @@ impl PhoneNumber {
 /// (with the leading zeros some countries keep). What libphonenumber's E.164
 /// formatter writes, without the search for a national format it makes first
 /// and then ignores (about 40,000 instructions a number).
-fn e164(parsed: &phonenumber::PhoneNumber) -> String {
+fn e164_text(parsed: &phonenumber::PhoneNumber) -> String {
     format!("+{}{}", parsed.country().code(), parsed.national())
 }
 
@@ -396,7 +396,7 @@ mod tests {
             "+225 07 12 34 5678",
         ] {
             let parsed = phonenumber::parse(None, n).unwrap();
-            assert_eq!(e164(&parsed), parsed.format().mode(phonenumber::Mode::E164).to_string(), "{n}");
+            assert_eq!(e164_text(&parsed), parsed.format().mode(phonenumber::Mode::E164).to_string(), "{n}");
         }
     }
 
