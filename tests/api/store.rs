@@ -326,6 +326,56 @@ async fn jobs_inserted_claimed_are_the_inserters_and_new_jobs_wait_their_delay()
     });
 }
 
+/// Registrations that arrive together share a commit (and on PostgreSQL one
+/// statement); each is answered as if it had come alone: its own claimed job,
+/// and a taken external_id answered with the request that took it.
+#[tokio::test(flavor = "multi_thread")]
+async fn registrations_arriving_together_are_each_answered_as_if_alone() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let t = tenant(&*store, "t").await;
+        let requests: Vec<AuthRequest> = (0..60)
+            .map(|n| {
+                let ext = (n >= 20).then(|| format!("order-{}", n % 20));
+                request(&t, &format!("+8190{:08}", n), ext.as_deref(), now_ms())
+            })
+            .collect();
+        let inserts = requests.iter().map(|r| {
+            let place = NewJob { claim: true, ..job(JobKind::PlaceCall, r.id) };
+            let later = NewJob { delay: Duration::from_secs(3600), ..job(JobKind::FinalizeCall, r.id) };
+            store.insert_request(r.clone(), vec![place, later], Limits::default())
+        });
+        let answers = futures_util::future::join_all(inserts).await;
+        let mut created = HashSet::new();
+        let mut existing = Vec::new();
+        let mut job_ids = HashSet::new();
+        for (r, answer) in requests.iter().zip(answers) {
+            match answer.unwrap() {
+                Inserted::Created { claimed, .. } => {
+                    assert_eq!(claimed.len(), 1, "its one claimed job");
+                    assert_eq!((claimed[0].kind, claimed[0].request_id), (JobKind::PlaceCall, r.id));
+                    assert!(job_ids.insert(claimed[0].id), "a job answered twice");
+                    assert_eq!(store.request(r.id).await.unwrap().as_ref(), Some(r), "read back exactly");
+                    created.insert(r.id);
+                }
+                Inserted::Existing(stored) => {
+                    assert_eq!(stored.external_id, r.external_id);
+                    assert!(store.request(r.id).await.unwrap().is_none(), "the refused one is not stored");
+                    existing.push(stored.id);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // 20 without an external_id, and 20 external_ids each asked for twice.
+        assert_eq!((created.len(), existing.len()), (40, 20));
+        assert!(existing.iter().all(|id| created.contains(id)), "answered with the request that took the id");
+        assert_eq!(store.count_requests(t.id).await.unwrap(), 40);
+        let mut backlog = store.job_backlog().await.unwrap();
+        backlog.sort_by_key(|(kind, _)| kind.as_str());
+        assert_eq!(backlog, [(JobKind::FinalizeCall, 40), (JobKind::PlaceCall, 40)]);
+    });
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn expiry_listing_and_purge_see_only_what_they_should() {
     on_every_backend!(|db| {

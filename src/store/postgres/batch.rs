@@ -17,7 +17,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use deadpool_postgres::Transaction;
-use futures_util::future::try_join_all;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
@@ -26,7 +25,7 @@ use uuid::Uuid;
 use super::audit::{ADD_EVENTS, ADD_STEPS, EventArrays, StepArrays};
 use super::lookup::{ADD_TIMELINE, TimelineArrays};
 use super::queue;
-use super::requests::NewRequest;
+use super::requests::NewRequests;
 use super::rows::request_from_row;
 use super::usage::{ADD_USAGE, UsageArrays};
 use super::{Db, Fail, JobArrays};
@@ -340,13 +339,23 @@ async fn write(
         }
         Ok::<(), Fail>(())
     };
-    let inserts = batch.iter().zip(tokens).enumerate().filter_map(|(n, (op, token))| match op {
-        Op::Insert { request, jobs, .. } => {
-            Some(async move { Ok::<_, Fail>((n, NewRequest::new(request, jobs, *token, db.lease).insert(tx).await?)) })
+    let each: Vec<_> = batch
+        .iter()
+        .zip(tokens)
+        .filter_map(|(op, token)| match op {
+            Op::Insert { request, jobs, .. } => Some((request, jobs.as_slice(), *token)),
+            Op::Update { .. } => None,
+        })
+        .collect();
+    let registering = NewRequests::new(&each, db.lease);
+    let inserts = async {
+        if each.is_empty() {
+            return Ok(Vec::new());
         }
-        Op::Update { .. } => None,
-    });
-    let ((), (), (), (), inserted) = tokio::try_join!(updates, adding, dropping, recording, try_join_all(inserts))?;
+        let places = batch.iter().enumerate().filter(|(_, op)| matches!(op, Op::Insert { .. })).map(|(n, _)| n);
+        Ok::<_, Fail>(places.zip(registering.insert(tx).await?).collect())
+    };
+    let ((), (), (), (), inserted) = tokio::try_join!(updates, adding, dropping, recording, inserts)?;
     Ok(inserted)
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::{FromSqlOwned, ToSql};
 
-use super::requests::{NewRequest, by_external_id};
+use super::requests::{NewRequests, by_external_id};
 use super::{Fail, numbered};
 use crate::domain::budget::Budget;
 use crate::domain::request::AuthRequest;
@@ -17,7 +17,9 @@ use crate::store::{Inserted, Registrations};
 /// One request and its jobs on their way in, in transaction `tx`.
 pub(super) struct Registering<'a> {
     pub(super) tx: &'a Transaction<'a>,
-    pub(super) new: &'a NewRequest<'a>,
+    pub(super) request: &'a AuthRequest,
+    /// The request and its jobs as the statement that inserts them.
+    pub(super) new: &'a NewRequests<'a>,
 }
 
 impl Registering<'_> {
@@ -32,11 +34,11 @@ impl Registrations for Registering<'_> {
     type Error = Fail;
 
     async fn same_external_id(&mut self, external_id: &str) -> Result<Option<AuthRequest>, Fail> {
-        by_external_id(self.tx, self.new.request.tenant_id, external_id).await
+        by_external_id(self.tx, self.request.tenant_id, external_id).await
     }
 
     async fn nth_newest_for_number(&mut self, by_tenant: bool, nth: Nth) -> Result<Option<DateTime<Utc>>, Fail> {
-        let r = self.new.request;
+        let r = self.request;
         let number = r.phone_number.as_str();
         match by_tenant {
             true => self.one(NUMBER_NTH_NEWEST_BY_TENANT, &[&number, &nth.since, &nth.offset, &r.tenant_id]).await,
@@ -45,22 +47,21 @@ impl Registrations for Registering<'_> {
     }
 
     async fn budget_upper_bound(&mut self, budget: Budget, first_bucket: i64) -> Result<u64, Fail> {
-        let sum: Option<i64> =
-            self.one(BUDGET_SUM, &[&self.new.request.tenant_id, &budget.id(), &first_bucket]).await?;
+        let sum: Option<i64> = self.one(BUDGET_SUM, &[&self.request.tenant_id, &budget.id(), &first_bucket]).await?;
         Ok(sum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
     async fn nth_newest_outbound(&mut self, nth: Nth) -> Result<Option<DateTime<Utc>>, Fail> {
-        self.one(OUTBOUND_NTH_NEWEST, &[&self.new.request.tenant_id, &nth.since, &nth.offset]).await
+        self.one(OUTBOUND_NTH_NEWEST, &[&self.request.tenant_id, &nth.since, &nth.offset]).await
     }
 
     async fn insert(&mut self) -> Result<Inserted, Fail> {
-        self.new.insert(self.tx).await
+        self.new.insert_one(self.tx).await
     }
 
     async fn count_call(&mut self, budget: Budget, bucket: i64) -> Result<(), Fail> {
         let stmt = self.tx.prepare_cached(&numbered(COUNT_CALL)).await?;
-        self.tx.execute(&stmt, &[&self.new.request.tenant_id, &budget.id(), &bucket]).await?;
+        self.tx.execute(&stmt, &[&self.request.tenant_id, &budget.id(), &bucket]).await?;
         Ok(())
     }
 }
