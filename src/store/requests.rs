@@ -63,7 +63,8 @@ pub struct Applied {
 
 /// `pending_inbound` for every backend, with `?N` parameters (PostgreSQL
 /// numbers them `$N`): caller, now, called number, whether the called number
-/// is the server's, limit. Each tenant's newest, then the newest tenants: one
+/// is the server's, limit (`NOT terminal` names PostgreSQL's partial index;
+/// a pending request is never terminal). Each tenant's newest, then the newest tenants: one
 /// tenant's many requests cannot push another tenant's out of the limit.
 pub(crate) const PENDING_INBOUND: &str = concat!(
     "SELECT ",
@@ -71,8 +72,8 @@ pub(crate) const PENDING_INBOUND: &str = concat!(
     " FROM (SELECT ",
     request_columns!(),
     ", row_number() OVER (PARTITION BY tenant_id ORDER BY created_at DESC, id DESC) AS nth \
-     FROM auth_requests WHERE phone_number = ?1 AND mode = 'inbound' AND status = 'pending' AND expires_at > ?2 \
-     AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL))) newest \
+     FROM auth_requests WHERE phone_number = ?1 AND mode = 'inbound' AND status = 'pending' AND NOT terminal \
+     AND expires_at > ?2 AND (inbound_number = ?3 OR (?4 AND inbound_number IS NULL))) newest \
      WHERE nth = 1 ORDER BY created_at DESC, id DESC LIMIT ?5"
 );
 
@@ -129,6 +130,7 @@ pub trait RequestStore: Send + Sync + 'static {
     async fn count_requests(&self, tenant: Uuid) -> Result<u64, StoreError>;
     /// Ids of requests that are not terminal but whose `expires_at` is at or before `now`.
     async fn overdue_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Uuid>, StoreError>;
-    /// Deletes terminal requests last changed before `before`; returns how many.
+    /// Deletes terminal requests last changed and expired before `before`
+    /// (one that ended early is kept until it expires too); returns how many.
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError>;
 }

@@ -387,7 +387,11 @@ async fn expiry_listing_and_purge_see_only_what_they_should() {
         old_done.verified_at = Some(long_ago);
         let old_open = request(&t, "+819012345678", None, long_ago);
         let fresh = request(&t, "+819012345678", None, now_ms());
-        for r in [&old_done, &old_open, &fresh] {
+        // Ended long ago but not yet expired: kept until both are past the cut-off.
+        let mut ended_early = request(&t, "+819012345678", None, long_ago);
+        ended_early.status = Status::Failed;
+        ended_early.expires_at = now_ms() + chrono::Duration::hours(1);
+        for r in [&old_done, &old_open, &fresh, &ended_early] {
             store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
         }
         assert_eq!(store.overdue_requests(now_ms(), 10).await.unwrap(), [old_open.id], "open and past expiry");
@@ -395,6 +399,7 @@ async fn expiry_listing_and_purge_see_only_what_they_should() {
         assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 1);
         assert!(store.request(old_done.id).await.unwrap().is_none());
         assert!(store.request(old_open.id).await.unwrap().is_some(), "not finished: kept");
+        assert!(store.request(ended_early.id).await.unwrap().is_some(), "not expired: kept");
         assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 0);
     });
 }

@@ -394,10 +394,11 @@ impl RequestStore for PgStore {
         let counters = &self.db.counters;
         retrying!(&self.db, "operation", |c, _tries| {
             // Servers purging at once skip each other's rows instead of waiting on them.
+            // expires_at leads to the rows along auth_requests_ended (migration 11).
             let n: i64 = c
                 .query_one(
                     "WITH gone AS (DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests \
-                     WHERE terminal AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id), \
+                     WHERE terminal AND expires_at < $1 AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id), \
                      timeline AS (DELETE FROM request_events WHERE request_id IN (SELECT id FROM gone)) \
                      SELECT count(*) FROM gone",
                     &[&before, &(limit as i64)],

@@ -150,7 +150,7 @@ impl RequestStore for SqliteStore {
             .write(move |c| {
                 // Each request goes with its timeline.
                 let ids: Vec<Vec<u8>> = c
-                    .prepare_cached("SELECT id FROM auth_requests WHERE terminal = 1 AND updated_at < ?1 LIMIT ?2")
+                    .prepare_cached("SELECT id FROM auth_requests WHERE terminal = 1 AND updated_at < ?1 AND expires_at < ?1 LIMIT ?2")
                     .and_then(|mut s| s.query_map(params![ms(before), limit as i64], |r| r.get(0))?.collect())
                     .map_err(db_err)?;
                 let mut events =
