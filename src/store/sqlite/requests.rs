@@ -103,7 +103,7 @@ impl RequestStore for SqliteStore {
                 }
                 let Some(before) = select_request(c, id).map_err(db_err)? else { return Ok(None) };
                 let Some(update) = decide(&before) else { return Ok(Some(Applied { before, after: None })) };
-                rows::update_request(c, &update.request).map_err(db_err)?;
+                rows::update_request(c, &before, &update.request).map_err(db_err)?;
                 insert_jobs(c, &update.jobs, 0)?;
                 super::audit::insert_records(c, &update.audit)?;
                 super::audit::insert_steps(c, &update.steps)?;

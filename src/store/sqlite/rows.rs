@@ -113,25 +113,34 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
 }
 
 /// Writes the fields a transition may change.
-pub fn update_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite::Result<usize> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
-         failure_reason = ?5, call_sid = ?6, call_status = ?7, updated_at = ?8, verified_at = ?9, \
-         terminal = ?10, delivery = ?11 WHERE id = ?1",
-    )?;
-    stmt.execute(params![
-        r.id.as_bytes(),
-        r.attempts,
-        r.no_input_count,
-        r.status.as_str(),
-        r.failure_reason.map(FailureReason::as_str),
-        r.call_sid,
-        r.call_status.map(CallStatus::as_str),
-        ms(r.updated_at),
-        r.verified_at.map(ms),
-        r.status.is_terminal(),
-        r.delivery.to_stored(),
-    ])
+/// Writes `r`'s changes since `before`. An update that leaves its call sid
+/// and its end alone assigns neither, and so leaves every index alone
+/// (migration 12): the other changing columns are in none.
+pub fn update_request(conn: &rusqlite::Connection, before: &AuthRequest, r: &AuthRequest) -> rusqlite::Result<usize> {
+    const QUIET: &str = "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
+         failure_reason = ?5, call_status = ?6, updated_at = ?7, verified_at = ?8, delivery = ?9 WHERE id = ?1";
+    const FULL: &str = "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
+         failure_reason = ?5, call_status = ?6, updated_at = ?7, verified_at = ?8, delivery = ?9, \
+         call_sid = ?10, terminal = ?11 WHERE id = ?1";
+    let quiet = before.call_sid == r.call_sid && before.status.is_terminal() == r.status.is_terminal();
+    let mut stmt = conn.prepare_cached(if quiet { QUIET } else { FULL })?;
+    let terminal = r.status.is_terminal();
+    let (reason, call) = (r.failure_reason.map(FailureReason::as_str), r.call_status.map(CallStatus::as_str));
+    let (updated, verified, delivery) = (ms(r.updated_at), r.verified_at.map(ms), r.delivery.to_stored());
+    let all: [&dyn rusqlite::ToSql; 11] = [
+        &r.id.as_bytes().as_slice(),
+        &r.attempts,
+        &r.no_input_count,
+        &r.status.as_str(),
+        &reason,
+        &call,
+        &updated,
+        &verified,
+        &delivery,
+        &r.call_sid,
+        &terminal,
+    ];
+    stmt.execute(&all[..if quiet { 9 } else { 11 }])
 }
 
 pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
