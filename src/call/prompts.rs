@@ -149,12 +149,41 @@ fn is_pause(p: &str) -> bool {
     ms.is_some_and(|ms| (100.0..=2000.0).contains(&ms))
 }
 
+/// `text` with each `{variable}` replaced, in one pass: what a variable
+/// brings in (a site's name) is never read for variables itself. A brace
+/// that opens no known variable stays as it is.
 fn fill(text: &str, vars: &Vars, default_name: &str) -> String {
-    text.replace("{code_length}", &vars.code_length.to_string())
-        .replace("{attempts_left}", &vars.attempts_left.to_string())
-        .replace("{minutes}", &vars.minutes.to_string())
-        .replace("{site_name}", vars.site_name.as_deref().unwrap_or(default_name))
-        .replace("{code}", vars.code.as_deref().unwrap_or(""))
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        rest = &rest[open..];
+        let name = rest[1..].find('}').map(|close| &rest[1..=close]);
+        let known = match name {
+            Some("code_length") => write!(out, "{}", vars.code_length).is_ok(),
+            Some("attempts_left") => write!(out, "{}", vars.attempts_left).is_ok(),
+            Some("minutes") => write!(out, "{}", vars.minutes).is_ok(),
+            Some("site_name") => {
+                out.push_str(vars.site_name.as_deref().unwrap_or(default_name));
+                true
+            }
+            Some("code") => {
+                out.push_str(vars.code.as_deref().unwrap_or(""));
+                true
+            }
+            _ => false,
+        };
+        match (known, name) {
+            (true, Some(name)) => rest = &rest[name.len() + 2..],
+            _ => {
+                out.push('{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Prompts {
@@ -296,6 +325,22 @@ mod tests {
         assert!(wrong.contains('2'), "the tries left: {wrong}");
         let withheld = say_text(p.step(Locale::EnUs, Prompt::WithheldCallerId, &vars, None, "https://x"));
         assert!(withheld.contains("1, 8, 6"));
+    }
+
+    #[test]
+    fn variables_are_filled_in_one_pass() {
+        let vars = Vars {
+            code_length: 6,
+            attempts_left: 2,
+            site_name: Some("{code} Bank".into()),
+            code: Some("123456".into()),
+            minutes: 5,
+        };
+        let text = "{site_name}: {code} ({code_length} digits, {attempts_left} tries, {minutes} min) {x} {code";
+        assert_eq!(fill(text, &vars, "ignored"), "{code} Bank: 123456 (6 digits, 2 tries, 5 min) {x} {code");
+        let unnamed = Vars { site_name: None, ..vars };
+        assert_eq!(fill("{{site_name}}", &unnamed, "当社"), "{当社}");
+        assert_eq!(fill("", &unnamed, "x"), "");
     }
 
     #[test]
