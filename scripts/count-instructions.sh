@@ -44,6 +44,29 @@ i1="$(total "$out/callgrind.$n1")"
 i2="$(total "$out/callgrind.$n2")"
 echo "server instructions: $i1 for $n1 lifecycles, $i2 for $n2"
 echo "instructions per lifecycle: $(( (i2 - i1) / (n2 - n1) ))"
+# Calls into the allocator, from the call counts callgrind records (`calls=`
+# after each `cfn=`; a function's name is given once, in an `fn=` or a `cfn=`
+# line, then only its number).
+allocations() {
+  python3 - "$1" <<'PY'
+import re, sys
+names, current, total = {}, None, 0
+for line in open(sys.argv[1], errors="replace"):
+    if line.startswith(("fn=", "cfn=")):
+        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+        if m:
+            if m.group(2) is not None:
+                names[m.group(1)] = m.group(2)
+            if line.startswith("cfn="):
+                current = names.get(m.group(1))
+    elif line.startswith("calls=") and current in ("malloc", "calloc", "realloc"):
+        total += int(line[6:].split()[0])
+print(total)
+PY
+}
+a1="$(allocations "$out/callgrind.$n1")"
+a2="$(allocations "$out/callgrind.$n2")"
+echo "allocations per lifecycle (malloc, calloc, realloc): $(( (a2 - a1) / (n2 - n1) ))"
 echo
 echo "top functions by inclusive cost ($n2 lifecycles; $out/callgrind.$n2):"
 callgrind_annotate --inclusive=yes "$out/callgrind.$n2" 2>/dev/null \
