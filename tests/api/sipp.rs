@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -471,11 +472,20 @@ fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// `n` consecutive ports, each handed out once per run. They come from below
+/// the kernel's ephemeral range (32768 and up): a port the kernel handed out
+/// and took back could go to another socket (a client's, SIPp's) before the
+/// server binds it.
+fn reserve(n: u16) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    20000 + NEXT.fetch_add(n, Ordering::Relaxed) % 12000
+}
+
 /// A port nobody holds right now on 127.0.0.1 (UDP, and TCP for a TCP run).
 pub fn free_port(transport: Transport) -> u16 {
     loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("local addr").port();
+        let port = reserve(1);
+        let Ok(_udp) = UdpSocket::bind(("127.0.0.1", port)) else { continue };
         if transport == Transport::Udp || TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -483,11 +493,11 @@ pub fn free_port(transport: Transport) -> u16 {
 }
 
 /// An RTP port for SIPp's `-mp`: SIPp binds it and the port two above (video),
-/// so both must be free.
+/// so both must be free (the three are reserved together).
 pub fn free_media_port() -> u16 {
     loop {
-        let port = free_port(Transport::Udp);
-        if port < u16::MAX - 2 && UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() {
+        let port = reserve(3);
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() {
             return port;
         }
     }
