@@ -212,7 +212,10 @@ test('the dashboard funnel moves with real calls: registered, called, answered, 
     assert.deepEqual([sum(1), sum(2)], [3, 1], periods.join('\n'));
     await checkBothWidths(page, 'console dashboard with calls', 'console-en-dashboard-data');
 
-    // The charts follow the width: drawn again narrower at 360 px.
+    // The charts follow the width: drawn again narrower at 360 px. checkBothWidths
+    // ended at the desktop width, and the chart follows on the observer's next
+    // frame: wait for it, or the width read here could still be the narrow one.
+    await page.waitForFunction(() => document.querySelector('[data-timeline] canvas').getBoundingClientRect().width > 400);
     const wide = await page.locator('[data-timeline] canvas').first().evaluate((c) => c.getBoundingClientRect().width);
     await page.setViewportSize(PHONE_360);
     await page.waitForFunction((w) => document.querySelector('[data-timeline] canvas').getBoundingClientRect().width < w - 100, wide);
