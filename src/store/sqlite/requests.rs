@@ -42,12 +42,11 @@ impl RequestStore for SqliteStore {
     }
 
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
-        self.pool.read(move |c| select_request(c, id).map_err(db_err)).await
+        self.pool.read_here(|c| select_request(c, id).map_err(db_err))
     }
 
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
-        let external_id = external_id.to_owned();
-        self.pool.read(move |c| select_by_external_id(c, tenant, &external_id).map_err(db_err)).await
+        self.pool.read_here(|c| select_by_external_id(c, tenant, external_id).map_err(db_err))
     }
 
     async fn pending_inbound(
@@ -74,18 +73,15 @@ impl RequestStore for SqliteStore {
     }
 
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
-        let sid = call_sid.to_owned();
-        self.pool
-            .read(move |c| {
-                let sql = concat!(
-                    "SELECT ",
-                    request_columns!(),
-                    " FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
-                );
-                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
-                stmt.query_row([sid], rows::request_from_row).optional().map_err(db_err)
-            })
-            .await
+        self.pool.read_here(|c| {
+            let sql = concat!(
+                "SELECT ",
+                request_columns!(),
+                " FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
+            );
+            let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
+            stmt.query_row([call_sid], rows::request_from_row).optional().map_err(db_err)
+        })
     }
 
     async fn update_request(

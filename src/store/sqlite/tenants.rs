@@ -82,23 +82,18 @@ impl TenantStore for SqliteStore {
     }
 
     async fn tenant_by_key_id(&self, key_id: &str) -> Result<Option<Tenant>, StoreError> {
-        let key_id = key_id.to_owned();
-        self.pool
-            .read(move |c| {
-                let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = ?1");
-                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
-                stmt.query_row([key_id], rows::tenant_from_row).optional().map_err(db_err)
-            })
-            .await
+        self.pool.read_here(|c| {
+            let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = ?1");
+            let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
+            stmt.query_row([key_id], rows::tenant_from_row).optional().map_err(db_err)
+        })
     }
 
     async fn tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
-        self.pool
-            .read(move |c| {
-                let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = ?1");
-                let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
-                stmt.query_row([id.as_bytes()], rows::tenant_from_row).optional().map_err(db_err)
-            })
-            .await
+        self.pool.read_here(|c| {
+            let sql = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = ?1");
+            let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
+            stmt.query_row([id.as_bytes()], rows::tenant_from_row).optional().map_err(db_err)
+        })
     }
 }
