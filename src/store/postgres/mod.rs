@@ -44,7 +44,7 @@ use retry::{Fail, db};
 use rows::RequestParams;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
@@ -56,6 +56,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("../../../migrations/postgres/0009_usage.sql"),
     include_str!("../../../migrations/postgres/0010_timeline.sql"),
     include_str!("../../../migrations/postgres/0011_quiet_updates.sql"),
+    include_str!("../../../migrations/postgres/0012_audit_index_ascending.sql"),
 ];
 
 /// PostgreSQL-backed store.
