@@ -17,7 +17,11 @@ pub(super) struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        // A child already reaped (`kill9`) is not signalled again: its pid
+        // may belong to another process by now.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        }
         let _ = self.child.wait();
     }
 }
