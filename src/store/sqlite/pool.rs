@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::thread;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -54,6 +54,16 @@ thread_local! {
 
 /// How often the checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// WAL frames (one page each) past which the writer starts the log over:
+/// 64 MiB of 4 KiB pages, `journal_size_limit` (see `Restart`).
+const RESTART_FRAMES: i32 = 16_384;
+/// How long a restart waits for the checkpointer or a reader before giving up
+/// until the WAL has grown by `RESTART_RETRY_FRAMES` more.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+const RESTART_RETRY_FRAMES: i32 = 2_048;
+/// The writer's busy timeout otherwise.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A queued write: run inside the group's transaction (again, if the group is
 /// rolled back because of another write), then answered after the commit.
@@ -128,7 +138,7 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(64);
     // The busy timeout comes first: switching a new file to WAL takes a lock
     // that another process opening it at the same moment must wait for.
-    conn.execute_batch("PRAGMA busy_timeout = 10000;").map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     switch_to_wal(&conn)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
@@ -151,12 +161,12 @@ impl Pool {
         init: impl FnOnce(&Connection) -> Result<(), StoreError>,
         counters: Arc<WriteCounters>,
     ) -> Result<Self, StoreError> {
-        let writer_conn = connect(path, false)?;
+        let mut writer_conn = connect(path, false)?;
         init(&writer_conn)?;
         // Checkpoints run on their own thread, not inside some unlucky commit
         // whose callers would all wait for the copy (a latency tail).
         // A WAL left large by a crash or a bulk load is folded back in and cut
-        // down once at start; afterwards it is kept to 64 MiB between checkpoints.
+        // down once at start; afterwards the writer keeps it to 64 MiB (`Restart`).
         writer_conn
             .execute_batch(
                 "PRAGMA wal_autocheckpoint = 0;
@@ -164,6 +174,8 @@ impl Pool {
                  PRAGMA wal_checkpoint(TRUNCATE);",
             )
             .map_err(db_err)?;
+        // Set after the pragmas above: `wal_autocheckpoint` replaces the hook.
+        let frames = count_frames(&mut writer_conn)?;
         let checkpoint_conn = connect(path, false)?;
         let (ctx, crx) = crossbeam_channel::bounded::<()>(0);
         thread::Builder::new()
@@ -179,7 +191,7 @@ impl Pool {
         let (wtx, wrx) = crossbeam_channel::unbounded::<WriteOp>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&writer_conn, &wrx, &counters))
+            .spawn(move || write_loop(&writer_conn, &wrx, &counters, &frames))
             .map_err(db_err)?;
         let (rtx, rrx) = crossbeam_channel::unbounded::<ReadOp>();
         for n in 0..READERS {
@@ -254,8 +266,9 @@ impl Pool {
     }
 }
 
-fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>, counters: &WriteCounters) {
+fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>, counters: &WriteCounters, frames: &AtomicI32) {
     let mut group: Vec<WriteOp> = Vec::with_capacity(MAX_GROUP);
+    let mut restart = Restart::default();
     while let Ok(first) = rx.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -265,6 +278,72 @@ fn write_loop(conn: &Connection, rx: &Receiver<WriteOp>, counters: &WriteCounter
             }
         }
         commit_group(conn, &mut group, counters);
+        restart.after_commit(conn, frames.load(Ordering::Relaxed));
+    }
+}
+
+/// The frames in the WAL after `conn`'s last commit, kept up to date by SQLite.
+fn count_frames(conn: &mut Connection) -> Result<Arc<AtomicI32>, StoreError> {
+    let frames = Arc::new(AtomicI32::new(0));
+    let seen = frames.clone();
+    conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n: std::ffi::c_int| {
+        seen.store(n, Ordering::Relaxed);
+        Ok(())
+    }))
+    .map_err(db_err)?;
+    Ok(frames)
+}
+
+/// Keeps the WAL bounded under sustained writes.
+///
+/// The checkpointer's PASSIVE checkpoints copy the WAL back into the database
+/// without stopping anyone, but SQLite starts the log over only when a write
+/// begins with every frame copied, which never happens while writes keep
+/// coming: the WAL then grows without bound (some 80 MB/s at full load). So
+/// once it holds `RESTART_FRAMES`, the writer itself, between two groups,
+/// copies what is left and waits for readers to leave the log
+/// (`wal_checkpoint(RESTART)`); the next write starts it over, cut down to
+/// `journal_size_limit`. The writer needs no lock for that (it is the only
+/// writer), so only the writes queued meanwhile wait, for the copy of what
+/// the last PASSIVE left and one fsync. If a reader or the checkpointer holds
+/// on for longer than `RESTART_WAIT`, the writer goes back to its queue and
+/// tries again `RESTART_RETRY_FRAMES` later.
+struct Restart {
+    /// The frames past which to restart.
+    bound: i32,
+    /// The frames at which to try next.
+    at: i32,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Self::new(RESTART_FRAMES)
+    }
+}
+
+impl Restart {
+    fn new(bound: i32) -> Self {
+        Self { bound, at: bound }
+    }
+
+    fn after_commit(&mut self, conn: &Connection, frames: i32) {
+        if frames < self.at {
+            return;
+        }
+        let restarted = conn
+            .busy_timeout(RESTART_WAIT)
+            .and_then(|()| conn.wal_checkpoint_v2(None::<&str>, rusqlite::wal::CheckpointMode::RESTART))
+            .map(|_| ());
+        if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+            tracing::error!(error = %e, "sqlite writer could not set its busy timeout back");
+        }
+        self.at = match restarted {
+            Ok(()) => self.bound,
+            Err(e) => {
+                tracing::debug!(error = %e, frames, "WAL restart put off");
+                frames.saturating_add(RESTART_RETRY_FRAMES)
+            }
+        };
     }
 }
 
@@ -401,6 +480,64 @@ mod tests {
         assert!(rb.try_recv().unwrap().is_err());
         assert!(rc.try_recv().unwrap().is_ok());
         assert_eq!(runs.load(Ordering::Relaxed), 3);
+    }
+
+    /// A writer connection on a new file as the pool opens it, with table `t`;
+    /// the WAL's frame count as its hook last saw it.
+    fn writer(dir: &tempfile::TempDir) -> (Connection, Arc<AtomicI32>) {
+        let mut conn = connect(&dir.path().join("wal.db"), false).unwrap();
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (n INTEGER, pad BLOB)").unwrap();
+        let frames = count_frames(&mut conn).unwrap();
+        (conn, frames)
+    }
+
+    /// Commits `n` rows of 2 KiB, one transaction each; the most frames the WAL held.
+    fn commit_rows(conn: &Connection, frames: &AtomicI32, restart: &mut Restart, n: i64) -> i32 {
+        let mut most = 0;
+        for i in 0..n {
+            conn.execute("INSERT INTO t (n, pad) VALUES (?1, zeroblob(2048))", [i]).unwrap();
+            let now = frames.load(Ordering::Relaxed);
+            most = most.max(now);
+            restart.after_commit(conn, now);
+        }
+        most
+    }
+
+    #[test]
+    fn the_writer_starts_the_wal_over_once_it_holds_enough_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, frames) = writer(&dir);
+        // Another connection reading now and then, as the point reads do.
+        let reader = connect(&dir.path().join("wal.db"), true).unwrap();
+        let mut restart = Restart::new(40);
+        for _ in 0..4 {
+            let most = commit_rows(&conn, &frames, &mut restart, 100);
+            assert!(most < 60, "the WAL outgrew its bound: {most} frames, next try at {}", restart.at);
+            assert_eq!(reader.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap() % 100, 0);
+        }
+        assert_eq!(restart.at, 40);
+        // Unbounded, the same writes pile up.
+        let mut never = Restart::new(i32::MAX);
+        assert!(commit_rows(&conn, &frames, &mut never, 100) > 150);
+    }
+
+    #[test]
+    fn a_reader_in_the_wal_puts_the_restart_off_without_holding_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, frames) = writer(&dir);
+        let mut restart = Restart::new(40);
+        commit_rows(&conn, &frames, &mut restart, 10);
+        // A long read: its snapshot is in the WAL until it ends.
+        let reader = connect(&dir.path().join("wal.db"), true).unwrap();
+        reader.execute_batch("BEGIN; SELECT count(*) FROM t;").unwrap();
+        let most = commit_rows(&conn, &frames, &mut restart, 100);
+        assert!(most > 100, "restarted under a reader");
+        assert!(restart.at > 40, "not put off: {}", restart.at);
+        // Once the reader is gone, the next try starts the log over.
+        reader.execute_batch("COMMIT").unwrap();
+        restart.at = 40;
+        commit_rows(&conn, &frames, &mut restart, 2);
+        assert!(commit_rows(&conn, &frames, &mut restart, 1) < 10, "not started over after the reader left");
     }
 
     /// Opens a pool on a new file with table `t`, and writes `n` into it.
