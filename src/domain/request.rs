@@ -192,13 +192,19 @@ impl AuthRequest {
         if !self.status.is_terminal() && now >= self.expires_at { Status::Expired } else { self.status }
     }
 
+    /// The status and the time of its last change that a reader sees at
+    /// `now`: an overdue request expired at `expires_at`.
+    pub fn seen_at(&self, now: DateTime<Utc>) -> (Status, DateTime<Utc>) {
+        match self.status_at(now) {
+            Status::Expired if self.status != Status::Expired => (Status::Expired, self.expires_at),
+            status => (status, self.updated_at),
+        }
+    }
+
     /// How the request reads at `now`: with expiry applied, without storing it.
     pub fn as_seen_at(&self, now: DateTime<Utc>) -> AuthRequest {
         let mut seen = self.clone();
-        if seen.status_at(now) != seen.status {
-            seen.status = Status::Expired;
-            seen.updated_at = seen.expires_at;
-        }
+        (seen.status, seen.updated_at) = self.seen_at(now);
         seen
     }
 
@@ -277,6 +283,28 @@ pub(crate) mod tests {
 
     fn step(r: &AuthRequest, e: Event, now: DateTime<Utc>) -> AuthRequest {
         r.apply(&e, now).unwrap().next
+    }
+
+    #[test]
+    fn an_overdue_request_reads_expired_at_its_expiry_and_an_ended_one_as_it_ended() {
+        let now = Utc::now();
+        let r = sample(now);
+        let late = r.expires_at + chrono::Duration::seconds(5);
+        assert_eq!(r.seen_at(now), (Status::Pending, now));
+        assert_eq!(r.seen_at(late), (Status::Expired, r.expires_at));
+        let seen = r.as_seen_at(late);
+        assert_eq!((seen.status, seen.updated_at), (Status::Expired, r.expires_at));
+        let view = crate::domain::view::RequestView::at(&r, None, late);
+        assert_eq!(
+            (view.status, view.updated_at),
+            (Status::Expired, seen.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        );
+        let verified = step(
+            &step(&r, Event::CallConnected { call_sid: "CA1".into() }, now),
+            Event::CodeEntered { correct: true },
+            now,
+        );
+        assert_eq!(verified.seen_at(late), (Status::Verified, now));
     }
 
     #[test]

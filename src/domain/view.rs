@@ -59,10 +59,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 impl RequestView {
     /// The view of `r` as read at `now` (expiry applied), without the code.
     pub fn at(r: &AuthRequest, inbound_number: Option<&PhoneNumber>, now: DateTime<Utc>) -> Self {
-        let r = r.as_seen_at(now);
+        let (status, updated_at) = r.seen_at(now);
         Self {
             id: r.id.to_string(),
-            status: r.status,
+            status,
             mode: r.mode,
             phone_number: r.phone_number.as_str().to_owned(),
             code: None,
@@ -73,8 +73,8 @@ impl RequestView {
                 Mode::Inbound => r.inbound_number.as_ref().or(inbound_number).map(|n| n.as_str().to_owned()),
                 Mode::Outbound => None,
             },
-            external_id: r.external_id,
-            user_id: r.user_id,
+            external_id: r.external_id.clone(),
+            user_id: r.user_id.clone(),
             locale: r.locale,
             attempts: r.attempts,
             max_attempts: r.max_attempts,
@@ -82,7 +82,7 @@ impl RequestView {
             call_status: r.call_status,
             call_expected_at: r.delivery.queued_until().map(rfc3339),
             created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
+            updated_at: rfc3339(updated_at),
             expires_at: rfc3339(r.expires_at),
             verified_at: r.verified_at.map(rfc3339),
         }

@@ -24,19 +24,20 @@ fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(StoreError::Corrupt(what.to_owned())))
 }
 
+// The three below read the column where SQLite holds it, without a copy.
+
 fn uuid(row: &Row<'_>, col: usize) -> rusqlite::Result<Uuid> {
-    let bytes: Vec<u8> = row.get(col)?;
-    Uuid::from_slice(&bytes).map_err(|_| corrupt("bad uuid"))
+    let bytes = row.get_ref(col)?.as_blob().map_err(|_| corrupt("uuid not a blob"))?;
+    Uuid::from_slice(bytes).map_err(|_| corrupt("bad uuid"))
 }
 
 fn parsed<T>(row: &Row<'_>, col: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let text: String = row.get(col)?;
-    parse(&text).ok_or_else(|| corrupt("unknown enum value"))
+    parsed_opt(row, col, parse)?.ok_or_else(|| corrupt("enum value missing"))
 }
 
 fn parsed_opt<T>(row: &Row<'_>, col: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
-    let text: Option<String> = row.get(col)?;
-    text.map(|t| parse(&t).ok_or_else(|| corrupt("unknown enum value"))).transpose()
+    let text = row.get_ref(col)?.as_str_or_null().map_err(|_| corrupt("enum value not text"))?;
+    text.map(|t| parse(t).ok_or_else(|| corrupt("unknown enum value"))).transpose()
 }
 
 /// Reads a row selected with `request_columns!()`, by position (no name lookups).
@@ -67,7 +68,7 @@ pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
         verified_at: row.get::<_, Option<i64>>(22)?.map(from_ms).transpose()?,
         inbound_number: row.get::<_, Option<String>>(23)?.map(PhoneNumber::from_stored),
         key_id: row.get(24)?,
-        delivery: Delivery::from_stored(row.get::<_, Option<String>>(25)?.as_deref())
+        delivery: Delivery::from_stored(row.get_ref(25)?.as_str_or_null().map_err(|_| corrupt("delivery not text"))?)
             .ok_or_else(|| corrupt("delivery"))?,
     })
 }
@@ -153,7 +154,8 @@ pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
         previous_callback_secret: row.get::<_, Option<String>>(5)?.map(SecretString::from),
         previous_until: row.get::<_, Option<i64>>(6)?.map(from_ms).transpose()?,
         created_at: from_ms(row.get(7)?)?,
-        policy: TenantPolicy::from_json(&row.get::<_, String>(8)?).ok_or_else(|| corrupt("tenant policy"))?,
+        policy: TenantPolicy::from_json(row.get_ref(8)?.as_str().map_err(|_| corrupt("tenant policy not text"))?)
+            .ok_or_else(|| corrupt("tenant policy"))?,
     })
 }
 
