@@ -130,8 +130,7 @@ impl Driver {
 
     /// Posts a webhook for the public `url` to `base`, signed as the provider signs it.
     async fn webhook(&self, step: Step, base: &str, url: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
-        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let sig = signature::sign(&self.auth_token, url, &owned);
+        let sig = signature::sign(&self.auth_token, url, params);
         let path =
             url.strip_prefix(self.public.as_str()).ok_or_else(|| fail(step, "a URL not under the public one"))?;
         let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();

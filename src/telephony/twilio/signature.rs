@@ -11,41 +11,56 @@ type HmacSha1 = Hmac<Sha1>;
 
 /// The signature the provider sends for a form POST to `url` with `params`:
 /// names in byte order, a repeated name once per distinct value, values sorted.
-pub fn sign(auth_token: &[u8], url: &str, params: &[(String, String)]) -> String {
-    sign_sorted(auth_token, url, &sorted(params))
+pub fn sign<K: AsRef<str>, V: AsRef<str>>(auth_token: &[u8], url: &str, params: &[(K, V)]) -> String {
+    STANDARD.encode(mac(&keyed(auth_token), [url, "", ""], &sorted(params)).finalize().into_bytes())
 }
 
 /// The parameters in the order they are signed: byte order of names; a
 /// repeated name contributes each value, values sorted. Identical name/value
 /// pairs count once, as in the provider's own validators.
-fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
+fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> {
+    let mut sorted: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
     sorted.dedup();
     sorted
 }
 
-fn sign_sorted(auth_token: &[u8], url: &str, sorted: &[&(String, String)]) -> String {
-    let mut mac = HmacSha1::new_from_slice(auth_token).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-    mac.update(url.as_bytes());
+fn keyed(auth_token: &[u8]) -> HmacSha1 {
+    HmacSha1::new_from_slice(auth_token).unwrap_or_else(|_| unreachable!("HMAC takes any key"))
+}
+
+/// The MAC of the URL (given in pieces, signed one after the other) and the
+/// sorted parameters, from a copy of the keyed `start`.
+fn mac(start: &HmacSha1, url: [&str; 3], sorted: &[(&str, &str)]) -> HmacSha1 {
+    let mut mac = start.clone();
+    for piece in url {
+        mac.update(piece.as_bytes());
+    }
     for (name, value) in sorted {
         mac.update(name.as_bytes());
         mac.update(value.as_bytes());
     }
-    STANDARD.encode(mac.finalize().into_bytes())
+    mac
 }
 
 /// Whether `signature` is valid for a form POST to `url`, accepting the
 /// provider's port variants (signed with the port removed, or with the
-/// scheme's default port added). Each comparison is in constant time; the
+/// scheme's default port added). The signature is decoded once and each
+/// variant's MAC compared with it in constant time (`verify_slice`); the
 /// variants are tried in turn (which one matched is no secret), the
-/// parameters sorted once.
-pub fn is_valid(auth_token: &[u8], url: &str, params: &[(String, String)], signature: &str) -> bool {
-    let sorted = sorted(params);
-    url_variants(url).iter().any(|candidate| {
-        let expected = sign_sorted(auth_token, candidate, &sorted);
-        bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-    })
+/// parameters sorted and the key set up once, and nothing of the URL copied.
+pub fn is_valid<K: AsRef<str>, V: AsRef<str>>(
+    auth_token: &[u8],
+    url: &str,
+    params: &[(K, V)],
+    signature: &str,
+) -> bool {
+    let mut given = [0u8; 20];
+    if !matches!(STANDARD.decode_slice(signature, &mut given), Ok(20)) {
+        return false;
+    }
+    let (start, sorted) = (keyed(auth_token), sorted(params));
+    url_variants(url).any(|variant| mac(&start, variant, &sorted).verify_slice(&given).is_ok())
 }
 
 /// Whether a JSON-body webhook is valid: the URL (carrying `bodySHA256`) is
@@ -54,7 +69,7 @@ pub fn is_valid_json(auth_token: &[u8], url: &str, body: &[u8], signature: &str)
     let Some(claimed) = query_value(url, "bodySHA256") else { return false };
     let actual = hex::encode(Sha256::digest(body));
     let body_ok: bool = actual.as_bytes().ct_eq(claimed.as_bytes()).into();
-    is_valid(auth_token, url, &[], signature) & body_ok
+    is_valid::<&str, &str>(auth_token, url, &[], signature) & body_ok
 }
 
 fn query_value<'a>(url: &'a str, name: &str) -> Option<&'a str> {
@@ -62,33 +77,26 @@ fn query_value<'a>(url: &'a str, name: &str) -> Option<&'a str> {
     query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// The URL as given, without its port, and with the scheme's default port.
-fn url_variants(url: &str) -> Vec<String> {
-    let mut out = vec![url.to_owned()];
-    let Some((scheme, rest)) = url.split_once("://") else { return out };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (format!("{u}@"), h),
-        None => (String::new(), authority),
-    };
+/// The URL as given, then without its port, or with the scheme's default
+/// port: each as pieces of `url` (and the port) to sign one after the other.
+fn url_variants(url: &str) -> impl Iterator<Item = [&str; 3]> {
+    std::iter::once([url, "", ""]).chain(other_port(url))
+}
+
+fn other_port(url: &str) -> Option<[&str; 3]> {
+    let (scheme, rest) = url.split_once("://")?;
+    let start = scheme.len() + 3;
+    let authority_end = start + rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host_start = start + url[start..authority_end].rfind('@').map_or(0, |at| at + 1);
+    let hostport = &url[host_start..authority_end];
+    let tail = &url[authority_end..];
     // A port follows the last ':' unless that colon is inside an IPv6 literal.
-    let (host, port) = match hostport.rfind(':') {
-        Some(i) if !hostport[i..].contains(']') => (&hostport[..i], Some(&hostport[i + 1..])),
-        _ => (hostport, None),
-    };
-    match port {
-        Some(_) => out.push(format!("{scheme}://{userinfo}{host}{tail}")),
-        None => {
-            let default = match scheme.to_ascii_lowercase().as_str() {
-                "https" => "443",
-                "http" => "80",
-                _ => return out,
-            };
-            out.push(format!("{scheme}://{userinfo}{host}:{default}{tail}"));
-        }
+    match hostport.rfind(':') {
+        Some(i) if !hostport[i..].contains(']') => Some([&url[..host_start + i], tail, ""]),
+        _ if scheme.eq_ignore_ascii_case("https") => Some([&url[..authority_end], ":443", tail]),
+        _ if scheme.eq_ignore_ascii_case("http") => Some([&url[..authority_end], ":80", tail]),
+        _ => None,
     }
-    out
 }
 
 #[cfg(test)]
@@ -132,6 +140,27 @@ mod tests {
         assert!(is_valid(TOKEN, https443, &params(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         assert!(is_valid(TOKEN, https1234, &params(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         assert!(is_valid(TOKEN, http1234, &params(), "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="));
+    }
+
+    #[test]
+    fn the_other_port_variant_keeps_user_info_ipv6_literals_and_the_scheme_as_given() {
+        assert_eq!(other_port("https://u:p@[::1]/x"), Some(["https://u:p@[::1]", ":443", "/x"]));
+        assert_eq!(other_port("https://u:p@[::1]:8443/x?y=1"), Some(["https://u:p@[::1]", "/x?y=1", ""]));
+        assert_eq!(other_port("https://u:p@h/x"), Some(["https://u:p@h", ":443", "/x"]));
+        assert_eq!(other_port("HTTP://h?a=b:c"), Some(["HTTP://h", ":80", "?a=b:c"]));
+        assert_eq!(other_port("http://h:80"), Some(["http://h", "", ""]));
+        assert_eq!(other_port("ftp://h/x"), None);
+        assert_eq!(other_port("no scheme"), None);
+    }
+
+    #[test]
+    fn a_signature_spelled_otherwise_in_base64_is_refused() {
+        let good = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        assert!(is_valid(TOKEN, URL, &params(), good));
+        // The same 20 bytes with an unused bit set, without padding, with more of it.
+        for other in ["RSOYDt4T1cUTdK1PDd93/VVr8B9=", "RSOYDt4T1cUTdK1PDd93/VVr8B8", "RSOYDt4T1cUTdK1PDd93/VVr8B8=="] {
+            assert!(!is_valid(TOKEN, URL, &params(), other), "{other}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! `FormParams::report` is also how the TwiML-compatible providers (SignalWire's
 //! cXML, Telnyx's TeXML) name their parameters.
 
+use std::borrow::Cow;
+
 use actix_web::HttpResponse;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -16,16 +18,17 @@ use crate::telephony::webhook::{Dialect, Incoming};
 
 use super::{signature, twiml};
 
-/// A form-encoded webhook's parameters, in order.
-pub struct FormParams(pub Vec<(String, String)>);
+/// A form-encoded webhook's parameters, in order: each borrowed from the
+/// body unless it had to be decoded (`%2B`, `+`).
+pub struct FormParams<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl FormParams {
-    pub fn parse(body: &[u8]) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
+impl<'a> FormParams<'a> {
+    pub fn parse(body: &'a [u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).collect())
     }
 
     pub fn get(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v)
     }
 
     /// Twilio's names for the facts the call flow reads.
@@ -102,8 +105,9 @@ mod tests {
 
     #[test]
     fn a_final_status_carries_the_call_s_seconds() {
-        let params =
-            |pairs: &[(&str, &str)]| FormParams(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
+        fn params<'a>(pairs: &[(&'a str, &'a str)]) -> FormParams<'a> {
+            FormParams(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect())
+        }
         let done = params(&[("CallStatus", "completed"), ("CallDuration", "42")]).report();
         assert_eq!((done.call_status, done.call_seconds), (Some(CallStatus::Completed), Some(42)));
         assert_eq!(params(&[("CallStatus", "ringing")]).report().call_seconds, None);
