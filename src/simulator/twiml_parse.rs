@@ -188,6 +188,35 @@ mod tests {
         assert_eq!(parse(&render(&verbs)).unwrap(), verbs);
     }
 
+    /// Quotes and apostrophes in attributes and text, tabs and line ends,
+    /// characters XML cannot carry (dropped), and text beside a digit pause.
+    #[test]
+    fn reads_back_escaped_attributes_and_text() {
+        let say = |text: &str, voice: &str, rate: Option<&str>, pause: Option<&str>| Step::Say {
+            text: text.into(),
+            language: "en-US".into(),
+            voice: Some(voice.into()),
+            rate: rate.map(str::to_owned),
+            pause: pause.map(str::to_owned),
+        };
+        let verbs = vec![
+            say("say \"it's\"\tnow\n & <then>", "a\"b'c&d<e>", None, None),
+            say("1, 2 & 3, <4>", "v", Some("90% \"x\""), Some("'400ms'")),
+            say("1, 2", "v", None, Some("300ms")),
+            Step::Gather {
+                action: "http://x/g?a=\"1\"&b='2'".into(),
+                num_digits: None,
+                timeout: 0,
+                finish_on_key: "\"".into(),
+                action_on_empty_result: true,
+                prompts: vec![Step::Redirect { url: "http://x/r?a=<b>&c".into() }],
+            },
+        ];
+        assert_eq!(parse(&render(&verbs)).unwrap(), verbs);
+        let dropped = render(&[say("a\u{1}b", "v\u{7}", None, None)]);
+        assert_eq!(parse(&dropped).unwrap(), vec![say("ab", "v", None, None)]);
+    }
+
     #[test]
     fn defaults_and_errors() {
         let v = parse("<Response><Gather/></Response>").unwrap();

@@ -1,12 +1,13 @@
-//! The call script as TwiML, written with `quick-xml` so every text and URL is escaped.
+//! The call script as TwiML, written straight into the response's text:
+//! each text and attribute value stripped of what XML 1.0 does not allow and
+//! escaped by `quick-xml`.
 
 use std::borrow::Cow;
-use std::io::Cursor;
+use std::fmt::{Display, Write};
 
 use actix_web::HttpResponse;
 use actix_web::http::header::CONTENT_TYPE;
-use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::escape::escape;
 
 use crate::call::script::Step;
 
@@ -25,96 +26,120 @@ fn xml_safe(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn write_step(w: &mut Writer<Cursor<Vec<u8>>>, step: &Step) -> std::io::Result<()> {
-    match step {
-        Step::Say { text, language, voice, rate, pause } => {
-            let mut el = w.create_element("Say").with_attribute(("language", xml_safe(language).as_ref()));
-            if let Some(voice) = voice {
-                el = el.with_attribute(("voice", xml_safe(voice).as_ref()));
-            }
-            match (rate, pause) {
-                (None, None) => {
-                    el.write_text_content(BytesText::new(&xml_safe(text)))?;
-                }
-                (Some(rate), pause) => {
-                    el.write_inner_content(|w| {
-                        w.create_element("prosody")
-                            .with_attribute(("rate", xml_safe(rate).as_ref()))
-                            .write_inner_content(|w| write_spoken(w, text, pause.as_deref()))
-                            .map(|_| ())
-                    })?;
-                }
-                (None, Some(pause)) => {
-                    el.write_inner_content(|w| write_spoken(w, text, Some(pause)))?;
-                }
-            }
-        }
-        Step::Play { url } => {
-            w.create_element("Play").write_text_content(BytesText::new(&xml_safe(url)))?;
-        }
-        Step::Pause { seconds } => {
-            w.create_element("Pause").with_attribute(("length", seconds.to_string().as_str())).write_empty()?;
-        }
-        Step::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
-            let mut el = w
-                .create_element("Gather")
-                .with_attribute(("input", "dtmf"))
-                .with_attribute(("action", xml_safe(action).as_ref()))
-                .with_attribute(("method", "POST"))
-                .with_attribute(("timeout", timeout.to_string().as_str()))
-                .with_attribute(("finishOnKey", xml_safe(finish_on_key).as_ref()));
-            if let Some(n) = num_digits {
-                el = el.with_attribute(("numDigits", n.to_string().as_str()));
-            }
-            if *action_on_empty_result {
-                el = el.with_attribute(("actionOnEmptyResult", "true"));
-            }
-            el.write_inner_content(|w| prompts.iter().try_for_each(|p| write_step(w, p)))?;
-        }
-        Step::Redirect { url } => {
-            w.create_element("Redirect")
-                .with_attribute(("method", "POST"))
-                .write_text_content(BytesText::new(&xml_safe(url)))?;
-        }
-        Step::Hangup => {
-            w.create_element("Hangup").write_empty()?;
-        }
-    }
-    Ok(())
-}
+/// A document being written. An element is `open`ed, given its attributes,
+/// then either `inner` (content and `end` follow) or `empty`.
+struct Doc(String);
 
-/// Text with an SSML `<break>` after each `, ` when `pause` is given; the
-/// text content stays the same (`4, 8, 2`).
-fn write_spoken(w: &mut Writer<Cursor<Vec<u8>>>, text: &str, pause: Option<&str>) -> std::io::Result<()> {
-    let text = xml_safe(text);
-    let Some(pause) = pause else { return w.write_event(Event::Text(BytesText::new(&text))) };
-    let parts: Vec<&str> = text.split(", ").collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            w.create_element("break").with_attribute(("time", xml_safe(pause).as_ref())).write_empty()?;
-            w.write_event(Event::Text(BytesText::new(" ")))?;
-        }
-        w.write_event(Event::Text(BytesText::new(part)))?;
-        if i + 1 < parts.len() {
-            w.write_event(Event::Text(BytesText::new(",")))?;
+impl Doc {
+    fn open(&mut self, name: &str) -> &mut Self {
+        self.0.push('<');
+        self.0.push_str(name);
+        self
+    }
+
+    fn attr(&mut self, name: &str, value: &str) -> &mut Self {
+        self.0.push(' ');
+        self.0.push_str(name);
+        self.0.push_str("=\"");
+        self.0.push_str(&escape(xml_safe(value).as_ref()));
+        self.0.push('"');
+        self
+    }
+
+    /// An attribute whose value is a number (nothing to escape).
+    fn number(&mut self, name: &str, value: impl Display) -> &mut Self {
+        // Writing to a String cannot fail.
+        let _ = write!(self.0, " {name}=\"{value}\"");
+        self
+    }
+
+    fn inner(&mut self) -> &mut Self {
+        self.0.push('>');
+        self
+    }
+
+    fn empty(&mut self) {
+        self.0.push_str("/>");
+    }
+
+    fn text(&mut self, text: &str) -> &mut Self {
+        self.0.push_str(&escape(xml_safe(text).as_ref()));
+        self
+    }
+
+    fn end(&mut self, name: &str) {
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Say { text, language, voice, rate, pause } => {
+                self.open("Say").attr("language", language);
+                if let Some(voice) = voice {
+                    self.attr("voice", voice);
+                }
+                self.inner();
+                match rate {
+                    Some(rate) => {
+                        self.open("prosody").attr("rate", rate).inner();
+                        self.spoken(text, pause.as_deref());
+                        self.end("prosody");
+                    }
+                    None => self.spoken(text, pause.as_deref()),
+                }
+                self.end("Say");
+            }
+            Step::Play { url } => self.open("Play").inner().text(url).end("Play"),
+            Step::Pause { seconds } => self.open("Pause").number("length", seconds).empty(),
+            Step::Gather { action, num_digits, timeout, finish_on_key, action_on_empty_result, prompts } => {
+                self.open("Gather")
+                    .attr("input", "dtmf")
+                    .attr("action", action)
+                    .attr("method", "POST")
+                    .number("timeout", timeout)
+                    .attr("finishOnKey", finish_on_key);
+                if let Some(n) = num_digits {
+                    self.number("numDigits", n);
+                }
+                if *action_on_empty_result {
+                    self.attr("actionOnEmptyResult", "true");
+                }
+                self.inner();
+                prompts.iter().for_each(|p| self.step(p));
+                self.end("Gather");
+            }
+            Step::Redirect { url } => self.open("Redirect").attr("method", "POST").inner().text(url).end("Redirect"),
+            Step::Hangup => self.open("Hangup").empty(),
         }
     }
-    Ok(())
+
+    /// Text with an SSML `<break>` after each `, ` when `pause` is given; the
+    /// text content stays the same (`4, 8, 2`).
+    fn spoken(&mut self, text: &str, pause: Option<&str>) {
+        let Some(pause) = pause else {
+            self.text(text);
+            return;
+        };
+        for (i, part) in xml_safe(text).split(", ").enumerate() {
+            if i > 0 {
+                self.text(",").open("break").attr("time", pause).empty();
+                self.text(" ");
+            }
+            self.text(part);
+        }
+    }
 }
 
 /// A complete `<Response>` document with an XML declaration, UTF-8.
 pub fn render(steps: &[Step]) -> String {
-    let mut w = Writer::new(Cursor::new(Vec::with_capacity(512)));
-    let written = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).and_then(|()| {
-        w.create_element("Response")
-            .write_inner_content(|w| steps.iter().try_for_each(|s| write_step(w, s)))
-            .map(|_| ())
-    });
-    match written {
-        Ok(()) => String::from_utf8(w.into_inner().into_inner()).unwrap_or_default(),
-        // Writing to memory cannot fail; if it ever did, hanging up is the safe answer.
-        Err(_) => r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>"#.to_owned(),
-    }
+    let mut doc = Doc(String::with_capacity(512));
+    doc.0.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    doc.open("Response").inner();
+    steps.iter().for_each(|s| doc.step(s));
+    doc.end("Response");
+    doc.0
 }
 
 /// The answer to a Twilio webhook: the script as a TwiML document.
