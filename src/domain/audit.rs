@@ -94,12 +94,14 @@ impl Record {
     /// that the same event always hashes the same on every backend.
     pub fn canonical(&self, seq: u64) -> String {
         /// The fields in the order of their names, as the first chains were
-        /// sealed (serde_json's `Map`, ordered by key, serialized).
+        /// sealed; `data` too: serde_json's `Map` keeps its keys in order
+        /// (without its `preserve_order` feature, which no crate here turns on:
+        /// `the_canonical_form_does_not_depend_on_key_order`).
         #[derive(serde::Serialize)]
         struct Canonical<'a> {
             at: String,
             chain: String,
-            data: Value,
+            data: &'a Value,
             kind: &'a str,
             request_id: Option<String>,
             seq: u64,
@@ -107,20 +109,12 @@ impl Record {
         let canonical = Canonical {
             at: self.at.to_rfc3339_opts(SecondsFormat::Millis, true),
             chain: self.chain(),
-            data: sorted(&self.data),
+            data: &self.data,
             kind: self.kind.as_str(),
             request_id: self.request_id.map(|r| r.to_string()),
             seq,
         };
         serde_json::to_string(&canonical).unwrap_or_default()
-    }
-}
-
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), sorted(v))).collect()),
-        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-        other => other.clone(),
     }
 }
 
