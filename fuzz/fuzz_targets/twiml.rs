@@ -158,7 +158,9 @@ fn expected(verbs: &[Step]) -> Vec<Step> {
                     language: as_attr(language),
                     voice: voice.as_deref().map(as_attr),
                     rate: rate.as_deref().map(as_attr),
-                    pause: pause.as_deref().map(as_attr),
+                    // A pause is written as a `<break>` at each ", " of the
+                    // text: without one, nothing of it can be read back.
+                    pause: pause.as_deref().map(as_attr).filter(|_| as_attr(text).contains(", ")),
                 }
             }
             Step::Play { url } => Step::Play { url: as_text(url) },

@@ -37,11 +37,22 @@ impl Doc {
         self
     }
 
+    /// An attribute. Beyond what `escape` does, a line end or a tab is
+    /// written as a character reference: a reader normalizes a literal one
+    /// in an attribute value to a space (as quick-xml's own writer does).
     fn attr(&mut self, name: &str, value: &str) -> &mut Self {
         self.0.push(' ');
         self.0.push_str(name);
         self.0.push_str("=\"");
-        self.0.push_str(&escape(xml_safe(value).as_ref()));
+        let safe = xml_safe(value);
+        let escaped = escape(safe.as_ref());
+        let mut rest = escaped.as_ref();
+        while let Some(at) = rest.find(['\n', '\t']) {
+            self.0.push_str(&rest[..at]);
+            self.0.push_str(if rest.as_bytes()[at] == b'\n' { "&#10;" } else { "&#9;" });
+            rest = &rest[at + 1..];
+        }
+        self.0.push_str(rest);
         self.0.push('"');
         self
     }
