@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
     if !url.contains("bodySHA256=") {
         let sep = if url.contains('?') { '&' } else { '?' };
         let json_url = format!("{url}{sep}bodySHA256={}", hex::encode(Sha256::digest(body)));
-        let sig = signature::sign(token, &json_url, &[]);
+        let sig = signature::sign::<&str, &str>(token, &json_url, &[]);
         assert!(signature::is_valid_json(token, &json_url, body, &sig), "JSON webhook refused: {json_url:?}");
         let mut other = body.to_vec();
         other.push(b'x');
