@@ -79,13 +79,35 @@ impl Urls {
         &self.base
     }
 
+    /// `path` under the folder with the request's id in place of `{id}`,
+    /// and the locale's query if given: written into one String.
+    fn with_id_in(&self, path: &str, id: Uuid, locale: Option<Locale>) -> String {
+        let mut url = String::with_capacity(self.folder.len() + path.len() + 48);
+        url.push_str(&self.folder);
+        match path.split_once("{id}") {
+            Some((before, after)) => {
+                url.push_str(before);
+                url.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+                url.push_str(after);
+            }
+            None => url.push_str(path),
+        }
+        if let Some(locale) = locale {
+            url.push('?');
+            url.push_str(LOCALE_PARAM);
+            url.push('=');
+            url.push_str(locale.as_str());
+        }
+        url
+    }
+
     fn with_id(&self, path: &str, id: Uuid) -> String {
-        format!("{}{}", self.folder, path.replace("{id}", &id.to_string()))
+        self.with_id_in(path, id, None)
     }
 
     /// The URL of a step that speaks, with the locale it speaks in.
     fn spoken(&self, path: &str, id: Uuid, locale: Locale) -> String {
-        format!("{}?{LOCALE_PARAM}={locale}", self.with_id(path, id))
+        self.with_id_in(path, id, Some(locale))
     }
 
     pub fn answer(&self, id: Uuid, locale: Locale) -> String {
@@ -144,6 +166,20 @@ mod tests {
         let query = url.split_once('?').map_or("", |(_, q)| q);
         assert_eq!(inbound_call_in(query), second);
         assert_eq!(inbound_call_in("lang=ja-JP"), InboundCall::at_try(None), "none said: the last try");
+    }
+
+    #[test]
+    fn a_step_s_url_carries_the_request_s_id_and_its_locale() {
+        let urls = Urls::new("https://ivr.example");
+        let id = Uuid::from_u128(0x0190_C2D4_5E6F_7A8B_9C0D_1E2F_3A4B_5C6D);
+        let folder = "https://ivr.example/webhooks/twilio";
+        assert_eq!(
+            urls.gather(id, Locale::JaJp),
+            format!("{folder}/voice/gather/0190c2d4-5e6f-7a8b-9c0d-1e2f3a4b5c6d?lang=ja-JP")
+        );
+        assert_eq!(urls.answer(id, Locale::EnUs), format!("{folder}/voice/answer/{id}?lang=en-US"));
+        assert_eq!(urls.sms_status(id), format!("{folder}/sms/status/{id}"));
+        assert_eq!(locale_in(urls.no_input(id, Locale::EnUs).split_once('?').unwrap().1), Some(Locale::EnUs));
     }
 
     #[test]
