@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, web};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -99,20 +98,20 @@ impl Calls {
 }
 
 /// Takes every call; the call then rings until its request expires (no webhook follows).
-async fn take_call(body: web::Bytes, calls: web::Data<Calls>) -> HttpResponse {
+fn take_call(body: &[u8], calls: &Calls) -> double::Answer {
     let at = Instant::now();
-    let Some(form) = CallForm::parse(&body) else { return double::no_url() };
+    let Some(form) = CallForm::parse(body) else { return double::no_url() };
     calls.log.lock().unwrap_or_else(PoisonError::into_inner).push((at, form.id));
     double::created(calls.next_sid.fetch_add(1, Ordering::Relaxed)).1
 }
 
 /// A double of one Twilio account on a port of its own: its base URL, its calls, its handle.
-fn start_double() -> Result<(String, Arc<Calls>, actix_web::dev::ServerHandle), String> {
+fn start_double() -> Result<(String, Arc<Calls>, double::Double), String> {
     let listener = ivr_auth::listen(([127, 0, 0, 1], 0).into()).map_err(|e| e.to_string())?;
     let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    let calls = web::Data::new(Calls::default());
-    let shared = calls.clone().into_inner();
-    let handle = double::serve(listener, calls, take_call).map_err(|e| e.to_string())?;
+    let calls = Arc::new(Calls::default());
+    let shared = calls.clone();
+    let handle = double::serve(listener, move |body| take_call(body, &calls)).map_err(|e| e.to_string())?;
     Ok((base, shared, handle))
 }
 
@@ -184,7 +183,7 @@ pub async fn run(args: BurstArgs) -> Result<(), String> {
     let report = Report::new(&args, &registrations, &placements, &metrics, all_placed);
     drop(servers);
     for h in handles {
-        h.stop(false).await;
+        h.stop();
     }
     finish(&report, &args)
 }
