@@ -128,7 +128,16 @@ impl PhoneNumber {
         let international = ascii.trim_start().starts_with('+');
         let parsed = phonenumber::parse(if international { None } else { Some(region.0) }, &ascii)
             .map_err(|_| PhoneError::NotANumber)?;
-        if !phonenumber::is_valid(&parsed) {
+        // `is_valid` is "the number's type is known", asked of the national
+        // number's text with its leading zeros; `number_type` asks it of the
+        // digits without them. With no leading zero the two are one question,
+        // and each is the costliest step of a parse: ask it once.
+        let kind = parsed.number_type(&phonenumber::metadata::DATABASE);
+        let valid = match parsed.national().zeros() {
+            0 => kind != Type::Unknown,
+            _ => phonenumber::is_valid(&parsed),
+        };
+        if !valid {
             return Err(PhoneError::Invalid);
         }
         // What is stored must read back as the same number. An input that is
@@ -140,7 +149,6 @@ impl PhoneNumber {
                 return Err(PhoneError::Invalid);
             }
         }
-        let kind = parsed.number_type(&phonenumber::metadata::DATABASE);
         if kind == Type::PremiumRate {
             return Err(PhoneError::PremiumRate);
         }
@@ -398,6 +406,44 @@ mod tests {
             let parsed = phonenumber::parse(None, n).unwrap();
             assert_eq!(e164_text(&parsed), parsed.format().mode(phonenumber::Mode::E164).to_string(), "{n}");
         }
+    }
+
+    /// `parse_line` asks a number's type once and takes "valid" from it when
+    /// the national number has no leading zero; libphonenumber's own
+    /// `is_valid` must agree on every number, zeros or not.
+    #[test]
+    fn validity_and_line_agree_with_libphonenumbers_own_checks() {
+        let db = &phonenumber::metadata::DATABASE;
+        let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            n
+        };
+        let mut valid = 0;
+        for cc in ["81", "39", "44", "1", "7", "49", "65", "225", "379", "262", "61", "33", "82"] {
+            for _ in 0..150 {
+                let len = 6 + (next() % 8) as usize;
+                let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+                let input = format!("+{cc}{digits}");
+                let Ok(parsed) = phonenumber::parse(None, &input) else { continue };
+                let expected = match phonenumber::is_valid(&parsed) {
+                    false => Err(PhoneError::Invalid),
+                    true => match parsed.number_type(db) {
+                        Type::PremiumRate => Err(PhoneError::PremiumRate),
+                        kind => Ok(kind),
+                    },
+                };
+                let ours = PhoneNumber::parse_line(&input, Region::default()).map(|(_, line)| line.kind);
+                // A number that does not read back as itself is refused either way.
+                if ours != Err(PhoneError::Invalid) || expected.is_ok() {
+                    assert_eq!(ours, expected, "{input}");
+                }
+                valid += usize::from(ours.is_ok());
+            }
+        }
+        assert!(valid > 100, "too few valid numbers to compare: {valid}");
     }
 
     fn jp(s: &str) -> Result<String, PhoneError> {
