@@ -1,6 +1,10 @@
 //! Twilio's (and compatible providers') REST API: `POST …/Accounts/{sid}/Calls.json`.
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::IntoUrl;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -13,9 +17,15 @@ use crate::telephony::{
 pub struct TwilioClient {
     http: reqwest::Client,
     calls_url: String,
-    messages_url: String,
+    /// `Calls.json` and `Messages.json`, parsed once: a URL given as text is
+    /// parsed again by reqwest on every request.
+    calls_json: Url,
+    messages_url: Url,
     account_sid: String,
     auth_token: SecretString,
+    /// The `Authorization` header of every request (HTTP basic: the account
+    /// sid and the auth token), encoded once and marked sensitive.
+    authorization: HeaderValue,
     /// The folder of the webhooks its calls ask (`twilio`; `signalwire` for SignalWire's).
     folder: &'static str,
 }
@@ -40,12 +50,24 @@ struct ApiError {
 impl TwilioClient {
     pub fn new(http: reqwest::Client, api_base: &Url, account_sid: String, auth_token: SecretString) -> Self {
         let base = api_base.as_str().trim_end_matches('/');
+        let path = format!("{}/2010-04-01/Accounts/{account_sid}", api_base.path().trim_end_matches('/'));
+        let at = |file: &str| {
+            let mut url = api_base.clone();
+            url.set_path(&format!("{path}/{file}"));
+            url
+        };
+        let credentials = STANDARD.encode(format!("{account_sid}:{}", auth_token.expose_secret()));
+        let mut authorization =
+            HeaderValue::try_from(format!("Basic {credentials}")).unwrap_or_else(|_| unreachable!("base64 is ASCII"));
+        authorization.set_sensitive(true);
         Self {
             http,
             calls_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Calls"),
-            messages_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"),
+            calls_json: at("Calls.json"),
+            messages_url: at("Messages.json"),
             account_sid,
             auth_token,
+            authorization,
             folder: "twilio",
         }
     }
@@ -62,11 +84,14 @@ impl TwilioClient {
         Self { folder, ..Self::new(http, api_base, account_sid, auth_token) }
     }
 
-    async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<reqwest::Response, CallError> {
+    /// POSTs `form` to `url` (parsed once where it is always the same).
+    async fn post(&self, url: impl IntoUrl, form: &[(&str, &str)]) -> Result<reqwest::Response, CallError> {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         self.http
             .post(url)
-            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .form(form)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
             .send()
             .await
             .map_err(|e| CallError::from_network(&e))
@@ -109,8 +134,7 @@ impl Telephony for TwilioClient {
         if call.detect_machine {
             form.push(("MachineDetection", "Enable"));
         }
-        let url = format!("{}.json", self.calls_url);
-        let resp = self.post(&url, &form).await?;
+        let resp = self.post(self.calls_json.clone(), &form).await?;
         if resp.status().is_success() {
             return created_sid(resp).await;
         }
@@ -125,7 +149,7 @@ impl Telephony for TwilioClient {
             ("Body", sms.body.as_str()),
             ("StatusCallback", sms.status_callback.as_str()),
         ];
-        let resp = self.post(&self.messages_url, &form).await?;
+        let resp = self.post(self.messages_url.clone(), &form).await?;
         if resp.status().is_success() {
             return created_sid(resp).await;
         }
