@@ -21,8 +21,8 @@ impl AuthRequest {
             }
             return Ok(self.expire(event, now));
         }
-        let mut next = self.clone();
-        next.updated_at = now;
+        // The request as this event leaves it, copied only by the events that change it.
+        let fresh = || AuthRequest { updated_at: now, ..self.clone() };
         match event {
             Event::Expire => Err(Refusal::NotNow),
             Event::Cancel => Ok(self.finish(Status::Canceled, None, now)),
@@ -31,6 +31,7 @@ impl AuthRequest {
                     // The answer webhook can win the race and bind the call first.
                     return if bound == call_sid { Err(Refusal::NoChange) } else { Err(Refusal::OtherCall) };
                 }
+                let mut next = fresh();
                 next.call_sid = Some(call_sid.clone());
                 next.delivery.left_queue();
                 next.delivery.account = Some(account.clone());
@@ -58,6 +59,7 @@ impl AuthRequest {
                 if self.delivery.queued_until() == Some(*at) {
                     return Err(Refusal::NoChange);
                 }
+                let mut next = fresh();
                 next.delivery.queue(account, *at);
                 next.call_status = Some(CallStatus::Queued);
                 Ok(plain(next))
@@ -79,6 +81,7 @@ impl AuthRequest {
                 if self.status == Status::InProgress && self.call_sid.is_some() {
                     return Err(Refusal::NoChange);
                 }
+                let mut next = fresh();
                 next.call_sid = Some(call_sid.clone());
                 next.delivery.mark("answered", Some(call_sid), now);
                 next.status = Status::InProgress;
@@ -87,8 +90,11 @@ impl AuthRequest {
                 }
                 Ok(plain(next))
             }
-            Event::CallStatusReported { status, sip_code, .. } => self.apply_call_status(next, *status, *sip_code, now),
+            Event::CallStatusReported { status, sip_code, .. } => {
+                self.apply_call_status(fresh(), *status, *sip_code, now)
+            }
             Event::MachineAnswered => {
+                let mut next = fresh();
                 next.call_status = Some(CallStatus::Completed);
                 Ok(self.unanswered(next, FailureReason::Rejected, now))
             }
@@ -113,16 +119,18 @@ impl AuthRequest {
                     t.next.attempts = attempts;
                     return Ok(hangs_up(t));
                 }
+                let mut next = fresh();
                 next.attempts = attempts;
                 Ok(plain(next))
             }
             Event::KeysPressed { correct, .. } => self.apply(&Event::CodeEntered { correct: *correct }, now),
-            Event::InboundCodeEntered { call_sid, correct } => self.inbound_code(next, call_sid, *correct, now),
-            Event::CodeChecked { correct } => self.checked(next, *correct, now),
+            Event::InboundCodeEntered { call_sid, correct } => self.inbound_code(fresh(), call_sid, *correct, now),
+            Event::CodeChecked { correct } => self.checked(fresh(), *correct, now),
             Event::CodeRead => {
                 if self.status != Status::InProgress || self.delivery.current() != Channel::VoiceOtp {
                     return Err(Refusal::NotNow);
                 }
+                let mut next = fresh();
                 next.delivery.readings = next.delivery.readings.saturating_add(1);
                 Ok(plain(next))
             }
@@ -130,6 +138,7 @@ impl AuthRequest {
                 if !self.delivery.awaits_sending() {
                     return Err(Refusal::NoChange);
                 }
+                let mut next = fresh();
                 next.delivery.mark("sent", Some(sid), now);
                 if next.status.rank() < Status::InProgress.rank() {
                     next.status = Status::InProgress;
@@ -141,6 +150,7 @@ impl AuthRequest {
                     return Err(Refusal::NoChange);
                 }
                 // The report can overtake the record of the sending: it names the message too.
+                let mut next = fresh();
                 next.delivery.mark("delivered", (!sid.is_empty()).then_some(sid.as_str()), now);
                 if next.status.rank() < Status::InProgress.rank() {
                     next.status = Status::InProgress;
@@ -165,6 +175,7 @@ impl AuthRequest {
                     t.next.no_input_count = count;
                     return Ok(hangs_up(t));
                 }
+                let mut next = fresh();
                 next.no_input_count = count;
                 Ok(plain(next))
             }
@@ -174,7 +185,7 @@ impl AuthRequest {
                     return Err(Refusal::NoChange);
                 }
                 if self.status != Status::InProgress {
-                    return Ok(self.unanswered(next, FailureReason::NoAnswer, now));
+                    return Ok(self.unanswered(fresh(), FailureReason::NoAnswer, now));
                 }
                 if self.delivery.channel == Channel::VoiceOtp {
                     // The code was read aloud; the user types it on the page.
