@@ -91,7 +91,7 @@ impl Jobs {
     pub fn spawn(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
-        mut claimed: mpsc::UnboundedReceiver<(Job, Box<AuthRequest>)>,
+        mut claimed: mpsc::UnboundedReceiver<(Job, Arc<AuthRequest>)>,
     ) -> JoinHandle<()> {
         let running = Arc::new(Running::default());
         let renewer = self.clone().spawn_renewer(running.clone(), shutdown.clone());
@@ -155,7 +155,7 @@ impl Jobs {
     async fn start(
         self: &Arc<Self>,
         job: Job,
-        request: Option<Box<AuthRequest>>,
+        request: Option<Arc<AuthRequest>>,
         slots: &Arc<Semaphore>,
         running: &Arc<Running>,
     ) {
@@ -193,7 +193,7 @@ impl Jobs {
         })
     }
 
-    async fn run_one(&self, job: Job, request: Option<Box<AuthRequest>>) {
+    async fn run_one(&self, job: Job, request: Option<Arc<AuthRequest>>) {
         let kind = job.kind.as_str();
         let lease = job.lease();
         let outcome = match job.kind {
@@ -256,11 +256,11 @@ impl Jobs {
 
     /// The request of `job`: `inserted` (as this process inserted it a
     /// moment ago), or read back; the outcome to give when there is none.
-    async fn request_of(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Result<AuthRequest, Outcome> {
+    async fn request_of(&self, job: &Job, inserted: Option<Arc<AuthRequest>>) -> Result<Arc<AuthRequest>, Outcome> {
         match inserted {
-            Some(r) => Ok(*r),
+            Some(r) => Ok(r),
             None => match self.service.store.request(job.request_id).await {
-                Ok(Some(r)) => Ok(r),
+                Ok(Some(r)) => Ok(Arc::new(r)),
                 Ok(None) => Err(Outcome::Completed),
                 Err(e) => Err(Outcome::RetryIn(Duration::from_secs(1), e.to_string())),
             },

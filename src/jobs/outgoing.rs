@@ -1,5 +1,6 @@
 //! The jobs that reach the user: placing a call and sending a text message through the provider.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -26,7 +27,7 @@ const UNCERTAIN_WAIT: TimeDelta = TimeDelta::seconds(15);
 impl Jobs {
     /// Places the call of a request through the first line that takes it;
     /// `inserted` is the request as this process inserted it a moment ago, if it did.
-    pub(super) async fn place_call(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Outcome {
+    pub(super) async fn place_call(&self, job: &Job, inserted: Option<Arc<AuthRequest>>) -> Outcome {
         let r = match self.request_of(job, inserted).await {
             Ok(r) => r,
             Err(outcome) => return outcome,
@@ -214,7 +215,7 @@ impl Jobs {
 
     /// Sends the text message with the code of a request (its `sms` channel,
     /// or the fallback of a call nobody answered).
-    pub(super) async fn send_sms(&self, job: &Job, inserted: Option<Box<AuthRequest>>) -> Outcome {
+    pub(super) async fn send_sms(&self, job: &Job, inserted: Option<Arc<AuthRequest>>) -> Outcome {
         let r = match self.request_of(job, inserted).await {
             Ok(r) => r,
             Err(outcome) => return outcome,

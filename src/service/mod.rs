@@ -84,7 +84,7 @@ pub struct Service {
     pub jobs_wakeup: Notify,
     /// Jobs this process inserted already leased to itself, for its runner,
     /// with the request as it was inserted (so the runner need not read it back).
-    pub claimed_jobs: mpsc::UnboundedSender<(Job, Box<AuthRequest>)>,
+    pub claimed_jobs: mpsc::UnboundedSender<(Job, Arc<AuthRequest>)>,
     /// Tenants read by webhooks (their voice settings), kept a few seconds.
     pub tenant_cache: TenantCache,
     /// Some provider account caps its calls up at once: a call that ends gives its seat back.

@@ -1,5 +1,6 @@
 //! Registering an auth request: the destination and budget checks, the insert with its limits, idempotent replays.
 
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use crate::store::{Inserted, JobKind, LimitScope, Limits, NewJob, StoreError};
 
 /// What a registration produced: the request, its code, and whether it is new.
 pub struct Registered {
-    pub request: AuthRequest,
+    pub request: Arc<AuthRequest>,
     pub code: Code,
     pub created: bool,
 }
@@ -63,6 +64,8 @@ impl Service {
             false => Some(self.budgets.turn(tenant.id).await),
         };
         let limits = Limits { number: self.number_limit, budgets };
+        // Shared with the store's write and the job that places the call, not copied.
+        let request = Arc::new(request);
         match self.store.insert_request(request.clone(), jobs, limits).await? {
             Inserted::Created { claimed, budget_use } => {
                 self.metrics.registered.get_or_create(&KindLabel { kind: reg.mode.as_str() }).inc();
@@ -71,7 +74,7 @@ impl Service {
                 }
                 for job in claimed {
                     // The runner lives as long as the server; if it is gone, the lease runs out and another takes it.
-                    let _ = self.claimed_jobs.send((job, Box::new(request.clone())));
+                    let _ = self.claimed_jobs.send((job, request.clone()));
                 }
                 tracing::info!(request_id = %id, mode = %reg.mode, phone = %reg.phone_number, "auth request registered");
                 Ok(Registered { request, code, created: true })
@@ -143,7 +146,7 @@ impl Service {
         let Some(code) = existing.generated_code(keys).or(reg.code) else {
             return Err(StoreError::Corrupt("stored request has neither salt nor code".into()).into());
         };
-        Ok(Registered { request: existing, code, created: false })
+        Ok(Registered { request: Arc::new(existing), code, created: false })
     }
 
     /// Refuses a call the tenant may not have placed: a line nobody answers

@@ -59,7 +59,7 @@ pub enum StartError {
 }
 
 /// Jobs this server inserted already leased to itself, for its runner.
-type ClaimedJobs = tokio::sync::mpsc::UnboundedReceiver<(Job, Box<AuthRequest>)>;
+type ClaimedJobs = tokio::sync::mpsc::UnboundedReceiver<(Job, std::sync::Arc<AuthRequest>)>;
 
 /// A built, bound, not yet running server.
 pub struct Application {

@@ -92,7 +92,7 @@ pub trait RequestStore: Send + Sync + 'static {
     /// server's registration of the same number or tenant interleaves with.
     async fn insert_request(
         &self,
-        request: AuthRequest,
+        request: Arc<AuthRequest>,
         jobs: Vec<NewJob>,
         limits: Limits,
     ) -> Result<Inserted, StoreError>;

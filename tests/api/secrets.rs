@@ -78,7 +78,7 @@ async fn a_key_an_older_version_kept_in_the_database_is_moved_out_and_its_reques
     };
     let tenant_id = uuid::Uuid::parse_str(&tenant.tenant_id).unwrap();
     let old = AuthRequest::new(id, tenant_id, &reg, sealed, ivr_auth::clock::to_millis(Utc::now()));
-    db.store().await.insert_request(old, vec![], ivr_auth::store::Limits::default()).await.unwrap();
+    db.store().await.insert_request(old.into(), vec![], ivr_auth::store::Limits::default()).await.unwrap();
 
     let app = spawn_as(without_a_key(), db.clone(), Some(tenant)).await;
     assert_eq!(stored_secrets(&db), 0, "the key left the database");

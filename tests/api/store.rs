@@ -84,14 +84,14 @@ async fn inserts_read_back_and_external_ids_are_idempotent_per_tenant() {
         ));
         let first = request(&a, "+819012345678", Some("order-1"), now_ms());
         assert!(matches!(
-            store.insert_request(first.clone(), vec![], Limits::default()).await.unwrap(),
+            store.insert_request(first.clone().into(), vec![], Limits::default()).await.unwrap(),
             Inserted::Created { .. }
         ));
         assert_eq!(store.request(first.id).await.unwrap().unwrap(), first, "read back exactly");
         // The same external_id again: the stored request, nothing written.
         let again = request(&a, "+819012345678", Some("order-1"), now_ms());
         match store
-            .insert_request(again.clone(), vec![job(JobKind::PlaceCall, again.id)], Limits::default())
+            .insert_request(again.clone().into(), vec![job(JobKind::PlaceCall, again.id)], Limits::default())
             .await
             .unwrap()
         {
@@ -103,7 +103,7 @@ async fn inserts_read_back_and_external_ids_are_idempotent_per_tenant() {
         // Another tenant may use it.
         let theirs = request(&b, "+819012345678", Some("order-1"), now_ms());
         assert!(matches!(
-            store.insert_request(theirs, vec![], Limits::default()).await.unwrap(),
+            store.insert_request(theirs.into(), vec![], Limits::default()).await.unwrap(),
             Inserted::Created { .. }
         ));
         assert_eq!(store.count_requests(a.id).await.unwrap(), 1);
@@ -122,12 +122,12 @@ async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited()
         for (n, ext) in ["x1", "x2"].iter().enumerate() {
             let r = request(&t, "+819011112222", Some(ext), start + chrono::Duration::seconds(n as i64));
             assert!(matches!(
-                store.insert_request(r, vec![], Limits::number(limit)).await.unwrap(),
+                store.insert_request(r.into(), vec![], Limits::number(limit)).await.unwrap(),
                 Inserted::Created { .. }
             ));
         }
         let third = request(&t, "+819011112222", None, start + chrono::Duration::seconds(60));
-        match store.insert_request(third, vec![], Limits::number(limit)).await.unwrap() {
+        match store.insert_request(third.into(), vec![], Limits::number(limit)).await.unwrap() {
             // The older of the two frees its slot 10 minutes after it was made.
             Inserted::Limited { retry_after, scope } => {
                 assert_eq!((retry_after, scope), (Duration::from_secs(540), LimitScope::Tenant));
@@ -136,28 +136,28 @@ async fn the_number_limit_counts_stored_requests_and_a_replay_is_never_limited()
         }
         let replay = request(&t, "+819011112222", Some("x1"), start + chrono::Duration::seconds(61));
         assert!(matches!(
-            store.insert_request(replay, vec![], Limits::number(limit)).await.unwrap(),
+            store.insert_request(replay.into(), vec![], Limits::number(limit)).await.unwrap(),
             Inserted::Existing(_)
         ));
         // Another tenant has its own limit, under the ceiling of all tenants together.
         let theirs = request(&other, "+819011112222", None, start + chrono::Duration::seconds(62));
         assert!(matches!(
-            store.insert_request(theirs, vec![], Limits::number(limit)).await.unwrap(),
+            store.insert_request(theirs.into(), vec![], Limits::number(limit)).await.unwrap(),
             Inserted::Created { .. }
         ));
         let more = request(&other, "+819011112222", None, start + chrono::Duration::seconds(63));
-        match store.insert_request(more, vec![], Limits::number(limit)).await.unwrap() {
+        match store.insert_request(more.into(), vec![], Limits::number(limit)).await.unwrap() {
             Inserted::Limited { scope, .. } => assert_eq!(scope, LimitScope::Server),
             other => panic!("{other:?}"),
         }
         let other_number = request(&t, "+819033334444", None, start);
         assert!(matches!(
-            store.insert_request(other_number, vec![], Limits::number(limit)).await.unwrap(),
+            store.insert_request(other_number.into(), vec![], Limits::number(limit)).await.unwrap(),
             Inserted::Created { .. }
         ));
         let later = request(&t, "+819011112222", None, start + chrono::Duration::minutes(11));
         assert!(matches!(
-            store.insert_request(later, vec![], Limits::number(limit)).await.unwrap(),
+            store.insert_request(later.into(), vec![], Limits::number(limit)).await.unwrap(),
             Inserted::Created { .. }
         ));
         assert_eq!(
@@ -174,7 +174,7 @@ async fn concurrent_updates_of_one_request_lose_nothing() {
         let store = db.store_with(OpenOptions { max_connections: 6, ..OpenOptions::new(Role::Cli) }).await;
         let t = tenant(&*store, "t").await;
         let r = request(&t, "+819012345678", None, now_ms());
-        store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
+        store.insert_request(r.clone().into(), vec![], Limits::default()).await.unwrap();
         let tasks: Vec<_> = (0..40)
             .map(|_| {
                 let (store, id) = (store.clone(), r.id);
@@ -202,7 +202,7 @@ async fn with_due_jobs(store: &dyn Store, n: usize) -> Vec<Uuid> {
     let mut ids = Vec::new();
     for _ in 0..n {
         let r = request(&t, "+819012345678", None, now_ms());
-        store.insert_request(r.clone(), vec![job(JobKind::Callback, r.id)], Limits::default()).await.unwrap();
+        store.insert_request(r.clone().into(), vec![job(JobKind::Callback, r.id)], Limits::default()).await.unwrap();
         ids.push(r.id);
     }
     ids
@@ -312,7 +312,7 @@ async fn jobs_inserted_claimed_are_the_inserters_and_new_jobs_wait_their_delay()
         let claimed = NewJob { claim: true, ..job(JobKind::PlaceCall, r.id) };
         let later = NewJob { delay: Duration::from_millis(400), ..job(JobKind::FinalizeCall, r.id) };
         let Inserted::Created { claimed, .. } =
-            store.insert_request(r.clone(), vec![claimed, later], Limits::default()).await.unwrap()
+            store.insert_request(r.clone().into(), vec![claimed, later], Limits::default()).await.unwrap()
         else {
             panic!("not created")
         };
@@ -343,7 +343,7 @@ async fn registrations_arriving_together_are_each_answered_as_if_alone() {
         let inserts = requests.iter().map(|r| {
             let place = NewJob { claim: true, ..job(JobKind::PlaceCall, r.id) };
             let later = NewJob { delay: Duration::from_secs(3600), ..job(JobKind::FinalizeCall, r.id) };
-            store.insert_request(r.clone(), vec![place, later], Limits::default())
+            store.insert_request(r.clone().into(), vec![place, later], Limits::default())
         });
         let answers = futures_util::future::join_all(inserts).await;
         let mut created = HashSet::new();
@@ -392,7 +392,7 @@ async fn expiry_listing_and_purge_see_only_what_they_should() {
         ended_early.status = Status::Failed;
         ended_early.expires_at = now_ms() + chrono::Duration::hours(1);
         for r in [&old_done, &old_open, &fresh, &ended_early] {
-            store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
+            store.insert_request(r.clone().into(), vec![], Limits::default()).await.unwrap();
         }
         assert_eq!(store.overdue_requests(now_ms(), 10).await.unwrap(), [old_open.id], "open and past expiry");
         let cutoff = now_ms() - chrono::Duration::days(30);
@@ -411,7 +411,7 @@ async fn times_are_kept_to_the_millisecond() {
         let t = tenant(&*store, "t").await;
         let precise = Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap();
         let r = request(&t, "+819012345678", None, precise);
-        store.insert_request(r.clone(), vec![], Limits::default()).await.unwrap();
+        store.insert_request(r.clone().into(), vec![], Limits::default()).await.unwrap();
         let back = store.request(r.id).await.unwrap().unwrap();
         assert_eq!(back.created_at, Utc.timestamp_opt(1_790_000_000, 123_000_000).unwrap());
         assert_eq!(back.expires_at - back.created_at, chrono::Duration::seconds(300));
@@ -425,7 +425,7 @@ async fn times_are_kept_to_the_millisecond() {
         assert!(elsewhere.is_empty(), "not a request of another number");
         let mut own = request(&t, "+819012345678", None, precise);
         own.inbound_number = Some(PhoneNumber::from_stored("+81355556666".into()));
-        store.insert_request(own.clone(), vec![], Limits::default()).await.unwrap();
+        store.insert_request(own.clone().into(), vec![], Limits::default()).await.unwrap();
         let theirs = PhoneNumber::from_stored("+81355556666".into());
         let found = store.pending_inbound(&r.phone_number, &theirs, false, back.created_at, 5).await.unwrap();
         assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), [own.id], "only the requests of the number called");
@@ -486,7 +486,7 @@ async fn servers_starting_together_create_the_schema_once() {
         // And the schema works: a tenant and a request go in.
         let store = db.store().await;
         let t = tenant(&*store, "t").await;
-        store.insert_request(request(&t, "+819012345678", None, now_ms()), vec![], Limits::default()).await.unwrap();
+        store.insert_request(request(&t, "+819012345678", None, now_ms()).into(), vec![], Limits::default()).await.unwrap();
     });
 }
 
@@ -558,7 +558,7 @@ async fn a_call_budget_holds_under_a_burst_from_two_servers() {
             r.mode = Mode::Outbound;
             tokio::spawn(async move {
                 let limits = Limits { number: None, budgets: vec![budget] };
-                store.insert_request(r, vec![], limits).await.unwrap()
+                store.insert_request(r.into(), vec![], limits).await.unwrap()
             })
         });
         let mut created = 0;
@@ -579,12 +579,15 @@ async fn a_call_budget_holds_under_a_burst_from_two_servers() {
         // Inbound requests place no call and are not counted.
         let inbound = request(&t, "+819040009999", None, start);
         let limits = Limits { number: None, budgets: vec![] };
-        assert!(matches!(store.insert_request(inbound, vec![], limits).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(
+            store.insert_request(inbound.into(), vec![], limits).await.unwrap(),
+            Inserted::Created { .. }
+        ));
         // A minute later the budget has room again.
         let mut later = request(&t, "+819040009998", None, start + chrono::Duration::seconds(61));
         later.mode = Mode::Outbound;
         let limits = Limits { number: None, budgets: vec![budget] };
-        assert!(matches!(store.insert_request(later, vec![], limits).await.unwrap(), Inserted::Created { .. }));
+        assert!(matches!(store.insert_request(later.into(), vec![], limits).await.unwrap(), Inserted::Created { .. }));
     });
 }
 
@@ -651,7 +654,7 @@ async fn funnel_steps_are_written_with_their_changes_and_counted_per_period() {
         for (n, minute) in [0, 10, 70].into_iter().enumerate() {
             let r = request(&a, &format!("+8190123456{n:02}"), None, t0 + chrono::Duration::minutes(minute));
             ids.push(r.id);
-            store.insert_request(r, vec![], Limits::default()).await.unwrap();
+            store.insert_request(r.into(), vec![], Limits::default()).await.unwrap();
         }
         let answered = |at: DateTime<Utc>| -> Decide {
             Arc::new(move |r: &AuthRequest| {
@@ -703,7 +706,7 @@ async fn usage_is_summed_per_month_account_and_country_counted_once_and_purged_b
             let id = r.id;
             let (store, r2) = (store.clone(), r.clone());
             async move {
-                store.insert_request(r2, vec![], Limits::default()).await.unwrap();
+                store.insert_request(r2.into(), vec![], Limits::default()).await.unwrap();
                 let used: Vec<Used> = uses
                     .into_iter()
                     .map(|(kind, account, country, amount)| Used {

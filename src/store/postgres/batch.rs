@@ -46,7 +46,7 @@ const WRITERS: usize = 2;
 #[allow(clippy::large_enum_variant)] // short-lived, one per write in flight
 pub(super) enum Op {
     Insert {
-        request: AuthRequest,
+        request: Arc<AuthRequest>,
         jobs: Vec<NewJob>,
         reply: oneshot::Sender<Result<Inserted, StoreError>>,
     },
@@ -343,7 +343,7 @@ async fn write(
         .iter()
         .zip(tokens)
         .filter_map(|(op, token)| match op {
-            Op::Insert { request, jobs, .. } => Some((request, jobs.as_slice(), *token)),
+            Op::Insert { request, jobs, .. } => Some((&**request, jobs.as_slice(), *token)),
             Op::Update { .. } => None,
         })
         .collect();

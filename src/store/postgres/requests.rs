@@ -1,6 +1,7 @@
 //! The PostgreSQL backend's auth requests: registering, reading, deciding, purging.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -283,7 +284,7 @@ pub(super) async fn by_external_id(
 impl RequestStore for PgStore {
     async fn insert_request(
         &self,
-        request: AuthRequest,
+        request: Arc<AuthRequest>,
         jobs: Vec<NewJob>,
         limits: Limits,
     ) -> Result<Inserted, StoreError> {

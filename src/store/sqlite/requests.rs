@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use rusqlite::{OptionalExtension, params};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::pool::db_err;
@@ -21,7 +22,7 @@ use crate::store::{
 impl RequestStore for SqliteStore {
     async fn insert_request(
         &self,
-        request: AuthRequest,
+        request: Arc<AuthRequest>,
         jobs: Vec<NewJob>,
         limits: Limits,
     ) -> Result<Inserted, StoreError> {
