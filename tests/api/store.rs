@@ -486,7 +486,10 @@ async fn servers_starting_together_create_the_schema_once() {
         // And the schema works: a tenant and a request go in.
         let store = db.store().await;
         let t = tenant(&*store, "t").await;
-        store.insert_request(request(&t, "+819012345678", None, now_ms()).into(), vec![], Limits::default()).await.unwrap();
+        store
+            .insert_request(request(&t, "+819012345678", None, now_ms()).into(), vec![], Limits::default())
+            .await
+            .unwrap();
     });
 }
 
