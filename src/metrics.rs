@@ -14,8 +14,19 @@ use uuid::Uuid;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: String,
-    pub method: String,
+    /// One of the methods HTTP defines, or `other` (`method_label`).
+    pub method: &'static str,
     pub status: u16,
+}
+
+/// The label of a request's method: one of the methods HTTP defines, or
+/// `other`, so that requests with made-up methods cannot add a series each.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method as M;
+    [M::GET, M::POST, M::PUT, M::DELETE, M::HEAD, M::OPTIONS, M::PATCH, M::CONNECT, M::TRACE]
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", M::as_str)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

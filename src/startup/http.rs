@@ -44,7 +44,7 @@ pub(super) fn http_server(
             |req, srv| {
                 let started = Instant::now();
                 let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.service.metrics.clone());
-                let method = req.method().to_string();
+                let method = crate::metrics::method_label(req.method());
                 srv.call(req).map(move |res| {
                     if let (Ok(res), Some(metrics)) = (&res, metrics) {
                         count_request(&metrics, res, method, started);
@@ -87,11 +87,11 @@ pub(super) fn http_server(
 }
 
 /// Counts an answered request in the HTTP metrics, by route, method and status.
-fn count_request(metrics: &Metrics, res: &actix_web::dev::ServiceResponse, method: String, started: Instant) {
+fn count_request(metrics: &Metrics, res: &actix_web::dev::ServiceResponse, method: &'static str, started: Instant) {
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-    let status = res.status().as_u16();
-    metrics.http_requests.get_or_create(&HttpLabels { route: route.clone(), method, status }).inc();
-    metrics.http_duration.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    let labels = HttpLabels { route, method, status: res.status().as_u16() };
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics.http_duration.get_or_create(&RouteLabel { route: labels.route }).observe(started.elapsed().as_secs_f64());
 }
 
 fn json_config() -> web::JsonConfig {

@@ -94,3 +94,24 @@ async fn the_demo_page_limits_starts_per_client() {
     assert!(codes[..30].iter().all(|c| *c == 201), "a person trying the demo is served: {codes:?}");
     assert!(codes[30..].iter().all(|c| *c == 429), "a script is not: {codes:?}");
 }
+
+/// A request's method label is one HTTP defines or `other`: made-up methods
+/// would otherwise add a series each to every scrape, without bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_methods_are_counted_as_other_not_as_a_series_each() {
+    let app = spawn_app().await;
+    for n in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{n}").as_bytes()).unwrap();
+        app.http.request(method, app.url("/healthz")).send().await.unwrap();
+    }
+    app.http.delete(app.url("/healthz")).send().await.unwrap();
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains("MADEUP"), "{text}");
+    let others: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("ivr_auth_http_requests_total") && l.contains("method=\"other\""))
+        .collect();
+    let counted: u64 = others.iter().filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum();
+    assert_eq!(counted, 20, "{others:?}");
+    assert!(text.contains("method=\"DELETE\""), "a method HTTP defines keeps its name");
+}
