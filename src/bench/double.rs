@@ -157,7 +157,13 @@ where
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let handler = Arc::new(handler);
     Ok(Double(tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            // An error accepting one connection (too many open files under a
+            // thousand callers) must not stop the double: wait and go on.
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let handler = handler.clone();
             let service = service_fn(move |req: Request<Incoming>| {
