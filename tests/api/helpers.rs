@@ -460,8 +460,25 @@ async fn create_call(req: HttpRequest, body: web::Bytes, d: web::Data<ProviderDo
     }
 }
 
+/// Whether a request carries the account's HTTP basic credentials (the
+/// account sid of its path, the test token), as Twilio checks them.
+fn authorized(req: &HttpRequest, account: &str) -> bool {
+    use base64::Engine as _;
+    let expected =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{account}:{AUTH_TOKEN}")));
+    req.headers().get("authorization").is_some_and(|h| h.as_bytes() == expected.as_bytes())
+}
+
 /// `GET …/Calls.json?To=…`: the calls to that number, newest first, as Twilio lists them.
-async fn list_calls(query: web::Query<Vec<(String, String)>>, d: web::Data<ProviderDouble>) -> HttpResponse {
+async fn list_calls(
+    req: HttpRequest,
+    account: web::Path<String>,
+    query: web::Query<Vec<(String, String)>>,
+    d: web::Data<ProviderDouble>,
+) -> HttpResponse {
+    if !authorized(&req, &account) {
+        return HttpResponse::Unauthorized().finish();
+    }
     let to = query.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone()).unwrap_or_default();
     let created = chrono::Utc::now().to_rfc2822();
     let calls = d.calls.lock().unwrap();
@@ -475,7 +492,10 @@ async fn list_calls(query: web::Query<Vec<(String, String)>>, d: web::Data<Provi
     HttpResponse::Ok().json(json!({ "calls": listed }))
 }
 
-async fn end_call(path: web::Path<(String, String)>, d: web::Data<ProviderDouble>) -> HttpResponse {
+async fn end_call(req: HttpRequest, path: web::Path<(String, String)>, d: web::Data<ProviderDouble>) -> HttpResponse {
+    if !authorized(&req, &path.0) {
+        return HttpResponse::Unauthorized().finish();
+    }
     d.ended.lock().unwrap().push(path.1.trim_end_matches(".json").to_owned());
     HttpResponse::Ok().json(json!({}))
 }

@@ -3,7 +3,6 @@
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::IntoUrl;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -16,13 +15,12 @@ use crate::telephony::{
 /// A client for the provider's Calls resource.
 pub struct TwilioClient {
     http: reqwest::Client,
-    calls_url: String,
-    /// `Calls.json` and `Messages.json`, parsed once: a URL given as text is
-    /// parsed again by reqwest on every request.
+    /// The account's folder of the API (`…/2010-04-01/Accounts/{sid}`), and
+    /// under it `Calls.json` and `Messages.json`, parsed once: a URL given as
+    /// text is parsed again by reqwest on every request.
+    account: Url,
     calls_json: Url,
     messages_url: Url,
-    account_sid: String,
-    auth_token: SecretString,
     /// The `Authorization` header of every request (HTTP basic: the account
     /// sid and the auth token), encoded once and marked sensitive.
     authorization: HeaderValue,
@@ -49,24 +47,17 @@ struct ApiError {
 
 impl TwilioClient {
     pub fn new(http: reqwest::Client, api_base: &Url, account_sid: String, auth_token: SecretString) -> Self {
-        let base = api_base.as_str().trim_end_matches('/');
-        let path = format!("{}/2010-04-01/Accounts/{account_sid}", api_base.path().trim_end_matches('/'));
-        let at = |file: &str| {
-            let mut url = api_base.clone();
-            url.set_path(&format!("{path}/{file}"));
-            url
-        };
+        let mut account = api_base.clone();
+        account.set_path(&format!("{}/2010-04-01/Accounts/{account_sid}", api_base.path().trim_end_matches('/')));
         let credentials = STANDARD.encode(format!("{account_sid}:{}", auth_token.expose_secret()));
         let mut authorization =
             HeaderValue::try_from(format!("Basic {credentials}")).unwrap_or_else(|_| unreachable!("base64 is ASCII"));
         authorization.set_sensitive(true);
         Self {
             http,
-            calls_url: format!("{base}/2010-04-01/Accounts/{account_sid}/Calls"),
-            calls_json: at("Calls.json"),
-            messages_url: at("Messages.json"),
-            account_sid,
-            auth_token,
+            calls_json: under(&account, "Calls.json"),
+            messages_url: under(&account, "Messages.json"),
+            account,
             authorization,
             folder: "twilio",
         }
@@ -85,7 +76,7 @@ impl TwilioClient {
     }
 
     /// POSTs `form` to `url` (parsed once where it is always the same).
-    async fn post(&self, url: impl IntoUrl, form: &[(&str, &str)]) -> Result<reqwest::Response, CallError> {
+    async fn post(&self, url: Url, form: &[(&str, &str)]) -> Result<reqwest::Response, CallError> {
         let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         self.http
             .post(url)
@@ -96,6 +87,13 @@ impl TwilioClient {
             .await
             .map_err(|e| CallError::from_network(&e))
     }
+}
+
+/// The URL of `file` in the folder `dir` (a URL without a trailing `/`).
+fn under(dir: &Url, file: &str) -> Url {
+    let mut url = dir.clone();
+    url.set_path(&format!("{}/{file}", dir.path()));
+    url
 }
 
 /// Sorts an error answer (see `CallError::from_status`).
@@ -158,8 +156,7 @@ impl Telephony for TwilioClient {
 
     async fn end_call(&self, call_sid: &str) -> Result<(), CallError> {
         let sid: String = call_sid.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == ':').collect();
-        let url = format!("{}/{sid}.json", self.calls_url);
-        let resp = self.post(&url, &[("Status", "completed")]).await?;
+        let resp = self.post(under(&self.account, &format!("Calls/{sid}.json")), &[("Status", "completed")]).await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -171,11 +168,9 @@ impl Telephony for TwilioClient {
     /// this server asked for (registrations per number are rate limited, so
     /// two calls to one number within seconds are this request's).
     async fn find_call(&self, call: &OutboundCall, since: chrono::DateTime<chrono::Utc>) -> Lookup {
-        let query: String =
-            url::form_urlencoded::Serializer::new(String::new()).append_pair("To", call.to.as_str()).finish();
-        let url = format!("{}.json?{query}&PageSize=20", self.calls_url);
-        let sent =
-            self.http.get(&url).basic_auth(&self.account_sid, Some(self.auth_token.expose_secret())).send().await;
+        let mut url = self.calls_json.clone();
+        url.query_pairs_mut().append_pair("To", call.to.as_str()).append_pair("PageSize", "20");
+        let sent = self.http.get(url).header(AUTHORIZATION, self.authorization.clone()).send().await;
         let Ok(resp) = sent else { return Lookup::CannotTell };
         if !resp.status().is_success() {
             return Lookup::CannotTell;
