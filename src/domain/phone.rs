@@ -144,6 +144,9 @@ impl PhoneNumber {
         // already that E.164 text was just read back, by the same parse.
         let e164 = e164_text(&parsed);
         if !(international && ascii == e164) {
+            if international && !typed_digits_kept(&ascii, &e164, parsed.country().code()) {
+                return Err(PhoneError::Invalid);
+            }
             let again = phonenumber::parse(None, &e164).ok().filter(phonenumber::is_valid);
             if again.map(|n| e164_text(&n)).as_deref() != Some(e164.as_str()) {
                 return Err(PhoneError::Invalid);
@@ -192,6 +195,27 @@ impl PhoneNumber {
 /// and then ignores (about 40,000 instructions a number).
 fn e164_text(parsed: &phonenumber::PhoneNumber) -> String {
     format!("+{}{}", parsed.country().code(), parsed.national())
+}
+
+/// Whether a number typed with its country code became the number it spells:
+/// the digits after the country code are the stored national number, or the
+/// country's trunk prefix followed by it (`+81 090…` is `+81 90…`; Italy has
+/// no trunk prefix and keeps its `0`). libphonenumber drops more than that
+/// from some inputs (`+252 00 98704887` became `+25298704887`: fuzzing,
+/// docs/fuzzing.md finding 4), and a number that is not the one typed is
+/// never called.
+fn typed_digits_kept(ascii: &str, e164: &str, country_code: u16) -> bool {
+    let mut typed = ascii.bytes().filter(u8::is_ascii_digit);
+    let code = country_code.to_string();
+    if !code.bytes().all(|d| typed.next() == Some(d)) {
+        return false;
+    }
+    let typed: Vec<u8> = typed.collect();
+    let national = &e164.as_bytes()[1 + code.len()..];
+    typed == national
+        || phonenumber::metadata::DATABASE.by_code(&country_code).unwrap_or_default().iter().any(|region| {
+            region.national_prefix().is_some_and(|prefix| typed.strip_prefix(prefix.as_bytes()) == Some(national))
+        })
 }
 
 /// The lines of the numbers parsed lately, by E.164 text: at most
@@ -428,6 +452,11 @@ mod tests {
                 let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
                 let input = format!("+{cc}{digits}");
                 let Ok(parsed) = phonenumber::parse(None, &input) else { continue };
+                // Numbers libphonenumber reads as another (`+49 00…` loses its
+                // zeros) are refused whatever their type: the test below.
+                if e164_text(&parsed) != input {
+                    continue;
+                }
                 let expected = match phonenumber::is_valid(&parsed) {
                     false => Err(PhoneError::Invalid),
                     true => match parsed.number_type(db) {
@@ -592,6 +621,16 @@ mod tests {
                 Ok(n) => assert_eq!(n.as_str(), format!("+{digits}"), "{input}"),
                 Err(e) => assert_ne!(e, PhoneError::NotANumber, "{input}"),
             }
+        }
+        // Only the country's trunk prefix may be dropped from what was typed
+        // after the country code (fuzzing, docs/fuzzing.md finding 4).
+        for (input, stored) in [("+81 090 1234 5678", "+819012345678"), ("+44 (0) 20 7946 0958", "+442079460958")] {
+            assert_eq!(PhoneNumber::parse(input, Region::default()).unwrap().as_str(), stored, "{input}");
+        }
+        for region in [Region::default(), us] {
+            assert_eq!(PhoneNumber::parse("+2520 0987048 87", region), Err(PhoneError::Invalid), "in {region}");
+            assert_eq!(PhoneNumber::parse("+49 00 7653134483", region), Err(PhoneError::Invalid), "in {region}");
+            assert_eq!(PhoneNumber::parse("+81 0090 1234 5678", region), Err(PhoneError::Invalid), "in {region}");
         }
         // What is accepted reads back as itself.
         for input in ["+91 00000800 0145356", "+1 415 867 5309", "090-1234-5678", "+81 90 1234 5678"] {
