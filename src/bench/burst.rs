@@ -98,7 +98,7 @@ impl Calls {
 }
 
 /// Takes every call; the call then rings until its request expires (no webhook follows).
-fn take_call(body: &[u8], calls: &Calls) -> double::Answer {
+fn take_call(body: &[u8], calls: &Calls) -> double::Reply {
     let at = Instant::now();
     let Some(form) = CallForm::parse(body) else { return double::no_url() };
     calls.log.lock().unwrap_or_else(PoisonError::into_inner).push((at, form.id));
@@ -182,9 +182,7 @@ pub async fn run(args: BurstArgs) -> Result<(), String> {
         .collect();
     let report = Report::new(&args, &registrations, &placements, &metrics, all_placed);
     drop(servers);
-    for h in handles {
-        h.stop();
-    }
+    drop(handles);
     finish(&report, &args)
 }
 

@@ -97,18 +97,18 @@ impl CallForm {
     }
 }
 
-/// An answer of the double: its status and its JSON body.
-pub(super) type Answer = (StatusCode, String);
+/// What the double answers a request: its status and its JSON body.
+pub(super) type Reply = (StatusCode, String);
 
 /// The provider's answer to a call request it took: 201 with the call's sid (`CA` and 32 hex digits of `n`).
-pub(super) fn created(n: u64) -> (String, Answer) {
+pub(super) fn created(n: u64) -> (String, Reply) {
     let sid = format!("CA{n:032x}");
     let body = serde_json::json!({ "sid": sid, "status": "queued" }).to_string();
     (sid, (StatusCode::CREATED, body))
 }
 
 /// The provider's answer to a call request without an answer URL.
-pub(super) fn no_url() -> Answer {
+pub(super) fn no_url() -> Reply {
     (StatusCode::BAD_REQUEST, serde_json::json!({ "code": 21205, "message": "Url is required" }).to_string())
 }
 
@@ -125,14 +125,8 @@ pub fn start(listener: TcpListener) -> std::io::Result<(Arc<Waiting>, Double)> {
     Ok((shared, double))
 }
 
-/// A running double: its accepting task, stopped with `stop` or when dropped.
+/// A running double: its accepting task, stopped when dropped.
 pub struct Double(tokio::task::JoinHandle<()>);
-
-impl Double {
-    pub fn stop(self) {
-        self.0.abort();
-    }
-}
 
 impl Drop for Double {
     fn drop(&mut self) {
@@ -151,7 +145,7 @@ const MAX_FORM: usize = 64 * 1024;
 /// to the lifecycle waiting for the call, per placed call (issue 18).
 pub(super) fn serve<F>(listener: TcpListener, handler: F) -> std::io::Result<Double>
 where
-    F: Fn(&[u8]) -> Answer + Send + Sync + 'static,
+    F: Fn(&[u8]) -> Reply + Send + Sync + 'static,
 {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -178,7 +172,7 @@ where
 }
 
 /// The answer to one request: the handler's for a call request, 404 otherwise.
-async fn answer<F: Fn(&[u8]) -> Answer>(req: Request<Incoming>, handler: &F) -> Response<Full<Bytes>> {
+async fn answer<F: Fn(&[u8]) -> Reply>(req: Request<Incoming>, handler: &F) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let calls = req.method() == Method::POST
         && path

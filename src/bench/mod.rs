@@ -263,7 +263,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         durability,
     };
     drop(servers);
-    double.stop();
+    drop(double);
     finish(&report, &args)
 }
 
