@@ -72,7 +72,10 @@ async fn console_reader(req: &HttpRequest) -> Option<Result<(web::Data<AppState>
         return None;
     }
     let state = req.app_data::<web::Data<AppState>>()?.clone();
-    let session = super::session::current(&state, req)?;
+    let session = match super::session::current(&state, req).await {
+        Ok(found) => found?.1,
+        Err(e) => return Some(Err(e)),
+    };
     if super::session::cross_site(req) {
         return Some(Err(AppError::Forbidden));
     }

@@ -44,13 +44,24 @@ pub fn cookie(state: &AppState, value: String, max_age: i64) -> Cookie<'static> 
         .finish()
 }
 
-/// The verified session this request's cookie carries, if any. An
-/// operator's session ends when the server no longer has an operator token.
-pub fn current(state: &AppState, req: &HttpRequest) -> Option<ConsoleToken> {
-    let cookie = req.cookie(cookie_name(state))?;
+/// The one-time-token kind under which a signed-out session is remembered
+/// (`Service::first_use`), on every server, until it would have expired.
+pub const SIGNED_OUT: &str = "console-session-signed-out";
+
+/// The cookie's value, the session it carries, if it is one: verified, and
+/// not signed out on any server. An operator's session ends when the server
+/// no longer has an operator token.
+pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<(String, ConsoleToken)>, AppError> {
+    let Some(cookie) = req.cookie(cookie_name(state)) else { return Ok(None) };
     let now = state.service.now().timestamp();
-    let token = ConsoleToken::verify(cookie.value(), Kind::Session, keys(state), now).ok()?;
-    (token.who != Who::Operator || state.operator_token.is_some()).then_some(token)
+    let Ok(token) = ConsoleToken::verify(cookie.value(), Kind::Session, keys(state), now) else { return Ok(None) };
+    if token.who == Who::Operator && state.operator_token.is_none() {
+        return Ok(None);
+    }
+    if state.service.spent(SIGNED_OUT, cookie.value()).await? {
+        return Ok(None);
+    }
+    Ok(Some((cookie.value().to_owned(), token)))
 }
 
 /// The tenant named by an operator's request: the header, else `?tenant=`.

@@ -185,10 +185,12 @@ impl Service {
     /// `false` while it is remembered as used — by every server, across
     /// restarts. Only its digest is stored.
     pub async fn first_use(&self, kind: &str, token: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        use sha2::Digest;
-        let digest: [u8; 32] =
-            sha2::Sha256::new().chain_update(kind).chain_update([0]).chain_update(token).finalize().into();
-        self.store.first_use(digest, until, self.now()).await
+        self.store.first_use(token_digest(kind, token), until, self.now()).await
+    }
+
+    /// Whether token `token` of `kind` is remembered as spent (`first_use`).
+    pub async fn spent(&self, kind: &str, token: &str) -> Result<bool, StoreError> {
+        self.store.used(token_digest(kind, token), self.now()).await
     }
 
     /// Forgets the used tokens and call counts that can no longer decide anything.
@@ -333,4 +335,10 @@ fn jobs_for(t: &Transition, now: DateTime<Utc>, grace: Duration, inbound: Option
             Effect::SendSms => NewJob::now(JobKind::SendSms, id, String::new()),
         })
         .collect()
+}
+
+/// What the store keeps of a one-time token: its kind and the token, hashed.
+fn token_digest(kind: &str, token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::new().chain_update(kind).chain_update([0]).chain_update(token).finalize().into()
 }

@@ -47,6 +47,9 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// remembered (its `until` not yet passed at `now`). Every server sees
     /// the same memory, and it outlives restarts.
     async fn first_use(&self, digest: [u8; 32], until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Whether the token whose digest is `digest` is remembered as used at
+    /// `now` (recorded by `first_use`, its `until` not yet passed).
+    async fn used(&self, digest: [u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Forgets used tokens and call counts that no longer matter at `now`; returns how many rows went.
     async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
     /// Records that server `node` is alive and answers how many servers are

@@ -117,7 +117,7 @@ async fn sign_in(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
 
 /// `GET /console/session`: who is signed in (401 when no one).
 async fn whoami(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let token = session::current(&state, &req).ok_or(AppError::Unauthorized)?;
+    let (_, token) = session::current(&state, &req).await?.ok_or(AppError::Unauthorized)?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(view(&state, &req, &token).await?))
 }
 
@@ -138,12 +138,16 @@ async fn view(state: &AppState, req: &HttpRequest, token: &ConsoleToken) -> Resu
 
 /// `POST /console/session/delete`: signs out. Needs the session's CSRF token
 /// in `X-CSRF-Token` and a same-origin request; answers 403 otherwise.
+/// The session is remembered as signed out by every server until it would
+/// have expired, so a copy of its cookie no longer signs anybody in.
 async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let token = session::current(&state, &req).ok_or(AppError::Unauthorized)?;
+    let (cookie, token) = session::current(&state, &req).await?.ok_or(AppError::Unauthorized)?;
     let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if session::cross_site(&req) || !token.csrf_matches(presented, session::keys(&state)) {
         return Err(AppError::Forbidden);
     }
+    let until = chrono::DateTime::from_timestamp(token.expires, 0).unwrap_or_else(|| state.service.now());
+    state.service.first_use(session::SIGNED_OUT, &cookie, until).await?;
     Ok(HttpResponse::NoContent().cookie(session::cookie(&state, String::new(), 0)).finish())
 }
 

@@ -9,7 +9,8 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Opts, PHONE, SECRET_KEY, TestApp, create_tenant, spawn_app, spawn_with};
+use crate::db::{Backend, TestDb};
+use crate::helpers::{Opts, PHONE, SECRET_KEY, TestApp, create_tenant, spawn_app, spawn_as, spawn_on, spawn_with};
 
 const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
 
@@ -213,6 +214,55 @@ async fn a_console_session_never_writes_to_the_site_api() {
         .unwrap();
     assert_eq!(register.status(), 401);
     assert_ne!(app.get(&id).await["status"], "canceled");
+}
+
+/// Sign-out ends the session on the server, not only in the browser: a copy
+/// of its cookie (kept by malware, a proxy's log, a shared machine) reads
+/// nothing afterwards, on any server of the database (two on PostgreSQL;
+/// a SQLite file has one).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_out_session_is_refused_by_every_server_even_with_a_copy_of_its_cookie() {
+    for backend in Backend::ALL {
+        let app = spawn_on(Opts::default(), Arc::new(TestDb::new(backend).await)).await;
+        let mut servers = vec![&app];
+        let other = match backend {
+            Backend::Postgres => Some(spawn_as(Opts::default(), app.db.clone(), Some(app.tenant.clone())).await),
+            Backend::Sqlite => None,
+        };
+        servers.extend(other.as_ref());
+        let id = registered(&app).await;
+        let (cookie, csrf) = session_of(&app, &app.tenant.api_key).await;
+        let request = format!("/v1/auth-requests/{id}");
+        for server in &servers {
+            for path in ["/console/session", request.as_str()] {
+                assert_eq!(
+                    get_with(server, path, &cookie).await.status(),
+                    200,
+                    "{backend:?}: {path} before signing out"
+                );
+            }
+        }
+        let out = app
+            .http
+            .post(app.url("/console/session/delete"))
+            .header(COOKIE, &cookie)
+            .header("X-CSRF-Token", &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), 204);
+        for server in &servers {
+            for path in ["/console/session", request.as_str()] {
+                let status = get_with(server, path, &cookie).await.status();
+                assert_eq!(status, 401, "{backend:?}: {path} with the signed-out cookie");
+            }
+        }
+        // Signing in again makes a new session, which works everywhere.
+        let (fresh, _) = session_of(&app, &app.tenant.api_key).await;
+        for server in &servers {
+            assert_eq!(get_with(server, "/console/session", &fresh).await.status(), 200, "{backend:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

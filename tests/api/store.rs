@@ -532,7 +532,12 @@ async fn a_used_token_is_refused_by_every_server_until_its_time_has_passed() {
         let now = now_ms();
         let until = now + chrono::Duration::seconds(301);
         let token = [7u8; 32];
+        assert!(!other.used(token, now).await.unwrap(), "not used yet");
         assert!(store.first_use(token, until, now).await.unwrap());
+        assert!(other.used(token, now).await.unwrap(), "used, as another server sees it");
+        assert!(other.used(token, until).await.unwrap(), "used, at its last moment");
+        let past = until + chrono::Duration::milliseconds(1);
+        assert!(!other.used(token, past).await.unwrap(), "forgotten once its time has passed");
         assert!(!store.first_use(token, until, now).await.unwrap(), "a replay to the same server");
         assert!(!other.first_use(token, until, now).await.unwrap(), "a replay to another server");
         assert!(!other.first_use(token, until, until).await.unwrap(), "still remembered at its last moment");

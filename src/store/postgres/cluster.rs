@@ -61,6 +61,13 @@ impl ClusterStore for PgStore {
         })
     }
 
+    async fn used(&self, digest: [u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError> {
+        retrying!(&self.db, "operation", |c, _tries| {
+            let stmt = c.prepare_cached("SELECT 1 FROM used_tokens WHERE digest = $1 AND until >= $2").await?;
+            Ok(c.query_opt(&stmt, &[&digest.as_slice(), &now]).await?.is_some())
+        })
+    }
+
     async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let counters = &self.db.counters;
         retrying!(&self.db, "operation", |c, _tries| {

@@ -56,6 +56,14 @@ impl ClusterStore for SqliteStore {
             .await
     }
 
+    async fn used(&self, digest: [u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.pool.read_here(|c| {
+            c.prepare_cached("SELECT 1 FROM used_tokens WHERE digest = ?1 AND until >= ?2")
+                .and_then(|mut s| s.exists(params![digest.as_slice(), ms(now)]))
+                .map_err(db_err)
+        })
+    }
+
     async fn purge_memory(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let counters = self.counters.clone();
         self.pool
