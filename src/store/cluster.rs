@@ -27,6 +27,14 @@ impl WriteCounters {
         self.commits.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes back the writes counted since `mark` (`read().0` then): the
+    /// transaction they were made in was rolled back, and they run again or
+    /// not at all.
+    pub fn rewind(&self, mark: u64) {
+        let since = self.writes.load(Ordering::Relaxed).saturating_sub(mark);
+        self.writes.fetch_sub(since, Ordering::Relaxed);
+    }
+
     /// `(writes, commits)` so far.
     pub fn read(&self) -> (u64, u64) {
         (self.writes.load(Ordering::Relaxed), self.commits.load(Ordering::Relaxed))

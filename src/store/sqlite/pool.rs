@@ -372,6 +372,9 @@ fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>, counters: &WriteCou
             return;
         }
         let changes_before = conn.total_changes();
+        // Each write counts itself (`WriteCounters::wrote`); a pass that is
+        // rolled back takes its counts back, so a write run again counts once.
+        let writes_before = counters.read().0;
         let spoiled = group.iter_mut().position(|op| {
             let changes = conn.total_changes();
             !op.run(conn) && (conn.total_changes() != changes || conn.is_autocommit())
@@ -380,6 +383,7 @@ fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>, counters: &WriteCou
             let commit = run(conn, "COMMIT").map(|_| ()).map_err(|e| e.to_string());
             if commit.is_err() {
                 let _ = run(conn, "ROLLBACK");
+                counters.rewind(writes_before);
             } else if conn.total_changes() > changes_before {
                 counters.committed();
             }
@@ -388,6 +392,7 @@ fn commit_group(conn: &Connection, group: &mut Vec<WriteOp>, counters: &WriteCou
         if !conn.is_autocommit() {
             let _ = run(conn, "ROLLBACK");
         }
+        counters.rewind(writes_before);
         tracing::warn!("a write failed after changing rows: the others of its group run again");
         // Nothing of it was kept: its own error is its answer.
         group.remove(at).finish(Ok(()));
@@ -411,10 +416,11 @@ mod tests {
 
     type Answer = oneshot::Receiver<Result<(), StoreError>>;
 
-    /// A write that inserts `n`, then fails as `fail` says; counts its runs.
-    fn insert(n: i64, fail: Fail, runs: &Arc<AtomicUsize>) -> (WriteOp, Answer) {
+    /// A write that inserts `n`, then fails as `fail` says; counts its runs,
+    /// and counts itself a write when it succeeds, as the store's writes do.
+    fn insert(n: i64, fail: Fail, runs: &Arc<AtomicUsize>, counters: &Arc<WriteCounters>) -> (WriteOp, Answer) {
         let (reply, rx) = oneshot::channel();
-        let runs = runs.clone();
+        let (runs, counters) = (runs.clone(), counters.clone());
         let f = move |c: &Connection| {
             runs.fetch_add(1, Ordering::Relaxed);
             if fail == Fail::Before {
@@ -424,7 +430,10 @@ mod tests {
             match fail {
                 Fail::After => Err(StoreError::Corrupt("refused after writing".into())),
                 Fail::Panic => panic!("a write panicked after writing"),
-                Fail::Before | Fail::Never => Ok(()),
+                Fail::Before | Fail::Never => {
+                    counters.wrote();
+                    Ok(())
+                }
             }
         };
         (Box::new(Task { f, result: None, reply }), rx)
@@ -454,18 +463,19 @@ mod tests {
         for fail in [Fail::After, Fail::Panic] {
             let conn = conn();
             let runs = Arc::new(AtomicUsize::new(0));
-            let (a, mut ra) = insert(1, Fail::Never, &runs);
-            let (b, mut rb) = insert(2, fail, &runs);
-            let (c, mut rc) = insert(3, Fail::Never, &runs);
-            let counters = WriteCounters::default();
+            let counters = Arc::new(WriteCounters::default());
+            let (a, mut ra) = insert(1, Fail::Never, &runs, &counters);
+            let (b, mut rb) = insert(2, fail, &runs, &counters);
+            let (c, mut rc) = insert(3, Fail::Never, &runs, &counters);
             commit_group(&conn, &mut vec![a, b, c], &counters);
             assert_eq!(kept(&conn), [1, 3]);
             assert!(ra.try_recv().unwrap().is_ok());
             assert!(rb.try_recv().unwrap().is_err());
             assert!(rc.try_recv().unwrap().is_ok());
-            // The first ran again after the rollback, the last once; one commit in all.
+            // The first ran again after the rollback, the last once; one
+            // commit in all, of two writes (the first is not counted twice).
             assert_eq!(runs.load(Ordering::Relaxed), 4);
-            assert_eq!(counters.read().1, 1);
+            assert_eq!(counters.read(), (2, 1));
             assert!(conn.is_autocommit());
         }
     }
@@ -474,15 +484,17 @@ mod tests {
     fn a_write_that_fails_before_changing_anything_costs_the_others_nothing() {
         let conn = conn();
         let runs = Arc::new(AtomicUsize::new(0));
-        let (a, mut ra) = insert(1, Fail::Never, &runs);
-        let (b, mut rb) = insert(2, Fail::Before, &runs);
-        let (c, mut rc) = insert(3, Fail::Never, &runs);
-        commit_group(&conn, &mut vec![a, b, c], &WriteCounters::default());
+        let counters = Arc::new(WriteCounters::default());
+        let (a, mut ra) = insert(1, Fail::Never, &runs, &counters);
+        let (b, mut rb) = insert(2, Fail::Before, &runs, &counters);
+        let (c, mut rc) = insert(3, Fail::Never, &runs, &counters);
+        commit_group(&conn, &mut vec![a, b, c], &counters);
         assert_eq!(kept(&conn), [1, 3]);
         assert!(ra.try_recv().unwrap().is_ok());
         assert!(rb.try_recv().unwrap().is_err());
         assert!(rc.try_recv().unwrap().is_ok());
         assert_eq!(runs.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.read(), (2, 1));
     }
 
     /// A writer connection on a new file as the pool opens it, with table `t`;
