@@ -32,14 +32,17 @@ echo "== load generator smoke run (checks it works and errs 0; no timing asserte
 bench_json="$(mktemp)"
 target/debug/ivr-auth bench run --duration 3 --warmup 0.5 --concurrency 8 --healthz-seconds 0.5 \
   --inbound-share 0.3 --wrong-share 0.2 --fail-on-error --json "$bench_json"
-# The report names the CPU of the server and of the generator, and the commits, per lifecycle.
+# The report names the CPU of the server and of the generator, and the commits, per lifecycle,
+# and the server's CPU per trivial request (the floor of an exchange).
 python3 - "$bench_json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-for k in ("server_cpu_per_lifecycle_us", "generator_cpu_per_lifecycle_us", "commits_per_lifecycle_under_load"):
+keys = ("server_cpu_per_lifecycle_us", "generator_cpu_per_lifecycle_us", "commits_per_lifecycle_under_load",
+        "server_cpu_per_healthz_us")
+for k in keys:
     assert isinstance(r.get(k), (int, float)) and r[k] > 0, f"{k}: {r.get(k)!r}"
-print("per lifecycle: server %.0f µs, generator %.0f µs, %.2f commits" % tuple(
-    r[k] for k in ("server_cpu_per_lifecycle_us", "generator_cpu_per_lifecycle_us", "commits_per_lifecycle_under_load")))
+print("per lifecycle: server %.0f µs, generator %.0f µs, %.2f commits; per /healthz: server %.1f µs" % tuple(
+    r[k] for k in keys))
 PY
 rm -f "$bench_json"
 

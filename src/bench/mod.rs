@@ -232,8 +232,15 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         None => probe_writes(&driver.without_think(), &servers).await,
         Some(_) => Vec::new(),
     };
-    let healthz_per_s =
+    let cpu_before_healthz = servers[0].cpu_seconds();
+    let (healthz_answered, healthz_s) =
         healthz(&http, &servers[0].base, args.concurrency.min(args.max_connections), args.healthz_seconds).await;
+    let healthz_per_s = if healthz_s > 0.0 { healthz_answered as f64 / healthz_s } else { 0.0 };
+    // The floor a lifecycle's exchanges stand on: the server's CPU for one trivial request.
+    let server_cpu_per_healthz_us = match (cpu_before_healthz, servers[0].cpu_seconds()) {
+        (Some(a), Some(b)) if healthz_answered > 0 => Some((b - a) * 1e6 / healthz_answered as f64),
+        _ => None,
+    };
     let lifecycles_per_s = rec.lifecycles as f64 / elapsed;
     let report = Report {
         concurrency: args.concurrency,
@@ -253,6 +260,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         error_kinds: rec.errors.clone(),
         steps: Report::steps_from(&rec),
         healthz_per_s,
+        server_cpu_per_healthz_us,
         efficiency_ratio: if healthz_per_s > 0.0 { 5.0 * lifecycles_per_s / healthz_per_s } else { 0.0 },
         // After a kill the process is a new one: its peak says nothing about the run.
         server_peak_rss_mb: if durability.is_some() {

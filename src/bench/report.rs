@@ -120,6 +120,9 @@ pub struct Report {
     pub error_kinds: BTreeMap<String, u64>,
     pub steps: BTreeMap<&'static str, StepLatency>,
     pub healthz_per_s: f64,
+    /// The server's CPU time per `GET /healthz` answered in the same run,
+    /// in µs: what one trivial exchange costs it on this machine.
+    pub server_cpu_per_healthz_us: Option<f64>,
     /// `5 × lifecycles/s ÷ healthz req/s`: how close a lifecycle's five
     /// requests come to five trivial ones.
     pub efficiency_ratio: f64,
@@ -192,6 +195,13 @@ impl Report {
         ));
         if let Some(cpu) = self.server_cpu_per_lifecycle_us {
             out.push_str(&format!("server CPU per lifecycle: {cpu:.0} µs (user + system, all servers)\n"));
+        }
+        if let Some(h) = self.server_cpu_per_healthz_us {
+            let of = match self.server_cpu_per_lifecycle_us {
+                Some(cpu) if h > 0.0 => format!(" (a lifecycle: {:.1} of them)", cpu / h),
+                _ => String::new(),
+            };
+            out.push_str(&format!("server CPU per /healthz request: {h:.1} µs{of}\n"));
         }
         if let Some(cpu) = self.generator_cpu_per_lifecycle_us {
             out.push_str(&format!("generator CPU per lifecycle: {cpu:.0} µs (user + system, this process)\n"));

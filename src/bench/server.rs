@@ -36,7 +36,7 @@ impl Server {
         self.child.id()
     }
 
-    fn cpu_seconds(&self) -> Option<f64> {
+    pub(super) fn cpu_seconds(&self) -> Option<f64> {
         process_cpu_seconds(self.child.id())
     }
 
@@ -161,8 +161,8 @@ pub(super) fn server_bin(args: &ServerArgs) -> Result<PathBuf, String> {
     }
 }
 
-/// Requests per second of GET /healthz at the same concurrency.
-pub(super) async fn healthz(http: &reqwest::Client, base: &str, concurrency: usize, seconds: f64) -> f64 {
+/// GET /healthz at the same concurrency: the requests answered and the seconds they took.
+pub(super) async fn healthz(http: &reqwest::Client, base: &str, concurrency: usize, seconds: f64) -> (u64, f64) {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let url = format!("{base}/healthz");
@@ -186,7 +186,7 @@ pub(super) async fn healthz(http: &reqwest::Client, base: &str, concurrency: usi
     for t in tasks {
         total += t.await.unwrap_or(0);
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    (total, started.elapsed().as_secs_f64())
 }
 
 /// The servers' store write and commit counters, summed (`None` if a server has none: an older build).
