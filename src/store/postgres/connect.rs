@@ -80,9 +80,15 @@ pub fn target(url: &str) -> Result<Target, StoreError> {
     // them. A generic plan made while a table was nearly empty would scan it
     // whole forever after, so sequential scans are off for these sessions
     // (every query here has an index to use).
+    // That setting prices a scan of a small table without a useful index
+    // (`nodes`, `schema_version`) at 10^10, far above `jit_above_cost`, so
+    // PostgreSQL compiled such a query with LLVM on every run: 38 ms of CPU
+    // for the 5-second heartbeat of each node, for statements that take
+    // microseconds. JIT is for long analytical queries; it is off here.
     // Notices ("relation already exists, skipping" from the migrations) are
     // the server talking to itself; the driver would log each as our INFO line.
-    const SESSION: &str = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c client_min_messages=warning";
+    const SESSION: &str =
+        "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off -c client_min_messages=warning";
     let options = match config.get_options() {
         Some(o) if !o.is_empty() => format!("{o} {SESSION}"),
         _ => SESSION.to_owned(),
@@ -325,5 +331,18 @@ mod tests {
         let missing = target("postgres://app@db/ivr?sslmode=require&sslrootcert=/nonexistent.pem");
         assert!(missing.is_err_and(|e| e.to_string().contains("sslrootcert")));
         assert!(target("postgres://app@db/ivr?nonsense=1").is_err());
+    }
+
+    #[test]
+    fn every_session_plans_once_scans_by_index_and_never_compiles() {
+        crate::install_tls_provider();
+        // The operator's own options are kept, ours follow them.
+        let t = target("postgres://app@db/ivr?options=-csearch_path%3Dtenant_a").unwrap();
+        let options = t.config.get_options().unwrap_or_default();
+        let set: Vec<&str> = options.split_whitespace().collect();
+        for wanted in ["-csearch_path=tenant_a", "plan_cache_mode=force_generic_plan", "enable_seqscan=off", "jit=off"]
+        {
+            assert!(set.contains(&wanted), "{wanted} missing from {options:?}");
+        }
     }
 }
