@@ -811,3 +811,59 @@ async fn a_tenant_change_and_its_audit_event_are_one_commit() {
         assert_eq!(count(t.id).await, ["tenant.key_rotated", "tenant.settings_changed", "tenant.created"]);
     });
 }
+
+/// A batch's writes go to PostgreSQL together. When one of them meets a
+/// conflict (40001), PostgreSQL refuses every statement after it with 25P02;
+/// the batch must see the conflict, not the refusals, and run again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflict_in_one_write_of_a_batch_runs_the_batch_again() {
+    use ivr_auth::domain::funnel::{Reached, Step};
+    use ivr_auth::domain::timeline::Entry;
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let t = tenant(&*store, "a").await;
+    let r = request(&t, "+819012345678", None, now_ms());
+    let id = r.id;
+    store.insert_request(r.into(), vec![], Limits::default()).await.unwrap();
+    // The first update of a request fails with a serialization failure; a
+    // sequence counts the tries (it is not rolled back with them).
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE SEQUENCE update_tries; \
+             CREATE FUNCTION conflict_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF nextval('update_tries') = 1 THEN RAISE EXCEPTION 'a test conflict' USING ERRCODE = '40001'; END IF; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER conflict_once BEFORE UPDATE ON auth_requests FOR EACH ROW EXECUTE FUNCTION conflict_once();",
+        )
+        .await
+        .unwrap();
+    let answered: Decide = Arc::new(|r: &AuthRequest| {
+        let at = now_ms();
+        let mut after = r.clone();
+        after.updated_at = at;
+        Some(Update {
+            request: after,
+            jobs: Vec::new(),
+            audit: Vec::new(),
+            // Written after the request's update: refused once it fails.
+            steps: vec![Reached { request_id: r.id, tenant_id: r.tenant_id, step: Step::Answered, detail: None, at }],
+            usage: Vec::new(),
+            timeline: vec![Entry {
+                request_id: r.id,
+                tenant_id: r.tenant_id,
+                at,
+                kind: "call_connected".into(),
+                detail: serde_json::json!({}),
+            }],
+        })
+    });
+    let applied = store.update_request(id, answered, None).await.expect("the batch ran again after its conflict");
+    assert!(applied.is_some_and(|a| a.after.is_some()), "the update was applied");
+    let tries: i64 = client.query_one("SELECT last_value FROM update_tries", &[]).await.unwrap().get(0);
+    assert_eq!(tries, 2, "one refused try, one that went through");
+    let steps: i64 =
+        client.query_one("SELECT count(*) FROM request_steps WHERE step = 'answered'", &[]).await.unwrap().get(0);
+    assert_eq!(steps, 1, "the step written once");
+}

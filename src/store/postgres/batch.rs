@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -211,21 +212,57 @@ async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid) -> Result<Lock
     job_ids.sort_unstable();
     job_ids.dedup();
     let mut locked = Locked { current: HashMap::new(), leases: HashMap::new(), committed_before: false };
-    if !ids.is_empty() {
-        let stmt = tx.prepare_cached(LOCK_REQUESTS).await?;
-        for row in tx.query(&stmt, &[&ids]).await? {
-            locked.committed_before |= row.get::<_, Option<Uuid>>(26) == Some(batch_id);
-            let r = request_from_row(&row)?;
-            locked.current.insert(r.id, (r, false));
+    // Both locks go out together, the requests' first (PostgreSQL runs them
+    // in the order sent): one round trip. Both are prepared before either is
+    // sent, so that a statement not yet prepared on this connection cannot
+    // let the other overtake it.
+    let requests_lock = prepared(tx, !ids.is_empty(), LOCK_REQUESTS).await?;
+    let jobs_lock = prepared(tx, !job_ids.is_empty(), LOCK_JOBS).await?;
+    let (requests, jobs) = tokio::join!(locking(tx, requests_lock, &ids), locking(tx, jobs_lock, &job_ids));
+    let (requests, jobs) = match (requests, jobs) {
+        (Ok(requests), Ok(jobs)) => (requests, jobs),
+        (requests, jobs) => {
+            return Err(Fail::cause([requests.err(), jobs.err()].into_iter().flatten()).unwrap_or_else(corrupt));
         }
+    };
+    for row in requests {
+        locked.committed_before |= row.get::<_, Option<Uuid>>(26) == Some(batch_id);
+        let r = request_from_row(&row)?;
+        locked.current.insert(r.id, (r, false));
     }
-    if !job_ids.is_empty() {
-        let stmt = tx.prepare_cached(LOCK_JOBS).await?;
-        for row in tx.query(&stmt, &[&job_ids]).await? {
-            locked.leases.insert(row.get(0), row.get(1));
-        }
+    for row in jobs {
+        locked.leases.insert(row.get(0), row.get(1));
     }
     Ok(locked)
+}
+
+/// `sql` prepared on this connection (once, then from its cache), when `wanted`.
+async fn prepared(tx: &Transaction<'_>, wanted: bool, sql: &str) -> Result<Option<Statement>, Fail> {
+    Ok(if wanted { Some(tx.prepare_cached(sql).await?) } else { None })
+}
+
+/// The rows `lock` locks for `ids` (none without a statement).
+async fn locking<T: ToSql + Sync>(
+    tx: &Transaction<'_>,
+    lock: Option<Statement>,
+    ids: &T,
+) -> Result<Vec<tokio_postgres::Row>, Fail> {
+    match lock {
+        Some(lock) => Ok(tx.query(&lock, &[ids]).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs one write of a batch, when it has a statement (anything to write).
+async fn writing(tx: &Transaction<'_>, write: Option<Statement>, params: &[&(dyn ToSql + Sync)]) -> Result<(), Fail> {
+    if let Some(write) = write {
+        tx.execute(&write, params).await?;
+    }
+    Ok(())
+}
+
+fn corrupt() -> Fail {
+    Fail::Stop(StoreError::Corrupt("a statement failed without a cause".into()))
 }
 
 /// The decisions of a batch's updates (`None` for its inserts, decided when written).
@@ -297,48 +334,10 @@ async fn write(
     d: &Decisions,
 ) -> Result<Vec<(usize, Inserted)>, Fail> {
     let changed = Changed::of(locked.current.values().filter(|(_, d)| *d).map(|(r, _)| r));
-    let updates = async {
-        if !changed.ids.is_empty() {
-            let stmt = tx.prepare_cached(WRITE_REQUESTS).await?;
-            tx.execute(&stmt, &changed.params(&batch_id)).await?;
-        }
-        Ok::<(), Fail>(())
-    };
     let arrays = JobArrays::new(&d.new_jobs);
     let request_ids: Vec<Uuid> = d.new_jobs.iter().map(|j| j.request_id).collect();
-    let adding = async {
-        if !d.new_jobs.is_empty() {
-            tx.execute(
-                &tx.prepare_cached(ADD_JOBS).await?,
-                &[&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays],
-            )
-            .await?;
-        }
-        Ok::<(), Fail>(())
-    };
-    let dropping = async {
-        if !d.finished.is_empty() {
-            tx.execute(&tx.prepare_cached(DROP_JOBS).await?, &[&d.finished]).await?;
-        }
-        Ok::<(), Fail>(())
-    };
     let (events, steps, usage) = (EventArrays::new(&d.audit), StepArrays::new(&d.steps), UsageArrays::new(&d.usage));
     let timeline = TimelineArrays::new(&d.timeline);
-    let recording = async {
-        if !events.is_empty() {
-            tx.execute(&tx.prepare_cached(ADD_EVENTS).await?, &events.params()).await?;
-        }
-        if !steps.is_empty() {
-            tx.execute(&tx.prepare_cached(ADD_STEPS).await?, &steps.params()).await?;
-        }
-        if !usage.is_empty() {
-            tx.execute(&tx.prepare_cached(ADD_USAGE).await?, &usage.params()).await?;
-        }
-        if !timeline.is_empty() {
-            tx.execute(&tx.prepare_cached(ADD_TIMELINE).await?, &timeline.params()).await?;
-        }
-        Ok::<(), Fail>(())
-    };
     let each: Vec<_> = batch
         .iter()
         .zip(tokens)
@@ -355,8 +354,39 @@ async fn write(
         let places = batch.iter().enumerate().filter(|(_, op)| matches!(op, Op::Insert { .. })).map(|(n, _)| n);
         Ok::<_, Fail>(places.zip(registering.insert(tx).await?).collect())
     };
-    let ((), (), (), (), inserted) = tokio::try_join!(updates, adding, dropping, recording, inserts)?;
-    Ok(inserted)
+    // Every write is its own statement, all sent, in this order, before the
+    // first answer is read: one round trip for the lot. Each is prepared
+    // first (once per connection), so that none waits for its preparation
+    // while the others go ahead of it.
+    let updating = prepared(tx, !changed.ids.is_empty(), WRITE_REQUESTS).await?;
+    let adding = prepared(tx, !d.new_jobs.is_empty(), ADD_JOBS).await?;
+    let dropping = prepared(tx, !d.finished.is_empty(), DROP_JOBS).await?;
+    let recording = prepared(tx, !events.is_empty(), ADD_EVENTS).await?;
+    let stepping = prepared(tx, !steps.is_empty(), ADD_STEPS).await?;
+    let counting = prepared(tx, !usage.is_empty(), ADD_USAGE).await?;
+    let entering = prepared(tx, !timeline.is_empty(), ADD_TIMELINE).await?;
+    let jobs: [&(dyn ToSql + Sync); 4] = [&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays];
+    let finished: [&(dyn ToSql + Sync); 1] = [&d.finished];
+    let (changes, records, reached, used, told) =
+        (changed.params(&batch_id), events.params(), steps.params(), usage.params(), timeline.params());
+    let (updates, adding, dropping, recorded, stepped, counted, entered, inserted) = tokio::join!(
+        writing(tx, updating, &changes),
+        writing(tx, adding, &jobs),
+        writing(tx, dropping, &finished),
+        writing(tx, recording, &records),
+        writing(tx, stepping, &reached),
+        writing(tx, counting, &used),
+        writing(tx, entering, &told),
+        inserts,
+    );
+    let written = [updates, adding, dropping, recorded, stepped, counted, entered];
+    match inserted {
+        Ok(inserted) if written.iter().all(Result::is_ok) => Ok(inserted),
+        inserted => {
+            let failures = written.into_iter().filter_map(Result::err).chain(inserted.err());
+            Err(Fail::cause(failures).unwrap_or_else(corrupt))
+        }
+    }
 }
 
 /// The changed requests of a batch as the column arrays of `WRITE_REQUESTS`.

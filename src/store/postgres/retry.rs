@@ -26,6 +26,28 @@ pub(super) enum Fail {
 }
 
 impl Fail {
+    /// A statement refused only because an earlier one of its transaction
+    /// failed (25P02, "current transaction is aborted").
+    fn after_another(&self) -> bool {
+        let Self::Stop(StoreError::Database(e)) = self else { return false };
+        e.downcast_ref::<Said>().and_then(|said| said.0.code()).is_some_and(|c| c.code() == "25P02")
+    }
+
+    /// Of the failures of statements sent together in one transaction, the
+    /// one that failed it: every statement after it is refused with 25P02,
+    /// which says nothing, and the answers need not be looked at in the order
+    /// the statements ran.
+    pub(super) fn cause(failures: impl IntoIterator<Item = Self>) -> Option<Self> {
+        let mut refused = None;
+        for fail in failures {
+            if !fail.after_another() {
+                return Some(fail);
+            }
+            refused.get_or_insert(fail);
+        }
+        refused
+    }
+
     /// Whether another attempt may help, and why this one failed.
     pub(super) fn transient(self) -> Result<Box<dyn std::error::Error + Send + Sync>, StoreError> {
         match self {
