@@ -11,7 +11,7 @@ use crate::domain::budget::Budget;
 use crate::domain::request::AuthRequest;
 use crate::domain::{audit, funnel};
 use crate::store::limits::{
-    BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, Nth, OUTBOUND_NTH_NEWEST,
+    BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, Nth, OUTBOUND_NTH_NEWEST,
 };
 use crate::store::{Inserted, NewJob, Registrations, StoreError};
 
@@ -47,7 +47,8 @@ impl Registrations for Registering<'_> {
         let (number, since) = (r.phone_number.as_str(), ms(nth.since));
         match by_tenant {
             true => {
-                self.created(NUMBER_NTH_NEWEST_BY_TENANT, params![number, since, nth.offset, r.tenant_id.as_bytes()])
+                let p = params![number, since, nth.offset, r.tenant_id.as_bytes()];
+                self.created(NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, p)
             }
             false => self.created(NUMBER_NTH_NEWEST, params![number, since, nth.offset]),
         }
@@ -75,5 +76,35 @@ impl Registrations for Registering<'_> {
         let p = params![self.request.tenant_id.as_bytes(), budget.id(), bucket];
         self.conn.prepare_cached(COUNT_CALL).and_then(|mut s| s.execute(p)).map_err(db_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::limits::{NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, OUTBOUND_NTH_NEWEST};
+
+    /// How SQLite runs `sql` on the schema of a fresh database (no statistics).
+    fn plan(sql: &str) -> String {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::super::migrate(&conn).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Its parameters unbound: the plan does not depend on them.
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
+    }
+
+    #[test]
+    fn a_numbers_registrations_are_counted_along_the_numbers_index() {
+        for sql in [NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, NUMBER_NTH_NEWEST] {
+            let plan = plan(sql);
+            assert!(plan.contains("auth_requests_phone_created (phone_number=? AND created_at>?)"), "{sql}: {plan}");
+        }
+        // The tenant's outbound requests, by contrast, along the tenant's.
+        let outbound = plan(OUTBOUND_NTH_NEWEST);
+        assert!(outbound.contains("auth_requests_outbound_tenant (tenant_id=? AND created_at>?)"), "{outbound}");
     }
 }
