@@ -11,7 +11,7 @@ use crate::domain::budget::Budget;
 use crate::domain::request::AuthRequest;
 use crate::domain::{audit, funnel};
 use crate::store::limits::{
-    BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, Nth, OUTBOUND_NTH_NEWEST,
+    BUDGET_SUM, COUNT_CALL, NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, Nth, OUTBOUND_NTH_NEWEST,
 };
 use crate::store::{Inserted, NewJob, Registrations, StoreError};
 
@@ -47,8 +47,7 @@ impl Registrations for Registering<'_> {
         let (number, since) = (r.phone_number.as_str(), ms(nth.since));
         match by_tenant {
             true => {
-                let p = params![number, since, nth.offset, r.tenant_id.as_bytes()];
-                self.created(NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, p)
+                self.created(NUMBER_NTH_NEWEST_BY_TENANT, params![number, since, nth.offset, r.tenant_id.as_bytes()])
             }
             false => self.created(NUMBER_NTH_NEWEST, params![number, since, nth.offset]),
         }
@@ -81,7 +80,7 @@ impl Registrations for Registering<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::limits::{NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, OUTBOUND_NTH_NEWEST};
+    use crate::store::limits::{NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, OUTBOUND_NTH_NEWEST};
 
     /// How SQLite runs `sql` on the schema of a fresh database (no statistics).
     fn plan(sql: &str) -> String {
@@ -99,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_numbers_registrations_are_counted_along_the_numbers_index() {
-        for sql in [NUMBER_NTH_NEWEST_BY_TENANT_SQLITE, NUMBER_NTH_NEWEST] {
+        for sql in [NUMBER_NTH_NEWEST_BY_TENANT, NUMBER_NTH_NEWEST] {
             let plan = plan(sql);
             assert!(plan.contains("auth_requests_phone_created (phone_number=? AND created_at>?)"), "{sql}: {plan}");
         }
