@@ -51,6 +51,11 @@ async fn get_with(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response 
     app.http.get(app.url(path)).header(COOKIE, cookie).send().await.unwrap()
 }
 
+/// A POST to `path` with a session's cookie and its CSRF token, to finish and send.
+fn post_with(app: &TestApp, path: &str, cookie: &str, csrf: &str) -> reqwest::RequestBuilder {
+    app.http.post(app.url(path)).header(COOKIE, cookie).header("X-CSRF-Token", csrf)
+}
+
 async fn registered(app: &TestApp) -> String {
     let r = app.register(json!({ "phone_number": PHONE, "code": "123456" })).await;
     r["id"].as_str().unwrap().to_owned()
@@ -194,20 +199,9 @@ async fn a_console_session_never_writes_to_the_site_api() {
     let app = spawn_app().await;
     let id = registered(&app).await;
     let (cookie, csrf) = session_of(&app, &app.tenant.api_key).await;
-    let cancel = app
-        .http
-        .post(app.url(&format!("/v1/auth-requests/{id}/cancel")))
-        .header(COOKIE, &cookie)
-        .header("X-CSRF-Token", &csrf)
-        .send()
-        .await
-        .unwrap();
+    let cancel = post_with(&app, &format!("/v1/auth-requests/{id}/cancel"), &cookie, &csrf).send().await.unwrap();
     assert_eq!(cancel.status(), 401);
-    let register = app
-        .http
-        .post(app.url("/v1/auth-requests"))
-        .header(COOKIE, &cookie)
-        .header("X-CSRF-Token", &csrf)
+    let register = post_with(&app, "/v1/auth-requests", &cookie, &csrf)
         .json(&json!({ "phone_number": PHONE }))
         .send()
         .await
@@ -242,14 +236,7 @@ async fn a_signed_out_session_is_refused_by_every_server_even_with_a_copy_of_its
                 );
             }
         }
-        let out = app
-            .http
-            .post(app.url("/console/session/delete"))
-            .header(COOKIE, &cookie)
-            .header("X-CSRF-Token", &csrf)
-            .send()
-            .await
-            .unwrap();
+        let out = post_with(&app, "/console/session/delete", &cookie, &csrf).send().await.unwrap();
         assert_eq!(out.status(), 204);
         for server in &servers {
             for path in ["/console/session", request.as_str()] {
@@ -289,11 +276,7 @@ async fn sign_out_needs_the_csrf_token_and_the_same_origin() {
         assert_eq!(resp.status(), 403, "{what}");
         assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "forbidden");
     }
-    let cross = app
-        .http
-        .post(app.url("/console/session/delete"))
-        .header(COOKIE, &cookie)
-        .header("X-CSRF-Token", &csrf)
+    let cross = post_with(&app, "/console/session/delete", &cookie, &csrf)
         .header("Sec-Fetch-Site", "cross-site")
         .send()
         .await
