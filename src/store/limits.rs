@@ -50,10 +50,6 @@ impl Limits {
     pub fn number(limit: Option<NumberLimit>) -> Self {
         Self { number: limit, budgets: Vec::new() }
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.number.is_none() && self.budgets.is_empty()
-    }
 }
 
 /// The `offset + 1`-th newest of some registrations created after `since`.
@@ -68,6 +64,13 @@ impl Nth {
     fn within(window: chrono::Duration, now: DateTime<Utc>, n: u32) -> Self {
         Self { since: to_millis(now - window), offset: i64::from(n) - 1 }
     }
+}
+
+/// The `nth` newest of `times` within its window (after `nth.since`).
+pub(crate) fn nth_newest(times: impl Iterator<Item = DateTime<Utc>>, nth: Nth) -> Option<DateTime<Utc>> {
+    let mut times: Vec<_> = times.filter(|t| *t > nth.since).collect();
+    times.sort_unstable_by(|a, b| b.cmp(a));
+    times.get(usize::try_from(nth.offset).ok()?).copied()
 }
 
 /// The queries [`register`] asks of a backend about the request it is

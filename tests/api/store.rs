@@ -867,3 +867,80 @@ async fn a_conflict_in_one_write_of_a_batch_runs_the_batch_again() {
         client.query_one("SELECT count(*) FROM request_steps WHERE step = 'answered'", &[]).await.unwrap().get(0);
     assert_eq!(steps, 1, "the step written once");
 }
+
+/// Registrations of one number arriving together on two servers are counted
+/// against each other, whichever batch or server takes them: as many are
+/// stored as the limits allow; a replay is answered with the request it
+/// repeats, before any limit, also when both arrive together.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_limit_holds_under_a_burst_from_two_servers() {
+    const PHONE: &str = "+819055556666";
+    on_every_backend!(|db| {
+        let stores = [db.store().await, db.store().await];
+        let tenants = [tenant(&*stores[0], "a").await, tenant(&*stores[0], "b").await];
+        let limit = Some(NumberLimit { per_tenant: 3, overall: 5, window: chrono::Duration::minutes(10) });
+        let start = now_ms();
+        let burst = |requests: Vec<AuthRequest>| {
+            let inserts = requests.into_iter().enumerate().map(|(n, r)| {
+                let store = stores[n % 2].clone();
+                tokio::spawn(
+                    async move { (r.clone(), store.insert_request(r.into(), vec![], Limits::number(limit)).await) },
+                )
+            });
+            futures_util::future::join_all(inserts)
+        };
+        let first: Vec<AuthRequest> =
+            (0..40).map(|n| request(&tenants[n / 3 % 2], PHONE, Some(&format!("order-{n}")), start)).collect();
+        let mut stored = Vec::new();
+        for done in burst(first).await {
+            match done.unwrap() {
+                (r, Ok(Inserted::Created { .. })) => stored.push(r),
+                (_, Ok(Inserted::Limited { retry_after, scope })) => {
+                    assert!(matches!(scope, LimitScope::Tenant | LimitScope::Server), "{scope:?}");
+                    assert_eq!(retry_after, Duration::from_secs(600));
+                }
+                (_, other) => panic!("{other:?}"),
+            }
+        }
+        let per_tenant = tenants.each_ref().map(|t| stored.iter().filter(|r| r.tenant_id == t.id).count());
+        assert_eq!(stored.len(), 5, "40 at once against a limit of 5 (each tenant's: {per_tenant:?})");
+        assert!(per_tenant.iter().all(|n| *n <= 3), "each tenant within its 3: {per_tenant:?}");
+        for (t, n) in tenants.iter().zip(per_tenant) {
+            assert_eq!(stores[1].count_requests(t.id).await.unwrap(), n as u64, "stored as answered");
+        }
+
+        let tenant_of = |r: &AuthRequest| tenants.iter().find(|t| t.id == r.tenant_id).unwrap();
+        // Replays of the stored ones, among new ones: each replay answered
+        // with its request, every new one refused.
+        let later = start + chrono::Duration::seconds(1);
+        let mut second: Vec<AuthRequest> =
+            stored.iter().map(|s| request(tenant_of(s), PHONE, s.external_id.as_deref(), later)).collect();
+        second.extend((0..10).map(|n| request(&tenants[n % 2], PHONE, Some(&format!("new-{n}")), later)));
+        for done in burst(second).await {
+            match done.unwrap() {
+                (r, Ok(Inserted::Existing(existing))) => {
+                    assert!(stored.iter().any(|s| s.id == existing.id && s.external_id == r.external_id));
+                }
+                (r, Ok(Inserted::Limited { .. })) => assert!(r.external_id.unwrap().starts_with("new-")),
+                (_, other) => panic!("{other:?}"),
+            }
+        }
+
+        // Another number, one registration allowed: one external id asked for
+        // twice at once (on one server, so in one batch) is stored once, and
+        // the second is answered with it, not refused by the limit it filled.
+        let one =
+            Limits::number(Some(NumberLimit { per_tenant: 1, overall: 1, window: chrono::Duration::minutes(10) }));
+        let twice = request(&tenants[0], "+819055557777", Some("twice"), later);
+        let again = request(&tenants[0], "+819055557777", Some("twice"), later);
+        let (first, second) = tokio::join!(
+            stores[0].insert_request(twice.into(), vec![], one.clone()),
+            stores[0].insert_request(again.into(), vec![], one)
+        );
+        let answers = [first.unwrap(), second.unwrap()];
+        let created = answers.iter().filter(|a| matches!(a, Inserted::Created { .. })).count();
+        let existing = answers.iter().filter(|a| matches!(a, Inserted::Existing(_))).count();
+        assert_eq!((created, existing), (1, 1), "{answers:?}");
+        assert_eq!(stores[0].count_requests(tenants[0].id).await.unwrap(), per_tenant[0] as u64 + 1);
+    });
+}

@@ -72,10 +72,7 @@ impl Memory {
 
     /// When the `nth` newest stored request that `matches` was created.
     fn nth(&self, nth: Nth, matches: impl Fn(&AuthRequest) -> bool) -> Option<DateTime<Utc>> {
-        let mut times: Vec<_> =
-            self.stored.iter().filter(|s| s.created_at > nth.since && matches(s)).map(|s| s.created_at).collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        times.get(usize::try_from(nth.offset).ok()?).copied()
+        nth_newest(self.stored.iter().filter(|s| matches(s)).map(|s| s.created_at), nth)
     }
 }
 

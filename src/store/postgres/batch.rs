@@ -24,6 +24,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::audit::{ADD_EVENTS, ADD_STEPS, EventArrays, StepArrays};
+use super::limited::{Arriving, Seen};
 use super::lookup::{ADD_TIMELINE, TimelineArrays};
 use super::queue;
 use super::requests::NewRequests;
@@ -36,7 +37,7 @@ use crate::domain::funnel::Reached;
 use crate::domain::request::AuthRequest;
 use crate::domain::timeline::Entry;
 use crate::domain::usage::Used;
-use crate::store::{Applied, Decide, Inserted, Lease, NewJob, StoreError};
+use crate::store::{Applied, Decide, Inserted, Lease, NewJob, NumberLimit, StoreError};
 
 /// Writes in one batch at most.
 const MAX_BATCH: usize = 256;
@@ -49,6 +50,8 @@ pub(super) enum Op {
     Insert {
         request: Arc<AuthRequest>,
         jobs: Vec<NewJob>,
+        /// Decided in the batch (`limited`).
+        limit: Option<NumberLimit>,
         reply: oneshot::Sender<Result<Inserted, StoreError>>,
     },
     Update {
@@ -170,14 +173,20 @@ async fn attempt(
     decided: &mut Option<Vec<Outcome>>,
 ) -> Result<Vec<Outcome>, Fail> {
     let tx = conn.transaction().await?;
-    let mut locked = lock(&tx, batch, batch_id).await?;
+    let arriving = Arriving::new(
+        batch
+            .iter()
+            .filter_map(|op| if let Op::Insert { request, limit, .. } = op { Some((&**request, *limit)) } else { None })
+            .collect(),
+    );
+    let mut locked = lock(&tx, batch, batch_id, &arriving).await?;
     if locked.committed_before && tries > 1 {
         // The previous attempt committed; only its answer was lost.
         if let Some(outcomes) = decided.take() {
             return Ok(outcomes);
         }
     }
-    let mut decisions = decide(batch, &mut locked);
+    let mut decisions = decide(batch, &mut locked, &arriving)?;
     let inserted = write(&tx, db, batch, tokens, batch_id, &locked, &decisions).await?;
     for (n, result) in inserted {
         decisions.outcomes[n] = Some(Outcome::Inserted(result));
@@ -191,16 +200,19 @@ async fn attempt(
 }
 
 /// What a batch's decisions read, locked: the requests (and whether each
-/// changed) and the leases of the jobs it finishes.
+/// changed), the leases of the jobs it finishes, and what its registrations
+/// under a per-number limit are counted against.
 struct Locked {
     current: HashMap<Uuid, (AuthRequest, bool)>,
     leases: HashMap<i64, Option<Uuid>>,
+    registrations: Seen,
     /// A request carries this batch's id: an earlier attempt committed.
     committed_before: bool,
 }
 
-/// Locks the rows the batch's decisions read, requests then jobs, each in id order.
-async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid) -> Result<Locked, Fail> {
+/// Locks the rows the batch's decisions read, requests then jobs, each in id
+/// order, then the numbers of its limited registrations (`limited`).
+async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid, arriving: &Arriving<'_>) -> Result<Locked, Fail> {
     let mut ids: Vec<Uuid> =
         batch.iter().filter_map(|op| if let Op::Update { id, .. } = op { Some(*id) } else { None }).collect();
     ids.sort_unstable();
@@ -211,20 +223,23 @@ async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid) -> Result<Lock
         .collect();
     job_ids.sort_unstable();
     job_ids.dedup();
-    let mut locked = Locked { current: HashMap::new(), leases: HashMap::new(), committed_before: false };
-    // Both locks go out together, the requests' first (PostgreSQL runs them
-    // in the order sent): one round trip. Both are prepared before either is
-    // sent, so that a statement not yet prepared on this connection cannot
-    // let the other overtake it.
+    // Every lock goes out together, in this order (PostgreSQL runs them in
+    // the order sent): one round trip. Each is prepared before any is sent,
+    // so that a statement not yet prepared on this connection cannot let
+    // another overtake it.
     let requests_lock = prepared(tx, !ids.is_empty(), LOCK_REQUESTS).await?;
     let jobs_lock = prepared(tx, !job_ids.is_empty(), LOCK_JOBS).await?;
-    let (requests, jobs) = tokio::join!(locking(tx, requests_lock, &ids), locking(tx, jobs_lock, &job_ids));
-    let (requests, jobs) = match (requests, jobs) {
-        (Ok(requests), Ok(jobs)) => (requests, jobs),
-        (requests, jobs) => {
-            return Err(Fail::cause([requests.err(), jobs.err()].into_iter().flatten()).unwrap_or_else(corrupt));
+    let numbers = arriving.prepare(tx).await?;
+    let (requests, jobs, registrations) =
+        tokio::join!(locking(tx, requests_lock, &ids), locking(tx, jobs_lock, &job_ids), arriving.read(tx, numbers));
+    let (requests, jobs, registrations) = match (requests, jobs, registrations) {
+        (Ok(requests), Ok(jobs), Ok(registrations)) => (requests, jobs, registrations),
+        (requests, jobs, registrations) => {
+            let failures = [requests.err(), jobs.err(), registrations.err()];
+            return Err(Fail::cause(failures.into_iter().flatten()).unwrap_or_else(corrupt));
         }
     };
+    let mut locked = Locked { current: HashMap::new(), leases: HashMap::new(), registrations, committed_before: false };
     for row in requests {
         locked.committed_before |= row.get::<_, Option<Uuid>>(26) == Some(batch_id);
         let r = request_from_row(&row)?;
@@ -265,7 +280,7 @@ fn corrupt() -> Fail {
     Fail::Stop(StoreError::Corrupt("a statement failed without a cause".into()))
 }
 
-/// The decisions of a batch's updates (`None` for its inserts, decided when written).
+/// The decisions of a batch's writes (`None` for the inserts to write, decided when written).
 struct Decisions {
     outcomes: Vec<Option<Outcome>>,
     new_jobs: Vec<NewJob>,
@@ -276,8 +291,10 @@ struct Decisions {
     timeline: Vec<Entry>,
 }
 
-/// Runs every update's decision, in arrival order, on the locked state.
-fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
+/// Runs every update's decision, in arrival order, on the locked state, and
+/// decides the registrations under a per-number limit.
+fn decide(batch: &[Op], locked: &mut Locked, arriving: &Arriving<'_>) -> Result<Decisions, Fail> {
+    let mut registrations = arriving.decide(&locked.registrations)?.into_iter();
     let mut d = Decisions {
         outcomes: Vec::with_capacity(batch.len()),
         new_jobs: Vec::new(),
@@ -289,7 +306,7 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
     };
     for op in batch {
         let Op::Update { id, decide, finishing, .. } = op else {
-            d.outcomes.push(None);
+            d.outcomes.push(registrations.next().flatten().map(Outcome::Inserted));
             continue;
         };
         if let Some(lease) = finishing {
@@ -319,7 +336,7 @@ fn decide(batch: &[Op], locked: &mut Locked) -> Decisions {
             }
         }
     }
-    d
+    Ok(d)
 }
 
 /// Writes a batch, pipelined: every statement is sent before the first
@@ -338,12 +355,15 @@ async fn write(
     let request_ids: Vec<Uuid> = d.new_jobs.iter().map(|j| j.request_id).collect();
     let (events, steps, usage) = (EventArrays::new(&d.audit), StepArrays::new(&d.steps), UsageArrays::new(&d.usage));
     let timeline = TimelineArrays::new(&d.timeline);
+    // The registrations not refused already.
+    let to_insert = |n: usize, op: &Op| matches!(op, Op::Insert { .. }) && d.outcomes[n].is_none();
     let each: Vec<_> = batch
         .iter()
         .zip(tokens)
-        .filter_map(|(op, token)| match op {
-            Op::Insert { request, jobs, .. } => Some((&**request, jobs.as_slice(), *token)),
-            Op::Update { .. } => None,
+        .enumerate()
+        .filter_map(|(n, (op, token))| match op {
+            Op::Insert { request, jobs, .. } if to_insert(n, op) => Some((&**request, jobs.as_slice(), *token)),
+            _ => None,
         })
         .collect();
     let registering = NewRequests::new(&each, db.lease);
@@ -351,7 +371,7 @@ async fn write(
         if each.is_empty() {
             return Ok(Vec::new());
         }
-        let places = batch.iter().enumerate().filter(|(_, op)| matches!(op, Op::Insert { .. })).map(|(n, _)| n);
+        let places = batch.iter().enumerate().filter(|(n, op)| to_insert(*n, op)).map(|(n, _)| n);
         Ok::<_, Fail>(places.zip(registering.insert(tx).await?).collect())
     };
     // Every write is its own statement, all sent, in this order, before the

@@ -19,6 +19,7 @@ mod batch;
 mod cluster;
 mod connect;
 mod jobs;
+mod limited;
 mod listen;
 mod lookup;
 mod queue;

@@ -288,9 +288,12 @@ impl RequestStore for PgStore {
         jobs: Vec<NewJob>,
         limits: Limits,
     ) -> Result<Inserted, StoreError> {
-        if limits.is_empty() {
-            return self.write(|reply| batch::Op::Insert { request, jobs, reply }).await;
+        if limits.budgets.is_empty() {
+            // Decided in a batch with the others (`limited`).
+            let limit = limits.number;
+            return self.write(|reply| batch::Op::Insert { request, jobs, limit, reply }).await;
         }
+        // With call budgets: in a transaction of its own, with the tenant's lock.
         let new = NewRequests::new(&[(&request, &jobs, Uuid::now_v7())], self.db.lease);
         let inserted = retrying!(&self.db, "operation", |c, _tries| {
             let tx = c.transaction().await?;
