@@ -41,32 +41,17 @@ struct Seen {
     warned_at: Option<DateTime<Utc>>,
 }
 
-/// Registrations counted against budgets on this server, one per tenant at a
-/// time (tenants hashed over this many locks).
-const TURNS: usize = 64;
-
 /// The call budgets of every tenant.
 pub struct CallBudgets {
     per_minute: u32,
     per_day: u32,
     seen: Mutex<HashMap<(Uuid, Budget), Seen>>,
-    turns: [tokio::sync::Mutex<()>; TURNS],
 }
 
 impl CallBudgets {
     /// Server defaults (0 = no such budget), for tenants without their own.
     pub fn new(per_minute: u32, per_day: u32) -> Self {
-        Self { per_minute, per_day, seen: Mutex::default(), turns: std::array::from_fn(|_| Default::default()) }
-    }
-
-    /// Waits for `tenant`'s turn to register against its budgets on this
-    /// server. The store serialises a tenant's counted registrations across
-    /// servers; waiting here first means a burst of them holds at most one
-    /// database connection of this server while it waits for the others,
-    /// and the rest of the server's work is not starved of connections.
-    pub async fn turn(&self, tenant: Uuid) -> tokio::sync::MutexGuard<'_, ()> {
-        let stripe = usize::from(tenant.as_bytes()[15]) % TURNS;
-        self.turns[stripe].lock().await
+        Self { per_minute, per_day, seen: Mutex::default() }
     }
 
     /// The budgets `tenant` has (a limit of 0 is no budget).

@@ -59,10 +59,6 @@ impl Service {
         let jobs: Vec<NewJob> =
             first.map(|kind| NewJob { claim: true, ..NewJob::now(kind, id, String::new()) }).into_iter().collect();
         let budgets = if reg.mode == Mode::Outbound { self.budgets.of(tenant) } else { Vec::new() };
-        let _turn = match budgets.is_empty() {
-            true => None,
-            false => Some(self.budgets.turn(tenant.id).await),
-        };
         let limits = Limits { number: self.number_limit, budgets };
         // Shared with the store's write and the job that places the call, not copied.
         let request = Arc::new(request);

@@ -24,7 +24,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::audit::{ADD_EVENTS, ADD_STEPS, EventArrays, StepArrays};
-use super::limited::{Arriving, Seen};
+use super::limited::{Arriving, COUNT_CALLS, Decided, Seen};
 use super::lookup::{ADD_TIMELINE, TimelineArrays};
 use super::queue;
 use super::requests::NewRequests;
@@ -33,11 +33,12 @@ use super::usage::{ADD_USAGE, UsageArrays};
 use super::{Db, Fail, JobArrays};
 use crate::clock::to_millis;
 use crate::domain::audit::Record;
+use crate::domain::budget::Budget;
 use crate::domain::funnel::Reached;
 use crate::domain::request::AuthRequest;
 use crate::domain::timeline::Entry;
 use crate::domain::usage::Used;
-use crate::store::{Applied, Decide, Inserted, Lease, NewJob, NumberLimit, StoreError};
+use crate::store::{Applied, Decide, Inserted, Lease, Limits, NewJob, StoreError};
 
 /// Writes in one batch at most.
 const MAX_BATCH: usize = 256;
@@ -50,8 +51,8 @@ pub(super) enum Op {
     Insert {
         request: Arc<AuthRequest>,
         jobs: Vec<NewJob>,
-        /// Decided in the batch (`limited`).
-        limit: Option<NumberLimit>,
+        /// Counted in the batch (`limited`).
+        limits: Limits,
         reply: oneshot::Sender<Result<Inserted, StoreError>>,
     },
     Update {
@@ -176,7 +177,9 @@ async fn attempt(
     let arriving = Arriving::new(
         batch
             .iter()
-            .filter_map(|op| if let Op::Insert { request, limit, .. } = op { Some((&**request, *limit)) } else { None })
+            .filter_map(
+                |op| if let Op::Insert { request, limits, .. } = op { Some((&**request, limits)) } else { None },
+            )
             .collect(),
     );
     let mut locked = lock(&tx, batch, batch_id, &arriving).await?;
@@ -186,9 +189,15 @@ async fn attempt(
             return Ok(outcomes);
         }
     }
-    let mut decisions = decide(batch, &mut locked, &arriving)?;
+    let mut calls = HashMap::new();
+    let registrations = arriving.decide(&tx, &locked.registrations, &mut calls).await?;
+    let mut decisions = decide(batch, &mut locked, registrations)?;
+    decisions.calls = calls;
     let inserted = write(&tx, db, batch, tokens, batch_id, &locked, &decisions).await?;
-    for (n, result) in inserted {
+    for (n, mut result) in inserted {
+        if let (Inserted::Created { budget_use, .. }, Some(used)) = (&mut result, decisions.budget_use.remove(&n)) {
+            *budget_use = used;
+        }
         decisions.outcomes[n] = Some(Outcome::Inserted(result));
     }
     let outcomes: Vec<Outcome> = (decisions.outcomes.into_iter())
@@ -201,7 +210,7 @@ async fn attempt(
 
 /// What a batch's decisions read, locked: the requests (and whether each
 /// changed), the leases of the jobs it finishes, and what its registrations
-/// under a per-number limit are counted against.
+/// under limits are counted against.
 struct Locked {
     current: HashMap<Uuid, (AuthRequest, bool)>,
     leases: HashMap<i64, Option<Uuid>>,
@@ -211,7 +220,7 @@ struct Locked {
 }
 
 /// Locks the rows the batch's decisions read, requests then jobs, each in id
-/// order, then the numbers of its limited registrations (`limited`).
+/// order, then the numbers and tenants of its limited registrations (`limited`).
 async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid, arriving: &Arriving<'_>) -> Result<Locked, Fail> {
     let mut ids: Vec<Uuid> =
         batch.iter().filter_map(|op| if let Op::Update { id, .. } = op { Some(*id) } else { None }).collect();
@@ -229,9 +238,9 @@ async fn lock(tx: &Transaction<'_>, batch: &[Op], batch_id: Uuid, arriving: &Arr
     // another overtake it.
     let requests_lock = prepared(tx, !ids.is_empty(), LOCK_REQUESTS).await?;
     let jobs_lock = prepared(tx, !job_ids.is_empty(), LOCK_JOBS).await?;
-    let numbers = arriving.prepare(tx).await?;
+    let counting = arriving.prepare(tx).await?;
     let (requests, jobs, registrations) =
-        tokio::join!(locking(tx, requests_lock, &ids), locking(tx, jobs_lock, &job_ids), arriving.read(tx, numbers));
+        tokio::join!(locking(tx, requests_lock, &ids), locking(tx, jobs_lock, &job_ids), arriving.read(tx, counting));
     let (requests, jobs, registrations) = match (requests, jobs, registrations) {
         (Ok(requests), Ok(jobs), Ok(registrations)) => (requests, jobs, registrations),
         (requests, jobs, registrations) => {
@@ -289,12 +298,16 @@ struct Decisions {
     steps: Vec<Reached>,
     usage: Vec<Used>,
     timeline: Vec<Entry>,
+    /// Calls counted per tenant, budget and bucket.
+    calls: HashMap<(Uuid, Budget, i64), i64>,
+    /// Per registration to insert (by its place), its call budgets' use.
+    budget_use: HashMap<usize, Vec<(Budget, u64)>>,
 }
 
 /// Runs every update's decision, in arrival order, on the locked state, and
-/// decides the registrations under a per-number limit.
-fn decide(batch: &[Op], locked: &mut Locked, arriving: &Arriving<'_>) -> Result<Decisions, Fail> {
-    let mut registrations = arriving.decide(&locked.registrations)?.into_iter();
+/// takes the registrations' (`limited`), in the same order.
+fn decide(batch: &[Op], locked: &mut Locked, registrations: Vec<Decided>) -> Result<Decisions, Fail> {
+    let mut registrations = registrations.into_iter();
     let mut d = Decisions {
         outcomes: Vec::with_capacity(batch.len()),
         new_jobs: Vec::new(),
@@ -303,10 +316,21 @@ fn decide(batch: &[Op], locked: &mut Locked, arriving: &Arriving<'_>) -> Result<
         steps: Vec::new(),
         usage: Vec::new(),
         timeline: Vec::new(),
+        calls: HashMap::new(),
+        budget_use: HashMap::new(),
     };
     for op in batch {
         let Op::Update { id, decide, finishing, .. } = op else {
-            d.outcomes.push(registrations.next().flatten().map(Outcome::Inserted));
+            match registrations.next() {
+                Some(Decided::Answered(inserted)) => d.outcomes.push(Some(Outcome::Inserted(inserted))),
+                Some(Decided::Insert(used)) => {
+                    if !used.is_empty() {
+                        d.budget_use.insert(d.outcomes.len(), used);
+                    }
+                    d.outcomes.push(None);
+                }
+                None => d.outcomes.push(None),
+            }
             continue;
         };
         if let Some(lease) = finishing {
@@ -385,11 +409,14 @@ async fn write(
     let stepping = prepared(tx, !steps.is_empty(), ADD_STEPS).await?;
     let counting = prepared(tx, !usage.is_empty(), ADD_USAGE).await?;
     let entering = prepared(tx, !timeline.is_empty(), ADD_TIMELINE).await?;
+    let calling = prepared(tx, !d.calls.is_empty(), COUNT_CALLS).await?;
+    let (call_tenants, call_budgets, call_buckets, call_counts) = calls_params(&d.calls);
+    let calls: [&(dyn ToSql + Sync); 4] = [&call_tenants, &call_budgets, &call_buckets, &call_counts];
     let jobs: [&(dyn ToSql + Sync); 4] = [&arrays.kinds, &request_ids, &arrays.payloads, &arrays.delays];
     let finished: [&(dyn ToSql + Sync); 1] = [&d.finished];
     let (changes, records, reached, used, told) =
         (changed.params(&batch_id), events.params(), steps.params(), usage.params(), timeline.params());
-    let (updates, adding, dropping, recorded, stepped, counted, entered, inserted) = tokio::join!(
+    let (updates, adding, dropping, recorded, stepped, counted, entered, called, inserted) = tokio::join!(
         writing(tx, updating, &changes),
         writing(tx, adding, &jobs),
         writing(tx, dropping, &finished),
@@ -397,9 +424,10 @@ async fn write(
         writing(tx, stepping, &reached),
         writing(tx, counting, &used),
         writing(tx, entering, &told),
+        writing(tx, calling, &calls),
         inserts,
     );
-    let written = [updates, adding, dropping, recorded, stepped, counted, entered];
+    let written = [updates, adding, dropping, recorded, stepped, counted, entered, called];
     match inserted {
         Ok(inserted) if written.iter().all(Result::is_ok) => Ok(inserted),
         inserted => {
@@ -407,6 +435,21 @@ async fn write(
             Err(Fail::cause(failures).unwrap_or_else(corrupt))
         }
     }
+}
+
+/// The calls a batch counts as the column arrays of `COUNT_CALLS`.
+fn calls_params(calls: &HashMap<(Uuid, Budget, i64), i64>) -> (Vec<Uuid>, Vec<i16>, Vec<i64>, Vec<i64>) {
+    let mut rows: Vec<_> = calls.iter().map(|((t, b, bucket), n)| (*t, b.id(), *bucket, *n)).collect();
+    // In key order, as every batch takes the rows' locks.
+    rows.sort_unstable();
+    let mut arrays = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (t, b, bucket, n) in rows {
+        arrays.0.push(t);
+        arrays.1.push(b);
+        arrays.2.push(bucket);
+        arrays.3.push(n);
+    }
+    arrays
 }
 
 /// The changed requests of a batch as the column arrays of `WRITE_REQUESTS`.

@@ -24,7 +24,6 @@ mod listen;
 mod lookup;
 mod queue;
 mod reads;
-mod registrations;
 mod requests;
 mod rows;
 mod stats;

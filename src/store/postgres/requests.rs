@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::registrations::Registering;
 use super::retry::Fail;
 use super::rows::{job_from_row, job_from_row_at, request_from_row};
 use super::{JOB_COLUMNS, JobArrays, PgStore, SELECT_BY_EXTERNAL_ID, SELECT_REQUEST, millis_f64, numbered};
@@ -20,9 +19,7 @@ use crate::clock::to_millis;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::request::AuthRequest;
 use crate::domain::status::{CallStatus, FailureReason};
-use crate::store::{
-    Applied, Decide, Inserted, Job, Lease, Limits, NewJob, PENDING_INBOUND, RequestStore, StoreError, register,
-};
+use crate::store::{Applied, Decide, Inserted, Job, Lease, Limits, NewJob, PENDING_INBOUND, RequestStore, StoreError};
 
 /// Every registration of a batch in one statement, as column arrays (`$1`–`$26`
 /// in `request_columns!()` order, then `terminal` and the `request.registered`
@@ -214,15 +211,6 @@ impl<'a> NewRequests<'a> {
         ]
     }
 
-    /// Inserts the one request given and its jobs.
-    pub(super) async fn insert_one(&self, c: &impl GenericClient) -> Result<Inserted, Fail> {
-        let mut answers = self.insert(c).await?;
-        answers
-            .pop()
-            .filter(|_| answers.is_empty())
-            .ok_or_else(|| Fail::Stop(StoreError::Corrupt("not one request".into())))
-    }
-
     /// Inserts every request and its jobs in one statement; answers each in
     /// the order given. A request whose unique key was taken is then looked
     /// into on its own (`NewRequest::after_conflict`).
@@ -288,40 +276,7 @@ impl RequestStore for PgStore {
         jobs: Vec<NewJob>,
         limits: Limits,
     ) -> Result<Inserted, StoreError> {
-        if limits.budgets.is_empty() {
-            // Decided in a batch with the others (`limited`).
-            let limit = limits.number;
-            return self.write(|reply| batch::Op::Insert { request, jobs, limit, reply }).await;
-        }
-        // With call budgets: in a transaction of its own, with the tenant's lock.
-        let new = NewRequests::new(&[(&request, &jobs, Uuid::now_v7())], self.db.lease);
-        let inserted = retrying!(&self.db, "operation", |c, _tries| {
-            let tx = c.transaction().await?;
-            // One registration per number, and per tenant with budgets, at a
-            // time across every server (always in this order: no deadlock).
-            if limits.number.is_some() {
-                tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))", &[&request.phone_number.as_str()])
-                    .await?;
-            }
-            if !limits.budgets.is_empty() {
-                tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 2))", &[&request.tenant_id])
-                    .await?;
-            }
-            // A retry after a lost connection finds its own earlier commit before counting it.
-            let inserted = if tx.query_opt("SELECT 1 FROM auth_requests WHERE id = $1", &[&request.id]).await?.is_none()
-            {
-                register(&mut Registering { tx: &tx, request: &request, new: &new }, &request, &limits).await?
-            } else {
-                new.insert_one(&tx).await?
-            };
-            tx.commit().await?;
-            Ok(inserted)
-        })?;
-        if matches!(inserted, Inserted::Created { .. }) {
-            self.db.counters.wrote();
-            self.db.counters.committed();
-        }
-        Ok(inserted)
+        self.write(|reply| batch::Op::Insert { request, jobs, limits, reply }).await
     }
 
     async fn request(&self, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
