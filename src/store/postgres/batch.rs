@@ -191,7 +191,7 @@ async fn attempt(
     }
     let mut calls = HashMap::new();
     let registrations = arriving.decide(&tx, &locked.registrations, &mut calls).await?;
-    let mut decisions = decide(batch, &mut locked, registrations)?;
+    let mut decisions = decide(batch, &mut locked, registrations);
     decisions.calls = calls;
     let inserted = write(&tx, db, batch, tokens, batch_id, &locked, &decisions).await?;
     for (n, mut result) in inserted {
@@ -306,7 +306,7 @@ struct Decisions {
 
 /// Runs every update's decision, in arrival order, on the locked state, and
 /// takes the registrations' (`limited`), in the same order.
-fn decide(batch: &[Op], locked: &mut Locked, registrations: Vec<Decided>) -> Result<Decisions, Fail> {
+fn decide(batch: &[Op], locked: &mut Locked, registrations: Vec<Decided>) -> Decisions {
     let mut registrations = registrations.into_iter();
     let mut d = Decisions {
         outcomes: Vec::with_capacity(batch.len()),
@@ -360,7 +360,7 @@ fn decide(batch: &[Op], locked: &mut Locked, registrations: Vec<Decided>) -> Res
             }
         }
     }
-    Ok(d)
+    d
 }
 
 /// Writes a batch, pipelined: every statement is sent before the first
