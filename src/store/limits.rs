@@ -50,6 +50,11 @@ impl Limits {
     pub fn number(limit: Option<NumberLimit>) -> Self {
         Self { number: limit, budgets: Vec::new() }
     }
+
+    /// Nothing to count the registration against.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.number.is_none() && self.budgets.is_empty()
+    }
 }
 
 /// The `offset + 1`-th newest of some registrations created after `since`.

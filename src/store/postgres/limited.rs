@@ -96,7 +96,7 @@ impl<'a> Arriving<'a> {
     }
 
     fn counted(&self) -> bool {
-        self.all.iter().any(|(_, limits)| limits.number.is_some() || !limits.budgets.is_empty())
+        self.all.iter().any(|(_, limits)| !limits.is_empty())
     }
 
     /// The statements that lock and read for the limited registrations,
@@ -118,7 +118,7 @@ impl<'a> Arriving<'a> {
     /// their decisions need: every statement is sent before the first answer is read.
     pub(super) async fn read(&self, tx: &Transaction<'_>, asking: Option<Asking>) -> Result<Seen, Fail> {
         let Some(ask) = asking else { return Ok(Seen::default()) };
-        let counted = || self.all.iter().filter(|(_, l)| l.number.is_some() || !l.budgets.is_empty()).map(|(r, _)| *r);
+        let counted = || self.all.iter().filter(|(_, l)| !l.is_empty()).map(|(r, _)| *r);
         let n = self.limited.len();
         let phones: Vec<&str> = self.limited.iter().map(|(r, _)| r.phone_number.as_str()).collect();
         let mut locked_tenants: Vec<Uuid> = self.budgeted.iter().map(|(t, _, _)| *t).collect();
@@ -201,7 +201,7 @@ impl<'a> Arriving<'a> {
                 }
                 None => &Newest::NONE,
             };
-            if limits.number.is_none() && limits.budgets.is_empty() {
+            if limits.is_empty() {
                 decided.push(Decided::Insert(Vec::new()));
                 earlier.push(r);
                 continue;
