@@ -944,3 +944,52 @@ async fn a_number_limit_holds_under_a_burst_from_two_servers() {
         assert_eq!(stores[0].count_requests(tenants[0].id).await.unwrap(), per_tenant[0] as u64 + 1);
     });
 }
+
+/// Our sessions force generic plans, each made once per connection, often on
+/// a new database whose tables are nearly empty. A lookup by key must still
+/// find its rows in an index then, not read a table, or all the rows an index
+/// holds, per lookup: every index scan of `auth_requests` in the plan of each
+/// keyed lookup has an index condition on the key's first column.
+#[tokio::test(flavor = "multi_thread")]
+async fn keyed_lookups_use_an_index_on_a_new_database() {
+    use ivr_auth::store::postgres::{SESSION_OPTIONS, keyed_lookups};
+    let db = TestDb::new(Backend::Postgres).await;
+    let _migrated = db.store().await;
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    for setting in SESSION_OPTIONS.split("-c ").map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, value) = setting.split_once('=').unwrap();
+        client.batch_execute(&format!("SET {name} = '{value}'")).await.unwrap();
+    }
+    // "Bitmap Index Scan on auth_requests_pkey", "Index Only Scan Backward using auth_requests_… on …".
+    let index_scan = |line: &str| {
+        line.contains("Scan") && (line.contains(" using auth_requests") || line.contains("Scan on auth_requests_"))
+    };
+    for (what, sql, key) in keyed_lookups() {
+        client.batch_execute(&format!("PREPARE keyed AS {sql}")).await.unwrap();
+        let params: i32 = client
+            .query_one("SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'keyed'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let nulls = vec!["NULL"; params as usize].join(", ");
+        let plan: Vec<String> = client
+            .query(&format!("EXPLAIN EXECUTE keyed({nulls})"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect();
+        client.batch_execute("DEALLOCATE keyed").await.unwrap();
+        let plan_text = plan.join("\n");
+        assert!(!plan_text.contains("Seq Scan on auth_requests"), "{what}:\n{plan_text}");
+        let scans: Vec<usize> = (0..plan.len()).filter(|&i| index_scan(&plan[i])).collect();
+        assert!(!scans.is_empty(), "{what}: no index scan in\n{plan_text}");
+        for i in scans {
+            // The lines under the scan, up to the next node.
+            let mut detail = plan[i + 1..].iter().take_while(|l| !l.contains("->"));
+            let keyed = detail.any(|l| l.contains("Index Cond: (") && l.contains(&format!("({key} = ")));
+            assert!(keyed, "{what}: a scan without an index condition on {key} in\n{plan_text}");
+        }
+    }
+}

@@ -146,7 +146,7 @@ fn answer(op: Op, outcome: Result<Outcome, StoreError>) {
     }
 }
 
-const LOCK_REQUESTS: &str =
+pub(super) const LOCK_REQUESTS: &str =
     concat!("SELECT ", request_columns!(), ", last_op FROM auth_requests WHERE id = ANY($1) ORDER BY id FOR UPDATE");
 const LOCK_JOBS: &str = "SELECT id, lease_owner FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 /// Every changed request of a batch in one statement.

@@ -35,6 +35,10 @@ pub struct Target {
     pub tls: MakeRustlsConnect,
 }
 
+/// The options every session starts with (why: in `target`).
+pub const SESSION_OPTIONS: &str =
+    "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off -c client_min_messages=warning";
+
 fn bad_url(why: impl Into<String>) -> StoreError {
     StoreError::Database(format!("IVR_AUTH_DATABASE_URL: {}", why.into()).into())
 }
@@ -87,11 +91,9 @@ pub fn target(url: &str) -> Result<Target, StoreError> {
     // microseconds. JIT is for long analytical queries; it is off here.
     // Notices ("relation already exists, skipping" from the migrations) are
     // the server talking to itself; the driver would log each as our INFO line.
-    const SESSION: &str =
-        "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off -c client_min_messages=warning";
     let options = match config.get_options() {
-        Some(o) if !o.is_empty() => format!("{o} {SESSION}"),
-        _ => SESSION.to_owned(),
+        Some(o) if !o.is_empty() => format!("{o} {SESSION_OPTIONS}"),
+        _ => SESSION_OPTIONS.to_owned(),
     };
     config.options(options);
     let tls = MakeRustlsConnect::new(client_config(verify, root_file.as_deref())?);

@@ -42,19 +42,21 @@ pub(super) const COUNT_CALLS: &str = "INSERT INTO call_counts (tenant_id, budget
      SELECT * FROM unnest($1::uuid[], $2::int2[], $3::int8[], $4::int8[]) \
      ON CONFLICT (tenant_id, budget, bucket) DO UPDATE SET calls = call_counts.calls + EXCLUDED.calls";
 /// Which of the ids given are stored: a batch's earlier attempt committed them.
-const STORED: &str = "SELECT id FROM auth_requests WHERE id = ANY($1)";
-/// The requests stored under the tenants' external ids given.
-const SAME_EXTERNAL_IDS: &str = concat!(
-    "SELECT ",
+pub(super) const STORED: &str = "SELECT id FROM auth_requests WHERE id = ANY($1)";
+/// The requests stored under the tenants' external ids given, each looked up
+/// in the external ids' index. (As a plain join, the generic plan made on a
+/// new database hashed the ids given and read every request that has an
+/// external id, until the table's first `ANALYZE`.)
+pub(super) const SAME_EXTERNAL_IDS: &str = concat!(
+    "SELECT r.* FROM unnest($1::uuid[], $2::text[]) AS x(tenant, ext) CROSS JOIN LATERAL (SELECT ",
     request_columns!(),
-    " FROM unnest($1::uuid[], $2::text[]) AS x(tenant, ext) \
-     JOIN auth_requests ON tenant_id = x.tenant AND external_id = x.ext"
+    " FROM auth_requests WHERE tenant_id = x.tenant AND external_id = x.ext LIMIT 1) AS r"
 );
 /// Per registration (`ord`, from 1), when the newest registrations of its
 /// number within its window were made: its tenant's (`true`, as many as the
 /// tenant's limit) and everybody's (`false`, as many as the server's). Along
 /// the number's index, as `NUMBER_NTH_NEWEST_BY_TENANT` says why.
-const NEWEST: &str = "WITH n AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::int8[], \
+pub(super) const NEWEST: &str = "WITH n AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::int8[], \
        $5::int8[]) WITH ORDINALITY AS n(phone, tenant, since, per_tenant, overall, ord)) \
      SELECT n.ord, true, r.created_at FROM n CROSS JOIN LATERAL (SELECT created_at FROM auth_requests \
        WHERE phone_number = n.phone AND created_at > n.since AND (tenant_id = n.tenant) IS TRUE \

@@ -96,6 +96,29 @@ fn millis_f64(d: Duration) -> f64 {
 const SELECT_REQUEST: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = $1");
 const SELECT_BY_EXTERNAL_ID: &str =
     concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = $1 AND external_id = $2");
+
+/// The statements that find requests by a key, each with what it does and the
+/// column its key starts with, for the test that checks that PostgreSQL's
+/// generic plan of each, made on a new database, looks its keys up in an
+/// index (`store::keyed_lookups_use_an_index_on_a_new_database`).
+#[doc(hidden)]
+pub fn keyed_lookups() -> Vec<(&'static str, String, &'static str)> {
+    vec![
+        ("a request by id", SELECT_REQUEST.into(), "id"),
+        ("requests by id, batched", reads::REQUESTS.into(), "id"),
+        ("a batch's requests, locked", batch::LOCK_REQUESTS.into(), "id"),
+        ("a request by external id", SELECT_BY_EXTERNAL_ID.into(), "tenant_id"),
+        ("a batch's external ids", limited::SAME_EXTERNAL_IDS.into(), "tenant_id"),
+        ("a batch's stored ids", limited::STORED.into(), "id"),
+        ("a batch's numbers' newest", limited::NEWEST.into(), "phone_number"),
+        ("a tenant's nth newest outbound", numbered(crate::store::limits::OUTBOUND_NTH_NEWEST), "tenant_id"),
+    ]
+}
+
+/// The options every session of ours starts with (`-c name=value …`).
+#[doc(hidden)]
+pub use connect::SESSION_OPTIONS;
+
 const JOB_COLUMNS: &str = "id, kind, request_id, payload, attempts - 1, created_at, lease_owner";
 
 /// A statement shared with SQLite (`?N` parameters) in PostgreSQL's numbering (`$N`).

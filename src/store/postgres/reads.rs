@@ -25,7 +25,7 @@ const MAX_BATCH: usize = 512;
 /// Batches in flight at once (a connection each).
 const READERS: usize = 2;
 
-const REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = ANY($1)");
+pub(super) const REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE id = ANY($1)");
 const TENANTS: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE key_id = ANY($1)");
 
 /// A queued read and where its answer goes.
