@@ -77,9 +77,36 @@ impl Outcome {
     }
 }
 
-/// Starts the writers; they stop when the returned sender is dropped.
-pub(super) fn spawn(db: Arc<Db>) -> (mpsc::UnboundedSender<Op>, Vec<AbortHandle>) {
-    queue::spawn(db, WRITERS, MAX_BATCH, |db, batch| async move { run(&db, batch).await })
+/// The writers' queues. Registrations that are counted (a per-number limit,
+/// call budgets) have a writer of their own: a batch of them holds its
+/// numbers' and tenants' locks until it commits, and a second writer with
+/// counted registrations of the same tenant would only wait for it, holding
+/// its connection and the rows of every other write it carries. So the
+/// counted registrations of a server queue up behind one another and are
+/// counted together, and every other write commits beside them.
+pub(super) struct Writers {
+    counted: mpsc::UnboundedSender<Op>,
+    rest: mpsc::UnboundedSender<Op>,
+}
+
+impl Writers {
+    /// Queues `op` for its writer; `Err` once the writers have stopped.
+    pub(super) fn send(&self, op: Op) -> Result<(), StoreError> {
+        let queue = match &op {
+            Op::Insert { limits, .. } if !limits.is_empty() => &self.counted,
+            _ => &self.rest,
+        };
+        queue.send(op).map_err(|_| StoreError::closed())
+    }
+}
+
+/// Starts the writers; they stop when the returned queues are dropped.
+pub(super) fn spawn(db: Arc<Db>) -> (Writers, Vec<AbortHandle>) {
+    let writer = |db: Arc<Db>, batch| async move { run(&db, batch).await };
+    let (counted, mut tasks) = queue::spawn(db.clone(), 1, MAX_BATCH, writer);
+    let (rest, others) = queue::spawn(db, WRITERS, MAX_BATCH, writer);
+    tasks.extend(others);
+    (Writers { counted, rest }, tasks)
 }
 
 /// Runs a batch until it commits or its time runs out, then answers every op.

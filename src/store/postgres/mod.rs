@@ -62,8 +62,8 @@ const MIGRATIONS: [&str; 12] = [
 /// PostgreSQL-backed store.
 pub struct PgStore {
     db: Arc<Db>,
-    /// The group-commit writers' queue (`batch`).
-    writes: mpsc::UnboundedSender<batch::Op>,
+    /// The group-commit writers' queues (`batch`).
+    writes: batch::Writers,
     /// The batched point readers' queue (`reads`).
     reads: mpsc::UnboundedSender<reads::Read>,
     signal: Option<Arc<Notify>>,
@@ -220,7 +220,7 @@ impl PgStore {
         op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> batch::Op,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.writes.send(op(reply)).map_err(|_| StoreError::closed())?;
+        self.writes.send(op(reply))?;
         answer.await.map_err(|_| StoreError::closed())?
     }
 
