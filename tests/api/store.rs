@@ -993,3 +993,22 @@ async fn keyed_lookups_use_an_index_on_a_new_database() {
         }
     }
 }
+
+/// Advisory locks belong to the database, not to a schema: a deployment in
+/// another schema of the same database (or a test beside this one) that is
+/// sealing its audit log must not make this one skip its turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sealer_in_another_schema_does_not_stop_this_ones() {
+    let (ours, theirs) = (TestDb::new(Backend::Postgres).await, TestDb::new(Backend::Postgres).await);
+    let store = ours.store().await;
+    let _their_schema = theirs.store().await;
+    store.append_audit(vec![record(None, now_ms(), 1)]).await.unwrap();
+    // The other deployment's sealer, inside its transaction.
+    let (mut client, conn) = tokio_postgres::connect(&theirs.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let tx = client.transaction().await.unwrap();
+    let held: bool = tx.query_one(ivr_auth::store::postgres::AUDIT_SEALER_LOCK, &[]).await.unwrap().get(0);
+    assert!(held, "the other schema's sealer has its lock");
+    assert_eq!(store.seal_audit(10).await.unwrap(), 1, "this schema's events are sealed meanwhile");
+    tx.rollback().await.unwrap();
+}

@@ -20,7 +20,11 @@ use crate::store::{AuditQuery, AuditStore, ChainHead, StoreError, StoredEvent};
 
 const EVENT_COLUMNS: &str = "id, kind, tenant_id, request_id, at, data, seq, hash";
 /// Held by the node that seals or purges, for its transaction.
-const LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended('ivr-auth audit sealer', 0))";
+/// Advisory locks are the database's, not the schema's: the key names the
+/// schema, so that deployments in two schemas of one database (and tests
+/// running side by side) never take each other's turn.
+pub const LOCK: &str =
+    "SELECT pg_try_advisory_xact_lock(hashtextextended('ivr-auth audit sealer ' || current_schema(), 0))";
 
 /// Audit events as the column arrays of `ADD_EVENTS`.
 pub(super) struct EventArrays {

@@ -115,6 +115,10 @@ pub fn keyed_lookups() -> Vec<(&'static str, String, &'static str)> {
     ]
 }
 
+/// The statement a node seals or purges the audit log under (for a test).
+#[doc(hidden)]
+pub use audit::LOCK as AUDIT_SEALER_LOCK;
+
 /// The options every session of ours starts with (`-c name=value …`).
 #[doc(hidden)]
 pub use connect::SESSION_OPTIONS;
