@@ -12,7 +12,7 @@
 //! wrote into every row it changed, or by its inserted rows.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 
@@ -189,6 +189,55 @@ const ADD_JOBS: &str = "INSERT INTO jobs (kind, request_id, payload, run_at, cre
      SELECT k, r, p, now() + d * interval '1 millisecond', now(), 0 \
      FROM unnest($1::text[], $2::uuid[], $3::text[], $4::float8[]) AS j(k, r, p, d)";
 const DROP_JOBS: &str = "DELETE FROM jobs WHERE id = ANY($1)";
+
+/// Every change of a batch but its registrations in one statement: the
+/// requests' updates, the jobs added and dropped, the audit events, funnel
+/// steps, usage and timeline entries, each a data-modifying `WITH` of its own
+/// (PostgreSQL runs each once, whether or not its array is empty). As seven
+/// statements, each cost PostgreSQL its own bind, executor start and end.
+pub(super) static WRITE_CHANGES: LazyLock<String> = LazyLock::new(|| {
+    let parts = [WRITE_REQUESTS, ADD_JOBS, DROP_JOBS, ADD_EVENTS, ADD_STEPS, ADD_USAGE, ADD_TIMELINE];
+    let mut sql = String::from("WITH ");
+    let mut before = 0;
+    for (n, part) in parts.into_iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("w{n} AS ({})", shifted(part, before)));
+        before += parameters(part);
+    }
+    sql.push_str(" SELECT 1");
+    sql
+});
+
+/// How many parameters (`$1` to `$n`) `sql` takes.
+fn parameters(sql: &str) -> usize {
+    sql.split('$').skip(1).filter_map(|rest| number_at(rest).map(|(n, _)| n)).max().unwrap_or(0)
+}
+
+/// The number at the start of `s`, and how many bytes it takes.
+fn number_at(s: &str) -> Option<(usize, usize)> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    Some((s[..digits].parse().ok()?, digits))
+}
+
+/// `sql` with each parameter `$k` renumbered `$(k + by)`.
+fn shifted(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut parts = sql.split('$');
+    out.push_str(parts.next().unwrap_or_default());
+    for rest in parts {
+        out.push('$');
+        match number_at(rest) {
+            Some((n, digits)) => {
+                out.push_str(&(n + by).to_string());
+                out.push_str(&rest[digits..]);
+            }
+            None => out.push_str(rest),
+        }
+    }
+    out
+}
 
 /// One attempt of a batch: lock, decide, write, commit.
 async fn attempt(
@@ -425,17 +474,18 @@ async fn write(
         let places = batch.iter().enumerate().filter(|(n, op)| to_insert(*n, op)).map(|(n, _)| n);
         Ok::<_, Fail>(places.zip(registering.insert(tx).await?).collect())
     };
-    // Every write is its own statement, all sent, in this order, before the
-    // first answer is read: one round trip for the lot. Each is prepared
-    // first (once per connection), so that none waits for its preparation
-    // while the others go ahead of it.
-    let updating = prepared(tx, !changed.ids.is_empty(), WRITE_REQUESTS).await?;
-    let adding = prepared(tx, !d.new_jobs.is_empty(), ADD_JOBS).await?;
-    let dropping = prepared(tx, !d.finished.is_empty(), DROP_JOBS).await?;
-    let recording = prepared(tx, !events.is_empty(), ADD_EVENTS).await?;
-    let stepping = prepared(tx, !steps.is_empty(), ADD_STEPS).await?;
-    let counting = prepared(tx, !usage.is_empty(), ADD_USAGE).await?;
-    let entering = prepared(tx, !timeline.is_empty(), ADD_TIMELINE).await?;
+    // The registrations' insert, the changes and the counted calls, all
+    // sent, in this order, before the first answer is read: one round trip
+    // for the lot. Each is prepared first (once per connection), so that none
+    // waits for its preparation while the others go ahead of it.
+    let some_change = !(changed.ids.is_empty()
+        && d.new_jobs.is_empty()
+        && d.finished.is_empty()
+        && events.is_empty()
+        && steps.is_empty()
+        && usage.is_empty()
+        && timeline.is_empty());
+    let changing = prepared(tx, some_change, &WRITE_CHANGES).await?;
     let calling = prepared(tx, !d.calls.is_empty(), COUNT_CALLS).await?;
     let (call_tenants, call_budgets, call_buckets, call_counts) = calls_params(&d.calls);
     let calls: [&(dyn ToSql + Sync); 4] = [&call_tenants, &call_budgets, &call_buckets, &call_counts];
@@ -443,18 +493,9 @@ async fn write(
     let finished: [&(dyn ToSql + Sync); 1] = [&d.finished];
     let (changes, records, reached, used, told) =
         (changed.params(&batch_id), events.params(), steps.params(), usage.params(), timeline.params());
-    let (updates, adding, dropping, recorded, stepped, counted, entered, called, inserted) = tokio::join!(
-        writing(tx, updating, &changes),
-        writing(tx, adding, &jobs),
-        writing(tx, dropping, &finished),
-        writing(tx, recording, &records),
-        writing(tx, stepping, &reached),
-        writing(tx, counting, &used),
-        writing(tx, entering, &told),
-        writing(tx, calling, &calls),
-        inserts,
-    );
-    let written = [updates, adding, dropping, recorded, stepped, counted, entered, called];
+    let all: Vec<&(dyn ToSql + Sync)> = [&changes[..], &jobs, &finished, &records, &reached, &used, &told].concat();
+    let (changed, called, inserted) = tokio::join!(writing(tx, changing, &all), writing(tx, calling, &calls), inserts);
+    let written = [changed, called];
     match inserted {
         Ok(inserted) if written.iter().all(Result::is_ok) => Ok(inserted),
         inserted => {
@@ -551,5 +592,23 @@ impl Outcome {
             Self::Updated(u) => Self::Updated(u.clone()),
             Self::LeaseLost => Self::LeaseLost,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_counted_and_renumbered_past_those_before() {
+        let sql = "UPDATE t SET a = $2, b = $11 FROM unnest($1::uuid[], $10::text[]) WHERE c = '$x'";
+        assert_eq!(parameters(sql), 11);
+        assert_eq!(shifted(sql, 7), "UPDATE t SET a = $9, b = $18 FROM unnest($8::uuid[], $17::text[]) WHERE c = '$x'");
+        assert_eq!(shifted("SELECT 1", 3), "SELECT 1");
+        // Each part's parameters follow the previous parts' in the one statement.
+        let parts = [WRITE_REQUESTS, ADD_JOBS, DROP_JOBS, ADD_EVENTS, ADD_STEPS, ADD_USAGE, ADD_TIMELINE];
+        let total: usize = parts.iter().map(|p| parameters(p)).sum();
+        assert_eq!(parameters(&WRITE_CHANGES), total);
+        assert_eq!(total, 12 + 4 + 1 + 6 + 5 + 7 + 4);
     }
 }

@@ -112,6 +112,7 @@ pub fn keyed_lookups() -> Vec<(&'static str, String, &'static str)> {
         ("a batch's stored ids", limited::STORED.into(), "id"),
         ("a batch's numbers' newest", limited::NEWEST.into(), "phone_number"),
         ("a tenant's nth newest outbound", numbered(crate::store::limits::OUTBOUND_NTH_NEWEST), "tenant_id"),
+        ("a batch's changes", batch::WRITE_CHANGES.to_string(), "id"),
     ]
 }
 
