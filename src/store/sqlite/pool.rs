@@ -135,10 +135,16 @@ fn switch_to_wal(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
-fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+pub(super) fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
     // Every statement the store runs stays compiled (the default keeps 16).
     conn.set_prepared_statement_cache_capacity(64);
+    // A plan never depends on the values bound to it. Without this, SQLite
+    // marks a parameter it compared with a partial index's condition while
+    // planning, and compiles the statement again whenever another value is
+    // bound to it: the per-number limit queries were compiled anew for every
+    // registration (issue 18).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(db_err)?;
     // The busy timeout comes first: switching a new file to WAL takes a lock
     // that another process opening it at the same moment must wait for.
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;

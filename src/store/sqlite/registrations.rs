@@ -106,4 +106,31 @@ mod tests {
         let outbound = plan(OUTBOUND_NTH_NEWEST);
         assert!(outbound.contains("auth_requests_outbound_tenant (tenant_id=? AND created_at>?)"), "{outbound}");
     }
+
+    /// Each registration asks about another number and tenant: the limit
+    /// queries stay compiled whatever values are bound to them. (SQLite marks
+    /// a parameter it compared with a partial index's condition while
+    /// planning, and compiles the statement again whenever that parameter gets
+    /// another value, unless a connection asks for plans that never depend on
+    /// bound values.)
+    #[test]
+    fn the_limit_queries_are_compiled_once_whatever_is_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::pool::connect(&dir.path().join("t.db"), false).unwrap();
+        super::super::migrate(&conn).unwrap();
+        for sql in [NUMBER_NTH_NEWEST_BY_TENANT, NUMBER_NTH_NEWEST, OUTBOUND_NTH_NEWEST] {
+            for n in 0..5 {
+                let mut stmt = conn.prepare_cached(sql).unwrap();
+                stmt.raw_bind_parameter(1, format!("+8190123456{n:02}")).unwrap();
+                for i in 2..=stmt.parameter_count() {
+                    stmt.raw_bind_parameter(i, n).unwrap();
+                }
+                let mut rows = stmt.raw_query();
+                while rows.next().unwrap().is_some() {}
+            }
+            let stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(stmt.get_status(rusqlite::StatementStatus::Run), 5, "{sql}");
+            assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
+        }
+    }
 }
