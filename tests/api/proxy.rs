@@ -2,9 +2,10 @@
 //! database (or the provider) can work, refuse every connection, or swallow
 //! traffic without an answer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -24,6 +25,10 @@ pub struct Proxy {
     mode: watch::Sender<Mode>,
     /// Connections accepted while stalled (they never reach the target).
     pub stalled: Arc<Mutex<usize>>,
+    /// Set: the next connection to send a PostgreSQL `COMMIT` (simple query,
+    /// unencrypted) has it passed on and is then cut before the answer comes
+    /// back, so the commit happens and its client never hears of it.
+    commit_lost: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -34,10 +39,13 @@ impl Proxy {
         let (mode, rx) = watch::channel(Mode::Forward);
         let stalled = Arc::new(Mutex::new(0));
         let counted = stalled.clone();
+        let commit_lost = Arc::new(AtomicBool::new(false));
+        let losing = commit_lost.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mut rx = rx.clone();
                 let counted = counted.clone();
+                let losing = losing.clone();
                 tokio::spawn(async move {
                     let current = *rx.borrow_and_update();
                     match current {
@@ -50,13 +58,23 @@ impl Proxy {
                         }
                         Mode::Forward => {
                             let Ok(server) = TcpStream::connect(target).await else { return };
-                            pump(client, server, rx).await;
+                            pump(client, server, rx, losing).await;
                         }
                     }
                 });
             }
         });
-        Self { addr, mode, stalled }
+        Self { addr, mode, stalled, commit_lost }
+    }
+
+    /// Loses the answer of the next `COMMIT` that passes (see `commit_lost`).
+    pub fn lose_next_commit_answer(&self) {
+        self.commit_lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a `COMMIT` has passed since `lose_next_commit_answer`, its answer lost.
+    pub fn commit_answer_lost(&self) -> bool {
+        !self.commit_lost.load(Ordering::SeqCst)
     }
 
     pub fn set(&self, mode: Mode) {
@@ -64,12 +82,49 @@ impl Proxy {
     }
 }
 
-/// Copies both ways until either side closes or the mode changes (which cuts the connection).
-async fn pump(mut client: TcpStream, mut server: TcpStream, mut rx: watch::Receiver<Mode>) {
+/// Copies both ways until either side closes or the mode changes (which cuts
+/// the connection), or a `COMMIT` whose answer is to be lost has passed.
+async fn pump(client: TcpStream, server: TcpStream, mut rx: watch::Receiver<Mode>, commit_lost: Arc<AtomicBool>) {
+    let (mut client_in, mut client_out) = client.into_split();
+    let (mut server_in, mut server_out) = server.into_split();
+    let cut = AtomicBool::new(false);
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = client_in.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+            let losing = commit && commit_lost.swap(false, Ordering::SeqCst);
+            if losing {
+                // Nothing the server says from now on reaches the client.
+                cut.store(true, Ordering::SeqCst);
+            }
+            if server_out.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            if losing {
+                // Time for the server to commit, then the connection is gone.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                return;
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = server_in.read(&mut buf).await.unwrap_or(0);
+            if n == 0 || cut.load(Ordering::SeqCst) || client_out.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = up => {}
+        _ = down => {}
         _ = rx.changed() => {}
     }
-    let _ = client.shutdown().await;
-    let _ = server.shutdown().await;
+    let _ = client_out.shutdown().await;
+    let _ = server_out.shutdown().await;
 }

@@ -1012,3 +1012,40 @@ async fn a_sealer_in_another_schema_does_not_stop_this_ones() {
     assert_eq!(store.seal_audit(10).await.unwrap(), 1, "this schema's events are sealed meanwhile");
     tx.rollback().await.unwrap();
 }
+
+/// A counted registration's batch commits, but the answer is lost with its
+/// connection: the batch runs again on another connection, finds the
+/// registration stored under its id, and answers it as created. It is not
+/// counted against its own number's limit a second time (which, at a limit
+/// of one, would refuse what is stored), and it is stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_counted_registration_whose_commit_answer_was_lost_is_answered_as_created() {
+    use ivr_auth::config::parse_database_url;
+    let db = TestDb::new(Backend::Postgres).await;
+    let proxy = crate::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    // Unencrypted, so that the proxy sees the COMMIT go by.
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}sslmode=disable", db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()));
+    let store = ivr_auth::store::open(&parse_database_url(&url).unwrap(), OpenOptions::new(Role::Cli)).await.unwrap();
+    let t = tenant(&*store, "t").await;
+    let limit = Some(NumberLimit { per_tenant: 1, overall: 1, window: chrono::Duration::minutes(10) });
+    let first = request(&t, "+819011112222", None, now_ms());
+    let id = first.id;
+    proxy.lose_next_commit_answer();
+    let answer = store.insert_request(first.into(), vec![], Limits::number(limit)).await.unwrap();
+    assert!(proxy.commit_answer_lost(), "the commit went by and its answer was lost");
+    assert!(matches!(answer, Inserted::Created { .. }), "{answer:?}");
+    assert_eq!(store.request(id).await.unwrap().map(|r| r.id), Some(id));
+    // Stored once: the number's one slot is taken.
+    let second = request(&t, "+819011112222", None, now_ms());
+    let refused = store.insert_request(second.into(), vec![], Limits::number(limit)).await.unwrap();
+    assert!(matches!(refused, Inserted::Limited { .. }), "{refused:?}");
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM auth_requests WHERE phone_number = '+819011112222'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
