@@ -150,10 +150,14 @@ fn select_request(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AuthRe
     conn.prepare_cached(SQL)?.query_row([id.as_bytes()], rows::request_from_row).optional()
 }
 
+/// A tenant's request under an external id.
+const SELECT_BY_EXTERNAL_ID: &str =
+    concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2");
+
 fn select_by_external_id(conn: &Connection, tenant: Uuid, external_id: &str) -> rusqlite::Result<Option<AuthRequest>> {
-    const SQL: &str =
-        concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE tenant_id = ?1 AND external_id = ?2");
-    conn.prepare_cached(SQL)?.query_row(params![tenant.as_bytes(), external_id], rows::request_from_row).optional()
+    conn.prepare_cached(SELECT_BY_EXTERNAL_ID)?
+        .query_row(params![tenant.as_bytes(), external_id], rows::request_from_row)
+        .optional()
 }
 
 /// Creates the database file, if it does not exist, readable by its owner

@@ -82,9 +82,11 @@ impl Registrations for Registering<'_> {
 mod tests {
     use crate::store::limits::{NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, OUTBOUND_NTH_NEWEST};
 
-    /// How SQLite runs `sql` on the schema of a fresh database (no statistics).
+    /// How SQLite runs `sql` on the schema of a fresh database (no
+    /// statistics), on a connection opened as the store opens them.
     fn plan(sql: &str) -> String {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::pool::connect(&dir.path().join("t.db"), false).unwrap();
         super::super::migrate(&conn).unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Its parameters unbound: the plan does not depend on them.
@@ -105,6 +107,22 @@ mod tests {
         // The tenant's outbound requests, by contrast, along the tenant's.
         let outbound = plan(OUTBOUND_NTH_NEWEST);
         assert!(outbound.contains("auth_requests_outbound_tenant (tenant_id=? AND created_at>?)"), "{outbound}");
+    }
+
+    /// Plans never depend on bound values (QPSG): the lookups by key still
+    /// take the partial indexes made for them, whose conditions their own
+    /// conditions imply without any value bound.
+    #[test]
+    fn keyed_lookups_take_their_partial_indexes_whatever_is_bound() {
+        let by_external_id = plan(super::super::SELECT_BY_EXTERNAL_ID);
+        assert!(
+            by_external_id.contains("auth_requests_external_id (tenant_id=? AND external_id=?)"),
+            "{by_external_id}"
+        );
+        let by_call = plan(super::super::requests::BY_CALL_SID);
+        assert!(by_call.contains("auth_requests_call_sid (call_sid=?)"), "{by_call}");
+        let inbound = plan(crate::store::requests::PENDING_INBOUND);
+        assert!(inbound.contains("auth_requests_inbound_open (phone_number=?"), "{inbound}");
     }
 
     /// Each registration asks about another number and tenant: the limit

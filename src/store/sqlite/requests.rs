@@ -18,6 +18,10 @@ use crate::store::{
     Applied, Decide, Inserted, Lease, Limits, NewJob, PENDING_INBOUND, RequestStore, StoreError, register,
 };
 
+/// The newest request of a call.
+pub(super) const BY_CALL_SID: &str =
+    concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1");
+
 #[async_trait]
 impl RequestStore for SqliteStore {
     async fn insert_request(
@@ -75,12 +79,7 @@ impl RequestStore for SqliteStore {
 
     async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
         self.pool.read_here(|c| {
-            let sql = concat!(
-                "SELECT ",
-                request_columns!(),
-                " FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
-            );
-            let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
+            let mut stmt = c.prepare_cached(BY_CALL_SID).map_err(db_err)?;
             stmt.query_row([call_sid], rows::request_from_row).optional().map_err(db_err)
         })
     }
