@@ -284,10 +284,7 @@ impl RequestStore for PgStore {
     }
 
     async fn request_by_external_id(&self, tenant: Uuid, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
-        retrying!(&self.db, "operation", |c, _tries| {
-            let stmt = c.prepare_cached(SELECT_BY_EXTERNAL_ID).await?;
-            Ok(c.query_opt(&stmt, &[&tenant, &external_id]).await?.as_ref().map(request_from_row).transpose()?)
-        })
+        retrying!(&self.db, "operation", |c, _tries| by_external_id(&*c, tenant, external_id).await)
     }
 
     async fn pending_inbound(
