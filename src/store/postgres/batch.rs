@@ -474,7 +474,7 @@ async fn write(
         let places = batch.iter().enumerate().filter(|(n, op)| to_insert(*n, op)).map(|(n, _)| n);
         Ok::<_, Fail>(places.zip(registering.insert(tx).await?).collect())
     };
-    // The registrations' insert, the changes and the counted calls, all
+    // The changes, the counted calls and the registrations' insert, all
     // sent, in this order, before the first answer is read: one round trip
     // for the lot. Each is prepared first (once per connection), so that none
     // waits for its preparation while the others go ahead of it.
