@@ -12,10 +12,6 @@ use crate::helpers::*;
 use crate::proxy::{Mode, Proxy};
 
 /// The database URL with its host and port replaced by `addr`.
-fn through(url: &str, addr: std::net::SocketAddr) -> String {
-    url.replace("127.0.0.1:5432", &addr.to_string())
-}
-
 async fn twilio_app_on(db: Arc<TestDb>, database_url: String) -> (TestApp, ProviderDouble) {
     let double = ProviderDouble::start().await;
     let opts = Opts { twilio_api: Some(double.base.clone()), database_url: Some(database_url), ..Default::default() };
@@ -117,7 +113,7 @@ impl OnTheLine {
     async fn start() -> Self {
         let db = Arc::new(TestDb::new(Backend::Postgres).await);
         let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-        let (app, double) = twilio_app_on(db.clone(), through(&db.url, proxy.addr)).await;
+        let (app, double) = twilio_app_on(db.clone(), proxy.through(&db.url)).await;
         let r = app.register(json!({ "phone_number": PHONE, "code": "482913", "locale": "en-US" })).await;
         let id = r["id"].as_str().unwrap().to_owned();
         double.wait_calls(1).await;

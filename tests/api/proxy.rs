@@ -67,6 +67,11 @@ impl Proxy {
         Self { addr, mode, stalled, commit_lost }
     }
 
+    /// `url` (a test database's, on 127.0.0.1:5432) reaching the database through this proxy.
+    pub fn through(&self, url: &str) -> String {
+        url.replace("127.0.0.1:5432", &self.addr.to_string())
+    }
+
     /// Loses the answer of the next `COMMIT` that passes (see `commit_lost`).
     pub fn lose_next_commit_answer(&self) {
         self.commit_lost.store(true, Ordering::SeqCst);

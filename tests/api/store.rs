@@ -1025,7 +1025,7 @@ async fn a_counted_registration_whose_commit_answer_was_lost_is_answered_as_crea
     let proxy = crate::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
     // Unencrypted, so that the proxy sees the COMMIT go by.
     let sep = if db.url.contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}sslmode=disable", db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()));
+    let url = format!("{}{sep}sslmode=disable", proxy.through(&db.url));
     let store = ivr_auth::store::open(&parse_database_url(&url).unwrap(), OpenOptions::new(Role::Cli)).await.unwrap();
     let t = tenant(&*store, "t").await;
     let limit = Some(NumberLimit { per_tenant: 1, overall: 1, window: chrono::Duration::minutes(10) });

@@ -82,12 +82,19 @@ impl Registrations for Registering<'_> {
 mod tests {
     use crate::store::limits::{NUMBER_NTH_NEWEST, NUMBER_NTH_NEWEST_BY_TENANT, OUTBOUND_NTH_NEWEST};
 
-    /// How SQLite runs `sql` on the schema of a fresh database (no
-    /// statistics), on a connection opened as the store opens them.
-    fn plan(sql: &str) -> String {
+    /// A fresh database's writer connection, opened and migrated as the
+    /// store does (the folder holds the file while it is kept).
+    fn fresh() -> (tempfile::TempDir, rusqlite::Connection) {
         let dir = tempfile::tempdir().unwrap();
         let conn = super::super::pool::connect(&dir.path().join("t.db"), false).unwrap();
         super::super::migrate(&conn).unwrap();
+        (dir, conn)
+    }
+
+    /// How SQLite runs `sql` on the schema of a fresh database (no
+    /// statistics), on a connection opened as the store opens them.
+    fn plan(sql: &str) -> String {
+        let (_dir, conn) = fresh();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Its parameters unbound: the plan does not depend on them.
         let mut rows = stmt.raw_query();
@@ -133,9 +140,7 @@ mod tests {
     /// bound values.)
     #[test]
     fn the_limit_queries_are_compiled_once_whatever_is_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::pool::connect(&dir.path().join("t.db"), false).unwrap();
-        super::super::migrate(&conn).unwrap();
+        let (_dir, conn) = fresh();
         for sql in [NUMBER_NTH_NEWEST_BY_TENANT, NUMBER_NTH_NEWEST, OUTBOUND_NTH_NEWEST] {
             for n in 0..5 {
                 let mut stmt = conn.prepare_cached(sql).unwrap();
