@@ -398,6 +398,8 @@ async fn expiry_listing_and_purge_see_only_what_they_should() {
         let cutoff = now_ms() - chrono::Duration::days(30);
         assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 1);
         assert!(store.request(old_done.id).await.unwrap().is_none());
+        // Gone for a transition too (SQLite's writer had kept the row it stored).
+        assert!(store.update_request(old_done.id, one_more_no_input(), None).await.unwrap().is_none(), "purged");
         assert!(store.request(old_open.id).await.unwrap().is_some(), "not finished: kept");
         assert!(store.request(ended_early.id).await.unwrap().is_some(), "not expired: kept");
         assert_eq!(store.purge_finished(cutoff, 10).await.unwrap(), 0);

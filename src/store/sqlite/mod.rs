@@ -9,6 +9,7 @@ mod cluster;
 mod jobs;
 mod lookup;
 mod pool;
+mod recent;
 mod registrations;
 mod requests;
 mod rows;
@@ -51,6 +52,8 @@ pub struct SqliteStore {
     pool: Pool,
     counters: Arc<WriteCounters>,
     lease_ms: i64,
+    /// The requests the writer stored last.
+    recent: Arc<recent::Recent>,
     /// Held for the life of a server process: one server per database file.
     _server_lock: Option<File>,
 }
@@ -193,9 +196,15 @@ impl SqliteStore {
         let path = path.to_owned();
         let counters = Arc::new(WriteCounters::default());
         let pool_counters = counters.clone();
+        let recent = Arc::new(recent::Recent::default());
+        let watching = recent.clone();
+        let init = move |c: &mut Connection| {
+            migrate(c)?;
+            watching.watch(c)
+        };
         let pool =
-            tokio::task::spawn_blocking(move || Pool::open(&path, migrate, pool_counters)).await.map_err(db_err)??;
-        let store = Self { pool, counters, lease_ms: millis(options.lease), _server_lock: server_lock };
+            tokio::task::spawn_blocking(move || Pool::open(&path, init, pool_counters)).await.map_err(db_err)??;
+        let store = Self { pool, counters, lease_ms: millis(options.lease), recent, _server_lock: server_lock };
         if options.role == Role::Server {
             // Safe only because the lock above makes this the file's one server.
             store

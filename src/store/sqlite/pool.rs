@@ -167,11 +167,11 @@ impl Pool {
     /// Opens the writer (running `init` on it first, e.g. migrations) and the readers.
     pub fn open(
         path: &Path,
-        init: impl FnOnce(&Connection) -> Result<(), StoreError>,
+        init: impl FnOnce(&mut Connection) -> Result<(), StoreError>,
         counters: Arc<WriteCounters>,
     ) -> Result<Self, StoreError> {
         let mut writer_conn = connect(path, false)?;
-        init(&writer_conn)?;
+        init(&mut writer_conn)?;
         // Checkpoints run on their own thread, not inside some unlucky commit
         // whose callers would all wait for the copy (a latency tail).
         // A WAL left large by a crash or a bulk load is folded back in and cut
@@ -563,7 +563,7 @@ mod tests {
 
     /// Opens a pool on a new file with table `t`, and writes `n` into it.
     async fn pool_holding(dir: &tempfile::TempDir, name: String, n: i64) -> Pool {
-        let init = |c: &Connection| c.execute_batch("CREATE TABLE t (n INTEGER)").map_err(db_err);
+        let init = |c: &mut Connection| c.execute_batch("CREATE TABLE t (n INTEGER)").map_err(db_err);
         let pool = Pool::open(&dir.path().join(name), init, Arc::default()).unwrap();
         pool.write(move |c| c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db_err)).await.unwrap();
         pool

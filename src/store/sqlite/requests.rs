@@ -30,7 +30,7 @@ impl RequestStore for SqliteStore {
         jobs: Vec<NewJob>,
         limits: Limits,
     ) -> Result<Inserted, StoreError> {
-        let (counters, lease_ms) = (self.counters.clone(), self.lease_ms);
+        let (counters, lease_ms, recent) = (self.counters.clone(), self.lease_ms, self.recent.clone());
         self.pool
             .write(move |c| {
                 // One writer: nothing interleaves between the counts and the insert.
@@ -39,6 +39,7 @@ impl RequestStore for SqliteStore {
                     .now_or_never()
                     .ok_or_else(|| StoreError::Corrupt("a SQLite registration waited".into()))??;
                 if matches!(inserted, Inserted::Created { .. }) {
+                    recent.keep(c, AuthRequest::clone(&request))?;
                     counters.wrote();
                 }
                 Ok(inserted)
@@ -90,14 +91,20 @@ impl RequestStore for SqliteStore {
         decide: Decide,
         finishing: Option<Lease>,
     ) -> Result<Option<Applied>, StoreError> {
-        let counters = self.counters.clone();
+        let (counters, recent) = (self.counters.clone(), self.recent.clone());
         self.pool
             .write(move |c| {
                 if let Some(lease) = finishing {
                     leased(c, "DELETE FROM jobs WHERE id = ?1 AND lease_owner = ?2", lease, &[])?;
                     counters.wrote();
                 }
-                let Some(before) = select_request(c, id).map_err(db_err)? else { return Ok(None) };
+                let before = match recent.take(c, id)? {
+                    Some(kept) => kept,
+                    None => match select_request(c, id).map_err(db_err)? {
+                        Some(stored) => stored,
+                        None => return Ok(None),
+                    },
+                };
                 let Some(update) = decide(&before) else { return Ok(Some(Applied { before, after: None })) };
                 rows::update_request(c, &before, &update.request).map_err(db_err)?;
                 insert_jobs(c, &update.jobs, 0)?;
@@ -105,6 +112,7 @@ impl RequestStore for SqliteStore {
                 super::audit::insert_steps(c, &update.steps)?;
                 super::usage::insert_usage(c, &update.usage)?;
                 super::lookup::insert_timeline(c, &update.timeline)?;
+                recent.keep(c, update.request.clone())?;
                 if finishing.is_none() {
                     counters.wrote();
                 }
@@ -141,9 +149,10 @@ impl RequestStore for SqliteStore {
     }
 
     async fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> Result<usize, StoreError> {
-        let counters = self.counters.clone();
+        let (counters, recent) = (self.counters.clone(), self.recent.clone());
         self.pool
             .write(move |c| {
+                recent.forget_all();
                 // Each request goes with its timeline.
                 let ids: Vec<Vec<u8>> = c
                     .prepare_cached("SELECT id FROM auth_requests WHERE terminal = 1 AND updated_at < ?1 AND expires_at < ?1 LIMIT ?2")

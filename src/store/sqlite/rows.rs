@@ -73,6 +73,8 @@ pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
     })
 }
 
+/// With `update_request` and the purge, the only statements that change
+/// `auth_requests` (the writer's `Recent` relies on it).
 pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite::Result<usize> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \

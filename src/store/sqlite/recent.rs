@@ -1,0 +1,203 @@
+//! The requests the SQLite writer stored last, as it stored them.
+//!
+//! A transition reads its request on the writer, decides, and writes the row
+//! back. The row it reads is nearly always one the writer itself wrote a
+//! moment ago (the registration, the call placed, the digits), and reading it
+//! again costs a B-tree search and the decoding of every column, three or four
+//! times per lifecycle. So the writer keeps the rows it wrote, and a
+//! transition takes its row from here when nothing else can have changed it
+//! since. The rows kept are all dropped
+//!
+//! - when a transaction of the writer's connection is rolled back (SQLite's
+//!   rollback hook): what they say may have been undone;
+//! - when another connection has committed (`PRAGMA data_version` moved): a
+//!   command or another process on the same file;
+//! - when the writer changes requests otherwise than through `rows::insert_request`
+//!   and `rows::update_request` followed by `keep` (the purge calls `forget_all`).
+//!   SQLite's update hook would say so by itself, but it is not called for a
+//!   table `WITHOUT ROWID`, which `auth_requests` is.
+//!
+//! In debug builds, which the tests run, every row taken from here is
+//! compared with the stored one, and a difference is an error.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::pool::db_err;
+use crate::domain::request::AuthRequest;
+use crate::store::StoreError;
+
+/// Rows kept at most; all are dropped when one more would pass it. A request
+/// is kept from its registration to its last write, so this holds the
+/// requests in flight many times over.
+const CAPACITY: usize = 8192;
+
+/// The writer's last-written requests (see the module's comment).
+#[derive(Default)]
+pub(super) struct Recent {
+    /// Rollbacks on the writer's connection (counted by its hook) and `forget_all` calls.
+    dropped: Arc<AtomicU64>,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    rows: HashMap<Uuid, AuthRequest>,
+    /// The value of `dropped` when the rows were kept.
+    dropped: u64,
+    /// `PRAGMA data_version` when the rows were kept.
+    data_version: i64,
+}
+
+fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.prepare_cached("PRAGMA data_version").and_then(|mut s| s.query_row([], |r| r.get(0))).map_err(db_err)
+}
+
+impl Recent {
+    /// Installs the hook that counts rollbacks on `conn`, the writer's connection.
+    pub(super) fn watch(&self, conn: &mut Connection) -> Result<(), StoreError> {
+        let dropped = self.dropped.clone();
+        conn.rollback_hook(Some(move || {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }))
+        .map_err(db_err)
+    }
+
+    /// Drops every row kept: the writer changed requests some other way.
+    pub(super) fn forget_all(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        // A write that panicked may have left it half done: start again.
+        self.kept.lock().unwrap_or_else(|poisoned| {
+            let mut kept = poisoned.into_inner();
+            kept.rows.clear();
+            kept
+        })
+    }
+
+    /// Request `id` as stored, if the writer stored it last and kept it; it
+    /// is no longer kept afterwards. Runs inside the writer's transaction.
+    pub(super) fn take(&self, conn: &Connection, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
+        let mut kept = self.kept();
+        if kept.rows.is_empty() {
+            return Ok(None);
+        }
+        if kept.dropped != self.dropped.load(Ordering::Relaxed) || kept.data_version != data_version(conn)? {
+            kept.rows.clear();
+            return Ok(None);
+        }
+        let row = kept.rows.remove(&id);
+        drop(kept);
+        #[cfg(debug_assertions)]
+        if let Some(row) = &row
+            && super::select_request(conn, id).map_err(db_err)?.as_ref() != Some(row)
+        {
+            return Err(StoreError::Corrupt(format!("the writer kept request {id} otherwise than it is stored")));
+        }
+        Ok(row)
+    }
+
+    /// Keeps `row`, just stored by `rows::insert_request` or `rows::update_request`.
+    pub(super) fn keep(&self, conn: &Connection, row: AuthRequest) -> Result<(), StoreError> {
+        let mut kept = self.kept();
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if kept.rows.is_empty() || kept.dropped != dropped || kept.rows.len() >= CAPACITY {
+            kept.rows.clear();
+            kept.dropped = dropped;
+            kept.data_version = data_version(conn)?;
+        }
+        kept.rows.insert(row.id, row);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use rusqlite::Connection;
+
+    use super::Recent;
+    use crate::domain::request::AuthRequest;
+    use crate::domain::tenant::Tenant;
+    use crate::store::sqlite::{migrate, pool, rows};
+
+    /// A migrated database with one tenant, its writer connection watched by `recent`.
+    fn fresh(recent: &Recent) -> (tempfile::TempDir, Connection, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = pool::connect(&path, false).unwrap();
+        migrate(&conn).unwrap();
+        recent.watch(&mut conn).unwrap();
+        (dir, conn, path)
+    }
+
+    /// Stores a new request of a new tenant in its own transaction, keeps it, and returns it.
+    fn stored(recent: &Recent, conn: &Connection) -> AuthRequest {
+        let (tenant, _) = Tenant::create(format!("t{}", uuid::Uuid::now_v7()), Utc::now());
+        let mut request = crate::domain::request::tests::sample(crate::clock::to_millis(Utc::now()));
+        request.tenant_id = tenant.id;
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let sql = concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+        conn.execute(sql, rusqlite::params_from_iter(rows::tenant_params(&tenant).iter())).unwrap();
+        rows::insert_request(conn, &request).unwrap();
+        recent.keep(conn, request.clone()).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        request
+    }
+
+    /// Runs `f` inside a write transaction of `conn`, as the writer runs its writes.
+    fn writing<R>(conn: &Connection, f: impl FnOnce() -> R) -> R {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let r = f();
+        conn.execute_batch("COMMIT").unwrap();
+        r
+    }
+
+    #[test]
+    fn a_row_the_writer_stored_is_taken_once_as_stored() {
+        let recent = Recent::default();
+        let (_dir, conn, _) = fresh(&recent);
+        let request = stored(&recent, &conn);
+        assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), Some(request.clone()));
+        assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None, "taken twice");
+    }
+
+    #[test]
+    fn a_rolled_back_write_is_not_kept() {
+        let recent = Recent::default();
+        let (_dir, conn, _) = fresh(&recent);
+        let request = stored(&recent, &conn);
+        let mut changed = request.clone();
+        changed.attempts += 1;
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        rows::update_request(&conn, &request, &changed).unwrap();
+        recent.keep(&conn, changed).unwrap();
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_commit_of_another_connection_drops_what_is_kept() {
+        let recent = Recent::default();
+        let (_dir, conn, path) = fresh(&recent);
+        let request = stored(&recent, &conn);
+        let other = pool::connect(&path, false).unwrap();
+        other.execute("UPDATE auth_requests SET attempts = 2 WHERE id = ?1", [request.id.as_bytes()]).unwrap();
+        assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None);
+    }
+
+    #[test]
+    fn forgetting_drops_what_is_kept() {
+        let recent = Recent::default();
+        let (_dir, conn, _) = fresh(&recent);
+        let request = stored(&recent, &conn);
+        recent.forget_all();
+        assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None);
+    }
+}
