@@ -50,6 +50,9 @@ echo "instructions per lifecycle: $(( (i2 - i1) / (n2 - n1) ))"
 allocations() {
   python3 - "$1" <<'PY'
 import re, sys
+# jemalloc's entry points (the server's allocator) and glibc's (SQLite's).
+ALLOCATORS = {"_rjem_malloc", "_rjem_mallocx", "_rjem_calloc", "_rjem_realloc", "_rjem_rallocx",
+              "malloc", "calloc", "realloc"}
 names, current, total = {}, None, 0
 for line in open(sys.argv[1], errors="replace"):
     if line.startswith(("fn=", "cfn=")):
@@ -59,14 +62,14 @@ for line in open(sys.argv[1], errors="replace"):
                 names[m.group(1)] = m.group(2)
             if line.startswith("cfn="):
                 current = names.get(m.group(1))
-    elif line.startswith("calls=") and current in ("malloc", "calloc", "realloc"):
+    elif line.startswith("calls=") and current in ALLOCATORS:
         total += int(line[6:].split()[0])
 print(total)
 PY
 }
 a1="$(allocations "$out/callgrind.$n1")"
 a2="$(allocations "$out/callgrind.$n2")"
-echo "allocations per lifecycle (malloc, calloc, realloc): $(( (a2 - a1) / (n2 - n1) ))"
+echo "allocations per lifecycle (jemalloc and glibc: malloc, calloc, realloc): $(( (a2 - a1) / (n2 - n1) ))"
 echo
 echo "top functions by inclusive cost ($n2 lifecycles; $out/callgrind.$n2):"
 callgrind_annotate --inclusive=yes "$out/callgrind.$n2" 2>/dev/null \
