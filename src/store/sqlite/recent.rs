@@ -11,7 +11,10 @@
 //! - when a transaction of the writer's connection is rolled back (SQLite's
 //!   rollback hook): what they say may have been undone;
 //! - when another connection has committed (`PRAGMA data_version` moved): a
-//!   command or another process on the same file;
+//!   command or another process on the same file. Only another transaction
+//!   of the writer's can follow such a commit (none can commit while the
+//!   writer holds the write lock), so this is asked once per transaction, at
+//!   its first `take` (SQLite's commit hook says when one ended);
 //! - when the writer changes requests otherwise than through `rows::insert_request`
 //!   and `rows::update_request` followed by `keep` (the purge calls `forget_all`).
 //!   SQLite's update hook would say so by itself, but it is not called for a
@@ -41,6 +44,8 @@ const CAPACITY: usize = 8192;
 pub(super) struct Recent {
     /// Rollbacks on the writer's connection (counted by its hook) and `forget_all` calls.
     dropped: Arc<AtomicU64>,
+    /// Transactions the writer's connection committed (counted by its hook).
+    commits: Arc<AtomicU64>,
     kept: Mutex<Kept>,
 }
 
@@ -51,6 +56,9 @@ struct Kept {
     dropped: u64,
     /// `PRAGMA data_version` when the rows were kept.
     data_version: i64,
+    /// The value of `commits` when `data_version` was last found unchanged:
+    /// while it holds, the writer is still in that transaction.
+    checked: u64,
 }
 
 fn data_version(conn: &Connection) -> Result<i64, StoreError> {
@@ -58,11 +66,17 @@ fn data_version(conn: &Connection) -> Result<i64, StoreError> {
 }
 
 impl Recent {
-    /// Installs the hook that counts rollbacks on `conn`, the writer's connection.
+    /// Installs the hooks that count rollbacks and commits on `conn`, the writer's connection.
     pub(super) fn watch(&self, conn: &mut Connection) -> Result<(), StoreError> {
         let dropped = self.dropped.clone();
         conn.rollback_hook(Some(move || {
             dropped.fetch_add(1, Ordering::Relaxed);
+        }))
+        .map_err(db_err)?;
+        let commits = self.commits.clone();
+        conn.commit_hook(Some(move || {
+            commits.fetch_add(1, Ordering::Relaxed);
+            false // let the commit go on
         }))
         .map_err(db_err)
     }
@@ -88,10 +102,14 @@ impl Recent {
         if kept.rows.is_empty() {
             return Ok(None);
         }
-        if kept.dropped != self.dropped.load(Ordering::Relaxed) || kept.data_version != data_version(conn)? {
+        let commits = self.commits.load(Ordering::Relaxed);
+        let changed = kept.dropped != self.dropped.load(Ordering::Relaxed)
+            || (kept.checked != commits && kept.data_version != data_version(conn)?);
+        if changed {
             kept.rows.clear();
             return Ok(None);
         }
+        kept.checked = commits;
         let row = kept.rows.remove(&id);
         drop(kept);
         #[cfg(debug_assertions)]
@@ -111,6 +129,7 @@ impl Recent {
             kept.rows.clear();
             kept.dropped = dropped;
             kept.data_version = data_version(conn)?;
+            kept.checked = self.commits.load(Ordering::Relaxed);
         }
         kept.rows.insert(row.id, row);
         Ok(())
@@ -190,6 +209,17 @@ mod tests {
         let other = pool::connect(&path, false).unwrap();
         other.execute("UPDATE auth_requests SET attempts = 2 WHERE id = ?1", [request.id.as_bytes()]).unwrap();
         assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_commit_of_another_connection_between_two_transactions_drops_what_is_kept() {
+        let recent = Recent::default();
+        let (_dir, conn, path) = fresh(&recent);
+        let (first, second) = (stored(&recent, &conn), stored(&recent, &conn));
+        assert_eq!(writing(&conn, || recent.take(&conn, first.id)).unwrap(), Some(first));
+        let other = pool::connect(&path, false).unwrap();
+        other.execute("UPDATE auth_requests SET attempts = 2 WHERE id = ?1", [second.id.as_bytes()]).unwrap();
+        assert_eq!(writing(&conn, || recent.take(&conn, second.id)).unwrap(), None);
     }
 
     #[test]

@@ -120,16 +120,31 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
 /// and its end alone assigns neither, and so leaves every index alone
 /// (migration 12): the other changing columns are in none.
 pub fn update_request(conn: &rusqlite::Connection, before: &AuthRequest, r: &AuthRequest) -> rusqlite::Result<usize> {
-    const QUIET: &str = "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
-         failure_reason = ?5, call_status = ?6, updated_at = ?7, verified_at = ?8, delivery = ?9 WHERE id = ?1";
-    const FULL: &str = "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, \
-         failure_reason = ?5, call_status = ?6, updated_at = ?7, verified_at = ?8, delivery = ?9, \
-         call_sid = ?10, terminal = ?11 WHERE id = ?1";
-    let quiet = before.call_sid == r.call_sid && before.status.is_terminal() == r.status.is_terminal();
-    let mut stmt = conn.prepare_cached(if quiet { QUIET } else { FULL })?;
+    // Four texts, by what the update must assign besides the columns that
+    // change on every write: `call_sid` and `terminal` only when they change
+    // (an index names them), `delivery` only when it changed (its JSON is
+    // the one column worth the comparison). The numbers of the parameters
+    // are the same in all four; one left out is bound and not read.
+    macro_rules! set {
+        ($rest:literal) => {
+            concat!(
+                "UPDATE auth_requests SET attempts = ?2, no_input_count = ?3, status = ?4, failure_reason = ?5, \
+                 call_status = ?6, updated_at = ?7, verified_at = ?8",
+                $rest
+            )
+        };
+    }
+    const TEXTS: [[&str; 2]; 2] = [
+        [set!(" WHERE id = ?1"), set!(", call_sid = ?10, terminal = ?11 WHERE id = ?1")],
+        [set!(", delivery = ?9 WHERE id = ?1"), set!(", delivery = ?9, call_sid = ?10, terminal = ?11 WHERE id = ?1")],
+    ];
+    let indexed = before.call_sid != r.call_sid || before.status.is_terminal() != r.status.is_terminal();
+    let delivery_changed = before.delivery != r.delivery;
+    let mut stmt = conn.prepare_cached(TEXTS[usize::from(delivery_changed)][usize::from(indexed)])?;
     let terminal = r.status.is_terminal();
     let (reason, call) = (r.failure_reason.map(FailureReason::as_str), r.call_status.map(CallStatus::as_str));
-    let (updated, verified, delivery) = (ms(r.updated_at), r.verified_at.map(ms), r.delivery.to_stored());
+    let delivery = if delivery_changed { r.delivery.to_stored() } else { None };
+    let (updated, verified) = (ms(r.updated_at), r.verified_at.map(ms));
     let all: [&dyn rusqlite::ToSql; 11] = [
         &r.id.as_bytes().as_slice(),
         &r.attempts,
@@ -143,7 +158,8 @@ pub fn update_request(conn: &rusqlite::Connection, before: &AuthRequest, r: &Aut
         &r.call_sid,
         &terminal,
     ];
-    stmt.execute(&all[..if quiet { 9 } else { 11 }])
+    let bound = stmt.parameter_count();
+    stmt.execute(&all[..bound])
 }
 
 pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {
