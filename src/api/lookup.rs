@@ -211,9 +211,12 @@ pub async fn timeline(
         kind: "registered".into(),
         detail: json!({"mode": r.mode.as_str(), "channel": r.delivery.channel.as_str(), "status": "pending"}),
     };
-    let rest =
-        entries.into_iter().map(|e| TimelineEntry { at: stamp(e.at), kind: e.kind.into_owned(), detail: e.detail });
-    let body = Timeline { request_id: r.id.to_string(), entries: std::iter::once(registered).chain(rest).collect() };
+    let mut shown = vec![registered];
+    for e in entries {
+        let detail = crate::store::audit::data_from(e.detail.as_str())?;
+        shown.push(TimelineEntry { at: stamp(e.at), kind: e.kind.into_owned(), detail });
+    }
+    let body = Timeline { request_id: r.id.to_string(), entries: shown };
     Ok(HttpResponse::Ok().json(body))
 }
 

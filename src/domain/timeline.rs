@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::funnel::Reached;
@@ -25,8 +25,70 @@ pub struct Entry {
     pub at: DateTime<Utc>,
     /// What happened: the event's name (`keys_pressed`), or `callback`.
     pub kind: Cow<'static, str>,
-    /// Its facts, as a JSON object (counts and words, never digits).
-    pub detail: Value,
+    /// Its facts (counts and words, never digits).
+    pub detail: Detail,
+}
+
+/// An entry's facts as the text of a JSON object, as stored: written once,
+/// when the entry is made, and parsed only to be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail(String);
+
+impl Detail {
+    /// The text a store read back, as it was written.
+    pub fn stored(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn of(facts: &Facts<'_>) -> Self {
+        // Nothing in `Facts` can fail to serialize.
+        Self(serde_json::to_string(facts).unwrap_or_else(|_| "{}".to_owned()))
+    }
+}
+
+/// Every fact an entry may tell, each written only when it has a value. The
+/// fields are in the order of their names, so an entry reads as the sorted
+/// JSON object the timeline wrote before it had this struct.
+#[derive(Default, Serialize)]
+struct Facts<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correct: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "step_names")]
+    reached: Option<&'a [Reached]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+}
+
+fn step_names<S: serde::Serializer>(reached: &Option<&[Reached]>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(reached.unwrap_or_default().iter().map(|r| r.step.as_str()))
 }
 
 /// The name an event goes by in a timeline.
@@ -56,27 +118,16 @@ pub fn event_name(event: &Event) -> &'static str {
 }
 
 /// The facts of an event worth showing: counts, statuses, accounts.
-fn facts(event: &Event) -> Map<String, Value> {
-    let mut d = Map::new();
+fn facts(event: &Event) -> Facts<'_> {
+    let mut d = Facts::default();
     match event {
-        Event::CallPlaced { account, .. } | Event::CallQueued { account, .. } => {
-            d.insert("account".into(), json!(account));
-        }
+        Event::CallPlaced { account, .. } | Event::CallQueued { account, .. } => d.account = Some(account),
         Event::CallStatusReported { status, sip_code, seconds } => {
-            d.insert("call_status".into(), json!(status.as_str()));
-            if let Some(code) = sip_code {
-                d.insert("sip_code".into(), json!(code));
-            }
-            if let Some(s) = seconds {
-                d.insert("seconds".into(), json!(s));
-            }
+            (d.call_status, d.sip_code, d.seconds) = (Some(status.as_str()), *sip_code, *seconds);
         }
-        Event::KeysPressed { keys, correct } => {
-            d.insert("keys".into(), json!(keys.digits().len()));
-            d.insert("correct".into(), json!(correct));
-        }
+        Event::KeysPressed { keys, correct } => (d.keys, d.correct) = (Some(keys.digits().len()), Some(*correct)),
         Event::CodeEntered { correct } | Event::CodeChecked { correct } | Event::InboundCodeEntered { correct, .. } => {
-            d.insert("correct".into(), json!(correct));
+            d.correct = Some(*correct);
         }
         _ => {}
     }
@@ -119,25 +170,17 @@ pub fn entry(
     at: DateTime<Utc>,
 ) -> Entry {
     let mut d = facts(event);
-    d.insert("status".into(), json!(after.status.as_str()));
-    if let Some(reason) = after.failure_reason.filter(|_| before.status != after.status) {
-        d.insert("failure_reason".into(), json!(reason.as_str()));
-    }
-    if after.attempts != before.attempts {
-        d.insert("attempts".into(), json!(after.attempts));
-    }
-    if !reached.is_empty() {
-        d.insert("reached".into(), reached.iter().map(|r| json!(r.step.as_str())).collect());
-    }
-    if let Some(p) = prompt(before, event, after) {
-        d.insert("prompt".into(), json!(p));
-    }
+    d.status = Some(after.status.as_str());
+    d.failure_reason = after.failure_reason.filter(|_| before.status != after.status).map(|r| r.as_str());
+    d.attempts = (after.attempts != before.attempts).then_some(after.attempts);
+    d.reached = (!reached.is_empty()).then_some(reached);
+    d.prompt = prompt(before, event, after);
     Entry {
         request_id: after.id,
         tenant_id: after.tenant_id,
         at,
         kind: Cow::Borrowed(event_name(event)),
-        detail: Value::Object(d),
+        detail: Detail::of(&d),
     }
 }
 
@@ -145,13 +188,13 @@ pub fn entry(
 /// status report carrying the call's seconds).
 pub fn unchanged(r: &AuthRequest, event: &Event, at: DateTime<Utc>) -> Entry {
     let mut d = facts(event);
-    d.insert("status".into(), json!(r.status.as_str()));
+    d.status = Some(r.status.as_str());
     Entry {
         request_id: r.id,
         tenant_id: r.tenant_id,
         at,
         kind: Cow::Borrowed(event_name(event)),
-        detail: Value::Object(d),
+        detail: Detail::of(&d),
     }
 }
 
@@ -173,26 +216,15 @@ pub enum Delivery {
 
 /// The entry of the `attempt`-th (from 1) delivery of request `r`'s result callback.
 pub fn callback_attempt(r: &AuthRequest, attempt: u32, outcome: &Delivery, at: DateTime<Utc>) -> Entry {
-    let mut d = Map::new();
-    d.insert("attempt".into(), json!(attempt));
+    let mut d = Facts { attempt: Some(attempt), ..Facts::default() };
     match outcome {
-        Delivery::Delivered { http_status } => {
-            d.insert("outcome".into(), json!("delivered"));
-            d.insert("http_status".into(), json!(http_status));
-        }
+        Delivery::Delivered { http_status } => (d.outcome, d.http_status) = (Some("delivered"), Some(*http_status)),
         Delivery::Retry { http_status, error } => {
-            d.insert("outcome".into(), json!("retry"));
-            if let Some(s) = http_status {
-                d.insert("http_status".into(), json!(s));
-            }
-            d.insert("error".into(), json!(error));
+            (d.outcome, d.http_status, d.error) = (Some("retry"), *http_status, Some(error.as_str()));
         }
-        Delivery::GaveUp { error } => {
-            d.insert("outcome".into(), json!("gave_up"));
-            d.insert("error".into(), json!(error));
-        }
+        Delivery::GaveUp { error } => (d.outcome, d.error) = (Some("gave_up"), Some(error.as_str())),
     }
-    Entry { request_id: r.id, tenant_id: r.tenant_id, at, kind: Cow::Borrowed("callback"), detail: Value::Object(d) }
+    Entry { request_id: r.id, tenant_id: r.tenant_id, at, kind: Cow::Borrowed("callback"), detail: Detail::of(&d) }
 }
 
 #[cfg(test)]
@@ -201,6 +233,11 @@ mod tests {
     use crate::domain::call::Keys;
     use crate::domain::funnel;
     use crate::domain::request::tests::sample;
+    use serde_json::{Value, json};
+
+    fn facts_of(e: &Entry) -> Value {
+        serde_json::from_str(e.detail.as_str()).expect("an entry's facts are JSON")
+    }
 
     fn outbound_request() -> AuthRequest {
         sample(Utc::now())
@@ -219,22 +256,22 @@ mod tests {
         let r = outbound_request();
         let (r, e) = applied(&r, &Event::CallPlaced { call_sid: "CA1".into(), account: "main".into() });
         assert_eq!(e.kind, "call_placed");
-        assert_eq!(e.detail["account"], "main");
-        assert_eq!(e.detail["reached"], json!(["call_placed"]));
+        assert_eq!(facts_of(&e)["account"], "main");
+        assert_eq!(facts_of(&e)["reached"], json!(["call_placed"]));
         let (r, e) = applied(&r, &Event::CallConnected { call_sid: "CA1".into() });
-        assert_eq!(e.detail["prompt"], "greeting");
-        assert_eq!(e.detail["reached"], json!(["answered"]));
+        assert_eq!(facts_of(&e)["prompt"], "greeting");
+        assert_eq!(facts_of(&e)["reached"], json!(["answered"]));
         let keys = Keys::parse("9999", "");
         let (r, e) = applied(&r, &Event::KeysPressed { keys, correct: false });
-        assert_eq!(e.detail["keys"], 4);
-        assert_eq!(e.detail["correct"], false);
-        assert_eq!(e.detail["prompt"], "wrong_code");
-        assert_eq!(e.detail["attempts"], 1);
-        assert!(!e.detail.to_string().contains("9999"), "{}", e.detail);
+        assert_eq!(facts_of(&e)["keys"], 4);
+        assert_eq!(facts_of(&e)["correct"], false);
+        assert_eq!(facts_of(&e)["prompt"], "wrong_code");
+        assert_eq!(facts_of(&e)["attempts"], 1);
+        assert!(!e.detail.as_str().contains("9999"), "{}", e.detail.as_str());
         let (_, e) = applied(&r, &Event::KeysPressed { keys: Keys::parse("1234", ""), correct: true });
-        assert_eq!(e.detail["status"], "verified");
-        assert_eq!(e.detail["prompt"], "result");
-        assert!(!e.detail.to_string().contains("1234"), "{}", e.detail);
+        assert_eq!(facts_of(&e)["status"], "verified");
+        assert_eq!(facts_of(&e)["prompt"], "result");
+        assert!(!e.detail.as_str().contains("1234"), "{}", e.detail.as_str());
     }
 
     #[test]
@@ -248,9 +285,9 @@ mod tests {
         };
         let (_, e) = applied(&r, &busy);
         assert_eq!(e.kind, "call_status");
-        assert_eq!(e.detail["failure_reason"], "busy");
-        assert_eq!(e.detail["sip_code"], 486);
-        assert_eq!(e.detail.get("prompt"), None);
+        assert_eq!(facts_of(&e)["failure_reason"], "busy");
+        assert_eq!(facts_of(&e)["sip_code"], 486);
+        assert_eq!(facts_of(&e).get("prompt"), None);
     }
 
     #[test]
@@ -263,6 +300,23 @@ mod tests {
             r.created_at,
         );
         assert_eq!(e.kind, "callback");
-        assert_eq!(e.detail, json!({"attempt": 2, "outcome": "retry", "http_status": 503, "error": "HTTP 503"}));
+        assert_eq!(facts_of(&e), json!({"attempt": 2, "outcome": "retry", "http_status": 503, "error": "HTTP 503"}));
+    }
+
+    /// Entries written before `Facts` (a sorted JSON map) and after read the same.
+    #[test]
+    fn facts_are_written_with_their_names_in_order() {
+        let r = outbound_request();
+        let failed = Delivery::GaveUp { error: "HTTP 500".into() };
+        let e = callback_attempt(&r, 5, &failed, r.created_at);
+        assert_eq!(e.detail.as_str(), r#"{"attempt":5,"error":"HTTP 500","outcome":"gave_up"}"#);
+        let (r, e) = applied(&r, &Event::CallPlaced { call_sid: "CA1".into(), account: "main".into() });
+        assert_eq!(e.detail.as_str(), r#"{"account":"main","reached":["call_placed"],"status":"calling"}"#);
+        let (r, _) = applied(&r, &Event::CallConnected { call_sid: "CA1".into() });
+        let (_, e) = applied(&r, &Event::KeysPressed { keys: Keys::parse("9999", ""), correct: false });
+        assert_eq!(
+            e.detail.as_str(),
+            r#"{"attempts":1,"correct":false,"keys":4,"prompt":"wrong_code","reached":["code_entered"],"status":"in_progress"}"#
+        );
     }
 }

@@ -857,7 +857,7 @@ async fn a_conflict_in_one_write_of_a_batch_runs_the_batch_again() {
                 tenant_id: r.tenant_id,
                 at,
                 kind: "call_connected".into(),
-                detail: serde_json::json!({}),
+                detail: ivr_auth::domain::timeline::Detail::stored("{}".into()),
             }],
         })
     });

@@ -9,9 +9,8 @@ use super::rows::request_from_row;
 use super::{PgStore, numbered};
 use crate::clock::to_millis;
 use crate::domain::request::AuthRequest;
-use crate::domain::timeline::Entry;
+use crate::domain::timeline::{Detail, Entry};
 use crate::store::StoreError;
-use crate::store::audit::data_from;
 use crate::store::stats::{LookupStore, Param, RequestSearch};
 
 /// Timeline entries as the column arrays of `ADD_TIMELINE`.
@@ -32,7 +31,7 @@ impl TimelineArrays {
             a.request.push(e.request_id);
             a.at.push(to_millis(e.at));
             a.kind.push(e.kind.to_string());
-            a.detail.push(e.detail.to_string());
+            a.detail.push(e.detail.as_str().to_owned());
         }
         a
     }
@@ -81,7 +80,7 @@ impl LookupStore for PgStore {
                     tenant_id: Uuid::nil(),
                     at: r.try_get(0)?,
                     kind: r.try_get::<_, String>(1)?.into(),
-                    detail: data_from(&r.try_get::<_, String>(2)?)?,
+                    detail: Detail::stored(r.try_get::<_, String>(2)?),
                 });
             }
             Ok(out)

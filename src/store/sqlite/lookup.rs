@@ -9,9 +9,8 @@ use super::SqliteStore;
 use super::pool::db_err;
 use super::rows::{self, from_ms, ms};
 use crate::domain::request::AuthRequest;
-use crate::domain::timeline::Entry;
+use crate::domain::timeline::{Detail, Entry};
 use crate::store::StoreError;
-use crate::store::audit::data_from;
 use crate::store::stats::{LookupStore, Param, RequestSearch};
 
 /// Appends timeline entries.
@@ -23,8 +22,7 @@ pub(super) fn insert_timeline(c: &Connection, entries: &[Entry]) -> Result<(), S
         .prepare_cached("INSERT OR IGNORE INTO request_events (request_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
         .map_err(db_err)?;
     for e in entries {
-        stmt.execute(params![e.request_id.as_bytes(), ms(e.at), e.kind.as_ref(), e.detail.to_string()])
-            .map_err(db_err)?;
+        stmt.execute(params![e.request_id.as_bytes(), ms(e.at), e.kind.as_ref(), e.detail.as_str()]).map_err(db_err)?;
     }
     Ok(())
 }
@@ -73,7 +71,7 @@ impl LookupStore for SqliteStore {
                         tenant_id: Uuid::nil(),
                         at: from_ms(at).map_err(db_err)?,
                         kind: kind.into(),
-                        detail: data_from(&detail)?,
+                        detail: Detail::stored(detail),
                     });
                 }
                 Ok(out)
