@@ -232,3 +232,14 @@ impl SqliteStore {
         self.pool.read(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(db_err)).await
     }
 }
+
+/// A migrated database in a directory of its own, on a connection opened
+/// as the store opens its writer's; the directory goes with the `TempDir`.
+#[cfg(test)]
+fn migrated() -> (tempfile::TempDir, Connection, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let conn = pool::connect(&path, false).unwrap();
+    migrate(&conn).unwrap();
+    (dir, conn, path)
+}

@@ -144,14 +144,11 @@ mod tests {
     use super::Recent;
     use crate::domain::request::AuthRequest;
     use crate::domain::tenant::Tenant;
-    use crate::store::sqlite::{migrate, pool, rows};
+    use crate::store::sqlite::{migrated, pool, rows, tenants};
 
     /// A migrated database with one tenant, its writer connection watched by `recent`.
     fn fresh(recent: &Recent) -> (tempfile::TempDir, Connection, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let mut conn = pool::connect(&path, false).unwrap();
-        migrate(&conn).unwrap();
+        let (dir, mut conn, path) = migrated();
         recent.watch(&mut conn).unwrap();
         (dir, conn, path)
     }
@@ -162,8 +159,7 @@ mod tests {
         let mut request = crate::domain::request::tests::sample(crate::clock::to_millis(Utc::now()));
         request.tenant_id = tenant.id;
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let sql = concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-        conn.execute(sql, rusqlite::params_from_iter(rows::tenant_params(&tenant).iter())).unwrap();
+        tenants::insert_tenant(conn, &tenant).unwrap();
         rows::insert_request(conn, &request).unwrap();
         recent.keep(conn, request.clone()).unwrap();
         conn.execute_batch("COMMIT").unwrap();

@@ -85,9 +85,7 @@ mod tests {
     /// A fresh database's writer connection, opened and migrated as the
     /// store does (the folder holds the file while it is kept).
     fn fresh() -> (tempfile::TempDir, rusqlite::Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::pool::connect(&dir.path().join("t.db"), false).unwrap();
-        super::super::migrate(&conn).unwrap();
+        let (dir, conn, _) = super::super::migrated();
         (dir, conn)
     }
 

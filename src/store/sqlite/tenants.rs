@@ -1,7 +1,7 @@
 //! The SQLite backend's tenants, their keys and policies.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use super::pool::db_err;
@@ -11,22 +11,20 @@ use crate::domain::audit::Record;
 use crate::domain::tenant::{Tenant, TenantPolicy};
 use crate::store::{StoreError, TenantStore};
 
+/// Stores a new tenant.
+pub(super) fn insert_tenant(c: &Connection, tenant: &Tenant) -> rusqlite::Result<usize> {
+    let sql = concat!("INSERT INTO tenants (", tenant_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    c.execute(sql, rusqlite::params_from_iter(rows::tenant_params(tenant).iter()))
+}
+
 #[async_trait]
 impl TenantStore for SqliteStore {
     async fn create_tenant_recorded(&self, tenant: Tenant, audit: Vec<Record>) -> Result<(), StoreError> {
         self.pool
-            .write(move |c| {
-                let sql = concat!(
-                    "INSERT INTO tenants (",
-                    tenant_columns!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                );
-                let p = rows::tenant_params(&tenant);
-                match c.execute(sql, rusqlite::params_from_iter(p.iter())) {
-                    Ok(_) => super::audit::insert_records(c, &audit),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("a tenant with this name exists")),
-                    Err(e) => Err(db_err(e)),
-                }
+            .write(move |c| match insert_tenant(c, &tenant) {
+                Ok(_) => super::audit::insert_records(c, &audit),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("a tenant with this name exists")),
+                Err(e) => Err(db_err(e)),
             })
             .await
     }
