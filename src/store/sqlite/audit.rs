@@ -8,7 +8,7 @@ use rusqlite::{Connection, Row, ToSql, params, params_from_iter};
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::pool::db_err;
+use super::pool::{Writer, db_err};
 use super::rows::{from_ms, ms};
 use crate::domain::audit::Record;
 use crate::domain::funnel::Reached;
@@ -18,39 +18,41 @@ use crate::store::{AuditQuery, AuditStore, ChainHead, StoreError, StoredEvent};
 const EVENT_COLUMNS: &str = "id, kind, tenant_id, request_id, at, data, seq, hash";
 
 /// Appends audit events, unsealed.
-pub(super) fn insert_records(c: &Connection, records: &[Record]) -> Result<(), StoreError> {
+pub(super) fn insert_records(c: &Writer<'_>, records: &[Record]) -> Result<(), StoreError> {
     if records.is_empty() {
         return Ok(());
     }
-    let mut stmt = c
-        .prepare_cached(
-            "INSERT INTO audit_events (chain, kind, tenant_id, request_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(db_err)?;
-    for r in records {
-        let tenant = r.tenant_id.map(|t| t.as_bytes().to_vec());
-        let request = r.request_id.map(|t| t.as_bytes().to_vec());
-        stmt.execute(params![r.chain(), r.kind.as_str(), tenant, request, ms(r.at), r.data.to_string()])
-            .map_err(db_err)?;
-    }
-    Ok(())
+    let sql = "INSERT INTO audit_events (chain, kind, tenant_id, request_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    c.with(sql, |stmt| {
+        for r in records {
+            let tenant = r.tenant_id.map(|t| t.as_bytes().to_vec());
+            let request = r.request_id.map(|t| t.as_bytes().to_vec());
+            stmt.execute(params![r.chain(), r.kind.as_str(), tenant, request, ms(r.at), r.data.to_string()])?;
+        }
+        Ok(())
+    })
+    .map_err(db_err)
 }
 
 /// Appends funnel steps.
-pub(super) fn insert_steps(c: &Connection, steps: &[Reached]) -> Result<(), StoreError> {
+pub(super) fn insert_steps(c: &Writer<'_>, steps: &[Reached]) -> Result<(), StoreError> {
     if steps.is_empty() {
         return Ok(());
     }
-    let mut stmt = c
-        .prepare_cached(
-            "INSERT INTO request_steps (request_id, tenant_id, step, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(db_err)?;
-    for s in steps {
-        stmt.execute(params![s.request_id.as_bytes(), s.tenant_id.as_bytes(), s.step.as_str(), s.detail, ms(s.at)])
-            .map_err(db_err)?;
-    }
-    Ok(())
+    let sql = "INSERT INTO request_steps (request_id, tenant_id, step, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)";
+    c.with(sql, |stmt| {
+        for s in steps {
+            stmt.execute(params![
+                s.request_id.as_bytes(),
+                s.tenant_id.as_bytes(),
+                s.step.as_str(),
+                s.detail,
+                ms(s.at)
+            ])?;
+        }
+        Ok(())
+    })
+    .map_err(db_err)
 }
 
 fn uuid_of(bytes: Option<Vec<u8>>) -> rusqlite::Result<Option<Uuid>> {

@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{params, params_from_iter};
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::pool::db_err;
+use super::pool::{Writer, db_err};
 use super::rows::{self, from_ms, ms};
 use crate::domain::request::AuthRequest;
 use crate::domain::timeline::{Detail, Entry};
@@ -14,17 +14,18 @@ use crate::store::StoreError;
 use crate::store::stats::{LookupStore, Param, RequestSearch};
 
 /// Appends timeline entries.
-pub(super) fn insert_timeline(c: &Connection, entries: &[Entry]) -> Result<(), StoreError> {
+pub(super) fn insert_timeline(c: &Writer<'_>, entries: &[Entry]) -> Result<(), StoreError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let mut stmt = c
-        .prepare_cached("INSERT OR IGNORE INTO request_events (request_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(db_err)?;
-    for e in entries {
-        stmt.execute(params![e.request_id.as_bytes(), ms(e.at), e.kind.as_ref(), e.detail.as_str()]).map_err(db_err)?;
-    }
-    Ok(())
+    let sql = "INSERT OR IGNORE INTO request_events (request_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)";
+    c.with(sql, |stmt| {
+        for e in entries {
+            stmt.execute(params![e.request_id.as_bytes(), ms(e.at), e.kind.as_ref(), e.detail.as_str()])?;
+        }
+        Ok(())
+    })
+    .map_err(db_err)
 }
 
 fn value(p: Param) -> Value {

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::domain::request::AuthRequest;
 use crate::store::{Job, Lease, NewJob, OpenOptions, Role, StoreError, WriteCounters};
-use pool::{Pool, db_err};
+use pool::{Pool, Writer, db_err};
 
 /// Ordered migrations; the index + 1 is the schema version.
 const MIGRATIONS: [&str; 13] = [
@@ -103,18 +103,14 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Inserts `jobs`; those marked `claim` are leased to a new claim token and returned.
-fn insert_jobs(conn: &Connection, jobs: &[NewJob], lease_ms: i64) -> Result<Vec<Job>, StoreError> {
+fn insert_jobs(conn: &Writer<'_>, jobs: &[NewJob], lease_ms: i64) -> Result<Vec<Job>, StoreError> {
     // Most writes add no job: they skip the statement and the lease token
     // (a `now_v7` reads the kernel's random source: a system call).
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, attempts) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(db_err)?;
+    const SQL: &str = "INSERT INTO jobs (kind, request_id, payload, run_at, created_at, lease_owner, lease_until, \
+                       attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     let now = now_ms();
     let token = Uuid::now_v7();
     let mut claimed = Vec::new();
@@ -122,8 +118,8 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], lease_ms: i64) -> Result<Vec<
         let (owner, until, attempts) =
             if j.claim { (Some(token.as_bytes().as_slice()), Some(now + lease_ms), 1) } else { (None, None, 0) };
         let run_at = now + millis(j.delay);
-        stmt.execute(params![j.kind.as_str(), j.request_id.as_bytes(), j.payload, run_at, now, owner, until, attempts])
-            .map_err(db_err)?;
+        let p = params![j.kind.as_str(), j.request_id.as_bytes(), j.payload, run_at, now, owner, until, attempts];
+        conn.with(SQL, |stmt| stmt.execute(p)).map_err(db_err)?;
         if j.claim {
             claimed.push(Job {
                 id: conn.last_insert_rowid(),
@@ -140,11 +136,16 @@ fn insert_jobs(conn: &Connection, jobs: &[NewJob], lease_ms: i64) -> Result<Vec<
 }
 
 /// Runs a statement on job `lease.job` that only its lease holder may run.
-fn leased(conn: &Connection, sql: &str, lease: Lease, extra: &[&dyn rusqlite::ToSql]) -> Result<(), StoreError> {
+fn leased(
+    conn: &Writer<'_>,
+    sql: &'static str,
+    lease: Lease,
+    extra: &[&dyn rusqlite::ToSql],
+) -> Result<(), StoreError> {
     let token: &[u8] = lease.token.as_bytes();
     let mut p: Vec<&dyn rusqlite::ToSql> = vec![&lease.job, &token];
     p.extend_from_slice(extra);
-    let n = conn.prepare_cached(sql).and_then(|mut s| s.execute(p.as_slice())).map_err(db_err)?;
+    let n = conn.with(sql, |s| s.execute(p.as_slice())).map_err(db_err)?;
     if n == 0 { Err(StoreError::LeaseLost) } else { Ok(()) }
 }
 

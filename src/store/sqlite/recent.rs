@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 use uuid::Uuid;
 
-use super::pool::db_err;
+use super::pool::{Writer, db_err};
 use crate::domain::request::AuthRequest;
 use crate::store::StoreError;
 
@@ -61,8 +61,8 @@ struct Kept {
     checked: u64,
 }
 
-fn data_version(conn: &Connection) -> Result<i64, StoreError> {
-    conn.prepare_cached("PRAGMA data_version").and_then(|mut s| s.query_row([], |r| r.get(0))).map_err(db_err)
+fn data_version(conn: &Writer<'_>) -> Result<i64, StoreError> {
+    conn.with("PRAGMA data_version", |s| s.query_row([], |r| r.get(0))).map_err(db_err)
 }
 
 impl Recent {
@@ -97,7 +97,7 @@ impl Recent {
 
     /// Request `id` as stored, if the writer stored it last and kept it; it
     /// is no longer kept afterwards. Runs inside the writer's transaction.
-    pub(super) fn take(&self, conn: &Connection, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
+    pub(super) fn take(&self, conn: &Writer<'_>, id: Uuid) -> Result<Option<AuthRequest>, StoreError> {
         let mut kept = self.kept();
         if kept.rows.is_empty() {
             return Ok(None);
@@ -122,7 +122,7 @@ impl Recent {
     }
 
     /// Keeps `row`, just stored by `rows::insert_request` or `rows::update_request`.
-    pub(super) fn keep(&self, conn: &Connection, row: AuthRequest) -> Result<(), StoreError> {
+    pub(super) fn keep(&self, conn: &Writer<'_>, row: AuthRequest) -> Result<(), StoreError> {
         let mut kept = self.kept();
         let dropped = self.dropped.load(Ordering::Relaxed);
         if kept.rows.is_empty() || kept.dropped != dropped || kept.rows.len() >= CAPACITY {
@@ -144,6 +144,7 @@ mod tests {
     use super::Recent;
     use crate::domain::request::AuthRequest;
     use crate::domain::tenant::Tenant;
+    use crate::store::sqlite::pool::Writer;
     use crate::store::sqlite::{migrated, pool, rows, tenants};
 
     /// A migrated database with one tenant, its writer connection watched by `recent`.
@@ -154,7 +155,7 @@ mod tests {
     }
 
     /// Stores a new request of a new tenant in its own transaction, keeps it, and returns it.
-    fn stored(recent: &Recent, conn: &Connection) -> AuthRequest {
+    fn stored(recent: &Recent, conn: &Writer<'_>) -> AuthRequest {
         let (tenant, _) = Tenant::create(format!("t{}", uuid::Uuid::now_v7()), Utc::now());
         let mut request = crate::domain::request::tests::sample(crate::clock::to_millis(Utc::now()));
         request.tenant_id = tenant.id;
@@ -167,7 +168,7 @@ mod tests {
     }
 
     /// Runs `f` inside a write transaction of `conn`, as the writer runs its writes.
-    fn writing<R>(conn: &Connection, f: impl FnOnce() -> R) -> R {
+    fn writing<R>(conn: &Writer<'_>, f: impl FnOnce() -> R) -> R {
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         let r = f();
         conn.execute_batch("COMMIT").unwrap();
@@ -177,7 +178,8 @@ mod tests {
     #[test]
     fn a_row_the_writer_stored_is_taken_once_as_stored() {
         let recent = Recent::default();
-        let (_dir, conn, _) = fresh(&recent);
+        let (_dir, raw, _) = fresh(&recent);
+        let conn = Writer::new(&raw);
         let request = stored(&recent, &conn);
         assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), Some(request.clone()));
         assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None, "taken twice");
@@ -186,7 +188,8 @@ mod tests {
     #[test]
     fn a_rolled_back_write_is_not_kept() {
         let recent = Recent::default();
-        let (_dir, conn, _) = fresh(&recent);
+        let (_dir, raw, _) = fresh(&recent);
+        let conn = Writer::new(&raw);
         let request = stored(&recent, &conn);
         let mut changed = request.clone();
         changed.attempts += 1;
@@ -200,7 +203,8 @@ mod tests {
     #[test]
     fn a_commit_of_another_connection_drops_what_is_kept() {
         let recent = Recent::default();
-        let (_dir, conn, path) = fresh(&recent);
+        let (_dir, raw, path) = fresh(&recent);
+        let conn = Writer::new(&raw);
         let request = stored(&recent, &conn);
         let other = pool::connect(&path, false).unwrap();
         other.execute("UPDATE auth_requests SET attempts = 2 WHERE id = ?1", [request.id.as_bytes()]).unwrap();
@@ -210,7 +214,8 @@ mod tests {
     #[test]
     fn a_commit_of_another_connection_between_two_transactions_drops_what_is_kept() {
         let recent = Recent::default();
-        let (_dir, conn, path) = fresh(&recent);
+        let (_dir, raw, path) = fresh(&recent);
+        let conn = Writer::new(&raw);
         let (first, second) = (stored(&recent, &conn), stored(&recent, &conn));
         assert_eq!(writing(&conn, || recent.take(&conn, first.id)).unwrap(), Some(first));
         let other = pool::connect(&path, false).unwrap();
@@ -221,7 +226,8 @@ mod tests {
     #[test]
     fn forgetting_drops_what_is_kept() {
         let recent = Recent::default();
-        let (_dir, conn, _) = fresh(&recent);
+        let (_dir, raw, _) = fresh(&recent);
+        let conn = Writer::new(&raw);
         let request = stored(&recent, &conn);
         recent.forget_all();
         assert_eq!(writing(&conn, || recent.take(&conn, request.id)).unwrap(), None);

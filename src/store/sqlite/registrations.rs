@@ -2,9 +2,9 @@
 //! asked on the writer thread inside the write that stores the request.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, ToSql, params};
+use rusqlite::{OptionalExtension, ToSql, params};
 
-use super::pool::db_err;
+use super::pool::{Writer, db_err};
 use super::rows::{self, ms};
 use super::{insert_jobs, select_by_external_id};
 use crate::domain::budget::Budget;
@@ -16,26 +16,26 @@ use crate::store::limits::{
 use crate::store::{Inserted, NewJob, Registrations, StoreError};
 
 /// One request and its jobs on their way in.
-pub(super) struct Registering<'a> {
-    pub(super) conn: &'a Connection,
+pub(super) struct Registering<'a, 'c> {
+    pub(super) conn: &'a Writer<'c>,
     pub(super) request: &'a AuthRequest,
     pub(super) jobs: &'a [NewJob],
     pub(super) lease_ms: i64,
 }
 
-impl Registering<'_> {
+impl Registering<'_, '_> {
     /// The one value `sql` selects, if it selects a row.
-    fn one<T: rusqlite::types::FromSql>(&self, sql: &str, p: &[&dyn ToSql]) -> Result<Option<T>, StoreError> {
-        self.conn.prepare_cached(sql).and_then(|mut s| s.query_row(p, |row| row.get(0)).optional()).map_err(db_err)
+    fn one<T: rusqlite::types::FromSql>(&self, sql: &'static str, p: &[&dyn ToSql]) -> Result<Option<T>, StoreError> {
+        self.conn.with(sql, |s| s.query_row(p, |row| row.get(0)).optional()).map_err(db_err)
     }
 
     /// When the row `sql` selects was created.
-    fn created(&self, sql: &str, p: &[&dyn ToSql]) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn created(&self, sql: &'static str, p: &[&dyn ToSql]) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.one::<i64>(sql, p)?.map(rows::from_ms).transpose().map_err(db_err)
     }
 }
 
-impl Registrations for Registering<'_> {
+impl Registrations for Registering<'_, '_> {
     type Error = StoreError;
 
     async fn same_external_id(&mut self, external_id: &str) -> Result<Option<AuthRequest>, StoreError> {
@@ -73,7 +73,7 @@ impl Registrations for Registering<'_> {
 
     async fn count_call(&mut self, budget: Budget, bucket: i64) -> Result<(), StoreError> {
         let p = params![self.request.tenant_id.as_bytes(), budget.id(), bucket];
-        self.conn.prepare_cached(COUNT_CALL).and_then(|mut s| s.execute(p)).map_err(db_err)?;
+        self.conn.with(COUNT_CALL, |s| s.execute(p)).map_err(db_err)?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Row, params};
+
+use super::pool::Writer;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -75,16 +77,14 @@ pub fn request_from_row(row: &Row<'_>) -> rusqlite::Result<AuthRequest> {
 
 /// With `update_request` and the purge, the only statements that change
 /// `auth_requests` (the writer's `Recent` relies on it).
-pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite::Result<usize> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \
+pub fn insert_request(conn: &Writer<'_>, r: &AuthRequest) -> rusqlite::Result<usize> {
+    let sql = "INSERT INTO auth_requests (id, tenant_id, external_id, fingerprint, mode, phone_number, \
          code_hash, code_salt, code_length, user_id, locale, max_attempts, attempts, no_input_count, \
          callback_url, status, failure_reason, call_sid, call_status, created_at, updated_at, \
          expires_at, verified_at, terminal, inbound_number, key_id, delivery) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
-    )?;
-    stmt.execute(params![
+         ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+    let p = params![
         r.id.as_bytes(),
         r.tenant_id.as_bytes(),
         r.external_id,
@@ -112,14 +112,15 @@ pub fn insert_request(conn: &rusqlite::Connection, r: &AuthRequest) -> rusqlite:
         r.inbound_number.as_ref().map(PhoneNumber::as_str),
         r.key_id,
         r.delivery.to_stored(),
-    ])
+    ];
+    conn.with(sql, |stmt| stmt.execute(p))
 }
 
 /// Writes the fields a transition may change.
 /// Writes `r`'s changes since `before`. An update that leaves its call sid
 /// and its end alone assigns neither, and so leaves every index alone
 /// (migration 12): the other changing columns are in none.
-pub fn update_request(conn: &rusqlite::Connection, before: &AuthRequest, r: &AuthRequest) -> rusqlite::Result<usize> {
+pub fn update_request(conn: &Writer<'_>, before: &AuthRequest, r: &AuthRequest) -> rusqlite::Result<usize> {
     // Four texts, by what the update must assign besides the columns that
     // change on every write: `call_sid` and `terminal` only when they change
     // (an index names them), `delivery` only when it changed (its JSON is
@@ -140,7 +141,6 @@ pub fn update_request(conn: &rusqlite::Connection, before: &AuthRequest, r: &Aut
     ];
     let indexed = before.call_sid != r.call_sid || before.status.is_terminal() != r.status.is_terminal();
     let delivery_changed = before.delivery != r.delivery;
-    let mut stmt = conn.prepare_cached(TEXTS[usize::from(delivery_changed)][usize::from(indexed)])?;
     let terminal = r.status.is_terminal();
     let (reason, call) = (r.failure_reason.map(FailureReason::as_str), r.call_status.map(CallStatus::as_str));
     let delivery = if delivery_changed { r.delivery.to_stored() } else { None };
@@ -158,8 +158,10 @@ pub fn update_request(conn: &rusqlite::Connection, before: &AuthRequest, r: &Aut
         &r.call_sid,
         &terminal,
     ];
-    let bound = stmt.parameter_count();
-    stmt.execute(&all[..bound])
+    conn.with(TEXTS[usize::from(delivery_changed)][usize::from(indexed)], |stmt| {
+        let bound = stmt.parameter_count();
+        stmt.execute(&all[..bound])
+    })
 }
 
 pub fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<Tenant> {

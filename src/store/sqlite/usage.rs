@@ -2,41 +2,32 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Row, params};
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::pool::db_err;
+use super::pool::{Writer, db_err};
 use super::rows::ms;
 use crate::domain::usage::Used;
 use crate::store::usage::SUMS;
 use crate::store::{StoreError, UsageRow, UsageStore};
 
 /// Appends usage rows (in the caller's transaction).
-pub(super) fn insert_usage(c: &Connection, used: &[Used]) -> Result<(), StoreError> {
+pub(super) fn insert_usage(c: &Writer<'_>, used: &[Used]) -> Result<(), StoreError> {
     if used.is_empty() {
         return Ok(());
     }
-    let mut stmt = c
-        .prepare_cached(
-            "INSERT OR IGNORE INTO usage_events (tenant_id, request_id, at, kind, account, country, amount) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .map_err(db_err)?;
-    for u in used {
-        let amount = i64::try_from(u.amount).unwrap_or(i64::MAX);
-        stmt.execute(params![
-            u.tenant_id.as_bytes(),
-            u.request_id.as_bytes(),
-            ms(u.at),
-            u.kind.as_str(),
-            u.account,
-            u.country,
-            amount
-        ])
-        .map_err(db_err)?;
-    }
-    Ok(())
+    let sql = "INSERT OR IGNORE INTO usage_events (tenant_id, request_id, at, kind, account, country, amount) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    c.with(sql, |stmt| {
+        for u in used {
+            let amount = i64::try_from(u.amount).unwrap_or(i64::MAX);
+            let (tenant, request) = (u.tenant_id.as_bytes(), u.request_id.as_bytes());
+            stmt.execute(params![tenant, request, ms(u.at), u.kind.as_str(), u.account, u.country, amount])?;
+        }
+        Ok(())
+    })
+    .map_err(db_err)
 }
 
 /// A row of `SUMS` starting at column `at`.
