@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Row, params};
-
-use super::pool::Writer;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
+
+use super::pool::Writer;
 
 use crate::domain::delivery::Delivery;
 use crate::domain::phone::PhoneNumber;
@@ -116,10 +116,10 @@ pub fn insert_request(conn: &Writer<'_>, r: &AuthRequest) -> rusqlite::Result<us
     conn.with(sql, |stmt| stmt.execute(p))
 }
 
-/// Writes the fields a transition may change.
-/// Writes `r`'s changes since `before`. An update that leaves its call sid
-/// and its end alone assigns neither, and so leaves every index alone
-/// (migration 12): the other changing columns are in none.
+/// Writes `r`'s changes since `before`: the fields a transition may change.
+/// An update that leaves its call sid and its end alone assigns neither, and
+/// so leaves every index alone (migration 12): the other changing columns
+/// are in none.
 pub fn update_request(conn: &Writer<'_>, before: &AuthRequest, r: &AuthRequest) -> rusqlite::Result<usize> {
     // Four texts, by what the update must assign besides the columns that
     // change on every write: `call_sid` and `terminal` only when they change
