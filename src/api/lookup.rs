@@ -213,7 +213,7 @@ pub async fn timeline(
     };
     let mut shown = vec![registered];
     for e in entries {
-        let detail = crate::store::audit::data_from(e.detail.as_str())?;
+        let detail = crate::store::audit::json_from(e.detail.as_str(), "a timeline entry's detail")?;
         shown.push(TimelineEntry { at: stamp(e.at), kind: e.kind.into_owned(), detail });
     }
     let body = Timeline { request_id: r.id.to_string(), entries: shown };

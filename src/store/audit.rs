@@ -248,7 +248,22 @@ pub fn step_from(name: &str) -> Result<Step, StoreError> {
     Step::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown funnel step {name:?}")))
 }
 
-/// A stored JSON text.
-pub fn data_from(text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit data is not JSON: {e}")))
+/// A stored JSON text; `what` names it in the error (an event's audit data,
+/// a timeline entry's detail).
+pub fn json_from(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what} is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_that_is_not_json_is_named_in_the_error() {
+        assert_eq!(json_from(r#"{"a":1}"#, "audit data").unwrap(), serde_json::json!({"a": 1}));
+        let Err(StoreError::Corrupt(message)) = json_from("{", "a timeline entry's detail") else {
+            panic!("not JSON, yet read");
+        };
+        assert!(message.starts_with("a timeline entry's detail is not JSON: "), "{message}");
+    }
 }

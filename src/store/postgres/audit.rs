@@ -15,7 +15,7 @@ use super::retry::Fail;
 use crate::clock::to_millis;
 use crate::domain::audit::Record;
 use crate::domain::funnel::Reached;
-use crate::store::audit::{StepCount, data_from, hash_from, kind_from, seal_rows, step_from};
+use crate::store::audit::{StepCount, hash_from, json_from, kind_from, seal_rows, step_from};
 use crate::store::{AuditQuery, AuditStore, ChainHead, StoreError, StoredEvent};
 
 const EVENT_COLUMNS: &str = "id, kind, tenant_id, request_id, at, data, seq, hash";
@@ -116,7 +116,7 @@ fn event(row: &Row) -> Result<StoredEvent, Fail> {
             tenant_id: row.try_get(2)?,
             request_id: row.try_get(3)?,
             at: row.try_get(4)?,
-            data: data_from(&data)?,
+            data: json_from(&data, "audit data")?,
         },
         seq: seq.map(|s| s as u64),
         hash: hash.as_deref().map(hash_from).transpose()?,

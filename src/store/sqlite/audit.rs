@@ -12,7 +12,7 @@ use super::pool::{Writer, db_err};
 use super::rows::{from_ms, ms};
 use crate::domain::audit::Record;
 use crate::domain::funnel::Reached;
-use crate::store::audit::{StepCount, data_from, hash_from, kind_from, seal_rows, step_from};
+use crate::store::audit::{StepCount, hash_from, json_from, kind_from, seal_rows, step_from};
 use crate::store::{AuditQuery, AuditStore, ChainHead, StoreError, StoredEvent};
 
 const EVENT_COLUMNS: &str = "id, kind, tenant_id, request_id, at, data, seq, hash";
@@ -75,7 +75,7 @@ fn event(raw: RawEvent) -> Result<StoredEvent, StoreError> {
             tenant_id: uuid_of(tenant).map_err(db_err)?,
             request_id: uuid_of(request).map_err(db_err)?,
             at: from_ms(at).map_err(db_err)?,
-            data: data_from(&data)?,
+            data: json_from(&data, "audit data")?,
         },
         seq: seq.map(|s| s as u64),
         hash: hash.as_deref().map(hash_from).transpose()?,
