@@ -228,9 +228,9 @@ impl Service {
         self.store.pending_inbound(caller, called, servers, self.now(), 50).await
     }
 
-    /// The request a provider call is bound to.
-    pub async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
-        self.store.request_by_call_sid(call_sid).await
+    /// The inbound request a provider call is bound to.
+    pub async fn inbound_request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
+        self.store.inbound_request_by_call_sid(call_sid).await
     }
 
     /// Applies the event that `event_for` picks for the current state of

@@ -113,7 +113,9 @@ pub trait RequestStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuthRequest>, StoreError>;
-    async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
+    /// The newest inbound request whose call is `call_sid`. Outbound requests
+    /// are not found this way: their calls' webhooks carry the request id.
+    async fn inbound_request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError>;
     /// Reads request `id`, lets `decide` choose an update, writes it and its
     /// jobs, all atomically; nothing is written when `decide` chooses none.
     /// `None` if there is no such request. With `finishing`, that job is

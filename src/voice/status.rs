@@ -30,7 +30,7 @@ pub async fn status_by_sid(state: web::Data<AppState>, req: HttpRequest, Signed(
     let id = if sid.is_empty() {
         None
     } else {
-        match state.service.request_by_call_sid(sid).await {
+        match state.service.inbound_request_by_call_sid(sid).await {
             Ok(r) => r.map(|r| r.id),
             Err(e) => {
                 tracing::error!(error = %e, "status callback failed");

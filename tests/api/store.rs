@@ -57,19 +57,24 @@ fn job(kind: JobKind, request: Uuid) -> NewJob {
     NewJob::now(kind, request, String::new())
 }
 
+/// A decision that writes `next` alone: no job, no side rows.
+fn only(next: AuthRequest) -> Option<Update> {
+    Some(Update {
+        request: next,
+        jobs: Vec::new(),
+        audit: Vec::new(),
+        steps: Vec::new(),
+        usage: Vec::new(),
+        timeline: Vec::new(),
+    })
+}
+
 /// A decision that counts one more no-input, whatever the state.
 fn one_more_no_input() -> Decide {
     Arc::new(|r: &AuthRequest| {
         let mut next = r.clone();
         next.no_input_count = r.no_input_count.saturating_add(1);
-        Some(Update {
-            request: next,
-            jobs: Vec::new(),
-            audit: Vec::new(),
-            steps: Vec::new(),
-            usage: Vec::new(),
-            timeline: Vec::new(),
-        })
+        only(next)
     })
 }
 
@@ -193,6 +198,36 @@ async fn concurrent_updates_of_one_request_lose_nothing() {
         assert!(store.update_request(r.id, none.clone(), None).await.unwrap().unwrap().after.is_none());
         assert_eq!(store.counters().read().0, writes);
         assert!(store.update_request(Uuid::now_v7(), none, None).await.unwrap().is_none());
+    });
+}
+
+/// Only inbound requests are found by their call sid: the status callback set
+/// on an inbound number is the one webhook that names no request, and an
+/// outbound call's webhooks carry the request id (migrations: SQLite 14,
+/// PostgreSQL 13). An outbound request still keeps its call sid.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_inbound_requests_are_found_by_their_call_sid() {
+    on_every_backend!(|db| {
+        let store = db.store().await;
+        let t = tenant(&*store, "t").await;
+        let inbound = request(&t, "+819012345678", None, now_ms());
+        let mut outbound = request(&t, "+819012345679", None, now_ms());
+        outbound.mode = Mode::Outbound;
+        for (r, sid) in [(&inbound, "CA-inbound"), (&outbound, "CA-outbound")] {
+            store.insert_request(r.clone().into(), vec![], Limits::default()).await.unwrap();
+            let called: Decide = Arc::new(move |r: &AuthRequest| {
+                let mut next = r.clone();
+                next.call_sid = Some(sid.into());
+                only(next)
+            });
+            store.update_request(r.id, called, None).await.unwrap();
+        }
+        let found = store.inbound_request_by_call_sid("CA-inbound").await.unwrap();
+        assert_eq!(found.map(|r| r.id), Some(inbound.id));
+        assert!(store.inbound_request_by_call_sid("CA-outbound").await.unwrap().is_none());
+        assert!(store.inbound_request_by_call_sid("CA-unknown").await.unwrap().is_none());
+        let stored = store.request(outbound.id).await.unwrap().unwrap();
+        assert_eq!(stored.call_sid.as_deref(), Some("CA-outbound"));
     });
 }
 

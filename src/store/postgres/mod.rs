@@ -44,7 +44,7 @@ use retry::{Fail, db};
 use rows::RequestParams;
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("../../../migrations/postgres/0001_initial.sql"),
     include_str!("../../../migrations/postgres/0002_tenant_policy.sql"),
     include_str!("../../../migrations/postgres/0003_call_budgets.sql"),
@@ -57,6 +57,7 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("../../../migrations/postgres/0010_timeline.sql"),
     include_str!("../../../migrations/postgres/0011_quiet_updates.sql"),
     include_str!("../../../migrations/postgres/0012_audit_index_ascending.sql"),
+    include_str!("../../../migrations/postgres/0013_inbound_call_sid.sql"),
 ];
 
 /// PostgreSQL-backed store.
@@ -112,6 +113,7 @@ pub fn keyed_lookups() -> Vec<(&'static str, String, &'static str)> {
         ("a batch's stored ids", limited::STORED.into(), "id"),
         ("a batch's numbers' newest", limited::NEWEST.into(), "phone_number"),
         ("a tenant's nth newest outbound", numbered(crate::store::limits::OUTBOUND_NTH_NEWEST), "tenant_id"),
+        ("an inbound request by call sid", requests::BY_INBOUND_CALL_SID.into(), "inbound_call_sid"),
         ("a batch's changes", batch::WRITE_CHANGES.to_string(), "id"),
     ]
 }

@@ -27,6 +27,14 @@ use crate::store::{Applied, Decide, Inserted, Job, Lease, Limits, NewJob, PENDIN
 /// the lease). A conflict on any unique key skips that request (and its jobs,
 /// event and step). Answers, per request inserted, its id and each job it
 /// inserted already leased (one row with NULLs when there are none).
+/// The newest inbound request of a call (migration 13: only inbound
+/// requests are found by their call sid).
+pub(super) const BY_INBOUND_CALL_SID: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM auth_requests WHERE inbound_call_sid = $1 ORDER BY created_at DESC LIMIT 1"
+);
+
 const INSERT_REQUESTS: &str = concat!(
     "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], \
        $7::bytea[], $8::bytea[], $9::int2[], $10::text[], $11::text[], $12::int2[], $13::int2[], $14::int2[], \
@@ -304,14 +312,9 @@ impl RequestStore for PgStore {
         })
     }
 
-    async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            request_columns!(),
-            " FROM auth_requests WHERE call_sid = $1 ORDER BY created_at DESC LIMIT 1"
-        );
+    async fn inbound_request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
         retrying!(&self.db, "operation", |c, _tries| {
-            let stmt = c.prepare_cached(SQL).await?;
+            let stmt = c.prepare_cached(BY_INBOUND_CALL_SID).await?;
             Ok(c.query_opt(&stmt, &[&call_sid]).await?.as_ref().map(request_from_row).transpose()?)
         })
     }

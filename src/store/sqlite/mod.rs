@@ -31,7 +31,7 @@ use crate::store::{Job, Lease, NewJob, OpenOptions, Role, StoreError, WriteCount
 use pool::{Pool, Writer, db_err};
 
 /// Ordered migrations; the index + 1 is the schema version.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_leases_and_limits.sql"),
     include_str!("../../../migrations/sqlite/0003_tenant_policy.sql"),
@@ -45,6 +45,7 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("../../../migrations/sqlite/0011_timeline.sql"),
     include_str!("../../../migrations/sqlite/0012_quiet_updates.sql"),
     include_str!("../../../migrations/sqlite/0013_audit_index_ascending.sql"),
+    include_str!("../../../migrations/sqlite/0014_inbound_call_sid.sql"),
 ];
 
 /// SQLite-backed store.

@@ -125,7 +125,7 @@ mod tests {
             "{by_external_id}"
         );
         let by_call = plan(super::super::requests::BY_CALL_SID);
-        assert!(by_call.contains("auth_requests_call_sid (call_sid=?)"), "{by_call}");
+        assert!(by_call.contains("auth_requests_inbound_call_sid (inbound_call_sid=?)"), "{by_call}");
         let inbound = plan(crate::store::requests::PENDING_INBOUND);
         assert!(inbound.contains("auth_requests_inbound_open (phone_number=?"), "{inbound}");
     }

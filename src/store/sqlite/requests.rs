@@ -18,9 +18,13 @@ use crate::store::{
     Applied, Decide, Inserted, Lease, Limits, NewJob, PENDING_INBOUND, RequestStore, StoreError, register,
 };
 
-/// The newest request of a call.
-pub(super) const BY_CALL_SID: &str =
-    concat!("SELECT ", request_columns!(), " FROM auth_requests WHERE call_sid = ?1 ORDER BY created_at DESC LIMIT 1");
+/// The newest inbound request of a call (migration 14: only inbound
+/// requests are found by their call sid).
+pub(super) const BY_CALL_SID: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM auth_requests WHERE inbound_call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
+);
 
 #[async_trait]
 impl RequestStore for SqliteStore {
@@ -78,7 +82,7 @@ impl RequestStore for SqliteStore {
             .await
     }
 
-    async fn request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
+    async fn inbound_request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
         self.pool.read_here(|c| {
             let mut stmt = c.prepare_cached(BY_CALL_SID).map_err(db_err)?;
             stmt.query_row([call_sid], rows::request_from_row).optional().map_err(db_err)
