@@ -9,12 +9,20 @@
 #
 #   bash scripts/count-instructions.sh [target/release/ivr-auth]
 #   N1=100 N2=600 CONCURRENCY=4 bash scripts/count-instructions.sh
+#   GENERATOR=target/release/ivr-auth bash scripts/count-instructions.sh /tmp/old/ivr-auth
+#
+# GENERATOR is the build whose bench drives the server (the counted binary's
+# own by default): give two builds the same one to compare the servers
+# alone, as the generator's requests cost the server too. An old build's
+# server reads `voice_prompts/` from the working directory: run the script
+# from that build's checkout.
 #
 # Prints the instructions per lifecycle, then the functions with the most
 # inclusive cost in the N2 run (callgrind_annotate). Needs Debian's valgrind.
 set -euo pipefail
 
 bin="$(realpath "${1:-target/release/ivr-auth}")"
+generator="$(realpath "${GENERATOR:-$bin}")"
 n1="${N1:-100}"
 n2="${N2:-600}"
 concurrency="${CONCURRENCY:-4}"
@@ -36,7 +44,7 @@ chmod +x "$out/server"
 total() { grep -m1 '^summary:\|^totals:' "$1" | awk '{print $2}'; }
 
 for n in "$n1" "$n2"; do
-  IVR_AUTH_CALLGRIND_OUT="$out/callgrind.$n" "$bin" bench run --lifecycles "$n" --concurrency "$concurrency" \
+  IVR_AUTH_CALLGRIND_OUT="$out/callgrind.$n" "$generator" bench run --lifecycles "$n" --concurrency "$concurrency" \
     --healthz-seconds 0 --server-bin "$out/server" --fail-on-error >"$out/bench.$n.txt"
   export IVR_AUTH_CALLGRIND_OUT
 done
