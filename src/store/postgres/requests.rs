@@ -21,12 +21,6 @@ use crate::domain::request::AuthRequest;
 use crate::domain::status::{CallStatus, FailureReason};
 use crate::store::{Applied, Decide, Inserted, Job, Lease, Limits, NewJob, PENDING_INBOUND, RequestStore, StoreError};
 
-/// Every registration of a batch in one statement, as column arrays (`$1`–`$26`
-/// in `request_columns!()` order, then `terminal` and the `request.registered`
-/// audit data), and their jobs (`$29`–`$34`, each naming its request; `$35`
-/// the lease). A conflict on any unique key skips that request (and its jobs,
-/// event and step). Answers, per request inserted, its id and each job it
-/// inserted already leased (one row with NULLs when there are none).
 /// The newest inbound request of a call (migration 13: only inbound
 /// requests are found by their call sid).
 pub(super) const BY_INBOUND_CALL_SID: &str = concat!(
@@ -35,6 +29,12 @@ pub(super) const BY_INBOUND_CALL_SID: &str = concat!(
     " FROM auth_requests WHERE inbound_call_sid = $1 ORDER BY created_at DESC LIMIT 1"
 );
 
+/// Every registration of a batch in one statement, as column arrays (`$1`–`$26`
+/// in `request_columns!()` order, then `terminal` and the `request.registered`
+/// audit data), and their jobs (`$29`–`$34`, each naming its request; `$35`
+/// the lease). A conflict on any unique key skips that request (and its jobs,
+/// event and step). Answers, per request inserted, its id and each job it
+/// inserted already leased (one row with NULLs when there are none).
 const INSERT_REQUESTS: &str = concat!(
     "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::text[], \
        $7::bytea[], $8::bytea[], $9::int2[], $10::text[], $11::text[], $12::int2[], $13::int2[], $14::int2[], \

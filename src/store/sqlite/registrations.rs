@@ -124,7 +124,7 @@ mod tests {
             by_external_id.contains("auth_requests_external_id (tenant_id=? AND external_id=?)"),
             "{by_external_id}"
         );
-        let by_call = plan(super::super::requests::BY_CALL_SID);
+        let by_call = plan(super::super::requests::BY_INBOUND_CALL_SID);
         assert!(by_call.contains("auth_requests_inbound_call_sid (inbound_call_sid=?)"), "{by_call}");
         let inbound = plan(crate::store::requests::PENDING_INBOUND);
         assert!(inbound.contains("auth_requests_inbound_open (phone_number=?"), "{inbound}");

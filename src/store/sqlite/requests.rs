@@ -20,7 +20,7 @@ use crate::store::{
 
 /// The newest inbound request of a call (migration 14: only inbound
 /// requests are found by their call sid).
-pub(super) const BY_CALL_SID: &str = concat!(
+pub(super) const BY_INBOUND_CALL_SID: &str = concat!(
     "SELECT ",
     request_columns!(),
     " FROM auth_requests WHERE inbound_call_sid = ?1 ORDER BY created_at DESC LIMIT 1"
@@ -84,7 +84,7 @@ impl RequestStore for SqliteStore {
 
     async fn inbound_request_by_call_sid(&self, call_sid: &str) -> Result<Option<AuthRequest>, StoreError> {
         self.pool.read_here(|c| {
-            let mut stmt = c.prepare_cached(BY_CALL_SID).map_err(db_err)?;
+            let mut stmt = c.prepare_cached(BY_INBOUND_CALL_SID).map_err(db_err)?;
             stmt.query_row([call_sid], rows::request_from_row).optional().map_err(db_err)
         })
     }

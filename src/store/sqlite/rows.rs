@@ -123,9 +123,11 @@ pub fn insert_request(conn: &Writer<'_>, r: &AuthRequest) -> rusqlite::Result<us
 pub fn update_request(conn: &Writer<'_>, before: &AuthRequest, r: &AuthRequest) -> rusqlite::Result<usize> {
     // Four texts, by what the update must assign besides the columns that
     // change on every write: `call_sid` and `terminal` only when they change
-    // (an index names them), `delivery` only when it changed (its JSON is
-    // the one column worth the comparison). The numbers of the parameters
-    // are the same in all four; one left out is bound and not read.
+    // (an index names them; `call_sid` through the generated
+    // `inbound_call_sid`, migration 14), `delivery` only when it changed
+    // (its JSON is the one column worth the comparison). The numbers of the
+    // parameters are the same in all four; one left out is bound and not
+    // read.
     macro_rules! set {
         ($rest:literal) => {
             concat!(
