@@ -99,7 +99,15 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if matches!(args.command, Command::Bench { command: bench::BenchCommand::Run(_) }) {
+        // The load generator shares the cores with the server it measures and
+        // needs about a quarter of one: a second worker thread only wakes up
+        // to take a task from the first, and costs it 10 % more CPU per
+        // lifecycle (BENCHMARKS.md, issue 18's thirteenth sitting).
+        runtime.worker_threads(1);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             complain(&format!("cannot start the async runtime: {e}"));
