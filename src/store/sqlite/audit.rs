@@ -25,8 +25,8 @@ pub(super) fn insert_records(c: &Writer<'_>, records: &[Record]) -> Result<(), S
     let sql = "INSERT INTO audit_events (chain, kind, tenant_id, request_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     c.with(sql, |stmt| {
         for r in records {
-            let tenant = r.tenant_id.map(|t| t.as_bytes().to_vec());
-            let request = r.request_id.map(|t| t.as_bytes().to_vec());
+            let tenant = r.tenant_id.as_ref().map(|t| t.as_bytes().as_slice());
+            let request = r.request_id.as_ref().map(|t| t.as_bytes().as_slice());
             stmt.execute(params![r.chain(), r.kind.as_str(), tenant, request, ms(r.at), r.data.to_string()])?;
         }
         Ok(())
